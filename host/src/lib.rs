@@ -1,0 +1,18 @@
+//! # switchyard-host
+//!
+//! The embeddable host of Switchyard: it routes work items (calls, chats, e-mails,
+//! back-office cases) to agents, and lets each department supply its own
+//! prioritisation, escalation and matching rules as sandboxed WebAssembly
+//! components that ops can swap without a restart.
+//!
+//! ## Layout
+//! The modules read like the flow of a decision:
+//! - [`rules`]: the [`RuleSet`](rules::RuleSet) seam between the router and whatever
+//!   decides, and the built-in default rules.
+//! - [`error`]: the crate's error type.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod rules;
+
+pub use error::{Error, Result};

@@ -1,0 +1,45 @@
+//! # switchyard-sdk
+//!
+//! Write a department's routing rules for Switchyard in plain Rust and ship them as
+//! a sandboxed WebAssembly component. You implement [`Rules`] for a type — only the
+//! hooks you need — and put `#[switchyard_sdk::rules]` on the `impl`; the SDK does
+//! the rest (bindings, ABI, batching). The same rules run natively under
+//! `cargo test` through [`testing`], and the same fixture files check the built
+//! component in the host.
+//!
+//! ## Layout
+//! - [`types`]: ids, channels, tiers, and the decisions rules return.
+//! - [`batch`]: the wire shapes (struct-of-arrays batches, candidate tables) and the
+//!   [`Item`] / [`Candidate`] views a rule reads.
+//! - [`names`]: interned name tables for skills, queues and attribute keys.
+//! - [`context`]: what a rule may ask its host (names, config, time, log).
+//! - [`rules`]: the [`Rules`] trait and the batch drivers.
+//! - [`testing`] and [`fixtures`]: the native test harness and fixture files.
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod context;
+pub mod fixtures;
+pub mod names;
+pub mod rules;
+pub mod testing;
+pub mod types;
+#[doc(hidden)]
+pub mod wasm;
+
+pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem};
+pub use context::{Context, LogRecord, TestHost};
+pub use names::{Catalog, NameTable};
+pub use rules::Rules;
+pub use switchyard_sdk_macros::rules;
+pub use types::*;
+
+/// Version of the WIT contract this SDK builds against.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// What the export macro's generated code refers to. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::wasm::{bindings, export_escalate, export_match, export_prioritise};
+    pub use wit_bindgen;
+}

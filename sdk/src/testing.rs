@@ -1,0 +1,1 @@
+//! Native test harness (placeholder).
