@@ -1,7 +1,213 @@
-//! Placeholder: passes the impl through (the real export glue comes next).
+//! The export macro of `switchyard-sdk`: `#[switchyard_sdk::rules]` on an
+//! `impl Rules for T { .. }` block.
+//!
+//! The macro re-emits the impl unchanged (so native `cargo test` sees plain Rust)
+//! and, only when compiling for `wasm32`, adds the component glue for exactly the
+//! hooks written in the block: a hidden module that runs `wit_bindgen::generate!`
+//! on a world exporting those hook interfaces (reusing the SDK's bindings for the
+//! shared types and host imports), an exporter type that forwards each hook to the
+//! SDK's batch drivers, and the generated `export!`. Plugin authors never see
+//! wit-bindgen; mistakes in the impl are compile errors pointing at their code.
+//!
+//! Plugin authors use this through the re-export `switchyard_sdk::rules`; see the
+//! SDK's documentation for examples.
+#![deny(missing_docs)]
+
 use proc_macro::TokenStream;
-/// Export the hooks of a `Rules` impl.
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{format_ident, quote};
+use syn::spanned::Spanned;
+use syn::{ImplItem, ItemImpl};
+
+/// The contract's WIT directory (`sdk/wit` is a symlink to the workspace's `wit/`).
+const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
+
+/// The WIT package (name and version) the glue exports against.
+const PACKAGE: &str = "switchyard:routing";
+const VERSION: &str = "0.1.0";
+
+/// One rule hook: the `Rules` method, the WIT interface exporting it, and the SDK
+/// glue function that runs it.
+struct Hook {
+    method: &'static str,
+    interface: &'static str,
+}
+
+const HOOKS: [Hook; 3] = [
+    Hook { method: "prioritise", interface: "prioritiser" },
+    Hook { method: "escalate", interface: "escalator" },
+    Hook { method: "match_agents", interface: "matcher" },
+];
+
+/// Export the hooks of a `Rules` impl from a WebAssembly component.
+///
+/// Put it on `impl Rules for YourType { .. }`, where `YourType: Default` (one
+/// value is built per plugin instance). Only the hooks written in the block
+/// (`prioritise`, `escalate`, `match_agents`) are exported; the host uses its
+/// built-in rule for the others. On non-wasm targets the impl is left as is, so
+/// the rules can be unit-tested natively.
+///
+/// Compile errors:
+/// - the item is not an `impl Rules for T` block;
+/// - the block contains an item that is not one of the three hooks;
+/// - the block contains no hook at all.
 #[proc_macro_attribute]
-pub fn rules(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn rules(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = TokenStream2::from(attr);
+    let item = TokenStream2::from(item);
+    match expand(attr, item) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new_spanned(attr, "`#[switchyard_sdk::rules]` takes no arguments"));
+    }
+    let block: ItemImpl = syn::parse2(item.clone()).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "`#[switchyard_sdk::rules]` goes on an `impl Rules for YourType { .. }` block",
+        )
+    })?;
+    let hooks = hooks_of(&block)?;
+
+    // `impl Rules for T` names `T` at the impl's scope; give it a fixed name there
+    // so the hidden module can refer to it as `super::__SwitchyardRules` whatever
+    // path the author wrote.
+    let self_ty = &block.self_ty;
+    let glue = glue(&hooks);
+    Ok(quote! {
+        #block
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __SwitchyardRules = #self_ty;
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(missing_docs, unsafe_code, clippy::all)]
+        mod __switchyard_export {
+            #glue
+        }
+    })
+}
+
+/// Check the impl and return the hooks it writes, in contract order.
+fn hooks_of(block: &ItemImpl) -> syn::Result<Vec<&'static Hook>> {
+    let Some((bang, trait_path, _)) = &block.trait_ else {
+        return Err(syn::Error::new_spanned(
+            &block.self_ty,
+            "`#[switchyard_sdk::rules]` goes on `impl Rules for YourType`, not an inherent impl",
+        ));
+    };
+    if let Some(bang) = bang {
+        return Err(syn::Error::new_spanned(bang, "`#[switchyard_sdk::rules]` cannot export a negative impl"));
+    }
+    let is_rules = trait_path.segments.last().is_some_and(|s| s.ident == "Rules" && s.arguments.is_empty());
+    if !is_rules {
+        return Err(syn::Error::new_spanned(
+            trait_path,
+            "`#[switchyard_sdk::rules]` goes on `impl Rules for YourType` (the trait `switchyard_sdk::Rules`)",
+        ));
+    }
+    if !block.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &block.generics,
+            "an exported `Rules` impl cannot be generic: the component needs one concrete type",
+        ));
+    }
+
+    let mut found = Vec::new();
+    for item in &block.items {
+        let ImplItem::Fn(method) = item else {
+            return Err(syn::Error::new_spanned(
+                item,
+                "only the hooks `prioritise`, `escalate` and `match_agents` belong in a `Rules` impl",
+            ));
+        };
+        let name = method.sig.ident.to_string();
+        let Some(hook) = HOOKS.iter().find(|h| h.method == name) else {
+            return Err(syn::Error::new_spanned(
+                &method.sig.ident,
+                format!("`{name}` is not a rule hook; the hooks are `prioritise`, `escalate` and `match_agents`"),
+            ));
+        };
+        found.push(hook);
+    }
+    if found.is_empty() {
+        return Err(syn::Error::new(
+            block.impl_token.span().join(block.self_ty.span()).unwrap_or_else(|| block.impl_token.span()),
+            "this `Rules` impl writes no hook, so the plugin would export nothing; \
+             write at least one of `prioritise`, `escalate`, `match_agents`",
+        ));
+    }
+    found.sort_by_key(|h| HOOKS.iter().position(|x| x.method == h.method));
+    Ok(found)
+}
+
+/// The contents of the hidden export module for `hooks`.
+fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
+    let wit_dir = std::fs::canonicalize(WIT_DIR)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| WIT_DIR.to_owned());
+    let mut world = format!("package switchyard:plugin;\nworld plugin {{\n    include {PACKAGE}/rules-base@{VERSION};\n");
+    for hook in hooks {
+        world.push_str(&format!("    export {PACKAGE}/{}@{VERSION};\n", hook.interface));
+    }
+    world.push_str("}\n");
+    let types_key = format!("{PACKAGE}/types@{VERSION}");
+    let host_key = format!("{PACKAGE}/host@{VERSION}");
+
+    let impls = hooks.iter().map(|hook| {
+        let iface = format_ident!("{}", hook.interface);
+        match hook.method {
+            "prioritise" => quote! {
+                impl exports::switchyard::routing::#iface::Guest for Exporter {
+                    fn prioritise(items: wit::ItemBatch) -> ::std::vec::Vec<wit::Priority> {
+                        RULES.with(|rules| ::switchyard_sdk::__private::export_prioritise(rules, items))
+                    }
+                }
+            },
+            "escalate" => quote! {
+                impl exports::switchyard::routing::#iface::Guest for Exporter {
+                    fn escalate(items: wit::ItemBatch) -> ::std::vec::Vec<wit::Escalation> {
+                        RULES.with(|rules| ::switchyard_sdk::__private::export_escalate(rules, items))
+                    }
+                }
+            },
+            _ => quote! {
+                impl exports::switchyard::routing::#iface::Guest for Exporter {
+                    fn match_agents(item: wit::ItemBatch, candidates: wit::CandidateTable) -> wit::MatchResult {
+                        RULES.with(|rules| ::switchyard_sdk::__private::export_match(rules, item, candidates))
+                    }
+                }
+            },
+        }
+    });
+    quote! {
+        ::switchyard_sdk::__private::wit_bindgen::generate!({
+            inline: #world,
+            path: #wit_dir,
+            with: {
+                #types_key: ::switchyard_sdk::__private::bindings::switchyard::routing::types,
+                #host_key: ::switchyard_sdk::__private::bindings::switchyard::routing::host,
+            },
+            runtime_path: "::switchyard_sdk::__private::wit_bindgen::rt",
+        });
+
+        use ::switchyard_sdk::__private::bindings::switchyard::routing::types as wit;
+
+        ::std::thread_local! {
+            /// The author's rules, built once per instance.
+            static RULES: super::__SwitchyardRules = <super::__SwitchyardRules as ::core::default::Default>::default();
+        }
+
+        struct Exporter;
+
+        #(#impls)*
+
+        export!(Exporter);
+    }
 }
