@@ -10,9 +10,18 @@
 //! - [`rules`]: the [`RuleSet`](rules::RuleSet) seam between the router and whatever
 //!   decides, and the built-in default rules.
 //! - [`error`]: the crate's error type.
+//! - [`clock`]: time passed in (system clock for `serve`, virtual clock for `simulate`).
+//! - [`router`]: queues, agents, blending, offers, escalation, abandonment, cases,
+//!   the exception queue and explanations.
+//! - [`metrics`]: contact-centre statistics (service level, ASA, AHT, occupancy, FCR).
+//! - [`sim`]: scenarios, distributions and the discrete-event simulator.
 #![deny(missing_docs)]
 
 pub mod error;
 pub mod rules;
+pub mod clock;
+pub mod router;
+pub mod metrics;
+pub mod sim;
 
 pub use error::{Error, Result};

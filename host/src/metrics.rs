@@ -1,0 +1,455 @@
+//! Contact-centre statistics, fed by the router's [`Event`]s: per queue (and so
+//! per department) cumulative and per interval — offered, answered, abandoned
+//! (short abandons apart), service level, ASA, AHT, longest wait, FCR,
+//! back-office completed-before-due share — plus occupancy per agent, and the
+//! end-to-end time of cases across departments.
+//!
+//! Definitions (also written into every report):
+//! - an item is *offered* to a queue when it reaches an outcome there: answered
+//!   or abandoned; items still waiting at the end are reported apart;
+//! - **service level** = answered within the queue's threshold t ÷ (offered −
+//!   short abandons); abandons after the short-abandon threshold count as missed;
+//! - **ASA** = mean wait of answered items; **AHT** = mean handle time (answer to
+//!   end of after-work, pauses excluded) of completed items;
+//! - **occupancy** = busy time ÷ (busy + idle available time); away and logged
+//!   out time are left out;
+//! - **FCR** = (items completed as resolved − repeat contacts within the window
+//!   that followed them) ÷ items completed;
+//! - items are bucketed into intervals by creation time; only items created at
+//!   or after `measure_from_ms` (the warm-up's end) count.
+
+use serde::Serialize;
+
+use crate::router::{Activity, AgentId, Event, QueueSpec};
+
+/// What the statistics count and how they bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// Ignore items created, and agent time spent, before this time (warm-up).
+    pub measure_from_ms: u64,
+    /// Interval length for interval statistics (e.g. 15 or 30 minutes).
+    pub interval_ms: u64,
+    /// Width of one bin of the wait-time histogram.
+    pub wait_bin_ms: u64,
+    /// Number of bins (the last one also holds longer waits).
+    pub wait_bins: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { measure_from_ms: 0, interval_ms: 30 * 60_000, wait_bin_ms: 5_000, wait_bins: 120 }
+    }
+}
+
+/// Counters of one queue over some span of time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueCounters {
+    /// Answered + abandoned.
+    pub offered: u64,
+    /// Answered (offer accepted).
+    pub answered: u64,
+    /// Answered within the service-level threshold.
+    pub answered_within_sl: u64,
+    /// Abandoned (withdrawn before answer), short abandons included.
+    pub abandoned: u64,
+    /// Abandoned before the short-abandon threshold.
+    pub short_abandoned: u64,
+    /// Sum of waits of answered items, ms.
+    pub answered_wait_ms: u64,
+    /// Longest wait (answered or abandoned), ms.
+    pub longest_wait_ms: u64,
+    /// Completed (handled to the end).
+    pub completed: u64,
+    /// Sum of handle times of completed items, ms.
+    pub handle_ms: u64,
+    /// Completed as resolved.
+    pub resolved: u64,
+    /// Repeat contacts that followed an item of this queue within the window.
+    pub repeats: u64,
+    /// Completed items that had a due time.
+    pub with_due: u64,
+    /// Of those, completed by their due time.
+    pub before_due: u64,
+}
+
+impl QueueCounters {
+    /// Add `other` into `self`.
+    pub fn add(&mut self, other: &QueueCounters) {
+        self.offered += other.offered;
+        self.answered += other.answered;
+        self.answered_within_sl += other.answered_within_sl;
+        self.abandoned += other.abandoned;
+        self.short_abandoned += other.short_abandoned;
+        self.answered_wait_ms += other.answered_wait_ms;
+        self.longest_wait_ms = self.longest_wait_ms.max(other.longest_wait_ms);
+        self.completed += other.completed;
+        self.handle_ms += other.handle_ms;
+        self.resolved += other.resolved;
+        self.repeats += other.repeats;
+        self.with_due += other.with_due;
+        self.before_due += other.before_due;
+    }
+
+    /// Answered within t ÷ (offered − short abandons); `None` with nothing offered.
+    pub fn service_level(&self) -> Option<f64> {
+        let base = self.offered.saturating_sub(self.short_abandoned);
+        (base > 0).then(|| self.answered_within_sl as f64 / base as f64)
+    }
+
+    /// Average speed of answer, seconds.
+    pub fn asa_s(&self) -> Option<f64> {
+        (self.answered > 0).then(|| self.answered_wait_ms as f64 / self.answered as f64 / 1000.0)
+    }
+
+    /// Average handle time, seconds.
+    pub fn aht_s(&self) -> Option<f64> {
+        (self.completed > 0).then(|| self.handle_ms as f64 / self.completed as f64 / 1000.0)
+    }
+
+    /// First-contact resolution share.
+    pub fn fcr(&self) -> Option<f64> {
+        (self.completed > 0).then(|| self.resolved.saturating_sub(self.repeats) as f64 / self.completed as f64)
+    }
+
+    /// Share of due-dated items completed by their due time.
+    pub fn before_due_share(&self) -> Option<f64> {
+        (self.with_due > 0).then(|| self.before_due as f64 / self.with_due as f64)
+    }
+}
+
+/// Time an agent spent in each activity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct AgentTimes {
+    /// Handling or wrapping up, ms.
+    pub busy_ms: u64,
+    /// Available with nothing in hand, ms.
+    pub idle_ms: u64,
+    /// Away, ms.
+    pub away_ms: u64,
+}
+
+impl AgentTimes {
+    /// Add `other` into `self`.
+    pub fn add(&mut self, other: &AgentTimes) {
+        self.busy_ms += other.busy_ms;
+        self.idle_ms += other.idle_ms;
+        self.away_ms += other.away_ms;
+    }
+
+    /// Busy ÷ (busy + idle).
+    pub fn occupancy(&self) -> Option<f64> {
+        let base = self.busy_ms + self.idle_ms;
+        (base > 0).then(|| self.busy_ms as f64 / base as f64)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct QueueMeta {
+    name: String,
+    department: String,
+    service_level_ms: u64,
+    short_abandon_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+struct AgentTrack {
+    group: String,
+    activity: Activity,
+    since_ms: u64,
+    total: AgentTimes,
+    intervals: Vec<AgentTimes>,
+}
+
+/// End-to-end case figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CaseFigures {
+    /// Cases closed (opened after the warm-up).
+    pub closed: u64,
+    /// Of those, cases that crossed more than one department.
+    pub cross_department: u64,
+    /// End-to-end durations (open to close), ms, in closing order.
+    pub durations_ms: Vec<u64>,
+    /// Cross-department durations only, ms.
+    pub cross_department_durations_ms: Vec<u64>,
+    /// Hand-offs between departments.
+    pub handoffs: u64,
+}
+
+/// The statistics. Feed it every router event with [`Metrics::observe`] (the
+/// [`Router`](crate::router::Router) does).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    config: MetricsConfig,
+    queues: Vec<QueueMeta>,
+    totals: Vec<QueueCounters>,
+    intervals: Vec<Vec<QueueCounters>>,
+    wait_histograms: Vec<Vec<u64>>,
+    agents: Vec<AgentTrack>,
+    cases: CaseFigures,
+    exceptions: u64,
+    alerts: u64,
+    escalations: u64,
+}
+
+impl Metrics {
+    /// Empty statistics.
+    pub fn new(config: MetricsConfig) -> Self {
+        Metrics {
+            config,
+            queues: Vec::new(),
+            totals: Vec::new(),
+            intervals: Vec::new(),
+            wait_histograms: Vec::new(),
+            agents: Vec::new(),
+            cases: CaseFigures::default(),
+            exceptions: 0,
+            alerts: 0,
+            escalations: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MetricsConfig {
+        &self.config
+    }
+
+    /// Register a queue (index order = the router's queue order).
+    pub fn add_queue(&mut self, spec: &QueueSpec, department: &str) {
+        self.queues.push(QueueMeta {
+            name: spec.name.clone(),
+            department: department.to_owned(),
+            service_level_ms: spec.service_level_ms,
+            short_abandon_ms: spec.short_abandon_ms,
+        });
+        self.totals.push(QueueCounters::default());
+        self.intervals.push(Vec::new());
+        self.wait_histograms.push(vec![0; self.config.wait_bins.max(1)]);
+    }
+
+    /// Register an agent (id order), logged out at `now_ms`.
+    pub fn add_agent(&mut self, _agent: AgentId, group: &str, now_ms: u64) {
+        self.agents.push(AgentTrack {
+            group: group.to_owned(),
+            activity: Activity::Offline,
+            since_ms: now_ms,
+            total: AgentTimes::default(),
+            intervals: Vec::new(),
+        });
+    }
+
+    fn measured(&self, created_ms: u64) -> bool {
+        created_ms >= self.config.measure_from_ms
+    }
+
+    fn interval_of(&self, ms: u64) -> usize {
+        (ms / self.config.interval_ms.max(1)) as usize
+    }
+
+    fn bucket(&mut self, queue: usize, created_ms: u64) -> Option<(&mut QueueCounters, &mut QueueCounters)> {
+        if queue >= self.totals.len() || !self.measured(created_ms) {
+            return None;
+        }
+        let interval = self.interval_of(created_ms);
+        let intervals = &mut self.intervals[queue];
+        if intervals.len() <= interval {
+            intervals.resize(interval + 1, QueueCounters::default());
+        }
+        Some((&mut self.totals[queue], &mut intervals[interval]))
+    }
+
+    /// Count one event.
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Accepted { at_ms, queue, created_ms, first: true, .. } => {
+                let wait = at_ms.saturating_sub(*created_ms);
+                let Some(meta) = self.queues.get(*queue) else { return };
+                let within = wait <= meta.service_level_ms;
+                let (bin_ms, bins) = (self.config.wait_bin_ms.max(1), self.config.wait_bins.max(1));
+                if self.measured(*created_ms) {
+                    let bin = ((wait / bin_ms) as usize).min(bins - 1);
+                    self.wait_histograms[*queue][bin] += 1;
+                }
+                if let Some((total, interval)) = self.bucket(*queue, *created_ms) {
+                    for c in [total, interval] {
+                        c.offered += 1;
+                        c.answered += 1;
+                        c.answered_within_sl += within as u64;
+                        c.answered_wait_ms += wait;
+                        c.longest_wait_ms = c.longest_wait_ms.max(wait);
+                    }
+                }
+            }
+            Event::Abandoned { at_ms, queue, created_ms, .. } => {
+                let wait = at_ms.saturating_sub(*created_ms);
+                let Some(meta) = self.queues.get(*queue) else { return };
+                let short = wait < meta.short_abandon_ms;
+                if let Some((total, interval)) = self.bucket(*queue, *created_ms) {
+                    for c in [total, interval] {
+                        c.offered += 1;
+                        c.abandoned += 1;
+                        c.short_abandoned += short as u64;
+                        c.longest_wait_ms = c.longest_wait_ms.max(wait);
+                    }
+                }
+            }
+            Event::Completed { at_ms, queue, created_ms, handle_ms, due_ms, resolved, .. } => {
+                if let Some((total, interval)) = self.bucket(*queue, *created_ms) {
+                    for c in [total, interval] {
+                        c.completed += 1;
+                        c.handle_ms += handle_ms;
+                        c.resolved += *resolved as u64;
+                        if let Some(due) = due_ms {
+                            c.with_due += 1;
+                            c.before_due += (at_ms <= due) as u64;
+                        }
+                    }
+                }
+            }
+            Event::Repeat { at_ms, previous_queue, .. } => {
+                if let Some((total, interval)) = self.bucket(*previous_queue, *at_ms) {
+                    total.repeats += 1;
+                    interval.repeats += 1;
+                }
+            }
+            Event::CaseClosed { at_ms, opened_ms, departments, .. } => {
+                if self.measured(*opened_ms) {
+                    let duration = at_ms.saturating_sub(*opened_ms);
+                    self.cases.closed += 1;
+                    self.cases.durations_ms.push(duration);
+                    if departments.len() > 1 {
+                        self.cases.cross_department += 1;
+                        self.cases.cross_department_durations_ms.push(duration);
+                    }
+                }
+            }
+            Event::HandedOff { at_ms, .. } if self.measured(*at_ms) => self.cases.handoffs += 1,
+            Event::Exception { .. } => self.exceptions += 1,
+            Event::Alert(_) => self.alerts += 1,
+            Event::Escalated { .. } => self.escalations += 1,
+            Event::Activity { at_ms, agent, activity } => {
+                let index = agent.0.saturating_sub(1) as usize;
+                self.account(index, *at_ms);
+                if let Some(track) = self.agents.get_mut(index) {
+                    track.activity = *activity;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Add agent `index`'s time from its last change up to `now_ms` to its
+    /// current activity, split at interval boundaries, warm-up left out.
+    fn account(&mut self, index: usize, now_ms: u64) {
+        let interval_ms = self.config.interval_ms.max(1);
+        let from_limit = self.config.measure_from_ms;
+        let Some(track) = self.agents.get_mut(index) else { return };
+        let mut from = track.since_ms.max(from_limit);
+        track.since_ms = now_ms;
+        while from < now_ms {
+            let interval = (from / interval_ms) as usize;
+            let end = ((interval as u64 + 1) * interval_ms).min(now_ms);
+            let span = end - from;
+            if track.intervals.len() <= interval {
+                track.intervals.resize(interval + 1, AgentTimes::default());
+            }
+            for times in [&mut track.total, &mut track.intervals[interval]] {
+                match track.activity {
+                    Activity::Busy => times.busy_ms += span,
+                    Activity::Idle => times.idle_ms += span,
+                    Activity::Away => times.away_ms += span,
+                    Activity::Offline => {}
+                }
+            }
+            from = end;
+        }
+    }
+
+    /// Account every agent's time up to `now_ms` (call before reading agent times
+    /// at the end of a run).
+    pub fn flush(&mut self, now_ms: u64) {
+        for index in 0..self.agents.len() {
+            self.account(index, now_ms);
+        }
+    }
+
+    /// Queue names in order.
+    pub fn queue_names(&self) -> Vec<&str> {
+        self.queues.iter().map(|q| q.name.as_str()).collect()
+    }
+
+    /// The department of queue `queue`.
+    pub fn queue_department(&self, queue: usize) -> Option<&str> {
+        self.queues.get(queue).map(|q| q.department.as_str())
+    }
+
+    /// The service-level threshold of queue `queue`, ms.
+    pub fn queue_service_level_ms(&self, queue: usize) -> Option<u64> {
+        self.queues.get(queue).map(|q| q.service_level_ms)
+    }
+
+    /// Cumulative counters of queue `queue`.
+    pub fn queue_totals(&self, queue: usize) -> Option<&QueueCounters> {
+        self.totals.get(queue)
+    }
+
+    /// Per-interval counters of queue `queue` (index = interval number from time 0).
+    pub fn queue_intervals(&self, queue: usize) -> &[QueueCounters] {
+        self.intervals.get(queue).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Wait-time histogram of answered items of queue `queue`.
+    pub fn wait_histogram(&self, queue: usize) -> &[u64] {
+        self.wait_histograms.get(queue).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Cumulative counters of all queues of `department`.
+    pub fn department_totals(&self, department: &str) -> QueueCounters {
+        let mut sum = QueueCounters::default();
+        for (meta, counters) in self.queues.iter().zip(&self.totals) {
+            if meta.department == department {
+                sum.add(counters);
+            }
+        }
+        sum
+    }
+
+    /// Time totals of agent `agent`.
+    pub fn agent_times(&self, agent: AgentId) -> Option<AgentTimes> {
+        self.agents.get(agent.0.saturating_sub(1) as usize).map(|t| t.total)
+    }
+
+    /// Per-interval times of agent `agent`.
+    pub fn agent_intervals(&self, agent: AgentId) -> &[AgentTimes] {
+        self.agents.get(agent.0.saturating_sub(1) as usize).map(|t| t.intervals.as_slice()).unwrap_or(&[])
+    }
+
+    /// The group of agent `agent`.
+    pub fn agent_group(&self, agent: AgentId) -> Option<&str> {
+        self.agents.get(agent.0.saturating_sub(1) as usize).map(|t| t.group.as_str())
+    }
+
+    /// Occupancy so far of `agent` (0 when unknown), as the match table shows it.
+    pub fn agent_occupancy(&self, agent: AgentId) -> f32 {
+        self.agent_times(agent).and_then(|t| t.occupancy()).unwrap_or(0.0) as f32
+    }
+
+    /// Case figures.
+    pub fn cases(&self) -> &CaseFigures {
+        &self.cases
+    }
+
+    /// Items sent to the exception queue.
+    pub fn exceptions(&self) -> u64 {
+        self.exceptions
+    }
+
+    /// Supervisor alerts raised.
+    pub fn alerts(&self) -> u64 {
+        self.alerts
+    }
+
+    /// Escalation steps taken.
+    pub fn escalations(&self) -> u64 {
+        self.escalations
+    }
+}

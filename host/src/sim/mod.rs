@@ -1,0 +1,536 @@
+//! The discrete-event simulator behind `switchyard simulate`: the real routing
+//! core (and the departments' real rules) on a [`VirtualClock`], fed by Poisson
+//! arrivals, handle-time and patience distributions and agent rosters with
+//! shifts.
+//!
+//! The event loop keeps one heap of its own events (arrivals, ends of work,
+//! abandons, shifts, samples) and asks the router for its next deadline (offer
+//! timeouts, escalation rechecks, end of after-work); whichever is earlier runs
+//! next. Agents accept offers at once. Every random stream (arrivals, work,
+//! patience, outcomes — per arrival stream) has its own seed derived from the
+//! scenario's, so a run is reproducible and one stream's draws do not shift
+//! another's.
+
+pub mod dist;
+pub mod erlang;
+pub mod plugins;
+pub mod scenario;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use switchyard_sdk::Catalog;
+
+use crate::clock::{Clock, VirtualClock};
+use crate::error::Result;
+use crate::metrics::MetricsConfig;
+use crate::router::{
+    AgentId, AgentSpec, Completion, DepartmentSpec, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence,
+    QueueSpec, Router, RouterOptions,
+};
+use crate::rules::{RuleSet, SharedCatalog};
+use dist::Sampler;
+use scenario::{HandoffDef, Scenario};
+
+fn secs_to_ms(s: f64) -> u64 {
+    (s * 1000.0).round().max(0.0) as u64
+}
+
+/// SplitMix64: turns the scenario seed and a stream number into well-spread
+/// sub-seeds.
+fn sub_seed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SimEvent {
+    Arrival { stream: u32 },
+    Callback { stream: u32, customer: u64 },
+    Complete { item: u64, generation: u32 },
+    Abandon { item: u64 },
+    ShiftStart { agent: u64 },
+    ShiftEnd { agent: u64 },
+    Sample,
+}
+
+struct Stream {
+    queue: String,
+    department: String,
+    rate_per_ms: f64,
+    profile: Option<Vec<f64>>,
+    next_at: f64,
+    arrivals: StdRng,
+    work: StdRng,
+    patience: StdRng,
+    outcomes: StdRng,
+    handle: Sampler,
+    /// Handle times of the hand-off chain, by depth (1 = first hand-off).
+    handoff_handle: Vec<Sampler>,
+    patience_dist: Option<Sampler>,
+    callback: Option<Sampler>,
+    next_customer: u64,
+    needs_customer: bool,
+}
+
+struct SimItem {
+    stream: u32,
+    /// 0 = the arrival itself, n = the n-th hand-off of it.
+    depth: u32,
+    remaining_ms: u64,
+    started_ms: u64,
+    generation: u32,
+    customer: Option<u64>,
+}
+
+/// Queue lengths sampled over the run (for the report's plots).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Samples {
+    /// Sample times, seconds from the start.
+    pub t_s: Vec<f64>,
+    /// Waiting items per queue (queue order), one entry per sample.
+    pub queue_lengths: Vec<Vec<usize>>,
+}
+
+/// The outcome of a run: the router (with its statistics) and what the
+/// simulator recorded around it.
+pub struct SimRun {
+    /// The scenario as run.
+    pub scenario: Scenario,
+    /// The seed used.
+    pub seed: u64,
+    /// The router after the run (statistics in [`Router::metrics`]).
+    pub router: Router,
+    /// Sampled queue lengths.
+    pub samples: Samples,
+    /// Items created by arrivals, call-backs and hand-offs.
+    pub items_created: u64,
+    /// Simulator events processed (router events not included).
+    pub events: u64,
+}
+
+impl std::fmt::Debug for SimRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimRun").field("seed", &self.seed).field("items_created", &self.items_created).finish()
+    }
+}
+
+/// Options of one run.
+#[derive(Default)]
+pub struct SimOptions<'a> {
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Rule sets per department (from plugins); departments not listed use the
+    /// built-in rules.
+    pub rules: Vec<(String, Arc<dyn RuleSet>)>,
+    /// The catalog the rules were built with (a fresh one if `None`).
+    pub catalog: Option<SharedCatalog>,
+    /// Called now and then with (simulated ms so far, total ms).
+    pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
+}
+
+/// Build the router for `scenario` on `clock`.
+pub fn build_router(scenario: &Scenario, clock: Arc<dyn Clock>, catalog: SharedCatalog) -> Result<Router> {
+    let departments = scenario
+        .departments
+        .iter()
+        .map(|d| {
+            let mut spec = DepartmentSpec::new(&d.name);
+            if let Some(s) = d.offer_timeout_s {
+                spec.offer_timeout_ms = secs_to_ms(s);
+            }
+            if let Some(s) = d.reoffer_block_s {
+                spec.reoffer_block_ms = secs_to_ms(s);
+            }
+            if let Some(s) = d.fcr_window_s {
+                spec.fcr_window_ms = secs_to_ms(s);
+            }
+            spec
+        })
+        .collect();
+    let queues = scenario
+        .queues
+        .iter()
+        .map(|q| QueueSpec {
+            name: q.name.clone(),
+            department: q.department.clone(),
+            skill: q.skill.clone(),
+            service_level_ms: secs_to_ms(q.service_level_s),
+            short_abandon_ms: secs_to_ms(q.short_abandon_s),
+        })
+        .collect();
+    let options = RouterOptions {
+        keep_events: true,
+        metrics: MetricsConfig {
+            measure_from_ms: secs_to_ms(scenario.warmup_s),
+            interval_ms: secs_to_ms(scenario.interval_s).max(1),
+            ..MetricsConfig::default()
+        },
+    };
+    Router::new(departments, queues, clock, catalog, options)
+}
+
+struct Sim<'a> {
+    clock: VirtualClock,
+    router: Router,
+    streams: Vec<Stream>,
+    handoffs: Vec<Vec<HandoffDef>>,
+    items: HashMap<u64, SimItem>,
+    heap: BinaryHeap<Reverse<(u64, u64, SimEvent)>>,
+    seq: u64,
+    pending: Vec<Event>,
+    samples: Samples,
+    sample_ms: u64,
+    end_ms: u64,
+    interval_ms: u64,
+    items_created: u64,
+    scenario: &'a Scenario,
+}
+
+/// Run `scenario`.
+pub fn simulate(scenario: &Scenario, options: SimOptions<'_>) -> Result<SimRun> {
+    let seed = options.seed.unwrap_or(scenario.seed);
+    let clock = VirtualClock::new(0);
+    let catalog = options.catalog.unwrap_or_else(|| Arc::new(RwLock::new(Catalog::default())));
+    let mut router = build_router(scenario, Arc::new(clock.clone()), catalog)?;
+    for (department, rules) in options.rules {
+        router.set_rules(&department, rules)?;
+    }
+    let interval_ms = secs_to_ms(scenario.interval_s).max(1);
+    let mut streams = Vec::new();
+    let mut handoffs = Vec::new();
+    for (i, a) in scenario.arrivals.iter().enumerate() {
+        let department = scenario
+            .queues
+            .iter()
+            .find(|q| q.name == a.queue)
+            .map(|q| q.department.clone())
+            .unwrap_or_default();
+        let s = i as u64 * 8;
+        let mut chain = Vec::new();
+        let mut h = a.handoff.as_ref();
+        while let Some(def) = h {
+            chain.push(def.clone());
+            h = def.then.as_deref();
+        }
+        streams.push(Stream {
+            queue: a.queue.clone(),
+            department,
+            rate_per_ms: a.per_hour / 3_600_000.0,
+            profile: a.profile.clone(),
+            next_at: 0.0,
+            arrivals: StdRng::seed_from_u64(sub_seed(seed, s)),
+            work: StdRng::seed_from_u64(sub_seed(seed, s + 1)),
+            patience: StdRng::seed_from_u64(sub_seed(seed, s + 2)),
+            outcomes: StdRng::seed_from_u64(sub_seed(seed, s + 3)),
+            handle: a.handle_time.sampler(),
+            handoff_handle: chain.iter().map(|h| h.handle_time.sampler()).collect(),
+            patience_dist: a.patience.map(|p| p.sampler()),
+            callback: a.callback_after.map(|p| p.sampler()),
+            next_customer: 0,
+            needs_customer: a.resolve_share < 1.0 || a.handoff.is_some(),
+        });
+        handoffs.push(chain);
+    }
+    let mut sim = Sim {
+        clock,
+        router,
+        streams,
+        handoffs,
+        items: HashMap::new(),
+        heap: BinaryHeap::new(),
+        seq: 0,
+        pending: Vec::new(),
+        samples: Samples::default(),
+        sample_ms: secs_to_ms(scenario.sample_s).max(1),
+        end_ms: secs_to_ms(scenario.duration_s),
+        interval_ms,
+        items_created: 0,
+        scenario,
+    };
+    sim.roster()?;
+    for stream in 0..sim.streams.len() {
+        sim.schedule_arrival(stream as u32);
+    }
+    sim.push(0, SimEvent::Sample);
+    let events = sim.run(options.progress)?;
+    let end_ms = sim.end_ms;
+    sim.router.metrics_mut().flush(end_ms);
+    Ok(SimRun {
+        scenario: scenario.clone(),
+        seed,
+        router: sim.router,
+        samples: sim.samples,
+        items_created: sim.items_created,
+        events,
+    })
+}
+
+impl Sim<'_> {
+    fn push(&mut self, at_ms: u64, event: SimEvent) {
+        self.seq += 1;
+        self.heap.push(Reverse((at_ms, self.seq, event)));
+    }
+
+    fn roster(&mut self) -> Result<()> {
+        let scenario = self.scenario;
+        for (g, def) in scenario.agents.iter().enumerate() {
+            let group = def.name.clone().unwrap_or_else(|| format!("group-{}", g + 1));
+            for n in 0..def.count {
+                let spec = AgentSpec {
+                    name: format!("{group}-{}", n + 1),
+                    group: group.clone(),
+                    skills: def.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    capacity: def.capacity,
+                    wrap_up_ms: secs_to_ms(def.wrap_up_s),
+                };
+                let id = self.router.register_agent(spec)?;
+                if def.shifts.is_empty() {
+                    self.router.set_agent_state(id, Presence::Available)?;
+                } else {
+                    for shift in &def.shifts {
+                        self.push(secs_to_ms(shift.start_s), SimEvent::ShiftStart { agent: id.0 });
+                        self.push(secs_to_ms(shift.end_s), SimEvent::ShiftEnd { agent: id.0 });
+                    }
+                }
+            }
+        }
+        self.drain()
+    }
+
+    /// Draw the next arrival of `stream` after its last one (piecewise-constant
+    /// rate: a draw that crosses an interval boundary restarts there, which is
+    /// exact for a Poisson process).
+    fn schedule_arrival(&mut self, stream: u32) {
+        let interval = self.interval_ms as f64;
+        let end = self.end_ms as f64;
+        let s = &mut self.streams[stream as usize];
+        let mut t = s.next_at;
+        let at = loop {
+            if t >= end {
+                return;
+            }
+            let (multiplier, boundary) = match &s.profile {
+                Some(p) if !p.is_empty() => {
+                    let k = (t / interval).floor();
+                    (p[(k as usize) % p.len()], (k + 1.0) * interval)
+                }
+                _ => (1.0, f64::INFINITY),
+            };
+            let rate = s.rate_per_ms * multiplier;
+            if rate <= 0.0 {
+                if boundary.is_infinite() {
+                    return;
+                }
+                t = boundary;
+                continue;
+            }
+            let u: f64 = s.arrivals.random();
+            let candidate = t - (1.0 - u).ln() / rate;
+            if candidate < boundary {
+                break candidate;
+            }
+            t = boundary;
+        };
+        s.next_at = at;
+        if at < end {
+            self.push(at.round() as u64, SimEvent::Arrival { stream });
+        }
+    }
+
+    fn run(&mut self, mut progress: Option<&mut dyn FnMut(u64, u64)>) -> Result<u64> {
+        let mut count = 0u64;
+        loop {
+            let next_event = self.heap.peek().map(|Reverse((t, _, _))| *t);
+            let next_timer = self.router.next_deadline();
+            let run_timer = match (next_timer, next_event) {
+                (Some(t), Some(e)) => t <= e,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let at = if run_timer { next_timer } else { next_event }.unwrap_or(u64::MAX);
+            if at > self.end_ms {
+                break;
+            }
+            self.clock.set(at);
+            if run_timer {
+                self.router.on_tick();
+            } else if let Some(Reverse((_, _, event))) = self.heap.pop() {
+                count += 1;
+                self.handle(event)?;
+            }
+            self.drain()?;
+            if count % 16_384 == 0
+                && let Some(p) = progress.as_mut()
+            {
+                p(at, self.end_ms);
+            }
+        }
+        self.clock.set(self.end_ms);
+        if let Some(p) = progress.as_mut() {
+            p(self.end_ms, self.end_ms);
+        }
+        Ok(count)
+    }
+
+    fn new_item(&mut self, stream: u32, customer: Option<u64>) -> Result<()> {
+        let scenario = self.scenario;
+        let def = &scenario.arrivals[stream as usize];
+        let s = &mut self.streams[stream as usize];
+        let customer = customer.or_else(|| {
+            s.needs_customer.then(|| {
+                s.next_customer += 1;
+                s.next_customer
+            })
+        });
+        let handle_ms = s.handle.sample_ms(&mut s.work);
+        let patience_ms = s.patience_dist.map(|p| p.sample_ms(&mut s.patience));
+        let new = NewWorkItem {
+            department: s.department.clone(),
+            queue: s.queue.clone(),
+            channel: Some(def.channel),
+            skills: def.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            attributes: def.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            priority: def.priority,
+            tier: def.tier,
+            value: 0.0,
+            customer: customer.map(|c| format!("s{stream}-c{c}")),
+            case: None,
+            due_in_ms: def.due_s.map(secs_to_ms),
+        };
+        let now = self.clock.now_ms();
+        self.items_created += 1;
+        let id = self.router.create_item(new);
+        self.items.insert(
+            id.0,
+            SimItem { stream, depth: 0, remaining_ms: handle_ms, started_ms: now, generation: 0, customer },
+        );
+        if let Some(p) = patience_ms {
+            self.push(now + p, SimEvent::Abandon { item: id.0 });
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: SimEvent) -> Result<()> {
+        let now = self.clock.now_ms();
+        match event {
+            SimEvent::Arrival { stream } => {
+                self.new_item(stream, None)?;
+                self.schedule_arrival(stream);
+            }
+            SimEvent::Callback { stream, customer } => self.new_item(stream, Some(customer))?,
+            SimEvent::Abandon { item } => {
+                if matches!(self.router.item_status(ItemId(item)), Some(ItemStatus::Queued | ItemStatus::Offered)) {
+                    self.router.withdraw(ItemId(item))?;
+                    self.items.remove(&item);
+                }
+            }
+            SimEvent::ShiftStart { agent } => self.router.set_agent_state(AgentId(agent), Presence::Available)?,
+            SimEvent::ShiftEnd { agent } => self.router.set_agent_state(AgentId(agent), Presence::Offline)?,
+            SimEvent::Sample => {
+                self.samples.t_s.push(now as f64 / 1000.0);
+                self.samples.queue_lengths.push(self.router.queue_lengths());
+                self.push(now + self.sample_ms, SimEvent::Sample);
+            }
+            SimEvent::Complete { item, generation } => self.complete(item, generation)?,
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, item: u64, generation: u32) -> Result<()> {
+        let now = self.clock.now_ms();
+        let Some(sim_item) = self.items.get(&item) else { return Ok(()) };
+        if sim_item.generation != generation
+            || self.router.item_status(ItemId(item)) != Some(ItemStatus::Active)
+        {
+            return Ok(());
+        }
+        let (stream, depth, customer) = (sim_item.stream, sim_item.depth, sim_item.customer);
+        let scenario = self.scenario;
+        let def = &scenario.arrivals[stream as usize];
+        let s = &mut self.streams[stream as usize];
+        let mut completion = Completion { resolved: true, handoff: None };
+        if depth == 0 && def.resolve_share < 1.0 {
+            completion.resolved = s.outcomes.random::<f64>() < def.resolve_share;
+            if !completion.resolved
+                && let (Some(after), Some(c)) = (s.callback, customer)
+            {
+                let at = now + after.sample_ms(&mut s.outcomes);
+                self.push(at, SimEvent::Callback { stream, customer: c });
+            }
+        }
+        let s = &mut self.streams[stream as usize];
+        let mut next_handle = None;
+        if let Some(h) = self.handoffs[stream as usize].get(depth as usize)
+            && s.outcomes.random::<f64>() < h.share
+        {
+            next_handle = Some(s.handoff_handle[depth as usize].sample_ms(&mut s.work));
+            completion.handoff = Some(HandOff {
+                item: NewWorkItem {
+                    department: h.department.clone(),
+                    queue: h.queue.clone(),
+                    channel: Some(h.channel),
+                    skills: h.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    priority: h.priority,
+                    due_in_ms: h.due_s.map(secs_to_ms),
+                    ..Default::default()
+                },
+            });
+        }
+        let follow_up = self.router.complete(ItemId(item), completion)?;
+        self.items.remove(&item);
+        if let (Some(to), Some(handle_ms)) = (follow_up, next_handle) {
+            self.items_created += 1;
+            self.items.insert(
+                to.0,
+                SimItem { stream, depth: depth + 1, remaining_ms: handle_ms, started_ms: now, generation: 0, customer },
+            );
+        }
+        Ok(())
+    }
+
+    /// Let the simulated agents react to what the router did until it is quiet:
+    /// accept offers at once, start and pause the work clocks.
+    fn drain(&mut self) -> Result<()> {
+        loop {
+            self.pending.extend(self.router.drain_events());
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+            let events = std::mem::take(&mut self.pending);
+            let now = self.clock.now_ms();
+            for event in &events {
+                match event {
+                    Event::Offered { item, .. } => self.router.accept_offer(*item)?,
+                    Event::Accepted { item, .. } | Event::Resumed { item, .. } => {
+                        if let Some(s) = self.items.get_mut(&item.0) {
+                            s.started_ms = now;
+                            s.generation += 1;
+                            let (at, generation) = (now + s.remaining_ms, s.generation);
+                            self.push(at, SimEvent::Complete { item: item.0, generation });
+                        }
+                    }
+                    Event::Paused { item, .. } => {
+                        if let Some(s) = self.items.get_mut(&item.0) {
+                            s.remaining_ms = s.remaining_ms.saturating_sub(now.saturating_sub(s.started_ms));
+                            s.generation += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut events = events;
+            events.clear();
+            if self.pending.is_empty() {
+                self.pending = events;
+            }
+        }
+    }
+}
