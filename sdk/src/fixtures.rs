@@ -15,7 +15,12 @@
 //!
 //! ## Format
 //!
-//! ```toml
+//! Plain TOML 1.0 (so other languages' parsers read it too). Inline tables must
+//! stay on one line; write a long item as a `[[prioritise.items]]` table.
+//!
+//! ```
+//! # use switchyard_sdk::fixtures::Fixtures;
+//! let text = r#"
 //! now_ms = 1767225600000          # optional decision time (default 2026-01-01)
 //! queues = ["billing-disputes"]   # names the host knows up front (optional)
 //! skills = []                     # likewise for skills (optional)
@@ -25,17 +30,29 @@
 //!
 //! [[prioritise]]
 //! name = "gold repeat caller outranks a first-time standard caller"
-//! items = [
-//!   { label = "gold", channel = "voice", queue = "billing", tier = "gold", contacts = 2,
-//!     value = 300.0, attributes = { amount = "300" }, skills = { billing = 3 }, age_s = 30,
-//!     expect = { at_least = 50, outranks = ["std"] } },
-//!   { label = "std", queue = "billing", expect = { at_most = 20, stays = true } },
-//! ]
+//!
+//! [[prioritise.items]]
+//! label = "gold"
+//! channel = "voice"
+//! queue = "billing"
+//! tier = "gold"
+//! contacts = 2
+//! value = 300.0
+//! attributes = { amount = "300" }
+//! skills = { billing = 3 }
+//! age_s = 30
+//! expect = { at_least = 50, outranks = ["std"] }
+//!
+//! [[prioritise.items]]
+//! label = "std"
+//! queue = "billing"
+//! expect = { at_most = 20, stays = true }
 //!
 //! [[escalate]]
 //! name = "nearly due case alerts the supervisor"
-//! items = [{ channel = "case", queue = "claims", age_s = 86000, due_in_s = 400,
-//!            expect = { includes = [{ alert = "breach" }], recheck_in_s = 60 } }]
+//! items = [
+//!   { channel = "case", queue = "claims", age_s = 86000, due_in_s = 400, expect = { includes = [{ alert = "breach" }], recheck_in_s = 400 } },
+//! ]
 //!
 //! [[match]]
 //! name = "Spanish speaker required"
@@ -45,6 +62,11 @@
 //!   { id = 2, skills = { lang-es = 7 }, idle_s = 10, occupancy = 0.5, load = { chat = 1 } },
 //! ]
 //! expect = { best = 2, vetoed = [1] }
+//! "#;
+//! let fixtures = Fixtures::parse(text, "example.toml").unwrap();
+//! assert_eq!(fixtures.config["dispute-threshold"], "250");
+//! assert_eq!(fixtures.cases().len(), 3);
+//! assert_eq!(fixtures.prioritise[0].items.len(), 2);
 //! ```
 //!
 //! Item fields (all optional): `label`, `id`, `channel` (voice, chat, email, case;

@@ -28,3 +28,27 @@ impl Rules for LeastLoaded {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_sdk::Channel;
+    use switchyard_sdk::testing::{Agent, TestBench, WorkItem};
+
+    #[test]
+    fn load_dominates_idle_time_and_the_unqualified_are_vetoed() {
+        let bench = TestBench::new(LeastLoaded);
+        let item = WorkItem::chat("general").skill("general", 2);
+        let got = bench.match_agents(
+            &item,
+            &[Agent::new(1).skill("general", 5).idle_s(90).load(Channel::Chat, 2), Agent::new(2).skill("general", 3).idle_s(10), Agent::new(3)],
+        );
+        // 100 × (16 − 2) + 90; 100 × 16 + 10; vetoed.
+        assert_eq!(got, MatchResult::Scores(vec![1490.0, 1610.0, -1.0]));
+    }
+
+    #[test]
+    fn fixtures_pass_natively() {
+        TestBench::new(LeastLoaded).run_fixtures(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.toml")).unwrap().assert_ok();
+    }
+}
