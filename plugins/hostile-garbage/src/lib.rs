@@ -44,7 +44,11 @@ fn mode(items: &ItemBatch) -> i32 {
 }
 
 fn keep(priority: i32) -> Priority {
-    Priority { priority, queue: None, reason: None }
+    Priority {
+        priority,
+        queue: None,
+        reason: None,
+    }
 }
 
 struct Plugin;
@@ -55,7 +59,11 @@ impl prioritiser::Guest for Plugin {
         match mode(&items) {
             1 => Vec::new(),
             2 => (0..n)
-                .map(|_| Priority { priority: 1, queue: Some(UNKNOWN_ID), reason: None })
+                .map(|_| Priority {
+                    priority: 1,
+                    queue: Some(UNKNOWN_ID),
+                    reason: None,
+                })
                 .collect(),
             3 => (0..n)
                 .map(|_| Priority {
@@ -77,7 +85,11 @@ fn not_utf8() -> Priority {
     // SAFETY: deliberately not UTF-8; the guest never reads the string again, it
     // only hands the bytes to the host, whose lift must reject them.
     let reason = unsafe { String::from_utf8_unchecked(bytes) };
-    Priority { priority: 1, queue: None, reason: Some(reason) }
+    Priority {
+        priority: 1,
+        queue: None,
+        reason: Some(reason),
+    }
 }
 
 /// Natively (where nothing calls the hook) stay well-defined.
@@ -89,7 +101,10 @@ fn not_utf8() -> Priority {
 impl escalator::Guest for Plugin {
     fn escalate(items: ItemBatch) -> Vec<Escalation> {
         let n = items.rows.len();
-        let nothing = || Escalation { actions: Vec::new(), recheck_in_ms: None };
+        let nothing = || Escalation {
+            actions: Vec::new(),
+            recheck_in_ms: None,
+        };
         match mode(&items) {
             1 => (0..=n).map(|_| nothing()).collect(),
             2 => (0..n)

@@ -71,7 +71,11 @@ impl prioritiser::Guest for Plugin {
         items
             .rows
             .iter()
-            .map(|_| Priority { priority, queue: None, reason: Some(reason.clone()) })
+            .map(|_| Priority {
+                priority,
+                queue: None,
+                reason: Some(reason.clone()),
+            })
             .collect()
     }
 }

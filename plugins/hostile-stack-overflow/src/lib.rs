@@ -44,7 +44,11 @@ impl prioritiser::Guest for Plugin {
         items
             .rows
             .iter()
-            .map(|_| Priority { priority: depth as i32, queue: None, reason: None })
+            .map(|_| Priority {
+                priority: depth as i32,
+                queue: None,
+                reason: None,
+            })
             .collect()
     }
 }

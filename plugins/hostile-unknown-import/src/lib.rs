@@ -30,7 +30,11 @@ impl prioritiser::Guest for Plugin {
         items
             .rows
             .iter()
-            .map(|_| Priority { priority: handle as i32, queue: None, reason: None })
+            .map(|_| Priority {
+                priority: handle as i32,
+                queue: None,
+                reason: None,
+            })
             .collect()
     }
 }

@@ -28,7 +28,11 @@ impl prioritiser::Guest for Plugin {
         items
             .rows
             .iter()
-            .map(|row| Priority { priority: row.priority, queue: None, reason: None })
+            .map(|row| Priority {
+                priority: row.priority,
+                queue: None,
+                reason: None,
+            })
             .collect()
     }
 }
