@@ -211,3 +211,68 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
         export!(Exporter);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(item: TokenStream2) -> String {
+        match expand(TokenStream2::new(), item) {
+            Ok(_) => panic!("expected a compile error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn only_hook_methods_of_a_rules_impl_are_accepted() {
+        assert_eq!(
+            error_of(quote! { fn prioritise() {} }),
+            "`#[switchyard_sdk::rules]` goes on an `impl Rules for YourType { .. }` block"
+        );
+        assert_eq!(
+            error_of(quote! { impl Billing { fn prioritise(&self) {} } }),
+            "`#[switchyard_sdk::rules]` goes on `impl Rules for YourType`, not an inherent impl"
+        );
+        assert_eq!(
+            error_of(quote! { impl Default for Billing { fn default() -> Self { Billing } } }),
+            "`#[switchyard_sdk::rules]` goes on `impl Rules for YourType` (the trait `switchyard_sdk::Rules`)"
+        );
+        assert_eq!(
+            error_of(quote! { impl Rules for Billing { fn prioritize(&self) {} } }),
+            "`prioritize` is not a rule hook; the hooks are `prioritise`, `escalate` and `match_agents`"
+        );
+        assert_eq!(
+            error_of(quote! { impl Rules for Billing { const X: u8 = 1; } }),
+            "only the hooks `prioritise`, `escalate` and `match_agents` belong in a `Rules` impl"
+        );
+        assert!(error_of(quote! { impl Rules for Billing {} }).starts_with("this `Rules` impl writes no hook"));
+        assert_eq!(
+            error_of(quote! { impl<T> Rules for Wrap<T> { fn escalate(&self) {} } }),
+            "an exported `Rules` impl cannot be generic: the component needs one concrete type"
+        );
+        assert_eq!(
+            expand(quote! { oops }, quote! { impl Rules for Billing { fn escalate(&self) {} } }).unwrap_err().to_string(),
+            "`#[switchyard_sdk::rules]` takes no arguments"
+        );
+    }
+
+    #[test]
+    fn the_glue_exports_exactly_the_hooks_written_in_contract_order() {
+        let out = expand(
+            TokenStream2::new(),
+            quote! { impl switchyard_sdk::Rules for Claims { fn escalate(&self) {} fn prioritise(&self) {} } },
+        )
+        .unwrap()
+        .to_string();
+        let world = "include switchyard:routing/rules-base@0.1.0;\\n    \
+                     export switchyard:routing/prioritiser@0.1.0;\\n    \
+                     export switchyard:routing/escalator@0.1.0;\\n}";
+        assert!(out.contains(world), "{out}");
+        assert!(!out.contains("matcher"), "{out}");
+        assert!(out.contains("export_prioritise") && out.contains("export_escalate") && !out.contains("export_match"));
+        // The glue (alias + module) exists only on wasm32; native builds see the impl alone.
+        assert_eq!(out.matches("# [cfg (target_arch = \"wasm32\")]").count(), 2, "{out}");
+        assert!(out.contains("mod __switchyard_export"), "{out}");
+        assert!(out.contains("type __SwitchyardRules = Claims"), "{out}");
+    }
+}
