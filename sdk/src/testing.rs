@@ -186,11 +186,21 @@ impl WorkItem {
         let skills: Vec<SkillReq> = self
             .skills
             .iter()
-            .map(|(name, level)| SkillReq { skill: SkillId(catalog.skills.intern(name)), level: *level })
+            .map(|(name, level)| SkillReq {
+                skill: SkillId(catalog.skills.intern(name)),
+                level: *level,
+            })
             .collect();
-        let keys: Vec<u32> = self.attributes.iter().map(|(k, _)| catalog.attributes.intern(k)).collect();
-        let attributes: Vec<(u32, &str)> =
-            keys.iter().zip(&self.attributes).map(|(&k, (_, v))| (k, v.as_str())).collect();
+        let keys: Vec<u32> = self
+            .attributes
+            .iter()
+            .map(|(k, _)| catalog.attributes.intern(k))
+            .collect();
+        let attributes: Vec<(u32, &str)> = keys
+            .iter()
+            .zip(&self.attributes)
+            .map(|(&k, (_, v))| (k, v.as_str()))
+            .collect();
         batch.push(NewItem {
             id: self.id.unwrap_or(index as u64 + 1),
             channel: Some(self.channel),
@@ -263,7 +273,13 @@ pub struct Agent {
 impl Agent {
     /// An idle-for-0-s agent with no skills and no load.
     pub fn new(id: u64) -> Self {
-        Agent { id, skills: BTreeMap::new(), idle_s: 0.0, occupancy: 0.0, load: Load::default() }
+        Agent {
+            id,
+            skills: BTreeMap::new(),
+            idle_s: 0.0,
+            occupancy: 0.0,
+            load: Load::default(),
+        }
     }
     /// Give the agent `skill` at proficiency `level`.
     pub fn skill(mut self, skill: &str, level: u8) -> Self {
@@ -297,7 +313,11 @@ impl Agent {
 /// agent has, in order of first appearance.
 pub fn candidate_table(item: &WorkItem, agents: &[Agent], catalog: &mut Catalog) -> CandidateTable {
     let mut columns: Vec<u32> = Vec::new();
-    let names = item.skills.iter().map(|(n, _)| n.as_str()).chain(agents.iter().flat_map(|a| a.skills.keys().map(String::as_str)));
+    let names = item.skills.iter().map(|(n, _)| n.as_str()).chain(
+        agents
+            .iter()
+            .flat_map(|a| a.skills.keys().map(String::as_str)),
+    );
     for name in names {
         let id = catalog.skills.intern(name);
         if !columns.contains(&id) {
@@ -339,7 +359,10 @@ pub struct TestBench<R> {
 
 impl<R> std::fmt::Debug for TestBench<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestBench").field("config", &self.config).field("now_ms", &self.now_ms).finish_non_exhaustive()
+        f.debug_struct("TestBench")
+            .field("config", &self.config)
+            .field("now_ms", &self.now_ms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -478,7 +501,12 @@ impl<R: Rules> TestBench<R> {
     /// Agent ids in the rules' order, vetoed agents left out.
     pub fn ranking(&self, item: &WorkItem, agents: &[Agent]) -> Vec<u64> {
         let result = self.match_agents(item, agents);
-        result.ranking().into_iter().filter_map(|i| agents.get(i)).map(|a| a.id).collect()
+        result
+            .ranking()
+            .into_iter()
+            .filter_map(|i| agents.get(i))
+            .map(|a| a.id)
+            .collect()
     }
 
     /// Run every case of a fixture file against these rules, natively, with the
@@ -505,7 +533,12 @@ impl FixtureRun {
     pub fn assert_ok(&self) {
         if !self.mismatches.is_empty() {
             let all: Vec<String> = self.mismatches.iter().map(ToString::to_string).collect();
-            panic!("{} of {} fixture cases failed:\n{}", self.mismatches.len(), self.cases, all.join("\n"));
+            panic!(
+                "{} of {} fixture cases failed:\n{}",
+                self.mismatches.len(),
+                self.cases,
+                all.join("\n")
+            );
         }
     }
 }
@@ -525,8 +558,12 @@ pub fn run_fixtures_with<R: Rules + ?Sized>(rules: &R, fixtures: &Fixtures) -> F
             logs: RefCell::default(),
         });
         let verdict = match case {
-            Case::Prioritise(_) => case.check_prioritise(&catalog, &rules::prioritise_batch(rules, &ctx, &batch)),
-            Case::Escalate(_) => case.check_escalate(&catalog, &rules::escalate_batch(rules, &ctx, &batch)),
+            Case::Prioritise(_) => {
+                case.check_prioritise(&catalog, &rules::prioritise_batch(rules, &ctx, &batch))
+            }
+            Case::Escalate(_) => {
+                case.check_escalate(&catalog, &rules::escalate_batch(rules, &ctx, &batch))
+            }
             Case::Match(_) => {
                 let table = table.unwrap_or_default();
                 case.check_match(&catalog, &rules::match_one(rules, &ctx, &batch, &table))

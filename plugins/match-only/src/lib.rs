@@ -12,7 +12,12 @@ pub struct LeastLoaded;
 
 #[switchyard_sdk::rules]
 impl Rules for LeastLoaded {
-    fn match_agents(&self, _ctx: &Context, item: Item<'_>, candidates: &CandidateTable) -> MatchResult {
+    fn match_agents(
+        &self,
+        _ctx: &Context,
+        item: Item<'_>,
+        candidates: &CandidateTable,
+    ) -> MatchResult {
         MatchResult::Scores(
             candidates
                 .iter()
@@ -41,7 +46,14 @@ mod tests {
         let item = WorkItem::chat("general").skill("general", 2);
         let got = bench.match_agents(
             &item,
-            &[Agent::new(1).skill("general", 5).idle_s(90).load(Channel::Chat, 2), Agent::new(2).skill("general", 3).idle_s(10), Agent::new(3)],
+            &[
+                Agent::new(1)
+                    .skill("general", 5)
+                    .idle_s(90)
+                    .load(Channel::Chat, 2),
+                Agent::new(2).skill("general", 3).idle_s(10),
+                Agent::new(3),
+            ],
         );
         // 100 × (16 − 2) + 90; 100 × 16 + 10; vetoed.
         assert_eq!(got, MatchResult::Scores(vec![1490.0, 1610.0, -1.0]));
@@ -49,6 +61,9 @@ mod tests {
 
     #[test]
     fn fixtures_pass_natively() {
-        TestBench::new(LeastLoaded).run_fixtures(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.toml")).unwrap().assert_ok();
+        TestBench::new(LeastLoaded)
+            .run_fixtures(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.toml"))
+            .unwrap()
+            .assert_ok();
     }
 }
