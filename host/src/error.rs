@@ -34,6 +34,83 @@ pub enum Error {
     /// A request is well-formed but not allowed in the current state.
     #[error("{0}")]
     Invalid(String),
+    /// A plugin could not be loaded: not a component, the wrong world, needs imports
+    /// the host does not provide, exports no hook, or fails to instantiate within
+    /// its limits. The plugin's author fixes the build; nothing was swapped in.
+    #[error("{source_name}: cannot load plugin `{plugin}`: {message}")]
+    PluginLoad {
+        /// Plugin name.
+        plugin: String,
+        /// Where the component came from: its file path, or `<name> (bytes)`.
+        source_name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A component exports a hook interface of a contract version this host does
+    /// not speak (e.g. `prioritiser@9.0.0`), or with the wrong function types.
+    /// The author rebuilds against the host's contract.
+    #[error("{source_name}: plugin `{plugin}` does not match contract switchyard:routing@{supported}: {message}")]
+    ContractMismatch {
+        /// Plugin name.
+        plugin: String,
+        /// Where the component came from.
+        source_name: String,
+        /// The contract version this host speaks.
+        supported: &'static str,
+        /// What does not match.
+        message: String,
+    },
+    /// A plugin call trapped (panic, `unreachable`, stack overflow, out-of-bounds
+    /// access). The decision fell back to the built-in rule; the instance was dropped.
+    #[error("plugin `{plugin}` trapped in {hook}: {reason}")]
+    PluginTrap {
+        /// Plugin name.
+        plugin: String,
+        /// The hook (`prioritise`, `escalate`, `match-agents`).
+        hook: &'static str,
+        /// The trap and where.
+        reason: String,
+    },
+    /// A plugin call ran past its wall-clock deadline and was interrupted.
+    #[error("plugin `{plugin}` missed its {deadline_ms} ms deadline in {hook}")]
+    PluginDeadline {
+        /// Plugin name.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+        /// The deadline, milliseconds.
+        deadline_ms: u64,
+    },
+    /// A plugin call hit a resource limit (memory, table, instances, fuel, output size).
+    #[error("plugin `{plugin}` hit its {limit} in {hook}")]
+    PluginLimit {
+        /// Plugin name.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+        /// Which limit, with its value (e.g. "memory limit of 16 MiB").
+        limit: String,
+    },
+    /// A plugin answered, but the answer breaks the contract (wrong length, NaN
+    /// score, unknown queue or skill, index out of range).
+    #[error("plugin `{plugin}` gave an invalid answer in {hook}: {reason}")]
+    InvalidAnswer {
+        /// Plugin name.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+        /// Which rule of the contract was broken.
+        reason: String,
+    },
+    /// The plugin's circuit breaker is open after repeated failures; the built-in
+    /// rule decides until the cooldown ends or ops reload the plugin.
+    #[error("plugin `{plugin}`: circuit breaker open after {failures} consecutive failures")]
+    BreakerOpen {
+        /// Plugin name.
+        plugin: String,
+        /// Consecutive failures that opened it.
+        failures: u32,
+    },
 }
 
 /// Result with the crate's [`Error`].

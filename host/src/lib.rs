@@ -10,6 +10,14 @@
 //! - [`rules`]: the [`RuleSet`](rules::RuleSet) seam between the router and whatever
 //!   decides, and the built-in default rules.
 //! - [`error`]: the crate's error type.
+//! - [`contract`]: the wasmtime bindings of the WIT contract and the checks every
+//!   plugin answer passes.
+//! - [`sandbox`]: the wasmtime engine, compiled-component cache, epoch ticker,
+//!   per-plugin limits, locked-down WASI and the host imports.
+//! - [`plugin`]: one loaded plugin generation: load, validate, instance pool, calls.
+//! - [`stats`]: per-plugin statistics and the circuit breaker.
+//! - [`runtime`]: the embedding API ([`Runtime`](runtime::Runtime)): register
+//!   department plugins, ask for decisions (sync and async), read stats.
 //! - [`clock`]: time passed in (system clock for `serve`, virtual clock for `simulate`).
 //! - [`router`]: queues, agents, blending, offers, escalation, abandonment, cases,
 //!   the exception queue and explanations.
@@ -17,8 +25,13 @@
 //! - [`sim`]: scenarios, distributions and the discrete-event simulator.
 #![deny(missing_docs)]
 
+pub mod contract;
 pub mod error;
 pub mod rules;
+pub mod sandbox;
+pub mod plugin;
+pub mod stats;
+pub mod runtime;
 pub mod clock;
 pub mod router;
 pub mod metrics;

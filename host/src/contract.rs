@@ -1,0 +1,361 @@
+//! The host side of the WIT contract (`wit/routing.wit`, world
+//! `switchyard:routing/rules`): the wasmtime bindings, the moves between the SDK's
+//! plain types and the generated ones, and the checks every plugin answer passes
+//! before the router may use it.
+//!
+//! A plugin's answer is untrusted: it is well-typed (the component boundary made
+//! sure of that) but may still be nonsense. [`check_priorities`],
+//! [`check_escalations`] and [`check_match`] turn a lifted answer into the SDK's
+//! types or say which rule of the contract it broke (wrong length, NaN score,
+//! unknown queue or skill, index out of range, too much text).
+
+use switchyard_sdk::{
+    CandidateTable, Channel, Escalation, EscalationAction, ItemBatch, LogLevel, MatchResult, NameKind, Priority,
+    QueueId, SkillId,
+};
+
+/// The generated bindings of the `switchyard:routing/rules` world. Hosts look each
+/// hook up on its own (a plugin exports any non-empty subset), so only the per-
+/// interface `GuestIndices` of `exports` are used, never the world's `RulesPre`.
+#[allow(missing_docs)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "switchyard:routing/rules",
+    });
+}
+
+pub use bindings::switchyard::routing::types as wit;
+
+/// The contract version this host speaks.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Names of the hook interfaces as a component exports them, with this host's version.
+pub const PRIORITISER: &str = "switchyard:routing/prioritiser@0.1.0";
+/// See [`PRIORITISER`].
+pub const ESCALATOR: &str = "switchyard:routing/escalator@0.1.0";
+/// See [`PRIORITISER`].
+pub const MATCHER: &str = "switchyard:routing/matcher@0.1.0";
+
+/// Hook names as used in logs, stats and errors.
+pub mod hook {
+    /// `prioritise`.
+    pub const PRIORITISE: &str = "prioritise";
+    /// `escalate`.
+    pub const ESCALATE: &str = "escalate";
+    /// `match-agents`.
+    pub const MATCH: &str = "match-agents";
+}
+
+/// How much a plugin may say in one answer, beyond what the item count fixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerCaps {
+    /// Total bytes of text (reasons, alert messages) in one answer.
+    pub text_bytes: usize,
+    /// Escalation actions per item.
+    pub actions_per_item: usize,
+}
+
+/// Why an answer was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerError {
+    /// It breaks a rule of the contract.
+    Invalid(String),
+    /// It is larger than [`AnswerCaps`] allow.
+    TooLarge(String),
+}
+
+/// How many names of each kind the catalog holds (ids below are known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KnownIds {
+    /// Interned queues.
+    pub queues: u32,
+    /// Interned skills.
+    pub skills: u32,
+}
+
+impl KnownIds {
+    /// Counts of `catalog`.
+    pub fn of(catalog: &switchyard_sdk::Catalog) -> Self {
+        KnownIds {
+            queues: catalog.table(NameKind::Queue).len() as u32,
+            skills: catalog.table(NameKind::Skill).len() as u32,
+        }
+    }
+}
+
+fn channel_to_wit(channel: Channel) -> wit::Channel {
+    match channel {
+        Channel::Voice => wit::Channel::Voice,
+        Channel::Chat => wit::Channel::Chat,
+        Channel::Email => wit::Channel::Email,
+        Channel::Case => wit::Channel::Case,
+    }
+}
+
+/// The WIT form of a batch (copies the lists; the boundary copies them again into
+/// the guest, which is the price of a plain-Rust SDK type).
+pub fn batch_to_wit(batch: &ItemBatch) -> wit::ItemBatch {
+    wit::ItemBatch {
+        now_ms: batch.now_ms,
+        rows: batch
+            .rows
+            .iter()
+            .map(|r| wit::ItemRow {
+                id: r.id,
+                channel: channel_to_wit(r.channel),
+                queue: r.queue,
+                tier: r.tier,
+                contacts: r.contacts,
+                priority: r.priority,
+                age_ms: r.age_ms,
+                due_in_ms: r.due_in_ms,
+                value: r.value,
+                skill_start: r.skill_start,
+                skill_count: r.skill_count,
+                attr_start: r.attr_start,
+                attr_count: r.attr_count,
+            })
+            .collect(),
+        skills: batch.skills.iter().map(|s| wit::SkillReq { skill: s.skill.0, level: s.level }).collect(),
+        attr_keys: batch.attr_keys.clone(),
+        attr_value_ends: batch.attr_value_ends.clone(),
+        attr_values: batch.attr_values.clone(),
+    }
+}
+
+/// The WIT form of a candidate table.
+pub fn table_to_wit(table: &CandidateTable) -> wit::CandidateTable {
+    wit::CandidateTable {
+        agent_ids: table.agent_ids.clone(),
+        skill_columns: table.skill_columns.clone(),
+        proficiency: table.proficiency.clone(),
+        idle_ms: table.idle_ms.clone(),
+        occupancy: table.occupancy.clone(),
+        load: table.load.clone(),
+    }
+}
+
+/// The SDK form of a log level.
+pub fn log_level_from_wit(level: wit::LogLevel) -> LogLevel {
+    match level {
+        wit::LogLevel::Trace => LogLevel::Trace,
+        wit::LogLevel::Debug => LogLevel::Debug,
+        wit::LogLevel::Info => LogLevel::Info,
+        wit::LogLevel::Warn => LogLevel::Warn,
+        wit::LogLevel::Error => LogLevel::Error,
+    }
+}
+
+/// The SDK form of a name kind.
+pub fn name_kind_from_wit(kind: wit::NameKind) -> NameKind {
+    match kind {
+        wit::NameKind::Skill => NameKind::Skill,
+        wit::NameKind::Queue => NameKind::Queue,
+        wit::NameKind::Attribute => NameKind::Attribute,
+    }
+}
+
+/// Counts text bytes of an answer against the cap.
+struct TextBudget {
+    used: usize,
+    cap: usize,
+}
+
+impl TextBudget {
+    fn spend(&mut self, bytes: usize) -> Result<(), AnswerError> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.cap {
+            return Err(AnswerError::TooLarge(format!("answer text exceeds {} bytes", self.cap)));
+        }
+        Ok(())
+    }
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<(), AnswerError> {
+    if got != want {
+        return Err(AnswerError::Invalid(format!("{got} {what} for {want} items")));
+    }
+    Ok(())
+}
+
+/// Check a `prioritise` answer for a batch of `items` items.
+pub fn check_priorities(
+    answer: Vec<wit::Priority>,
+    items: usize,
+    known: KnownIds,
+    caps: AnswerCaps,
+) -> Result<Vec<Priority>, AnswerError> {
+    check_len("priorities", answer.len(), items)?;
+    let mut text = TextBudget { used: 0, cap: caps.text_bytes };
+    answer
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if let Some(queue) = p.queue
+                && queue >= known.queues
+            {
+                return Err(AnswerError::Invalid(format!("item {i}: unknown queue id {queue}")));
+            }
+            if let Some(reason) = &p.reason {
+                text.spend(reason.len())?;
+            }
+            Ok(Priority { priority: p.priority, queue: p.queue.map(QueueId), reason: p.reason })
+        })
+        .collect()
+}
+
+/// Check an `escalate` answer for a batch of `items` items.
+pub fn check_escalations(
+    answer: Vec<wit::Escalation>,
+    items: usize,
+    known: KnownIds,
+    caps: AnswerCaps,
+) -> Result<Vec<Escalation>, AnswerError> {
+    check_len("escalations", answer.len(), items)?;
+    let mut text = TextBudget { used: 0, cap: caps.text_bytes };
+    answer
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            if e.actions.len() > caps.actions_per_item {
+                return Err(AnswerError::TooLarge(format!(
+                    "item {i}: {} escalation actions (at most {})",
+                    e.actions.len(),
+                    caps.actions_per_item
+                )));
+            }
+            let actions = e
+                .actions
+                .into_iter()
+                .map(|a| {
+                    Ok(match a {
+                        wit::EscalationAction::RaiseBy(n) => EscalationAction::RaiseBy(n),
+                        wit::EscalationAction::RaiseTo(n) => EscalationAction::RaiseTo(n),
+                        wit::EscalationAction::RelaxLevels(n) => EscalationAction::RelaxLevels(n),
+                        wit::EscalationAction::DropSkill(s) => {
+                            if s >= known.skills {
+                                return Err(AnswerError::Invalid(format!("item {i}: drop-skill of unknown skill id {s}")));
+                            }
+                            EscalationAction::DropSkill(SkillId(s))
+                        }
+                        wit::EscalationAction::MoveTo(q) => {
+                            if q >= known.queues {
+                                return Err(AnswerError::Invalid(format!("item {i}: move-to unknown queue id {q}")));
+                            }
+                            EscalationAction::MoveTo(QueueId(q))
+                        }
+                        wit::EscalationAction::Alert(message) => {
+                            text.spend(message.len())?;
+                            EscalationAction::Alert(message)
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, AnswerError>>()?;
+            Ok(Escalation { actions, recheck_in_ms: e.recheck_in_ms })
+        })
+        .collect()
+}
+
+/// Check a `match-agents` answer for a table of `candidates` candidates.
+pub fn check_match(answer: wit::MatchResult, candidates: usize) -> Result<MatchResult, AnswerError> {
+    match answer {
+        wit::MatchResult::Scores(scores) => {
+            if scores.len() != candidates {
+                return Err(AnswerError::Invalid(format!("{} scores for {candidates} candidates", scores.len())));
+            }
+            if let Some(i) = scores.iter().position(|s| s.is_nan()) {
+                return Err(AnswerError::Invalid(format!("score of candidate {i} is NaN")));
+            }
+            Ok(MatchResult::Scores(scores))
+        }
+        wit::MatchResult::Ranked(order) => {
+            if order.len() > candidates {
+                return Err(AnswerError::Invalid(format!("{} ranked indices for {candidates} candidates", order.len())));
+            }
+            let mut seen = vec![false; candidates];
+            for &index in &order {
+                let Some(slot) = seen.get_mut(index as usize) else {
+                    return Err(AnswerError::Invalid(format!(
+                        "ranked index {index} is out of range for {candidates} candidates"
+                    )));
+                };
+                if *slot {
+                    return Err(AnswerError::Invalid(format!("candidate {index} is ranked twice")));
+                }
+                *slot = true;
+            }
+            Ok(MatchResult::Ranked(order))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAPS: AnswerCaps = AnswerCaps { text_bytes: 16, actions_per_item: 4 };
+    const KNOWN: KnownIds = KnownIds { queues: 2, skills: 3 };
+
+    fn p(priority: i32, queue: Option<u32>, reason: Option<&str>) -> wit::Priority {
+        wit::Priority { priority, queue, reason: reason.map(str::to_owned) }
+    }
+
+    #[test]
+    fn priorities_need_one_per_item_and_known_queues() {
+        assert_eq!(
+            check_priorities(vec![p(1, None, None)], 2, KNOWN, CAPS),
+            Err(AnswerError::Invalid("1 priorities for 2 items".into()))
+        );
+        assert_eq!(
+            check_priorities(vec![p(1, Some(2), None)], 1, KNOWN, CAPS),
+            Err(AnswerError::Invalid("item 0: unknown queue id 2".into()))
+        );
+        assert_eq!(
+            check_priorities(vec![p(5, Some(1), Some("vip"))], 1, KNOWN, CAPS),
+            Ok(vec![Priority::new(5).to_queue(QueueId(1)).because("vip")])
+        );
+        assert_eq!(
+            check_priorities(vec![p(1, None, Some("0123456789")), p(1, None, Some("0123456789"))], 2, KNOWN, CAPS),
+            Err(AnswerError::TooLarge("answer text exceeds 16 bytes".into()))
+        );
+    }
+
+    #[test]
+    fn escalations_reject_unknown_targets() {
+        let e = |a| wit::Escalation { actions: vec![a], recheck_in_ms: None };
+        assert_eq!(
+            check_escalations(vec![e(wit::EscalationAction::MoveTo(7))], 1, KNOWN, CAPS),
+            Err(AnswerError::Invalid("item 0: move-to unknown queue id 7".into()))
+        );
+        assert_eq!(
+            check_escalations(vec![e(wit::EscalationAction::DropSkill(3))], 1, KNOWN, CAPS),
+            Err(AnswerError::Invalid("item 0: drop-skill of unknown skill id 3".into()))
+        );
+        assert_eq!(
+            check_escalations(vec![e(wit::EscalationAction::RelaxLevels(2))], 1, KNOWN, CAPS),
+            Ok(vec![Escalation::none().then(EscalationAction::RelaxLevels(2))])
+        );
+    }
+
+    #[test]
+    fn match_answers_reject_nan_and_bad_indices() {
+        assert_eq!(
+            check_match(wit::MatchResult::Scores(vec![1.0, f32::NAN]), 2),
+            Err(AnswerError::Invalid("score of candidate 1 is NaN".into()))
+        );
+        assert_eq!(
+            check_match(wit::MatchResult::Scores(vec![1.0]), 2),
+            Err(AnswerError::Invalid("1 scores for 2 candidates".into()))
+        );
+        assert_eq!(
+            check_match(wit::MatchResult::Ranked(vec![1, 2]), 2),
+            Err(AnswerError::Invalid("ranked index 2 is out of range for 2 candidates".into()))
+        );
+        assert_eq!(
+            check_match(wit::MatchResult::Ranked(vec![1, 1]), 2),
+            Err(AnswerError::Invalid("candidate 1 is ranked twice".into()))
+        );
+        assert_eq!(check_match(wit::MatchResult::Ranked(vec![1]), 2), Ok(MatchResult::Ranked(vec![1])));
+    }
+}
