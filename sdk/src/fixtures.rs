@@ -1040,7 +1040,7 @@ impl<'a> Case<'a> {
 }
 
 fn show_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
@@ -1117,6 +1117,17 @@ mod tests {
             err.to_string(),
             "invalid fixture file t.toml: match case `m`: the expectation names agent 2, which is not among the case's agents"
         );
+    }
+
+    #[test]
+    fn a_match_item_takes_no_expectation() {
+        let err = parse(
+            "[[match]]\nname = \"m\"\nitem = { expect = { best = 1 } }\nagents = [{ id = 1 }]\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains("expect"), "{text}");
     }
 
     #[test]

@@ -575,3 +575,83 @@ pub fn run_fixtures_with<R: Rules + ?Sized>(rules: &R, fixtures: &Fixtures) -> F
     }
     run
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Item;
+    use crate::types::LogLevel;
+
+    /// Every item gets priority 7; logs the number of required skills.
+    #[derive(Default)]
+    struct Seven;
+    impl Rules for Seven {
+        fn prioritise(&self, ctx: &Context, item: Item<'_>) -> Priority {
+            ctx.log(
+                LogLevel::Info,
+                "seen",
+                &[("skills", &item.skills().len().to_string())],
+            );
+            Priority::new(7)
+        }
+    }
+
+    #[test]
+    fn items_are_numbered_and_names_interned_like_the_host_does() {
+        let bench = TestBench::new(Seven).queue("vip").now_ms(42);
+        let batch = bench.batch(&[
+            WorkItem::chat("billing").skill("billing", 3),
+            WorkItem::email("vip").id(99),
+        ]);
+        assert_eq!(batch.now_ms, 42);
+        assert_eq!(
+            batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![1, 99]
+        );
+        assert_eq!(
+            batch.rows.iter().map(|r| r.queue).collect::<Vec<_>>(),
+            vec![1, 0]
+        );
+        assert_eq!(bench.queue_name(QueueId(1)).as_deref(), Some("billing"));
+        assert_eq!(bench.skill_id("billing"), Some(SkillId(0)));
+    }
+
+    #[test]
+    fn logs_of_the_last_call_are_kept() {
+        let bench = TestBench::new(Seven);
+        bench.prioritise(&[WorkItem::voice("q").skill("a", 1).skill("b", 2)]);
+        let logs = bench.logs();
+        assert_eq!(logs.len(), 1);
+        assert_eq!(
+            logs[0].fields,
+            vec![("skills".to_string(), "2".to_string())]
+        );
+    }
+
+    #[test]
+    fn run_fixtures_reports_every_failing_case() {
+        let text = "[[prioritise]]\nname = \"ok\"\nitems = [{ expect = { priority = 7 } }]\n\
+                    [[prioritise]]\nname = \"bad\"\nitems = [{ expect = { at_least = 10 } }, { expect = { at_most = 5 } }]\n";
+        let fixtures = Fixtures::parse(text, "f.toml").unwrap();
+        let run = run_fixtures_with(&Seven, &fixtures);
+        assert_eq!(run.cases, 2);
+        assert_eq!(run.mismatches.len(), 1);
+        assert_eq!(
+            run.mismatches[0].to_string(),
+            "f.toml: prioritise case `bad`: item 0: priority 7 is below the expected minimum 10; \
+             item 1: priority 7 is above the expected maximum 5"
+        );
+    }
+
+    #[test]
+    fn a_missing_fixture_file_is_a_read_error_naming_it() {
+        let err = TestBench::new(Seven)
+            .run_fixtures("/no/such/fixtures.toml")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read fixture file /no/such/fixtures.toml: "),
+            "{err}"
+        );
+    }
+}
