@@ -418,7 +418,8 @@ impl Plugin {
             Some(trap) => match denied {
                 Some(limit) => Error::PluginLimit { plugin, hook, limit },
                 None => {
-                    let mut reason = trap.to_string();
+                    let text = trap.to_string();
+                    let mut reason = text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned();
                     if let Some(line) = last_stderr {
                         reason.push_str(&format!(" (stderr: {line})"));
                     }
@@ -513,7 +514,10 @@ fn describe_start_failure(error: &wasmtime::Error, store: &Store<PluginState>) -
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => "start-up ran past the call deadline".to_owned(),
-        Some(trap) => trap.to_string(),
+        Some(trap) => {
+            let text = trap.to_string();
+            text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned()
+        }
         None => format!("{error:#}"),
     }
 }

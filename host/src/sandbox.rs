@@ -521,7 +521,9 @@ impl PluginState {
             let text = String::from_utf8_lossy(&bytes);
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(target: "switchyard::plugin", plugin = %self.plugin, hook, stream, "{line}");
-                if stream == "stderr" {
+                // Rust's panic hook ends with a "note: run with RUST_BACKTRACE" line;
+                // the message above it is what explains the failure.
+                if stream == "stderr" && !line.starts_with("note: ") {
                     last_stderr = Some(clip(line.trim(), 512).to_owned());
                 }
             }
