@@ -111,6 +111,15 @@ pub enum Error {
         /// Consecutive failures that opened it.
         failures: u32,
     },
+    /// The daemon's journal (its embedded store) failed to open, read or write;
+    /// the request was not acknowledged. Ops check the data directory's disk.
+    #[error("journal {path}: {message}")]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
 }
 
 /// Result with the crate's [`Error`].

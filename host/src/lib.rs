@@ -23,6 +23,8 @@
 //!   the exception queue and explanations.
 //! - [`metrics`]: contact-centre statistics (service level, ASA, AHT, occupancy, FCR).
 //! - [`sim`]: scenarios, distributions and the discrete-event simulator.
+//! - [`serve`]: the `switchyard serve` daemon: config, HTTP API, auth, durable
+//!   journal and recovery, Prometheus metrics.
 #![deny(missing_docs)]
 
 pub mod contract;
@@ -36,5 +38,6 @@ pub mod clock;
 pub mod router;
 pub mod metrics;
 pub mod sim;
+pub mod serve;
 
 pub use error::{Error, Result};

@@ -1,0 +1,325 @@
+//! The daemon's configuration file (`switchyard.toml`): listen address, data
+//! directory, tokens, departments with their plugins, queues with service-level
+//! thresholds, and agents known at start.
+//!
+//! Every table rejects unknown keys, and every error names the key and the line:
+//! syntax and type errors come from `toml`'s spans; cross-references (a queue's
+//! department, an agent's skill level) are checked here against the spans of the
+//! offending values.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::router::{Capacity, Presence};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free port, and the
+    /// bound address is printed on stdout either way).
+    #[serde(default = "default_listen")]
+    pub listen: Spanned<String>,
+    /// Directory of the journal and uploaded plugins, relative to the config file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// How often the ticker looks for due offer timeouts and escalation rechecks, ms.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// Tokens.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Departments.
+    #[serde(default)]
+    pub departments: Vec<DepartmentEntry>,
+    /// Queues.
+    #[serde(default)]
+    pub queues: Vec<QueueEntry>,
+    /// Agents registered at start (more can register through the API).
+    #[serde(default)]
+    pub agents: Vec<AgentEntry>,
+    /// Where the file was read from (plugin paths and `data_dir` are relative to
+    /// its folder). Not a key of the file.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// Bearer tokens of the admin and agent endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Token of the admin endpoints (plugin upload, rollback, agent management).
+    /// The environment variable `SWITCHYARD_ADMIN_TOKEN` overrides it.
+    pub admin_token: Option<String>,
+    /// Token of the agent endpoints (state, desktop, offers, completion).
+    /// The environment variable `SWITCHYARD_AGENT_TOKEN` overrides it.
+    pub agent_token: Option<String>,
+    /// Run without tokens: every endpoint is open. Only for a daemon bound to a
+    /// loopback address on a developer's machine; the daemon refuses to start
+    /// without an admin token unless this is set.
+    #[serde(default)]
+    pub insecure_local: bool,
+}
+
+/// One department.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentEntry {
+    /// Name (also the plugin's department).
+    pub name: Spanned<String>,
+    /// Path of the department's plugin component, relative to the config file.
+    pub plugin: Option<PathBuf>,
+    /// When `plugin` names a file that does not exist: `true` (default) refuses to
+    /// start, `false` starts with the built-in rules and logs a warning.
+    #[serde(default = "yes")]
+    pub require_plugin: bool,
+    /// Seconds an agent has to accept an offer.
+    #[serde(default = "default_offer_timeout_s")]
+    pub offer_timeout_s: f64,
+    /// Seconds before a rejected item is offered to the same agent again.
+    #[serde(default = "default_reoffer_block_s")]
+    pub reoffer_block_s: f64,
+    /// Hours within which a new item of the same customer is a repeat contact.
+    #[serde(default = "default_fcr_window_h")]
+    pub fcr_window_h: f64,
+    /// Key/value configuration the plugin reads through `host.config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+}
+
+/// One queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueEntry {
+    /// Name, unique across departments.
+    pub name: Spanned<String>,
+    /// Owning department.
+    pub department: Spanned<String>,
+    /// Skill agents need to serve the queue (default: the queue's name).
+    pub skill: Option<String>,
+    /// Service-level threshold t, seconds.
+    #[serde(default = "default_sl_s")]
+    pub service_level_s: f64,
+    /// Abandons before this many seconds are short abandons (left out of SL).
+    #[serde(default = "default_short_abandon_s")]
+    pub short_abandon_s: f64,
+}
+
+/// One agent known at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// Login (unique).
+    pub name: Spanned<String>,
+    /// Group for reports.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Skills with proficiency 1-10.
+    #[serde(default = "no_skills")]
+    pub skills: Spanned<BTreeMap<String, u8>>,
+    /// Blending capacity.
+    #[serde(default)]
+    pub capacity: Capacity,
+    /// After-work seconds following each item.
+    #[serde(default)]
+    pub wrap_up_s: f64,
+    /// Presence at start (default offline: the agent logs in through the API).
+    #[serde(default = "default_presence")]
+    pub state: Presence,
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8080".to_owned())
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("switchyard-data")
+}
+fn default_tick_ms() -> u64 {
+    200
+}
+fn yes() -> bool {
+    true
+}
+fn default_offer_timeout_s() -> f64 {
+    20.0
+}
+fn default_reoffer_block_s() -> f64 {
+    60.0
+}
+fn default_fcr_window_h() -> f64 {
+    24.0
+}
+fn default_sl_s() -> f64 {
+    20.0
+}
+fn default_short_abandon_s() -> f64 {
+    5.0
+}
+fn no_skills() -> Spanned<BTreeMap<String, u8>> {
+    Spanned::new(0..0, BTreeMap::new())
+}
+fn default_group() -> String {
+    "default".to_owned()
+}
+fn default_presence() -> Presence {
+    Presence::Offline
+}
+
+/// Seconds to milliseconds, refusing negative and non-finite values.
+pub(crate) fn seconds_ms(seconds: f64) -> Option<u64> {
+    (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).round() as u64)
+}
+
+impl ServeConfig {
+    /// Read and check `path`.
+    pub fn load(path: &Path) -> Result<ServeConfig> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check `text` (read from `path`, for messages and relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<ServeConfig> {
+        let fail = |message: String| Error::Config { path: path.to_owned(), message };
+        let mut config: ServeConfig = toml::from_str(text).map_err(|e| {
+            // toml's message already names the key; add the line from the span.
+            let at = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
+            fail(format!("{at}{}", e.message().trim_end()))
+        })?;
+        config.path = path.to_owned();
+        let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+
+        if config.listen.get_ref().parse::<SocketAddr>().is_err() {
+            return Err(fail(format!(
+                "line {}: key `listen`: `{}` is not an address like 127.0.0.1:8080",
+                at(config.listen.span()),
+                config.listen.get_ref()
+            )));
+        }
+        if config.tick_ms == 0 {
+            return Err(fail("key `tick_ms`: must be at least 1".into()));
+        }
+        let mut departments = BTreeMap::new();
+        for (i, d) in config.departments.iter().enumerate() {
+            let line = at(d.name.span());
+            if departments.insert(d.name.get_ref().clone(), ()).is_some() {
+                return Err(fail(format!("line {line}: key `departments[{i}].name`: department `{}` is defined twice", d.name.get_ref())));
+            }
+            for (key, value) in [("offer_timeout_s", d.offer_timeout_s), ("reoffer_block_s", d.reoffer_block_s), ("fcr_window_h", d.fcr_window_h)] {
+                if seconds_ms(value).is_none() {
+                    return Err(fail(format!("department `{}` (line {line}): key `departments[{i}].{key}`: {value} is not a duration", d.name.get_ref())));
+                }
+            }
+            for (key, value) in &d.config {
+                if value.is_table() || value.is_array() {
+                    return Err(fail(format!(
+                        "department `{}` (line {line}): key `departments[{i}].config.{key}`: values must be strings, numbers or booleans",
+                        d.name.get_ref()
+                    )));
+                }
+            }
+        }
+        let mut queues = BTreeMap::new();
+        for (i, q) in config.queues.iter().enumerate() {
+            if queues.insert(q.name.get_ref().clone(), ()).is_some() {
+                return Err(fail(format!("line {}: key `queues[{i}].name`: queue `{}` is defined twice", at(q.name.span()), q.name.get_ref())));
+            }
+            if !departments.contains_key(q.department.get_ref()) {
+                return Err(fail(format!(
+                    "line {}: key `queues[{i}].department`: no department `{}` is defined",
+                    at(q.department.span()),
+                    q.department.get_ref()
+                )));
+            }
+            for (key, value) in [("service_level_s", q.service_level_s), ("short_abandon_s", q.short_abandon_s)] {
+                if seconds_ms(value).is_none() {
+                    return Err(fail(format!("line {}: key `queues[{i}].{key}`: {value} is not a duration", at(q.name.span()))));
+                }
+            }
+        }
+        let mut agents = BTreeMap::new();
+        for (i, a) in config.agents.iter().enumerate() {
+            if agents.insert(a.name.get_ref().clone(), ()).is_some() {
+                return Err(fail(format!("line {}: key `agents[{i}].name`: agent `{}` is defined twice", at(a.name.span()), a.name.get_ref())));
+            }
+            for (skill, level) in a.skills.get_ref() {
+                if !(1..=10).contains(level) {
+                    return Err(fail(format!(
+                        "line {}: key `agents[{i}].skills.{skill}`: level {level} is outside 1-10",
+                        at(a.skills.span())
+                    )));
+                }
+            }
+            if seconds_ms(a.wrap_up_s).is_none() {
+                return Err(fail(format!("line {}: key `agents[{i}].wrap_up_s`: {} is not a duration", at(a.name.span()), a.wrap_up_s)));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The config file's folder (base of relative paths).
+    pub fn base_dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// `path` resolved against the config file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_owned() } else { self.base_dir().join(path) }
+    }
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes().iter().take(offset.min(text.len())).filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServeConfig> {
+        ServeConfig::parse(text, Path::new("test.toml"))
+    }
+
+    fn message(text: &str) -> String {
+        parse(text).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let got = message("listen = \"127.0.0.1:0\"\n\n[[departments]]\nname = \"billing\"\nplugn = \"x.wasm\"\n");
+        assert!(got.starts_with("test.toml: line 5: unknown field `plugn`"), "{got}");
+    }
+
+    #[test]
+    fn a_queue_of_an_unknown_department_is_named_with_its_line() {
+        let got = message("[[departments]]\nname = \"billing\"\n[[queues]]\nname = \"q\"\ndepartment = \"biling\"\n");
+        assert_eq!(got, "test.toml: line 5: key `queues[0].department`: no department `biling` is defined");
+    }
+
+    #[test]
+    fn a_skill_level_outside_1_to_10_is_refused() {
+        let got = message("[[agents]]\nname = \"ann\"\nskills = { billing = 11 }\n");
+        assert_eq!(got, "test.toml: line 3: key `agents[0].skills.billing`: level 11 is outside 1-10");
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_refused() {
+        let got = message("listen = \"localhost\"\n");
+        assert_eq!(got, "test.toml: line 1: key `listen`: `localhost` is not an address like 127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_bundled_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/switchyard.toml");
+        let config = ServeConfig::load(&path).unwrap();
+        let departments: Vec<&str> = config.departments.iter().map(|d| d.name.get_ref().as_str()).collect();
+        assert_eq!(departments, ["billing", "claims", "tech-support"]);
+        assert_eq!(config.listen.get_ref(), "127.0.0.1:8080");
+        assert!(config.auth.insecure_local);
+    }
+}

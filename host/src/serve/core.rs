@@ -1,0 +1,475 @@
+//! The daemon's state behind one lock: the router, its clock, the journal, the
+//! department plugins kept for rollback, finished items and the audit log.
+//!
+//! Every mutation follows the same path: validate → take the time → append the
+//! input to the journal (synced) → apply it to the router → log the decisions.
+//! Recovery runs the very same `apply` over the journal's records at their
+//! recorded times, so live operation and replay cannot drift apart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use switchyard_sdk::Channel;
+
+use crate::clock::{Clock, SystemClock, VirtualClock};
+use crate::error::{Error, Result};
+use crate::router::{
+    AgentId, AgentSpec, Completion, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence, Router,
+};
+use crate::rules::RuleSource;
+use crate::runtime::{DepartmentConfig, Plugin, Runtime};
+
+use super::api::{AgentBody, ItemBody};
+use super::config::seconds_ms;
+use super::journal::{JournalStore, Op, Record};
+
+/// An item that has left the router (completed or withdrawn), for `GET /v1/items/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finished {
+    /// Item id.
+    pub id: u64,
+    /// `completed` or `withdrawn`.
+    pub status: &'static str,
+    /// Queue it finished in.
+    pub queue: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Resolved at first contact (completed items).
+    pub resolved: Option<bool>,
+    /// Handle time, ms (completed items).
+    pub handle_ms: Option<u64>,
+}
+
+/// One entry of the plugin audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Department.
+    pub department: String,
+    /// `loaded` (from the config at start), `activated` (upload), `rolled-back`, `refused`.
+    pub action: &'static str,
+    /// Generation concerned.
+    pub generation: Option<u64>,
+    /// Content hash.
+    pub sha256: String,
+    /// Why (refusals).
+    pub reason: Option<String>,
+}
+
+/// A department's plugins: every generation kept for rollback.
+#[derive(Default)]
+pub(crate) struct Kept {
+    pub(crate) generations: BTreeMap<u64, Arc<Plugin>>,
+}
+
+/// A request that cannot be applied: status class and the field at fault.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// 404: the thing named does not exist.
+    NotFound(String),
+    /// 422: a field's value is not acceptable.
+    Invalid { field: String, message: String },
+    /// 409: not allowed in the current state.
+    Conflict(String),
+    /// 500/503: the journal failed; nothing was applied.
+    Internal(String),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Unknown { .. } => Refusal::NotFound(e.to_string()),
+            Error::Invalid(m) => Refusal::Conflict(m),
+            other => Refusal::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The state. See the module docs.
+pub(crate) struct Core {
+    pub(crate) router: Router,
+    pub(crate) clock: VirtualClock,
+    pub(crate) journal: Box<dyn JournalStore>,
+    pub(crate) runtime: Runtime,
+    pub(crate) kept: BTreeMap<String, Kept>,
+    pub(crate) finished: HashMap<u64, Finished>,
+    pub(crate) audit: Vec<AuditEntry>,
+    pub(crate) department_configs: BTreeMap<String, DepartmentConfig>,
+    /// Set while replaying: decisions are logged at debug level only.
+    pub(crate) replaying: bool,
+    /// Records replayed at start.
+    pub(crate) recovered: u64,
+    /// Records appended since start.
+    pub(crate) appended: u64,
+    /// Offers by outcome (`made`, `accepted`, `rejected`, `timed-out`, `cancelled`).
+    pub(crate) offers: BTreeMap<&'static str, u64>,
+}
+
+impl Core {
+    /// The time for the next input: the wall clock, never behind the router's.
+    fn now(&self) -> u64 {
+        SystemClock.now_ms().max(self.clock.now_ms())
+    }
+
+    /// Journal `op` at the current time (synced), then apply it.
+    pub(crate) fn submit(&mut self, op: Op) -> std::result::Result<Applied, Refusal> {
+        let record = Record { at_ms: self.now(), op };
+        self.journal.append(&record).map_err(|e| Refusal::Internal(e.to_string()))?;
+        self.appended += 1;
+        self.apply(&record)
+    }
+
+    /// Replay every journal record into the (fresh) router.
+    pub(crate) fn recover(&mut self) -> Result<u64> {
+        let records = self.journal.records()?;
+        self.replaying = true;
+        for (_, record) in &records {
+            // A record that failed live fails the same way now; nothing to do.
+            let _ = self.apply(record);
+        }
+        self.replaying = false;
+        self.recovered = records.len() as u64;
+        Ok(self.recovered)
+    }
+
+    /// Apply one record at its time. Used live (after journaling) and in replay.
+    pub(crate) fn apply(&mut self, record: &Record) -> std::result::Result<Applied, Refusal> {
+        self.clock.set(record.at_ms);
+        let result = match &record.op {
+            Op::CreateItem { item } => {
+                let id = self.router.create_item(to_new_item(item));
+                Ok(Applied::Item(id))
+            }
+            Op::Withdraw { item } => self.router.withdraw(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from),
+            Op::Complete { item, resolved, handoff } => {
+                let completion = Completion {
+                    resolved: *resolved,
+                    handoff: handoff.as_ref().map(|h| HandOff { item: to_new_item(h) }),
+                };
+                self.router.complete(ItemId(*item), completion).map(Applied::Completed).map_err(Refusal::from)
+            }
+            Op::RegisterAgent { name, agent } => {
+                let spec = AgentSpec {
+                    name: name.clone(),
+                    group: agent.group.clone(),
+                    skills: agent.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    capacity: agent.capacity,
+                    wrap_up_ms: seconds_ms(agent.wrap_up_s).unwrap_or(0),
+                };
+                self.router.register_agent(spec).map(Applied::Agent).map_err(Refusal::from)
+            }
+            Op::AgentState { name, presence } => match self.router.agent_id(name) {
+                Some(id) => self.router.set_agent_state(id, *presence).map(|()| Applied::Agent(id)).map_err(Refusal::from),
+                None => Err(Refusal::NotFound(format!("unknown agent `{name}`"))),
+            },
+            Op::Accept { item } => self.router.accept_offer(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from),
+            Op::Reject { item } => self.router.reject_offer(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from),
+            Op::Tick => {
+                self.router.on_tick();
+                Ok(Applied::Done)
+            }
+            Op::ReturnOffers => {
+                for (id, _, _) in self.router.agents() {
+                    let offered = self
+                        .router
+                        .desktop(id)
+                        .map(|d| d.items.iter().any(|i| i.status == ItemStatus::Offered))
+                        .unwrap_or(false);
+                    if offered {
+                        // Away cancels the agent's pending offers (back to the queue,
+                        // age kept); available again takes new offers.
+                        let _ = self.router.set_agent_state(id, Presence::Away);
+                        let _ = self.router.set_agent_state(id, Presence::Available);
+                    }
+                }
+                Ok(Applied::Done)
+            }
+            Op::PluginActivated { department, plugin, sha256, generation } => {
+                self.replay_activation(record.at_ms, department, plugin, sha256, *generation)
+            }
+            Op::PluginRolledBack { department, generation } => self.roll_back(record.at_ms, department, *generation),
+            Op::PluginRefused { department, sha256, reason } => {
+                self.audit.push(AuditEntry {
+                    at_ms: record.at_ms,
+                    department: department.clone(),
+                    action: "refused",
+                    generation: None,
+                    sha256: sha256.clone(),
+                    reason: Some(reason.clone()),
+                });
+                Ok(Applied::Done)
+            }
+        };
+        self.after(&record.op, &result);
+        result
+    }
+
+    /// Plugin activation: live, the plugin is already loaded and active (see
+    /// [`Core::activate`]); in replay, load it from the journal's blob.
+    fn replay_activation(
+        &mut self,
+        at_ms: u64,
+        department: &str,
+        plugin: &str,
+        sha256: &str,
+        generation: u64,
+    ) -> std::result::Result<Applied, Refusal> {
+        if !self.replaying {
+            return Ok(Applied::Done);
+        }
+        let bytes = self
+            .journal
+            .blob(sha256)
+            .map_err(|e| Refusal::Internal(e.to_string()))?
+            .ok_or_else(|| Refusal::Internal(format!("plugin blob {sha256} missing from the journal")))?;
+        let config = self.department_configs.get(department).cloned().unwrap_or_default();
+        let loaded = self
+            .runtime
+            .load_bytes(department, plugin, &bytes, config)
+            .map_err(|e| Refusal::Internal(format!("replaying the upload of generation {generation}: {e}")))?;
+        self.runtime.activate(loaded.clone());
+        self.keep(at_ms, loaded, "activated");
+        Ok(Applied::Done)
+    }
+
+    /// Keep `plugin` for rollback and audit its activation.
+    pub(crate) fn keep(&mut self, at_ms: u64, plugin: Arc<Plugin>, action: &'static str) {
+        let report = plugin.load_report().clone();
+        self.audit.push(AuditEntry {
+            at_ms,
+            department: report.department.clone(),
+            action,
+            generation: Some(report.generation),
+            sha256: report.sha256.clone(),
+            reason: None,
+        });
+        tracing::info!(department = %report.department, plugin = %report.plugin, generation = report.generation, sha256 = %report.sha256, action, "plugin");
+        self.kept.entry(report.department).or_default().generations.insert(report.generation, plugin);
+    }
+
+    /// Live upload: `plugin` was loaded and validated outside the lock; store its
+    /// bytes, journal the activation, then swap it in.
+    pub(crate) fn activate(&mut self, plugin: Arc<Plugin>, bytes: &[u8]) -> std::result::Result<u64, Refusal> {
+        let report = plugin.load_report().clone();
+        self.journal.put_blob(&report.sha256, bytes).map_err(|e| Refusal::Internal(e.to_string()))?;
+        self.submit(Op::PluginActivated {
+            department: report.department.clone(),
+            plugin: report.plugin.clone(),
+            sha256: report.sha256.clone(),
+            generation: report.generation,
+        })?;
+        let at = self.clock.now_ms();
+        self.runtime.activate(plugin.clone());
+        self.keep(at, plugin, "activated");
+        Ok(report.generation)
+    }
+
+    fn roll_back(&mut self, at_ms: u64, department: &str, generation: u64) -> std::result::Result<Applied, Refusal> {
+        let plugin = self
+            .kept
+            .get(department)
+            .and_then(|k| k.generations.get(&generation))
+            .cloned()
+            .ok_or_else(|| Refusal::NotFound(format!("department `{department}` keeps no generation {generation}")))?;
+        let sha256 = plugin.load_report().sha256.clone();
+        self.runtime.activate(plugin);
+        self.audit.push(AuditEntry {
+            at_ms,
+            department: department.to_owned(),
+            action: "rolled-back",
+            generation: Some(generation),
+            sha256,
+            reason: None,
+        });
+        tracing::info!(department, generation, "plugin rolled back");
+        Ok(Applied::Done)
+    }
+
+    /// Drain the router's events: remember finished items and log every decision
+    /// with item, department and the plugin generation that made it.
+    fn after(&mut self, op: &Op, result: &std::result::Result<Applied, Refusal>) {
+        if let (Op::CreateItem { item }, Ok(Applied::Item(id))) = (op, result) {
+            let view = self.router.item_view(*id);
+            let (queue, priority, source) = match &view {
+                Some(v) => (v.queue.as_str(), v.priority, v.explanation.prioritised_by.as_ref()),
+                None => ("(exception)", 0, None),
+            };
+            let (rule, generation) = describe(source);
+            if self.replaying {
+                tracing::debug!(item = id.0, department = %item.department, queue, priority, rule, generation, "replayed item");
+            } else {
+                tracing::info!(item = id.0, department = %item.department, queue, priority, rule, generation, "item prioritised");
+            }
+        }
+        let queues = self.router.queue_names();
+        let events: Vec<Event> = self.router.drain_events().collect();
+        for event in events {
+            match &event {
+                Event::Offered { .. } => *self.offers.entry("made").or_default() += 1,
+                Event::Accepted { .. } => *self.offers.entry("accepted").or_default() += 1,
+                Event::OfferEnded { how, .. } => *self.offers.entry(how).or_default() += 1,
+                _ => {}
+            }
+            match event {
+                Event::Completed { at_ms, item, queue, handle_ms, resolved, .. } => {
+                    self.finished.insert(
+                        item.0,
+                        Finished {
+                            id: item.0,
+                            status: "completed",
+                            queue: queues.get(queue).cloned().unwrap_or_default(),
+                            at_ms,
+                            resolved: Some(resolved),
+                            handle_ms: Some(handle_ms),
+                        },
+                    );
+                }
+                Event::Abandoned { at_ms, item, queue, .. } => {
+                    self.finished.insert(
+                        item.0,
+                        Finished {
+                            id: item.0,
+                            status: "withdrawn",
+                            queue: queues.get(queue).cloned().unwrap_or_default(),
+                            at_ms,
+                            resolved: None,
+                            handle_ms: None,
+                        },
+                    );
+                }
+                Event::Offered { item, agent, .. } if !self.replaying => {
+                    if let Some(view) = self.router.item_view(item) {
+                        let (rule, generation) = describe(view.explanation.matched_by.as_ref());
+                        tracing::info!(
+                            item = item.0,
+                            agent = agent.0,
+                            department = %view.department,
+                            queue = %view.queue,
+                            priority = view.priority,
+                            score = view.explanation.score,
+                            rule,
+                            generation,
+                            "item offered"
+                        );
+                    }
+                }
+                Event::Escalated { item, ref actions, .. } if !self.replaying => {
+                    let department = self.router.item_view(item).map(|v| v.department).unwrap_or_default();
+                    let source = self.router.item_view(item).and_then(|v| v.explanation.escalations.last().map(|e| e.source.clone()));
+                    let (rule, generation) = describe(source.as_ref());
+                    tracing::info!(item = item.0, department = %department, actions = ?actions, rule, generation, "item escalated");
+                }
+                ref other if !self.replaying => tracing::debug!(event = ?other, "router event"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The agent's id, or a 404.
+    pub(crate) fn agent(&self, name: &str) -> std::result::Result<AgentId, Refusal> {
+        self.router.agent_id(name).ok_or_else(|| Refusal::NotFound(format!("unknown agent `{name}`")))
+    }
+
+    /// Check a new item before it is journaled.
+    pub(crate) fn validate_item(&self, item: &ItemBody, prefix: &str) -> std::result::Result<(), Refusal> {
+        let invalid = |field: &str, message: String| Refusal::Invalid { field: format!("{prefix}{field}"), message };
+        if !self.router.department_names().iter().any(|d| *d == item.department) {
+            return Err(invalid("department", format!("unknown department `{}`", item.department)));
+        }
+        match self.router.queue_specs().iter().find(|q| q.name == item.queue) {
+            None => return Err(invalid("queue", format!("unknown queue `{}`", item.queue))),
+            Some(q) if q.department != item.department => {
+                return Err(invalid(
+                    "queue",
+                    format!("queue `{}` belongs to department `{}`, not `{}`", item.queue, q.department, item.department),
+                ));
+            }
+            Some(_) => {}
+        }
+        for (skill, level) in &item.skills {
+            if !(1..=10).contains(level) {
+                return Err(invalid(&format!("skills.{skill}"), format!("level {level} is outside 1-10")));
+            }
+        }
+        if !item.value.is_finite() {
+            return Err(invalid("value", "must be a finite number".into()));
+        }
+        if let Some(due) = item.due_in_s
+            && seconds_ms(due).is_none()
+        {
+            return Err(invalid("due_in_s", format!("{due} is not a duration")));
+        }
+        Ok(())
+    }
+
+    /// Check an agent body before it is journaled.
+    pub(crate) fn validate_agent(&self, agent: &AgentBody) -> std::result::Result<(), Refusal> {
+        for (skill, level) in &agent.skills {
+            if !(1..=10).contains(level) {
+                return Err(Refusal::Invalid { field: format!("skills.{skill}"), message: format!("level {level} is outside 1-10") });
+            }
+        }
+        if seconds_ms(agent.wrap_up_s).is_none() {
+            return Err(Refusal::Invalid { field: "wrap_up_s".into(), message: format!("{} is not a duration", agent.wrap_up_s) });
+        }
+        Ok(())
+    }
+
+    /// Journal and run a tick if a timer is due.
+    pub(crate) fn tick(&mut self) -> std::result::Result<(), Refusal> {
+        let now = self.now();
+        if self.router.next_deadline().is_some_and(|at| at <= now) {
+            self.submit(Op::Tick)?;
+        }
+        Ok(())
+    }
+
+    /// Whether any offer is pending (after a recovery).
+    pub(crate) fn has_pending_offers(&self) -> bool {
+        self.router.agents().into_iter().any(|(id, _, _)| {
+            self.router.desktop(id).map(|d| d.items.iter().any(|i| i.status == ItemStatus::Offered)).unwrap_or(false)
+        })
+    }
+}
+
+/// What applying an op produced.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Applied {
+    /// Nothing to report.
+    Done,
+    /// A new item.
+    Item(ItemId),
+    /// An agent registered or changed.
+    Agent(AgentId),
+    /// A completion, with the hand-off item if any.
+    Completed(Option<ItemId>),
+}
+
+/// (rule kind, generation) of a rule source, for logs.
+fn describe(source: Option<&RuleSource>) -> (&'static str, u64) {
+    match source {
+        Some(RuleSource::Plugin { generation, .. }) => ("plugin", *generation),
+        Some(RuleSource::Fallback { generation, .. }) => ("fallback", *generation),
+        Some(RuleSource::BuiltIn) => ("built-in", 0),
+        None => ("none", 0),
+    }
+}
+
+/// The router's new item from the API body.
+pub(crate) fn to_new_item(item: &ItemBody) -> NewWorkItem {
+    NewWorkItem {
+        department: item.department.clone(),
+        queue: item.queue.clone(),
+        channel: Some(item.channel.unwrap_or(Channel::Voice)),
+        skills: item.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        attributes: item.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        priority: item.priority,
+        tier: item.tier,
+        value: item.value,
+        customer: item.customer.clone(),
+        case: item.case.clone(),
+        due_in_ms: item.due_in_s.and_then(seconds_ms),
+    }
+}

@@ -1,0 +1,245 @@
+//! `switchyard serve`: the routing daemon. It owns one [`Router`] on the real-time
+//! clock, the departments' plugins, a durable journal and the HTTP API.
+//!
+//! Start-up: read the config ([`config`]) → check the tokens → open the journal
+//! ([`journal`]) → build the plugin runtime and the router → load the configured
+//! plugins → replay the journal into the router (queues, offers, cases and
+//! statistics come back; offers pending at the stop return to their queues) →
+//! register config agents the journal does not know → listen, print the bound
+//! address on stdout → serve until SIGTERM or ctrl-c, then finish the requests in
+//! flight and stop.
+//!
+//! A ticker runs the router's due timers (offer timeouts, after-work, escalation
+//! rechecks) every `tick_ms`, journaling each tick that has something to do so a
+//! replay takes the same decisions at the same times.
+
+pub mod config;
+pub mod journal;
+
+mod api;
+mod auth;
+mod core;
+mod prom;
+
+pub use api::{AgentBody, ItemBody, ROUTES};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock, VirtualClock};
+use crate::error::{Error, Result};
+use crate::router::{DepartmentSpec, Presence, QueueSpec, Router, RouterOptions};
+use crate::runtime::{DepartmentConfig, Runtime};
+
+use self::api::Shared;
+use self::config::{ServeConfig, seconds_ms};
+use self::core::Core;
+use self::journal::{Op, RedbJournal};
+
+/// What `switchyard serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The config file.
+    pub config: PathBuf,
+    /// Listen here instead of the config's `listen`.
+    pub listen: Option<SocketAddr>,
+    /// Keep the journal here instead of the config's `data_dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Run the daemon until SIGTERM or ctrl-c.
+pub fn run(options: ServeOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io { path: PathBuf::from("<tokio runtime>"), source })?;
+    runtime.block_on(serve(options))
+}
+
+/// Build the daemon's state from the config and recover it from the journal.
+fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
+    let auth = auth::Auth::from_config(&config.auth, &config.path)?;
+    std::fs::create_dir_all(data_dir).map_err(|source| Error::Io { path: data_dir.to_owned(), source })?;
+    let journal = RedbJournal::open(&data_dir.join("journal.redb"))?;
+
+    let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
+    let runtime = Runtime::builder().catalog(catalog.clone()).cache_dir(data_dir.join("cache")).build()?;
+    let clock = VirtualClock::new(0);
+    let departments = config
+        .departments
+        .iter()
+        .map(|d| DepartmentSpec {
+            name: d.name.get_ref().clone(),
+            offer_timeout_ms: seconds_ms(d.offer_timeout_s).unwrap_or(20_000),
+            reoffer_block_ms: seconds_ms(d.reoffer_block_s).unwrap_or(60_000),
+            fcr_window_ms: seconds_ms(d.fcr_window_h * 3600.0).unwrap_or(0),
+        })
+        .collect();
+    let queues = config
+        .queues
+        .iter()
+        .map(|q| QueueSpec {
+            name: q.name.get_ref().clone(),
+            department: q.department.get_ref().clone(),
+            skill: q.skill.clone(),
+            service_level_ms: seconds_ms(q.service_level_s).unwrap_or(20_000),
+            short_abandon_ms: seconds_ms(q.short_abandon_s).unwrap_or(5_000),
+        })
+        .collect();
+    let router = Router::new(departments, queues, Arc::new(clock.clone()), catalog, RouterOptions::default())
+        .map_err(|e| Error::Config { path: config.path.clone(), message: e.to_string() })?;
+
+    let mut core = Core {
+        router,
+        clock,
+        journal: Box::new(journal),
+        runtime: runtime.clone(),
+        kept: BTreeMap::new(),
+        finished: Default::default(),
+        audit: Vec::new(),
+        department_configs: BTreeMap::new(),
+        replaying: false,
+        recovered: 0,
+        appended: 0,
+        offers: BTreeMap::new(),
+    };
+    // Plugins named in the config: loaded first, so a replay decides with them.
+    for d in &config.departments {
+        let name = d.name.get_ref();
+        let mut dc = DepartmentConfig::new();
+        for (key, value) in &d.config {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            dc = dc.with(key.clone(), text);
+        }
+        core.department_configs.insert(name.clone(), dc.clone());
+        core.router.set_rules(name, runtime.rules(name))?;
+        let Some(plugin) = &d.plugin else { continue };
+        let path = config.resolve(plugin);
+        if !path.is_file() {
+            if d.require_plugin {
+                return Err(Error::Config {
+                    path: config.path.clone(),
+                    message: format!(
+                        "department `{name}`: plugin {} not found (build it, or set `require_plugin = false` to start on the built-in rules)",
+                        path.display()
+                    ),
+                });
+            }
+            tracing::warn!(department = %name, path = %path.display(), "plugin not found; the department starts on the built-in rules");
+            continue;
+        }
+        let loaded = runtime.load_file(name, &path, dc)?;
+        runtime.activate(loaded.clone());
+        core.keep(SystemClock.now_ms(), loaded, "loaded");
+    }
+    let recovered = core.recover()?;
+    tracing::info!(records = recovered, open_items = core.router.open_items(), "journal replayed");
+    if core.has_pending_offers() {
+        core.submit(Op::ReturnOffers).map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
+    }
+    // Config agents the journal does not know yet (first start, or added since).
+    for a in &config.agents {
+        let name = a.name.get_ref();
+        if core.router.agent_id(name).is_some() {
+            continue;
+        }
+        let agent = api::AgentBody {
+            group: a.group.clone(),
+            skills: a.skills.get_ref().clone(),
+            capacity: a.capacity,
+            wrap_up_s: a.wrap_up_s,
+        };
+        core.submit(Op::RegisterAgent { name: name.clone(), agent }).map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
+        if a.state != Presence::Offline {
+            core.submit(Op::AgentState { name: name.clone(), presence: a.state })
+                .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
+        }
+    }
+    Ok(Shared { core: Mutex::new(core), auth, runtime })
+}
+
+async fn serve(options: ServeOptions) -> Result<()> {
+    let config = ServeConfig::load(&options.config)?;
+    let data_dir = options.data_dir.clone().unwrap_or_else(|| config.resolve(&config.data_dir));
+    let listen: SocketAddr = match options.listen {
+        Some(a) => a,
+        None => config.listen.get_ref().parse().map_err(|_| Error::Config {
+            path: config.path.clone(),
+            message: format!("key `listen`: `{}` is not an address", config.listen.get_ref()),
+        })?,
+    };
+    let shared = {
+        let config = config.clone();
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || start(&config, &data_dir))
+            .await
+            .map_err(|e| Error::Invalid(format!("start-up task failed: {e}")))??
+    };
+    let state = Arc::new(shared);
+
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
+    let bound = listener.local_addr().map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
+    tracing::info!(address = %bound, data_dir = %data_dir.display(), "switchyard serve listening");
+    // The tests (and scripts) read the bound address from stdout.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "switchyard listening on http://{bound}");
+        let _ = out.flush();
+    }
+
+    let ticker = {
+        let state = state.clone();
+        let every = Duration::from_millis(config.tick_ms);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let state = state.clone();
+                let result = tokio::task::spawn_blocking(move || state.core.lock().unwrap_or_else(|p| p.into_inner()).tick()).await;
+                if let Ok(Err(e)) = result {
+                    tracing::error!(error = ?e, "tick failed");
+                }
+            }
+        })
+    };
+
+    let app = api::routes(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| Error::Io { path: PathBuf::from(bound.to_string()), source })?;
+    ticker.abort();
+    tracing::info!("switchyard serve stopped");
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
