@@ -1,0 +1,239 @@
+//! Shared by the serve tests: start the real `switchyard` binary on a loopback
+//! port with a config written for the test, and talk JSON to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Admin token used by the tests' configs.
+pub const ADMIN: &str = "admin-token-for-tests";
+/// Agent token used by the tests' configs.
+pub const AGENT: &str = "agent-token-for-tests";
+
+/// A config with two departments (billing with a plugin slot, claims), three
+/// queues, tokens, and `extra` appended (agents, plugins).
+pub fn config(extra: &str) -> String {
+    format!(
+        r#"listen = "127.0.0.1:0"
+data_dir = "data"
+tick_ms = 50
+
+[auth]
+admin_token = "{ADMIN}"
+agent_token = "{AGENT}"
+
+[[departments]]
+name = "billing"
+offer_timeout_s = 30
+
+[[departments]]
+name = "claims"
+
+[[queues]]
+name = "billing-general"
+department = "billing"
+skill = "billing"
+service_level_s = 20
+
+[[queues]]
+name = "billing-disputes"
+department = "billing"
+skill = "disputes"
+
+[[queues]]
+name = "claims"
+department = "claims"
+service_level_s = 3600
+{extra}"#
+    )
+}
+
+/// A fresh, empty folder for one test.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its folder (config, data, stderr log).
+    pub dir: PathBuf,
+    http: ureq::Agent,
+}
+
+impl Daemon {
+    /// Write `config` to `dir/switchyard.toml` (unless `None`: keep the file there)
+    /// and start the binary on it; wait for the bound address on stdout.
+    pub fn start(dir: &Path, config: Option<&str>) -> Daemon {
+        let path = dir.join("switchyard.toml");
+        if let Some(text) = config {
+            std::fs::write(&path, text).unwrap();
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .env_remove("SWITCHYARD_ADMIN_TOKEN")
+            .env_remove("SWITCHYARD_AGENT_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let Some(address) = line.trim().strip_prefix("switchyard listening on ") else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+            panic!("the daemon did not start: stdout {line:?}, stderr:\n{log}");
+        };
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Daemon { child, base: address.to_owned(), dir: dir.to_owned(), http }
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// A client for this daemon.
+    pub fn client(&self, token: Option<&'static str>) -> Client {
+        Client { base: self.base.clone(), token, http: self.http.clone() }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JSON client with an optional bearer token.
+#[derive(Clone)]
+pub struct Client {
+    /// Base URL.
+    pub base: String,
+    token: Option<&'static str>,
+    http: ureq::Agent,
+}
+
+/// Status and JSON body (`Null` when the body is not JSON).
+pub type Reply = (u16, Value);
+
+fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = response.unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+impl Client {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+    fn auth(&self) -> Option<String> {
+        self.token.map(|t| format!("Bearer {t}"))
+    }
+    /// GET.
+    pub fn get(&self, path: &str) -> Reply {
+        let mut r = self.http.get(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        reply(r.call())
+    }
+    /// GET, raw text.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let mut r = self.http.get(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        let mut response = r.call().unwrap();
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+    }
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> Reply {
+        let mut r = self.http.delete(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        reply(r.call())
+    }
+    /// POST a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        let mut r = self.http.post(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        reply(r.send_json(body))
+    }
+    /// POST a JSON body; `Err` when the connection fails (daemon gone).
+    pub fn try_post(&self, path: &str, body: &Value) -> Result<Reply, String> {
+        let mut r = self.http.post(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        let mut response = r.send_json(body).map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+    /// POST raw bytes.
+    pub fn post_bytes(&self, path: &str, body: &[u8]) -> Reply {
+        let mut r = self.http.post(self.url(path)).header("content-type", "application/wasm");
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        reply(r.send(body))
+    }
+    /// POST without a body.
+    pub fn post_empty(&self, path: &str) -> Reply {
+        let mut r = self.http.post(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        reply(r.send_empty())
+    }
+    /// PUT a JSON body.
+    pub fn put(&self, path: &str, body: &Value) -> Reply {
+        let mut r = self.http.put(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        reply(r.send_json(body))
+    }
+    /// Send `method` with `body` (for the OpenAPI checks).
+    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        match (method, body) {
+            ("get", _) => self.get(path),
+            ("delete", _) => self.delete(path),
+            ("post", Some(b)) => self.post(path, b),
+            ("post", None) => self.post_empty(path),
+            ("put", Some(b)) => self.put(path, b),
+            ("put", None) => self.put(path, &Value::Null),
+            (other, _) => panic!("unsupported method {other}"),
+        }
+    }
+}
