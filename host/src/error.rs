@@ -111,6 +111,29 @@ pub enum Error {
         /// Consecutive failures that opened it.
         failures: u32,
     },
+    /// Hot reload refused a candidate generation that loaded but failed
+    /// validation (a fixture case trapped, ran over budget or decided otherwise
+    /// than expected). The running generation stays active; the author fixes the
+    /// build or the fixtures.
+    #[error("department `{department}`: generation {generation} from {source_name} rejected: {reason}")]
+    Rejected {
+        /// Department.
+        department: String,
+        /// The generation number the candidate was given.
+        generation: u64,
+        /// Where the candidate came from (file path, or who called the API).
+        source_name: String,
+        /// Why: the failing case and what went wrong.
+        reason: String,
+    },
+    /// The plugin directory could not be watched; ops fix the path or permissions.
+    #[error("cannot watch plugin directory {path}: {message}")]
+    Watch {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
     /// The daemon's journal (its embedded store) failed to open, read or write;
     /// the request was not acknowledged. Ops check the data directory's disk.
     #[error("journal {path}: {message}")]

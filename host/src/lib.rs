@@ -18,6 +18,8 @@
 //! - [`stats`]: per-plugin statistics and the circuit breaker.
 //! - [`runtime`]: the embedding API ([`Runtime`](runtime::Runtime)): register
 //!   department plugins, ask for decisions (sync and async), read stats.
+//! - [`reload`]: hot reload: the watched plugin directory, validation against the
+//!   department's fixtures, generations and rollback, the audit log, shadow mode.
 //! - [`clock`]: time passed in (system clock for `serve`, virtual clock for `simulate`).
 //! - [`router`]: queues, agents, blending, offers, escalation, abandonment, cases,
 //!   the exception queue and explanations.
@@ -34,6 +36,7 @@ pub mod sandbox;
 pub mod plugin;
 pub mod stats;
 pub mod runtime;
+pub mod reload;
 pub mod clock;
 pub mod router;
 pub mod metrics;

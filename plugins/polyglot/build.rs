@@ -93,11 +93,16 @@ fn run() -> Result<()> {
         "/// Absolute path of the collections plugin component (Python, componentize-py {COMPONENTIZE_PY}).\n\
          pub const {}: &str = {:?};\n\
          /// Absolute path of the retail chat plugin component (JavaScript, componentize-js).\n\
-         pub const {}: &str = {:?};\n",
+         pub const {}: &str = {:?};\n\
+         /// Directory for the host's compiled-component cache (`RuntimeBuilder::cache_dir`):\n\
+         /// compiling these interpreter components takes about a minute on a busy 2-core\n\
+         /// machine, so tests that load them should share this cache.\n\
+         pub const COMPILED_CACHE_DIR: &str = {:?};\n",
         PYTHON.constant,
         python_wasm.display().to_string(),
         JS.constant,
         js_wasm.display().to_string(),
+        out.join("compiled").display().to_string(),
     );
     let out_dir = PathBuf::from(env_var("OUT_DIR")?);
     write(&out_dir.join("polyglot.rs"), generated.as_bytes())

@@ -1,0 +1,641 @@
+//! Hot reload of department rules: watch → load off the decision path →
+//! validate → swap atomically → record a generation and an audit entry. A bad
+//! build never replaces a good one; ops roll back to any kept generation with one
+//! call, and can run a candidate in [shadow](shadow) on live traffic first.
+//!
+//! ```no_run
+//! use switchyard_host::reload::{ReloadManager, ReloadOptions};
+//! use switchyard_host::runtime::Runtime;
+//! # fn main() -> switchyard_host::Result<()> {
+//! let runtime = Runtime::builder().build()?;
+//! let reload = ReloadManager::new(runtime, ReloadOptions::default().audit_file("audit.jsonl"))?;
+//! let _watcher = reload.watch("plugins/")?;           // loads what is there, then follows changes
+//! let rules = reload.rules("billing");                 // hand this to the router
+//! let events = reload.subscribe();                     // every load, swap, rejection, rollback
+//! # let _ = (rules, events);
+//! for generation in reload.generations("billing") {
+//!     println!("#{} {} active={} {:?}", generation.generation, generation.sha256, generation.active, generation.validation);
+//! }
+//! reload.rollback("billing", 3)?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## The plugin directory
+//! One flat directory; per department `<department>`:
+//! - `<department>.wasm`: the component (required; its change triggers a reload);
+//! - `<department>.fixtures.toml`: fixture items with expected decisions
+//!   ([`switchyard_sdk::fixtures`] format), optional; every case must pass before
+//!   a generation may become active;
+//! - `<department>.config.toml`: the department's [`DepartmentConfig`]
+//!   (`[values]`, `[limits]`, `[wasi]`, `[breaker]`), optional.
+//!
+//! The fixture file's `[config]` supplies the plugin's configuration values;
+//! `[values]` in the config file override them. A change of any of the three files
+//! reloads the department with all three. Names starting with `.` are ignored, so
+//! writing `.billing.wasm.tmp` and renaming it over `billing.wasm` is one reload.
+//!
+//! ## What makes one reload per save
+//! The watcher ([`watch`]) folds file events with `notify-debouncer-full`, then
+//! waits until the directory has been quiet for [`ReloadOptions::debounce`]
+//! (default 200 ms) and reloads each department touched once; a department whose
+//! three files hash to what was last tried is not reloaded again. Reloads run on the watcher's own thread; decisions never wait
+//! for them.
+//!
+//! ## Generations
+//! The runtime numbers every candidate that compiles and links (1, 2, …, per
+//! department); a candidate refused before that (not a component, wrong world,
+//! unsupported contract version) gets no number and is only in the audit log.
+//! [`ReloadManager::generations`] lists the kept ones: the last
+//! [`ReloadOptions::keep`] that passed validation (the active one and the shadow
+//! always kept, whatever their age) and as many recent rejected ones.
+
+pub mod audit;
+pub mod shadow;
+pub mod validate;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use switchyard_sdk::fixtures::Fixtures;
+
+use crate::error::{Error, Result};
+use crate::plugin::{DepartmentConfig, Hooks, Plugin};
+use crate::rules::RuleSet;
+use crate::runtime::Runtime;
+
+pub use audit::{AuditAction, AuditEntry, Outcome, Trigger, TriggerKind};
+pub use shadow::{Differences, HookReport, LatencySummary, ShadowReport};
+pub use validate::Validation;
+pub use watch::Watcher;
+
+use audit::{AuditLog, NewEntry};
+use shadow::{Shadow, ShadowedRules};
+
+/// What subscribers receive: the audit entry of each action.
+pub type ReloadEvent = AuditEntry;
+
+/// Settings of a [`ReloadManager`].
+#[derive(Debug, Clone)]
+pub struct ReloadOptions {
+    /// Validated generations kept per department for rollback (the active one and
+    /// the shadow are kept whatever their age). Default 5: a working day of
+    /// releases, and each kept generation holds a compiled component and a few
+    /// idle instances (a few MB).
+    pub keep: usize,
+    /// Append every audit entry to this file as one JSON line. Default: none.
+    pub audit_file: Option<PathBuf>,
+    /// Audit entries kept in memory. Default 10 000.
+    pub audit_capacity: usize,
+    /// Longest a fixture case may take during validation, on top of the plugin's
+    /// own deadline. Default `None`: the deadline alone (a debug build or a busy
+    /// machine must not turn a good build away).
+    pub fixture_budget: Option<Duration>,
+    /// Quiet time after the last file event before the watcher reloads.
+    /// Default 200 ms: longer than the gaps of a chunked write or an editor's
+    /// save dance, short enough to feel immediate.
+    pub debounce: Duration,
+}
+
+impl Default for ReloadOptions {
+    fn default() -> Self {
+        ReloadOptions {
+            keep: 5,
+            audit_file: None,
+            audit_capacity: 10_000,
+            fixture_budget: None,
+            debounce: Duration::from_millis(200),
+        }
+    }
+}
+
+impl ReloadOptions {
+    /// Keep `n` validated generations per department (at least 1).
+    pub fn keep(mut self, n: usize) -> Self {
+        self.keep = n.max(1);
+        self
+    }
+
+    /// Append the audit log to `path` as JSON lines.
+    pub fn audit_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.audit_file = Some(path.into());
+        self
+    }
+
+    /// Cap each fixture case's time during validation.
+    pub fn fixture_budget(mut self, budget: Duration) -> Self {
+        self.fixture_budget = Some(budget);
+        self
+    }
+
+    /// The watcher's debounce time.
+    pub fn debounce(mut self, quiet: Duration) -> Self {
+        self.debounce = quiet;
+        self
+    }
+}
+
+/// What a department's candidates are validated and run with.
+#[derive(Debug, Clone, Default)]
+pub struct DepartmentSetup {
+    /// Configuration, limits, WASI policy and breaker of the plugin.
+    pub config: DepartmentConfig,
+    /// The fixture cases every candidate must pass; `None`: load checks only.
+    pub fixtures: Option<Arc<Fixtures>>,
+}
+
+impl DepartmentSetup {
+    /// No fixtures, the runtime's defaults.
+    pub fn new() -> Self {
+        DepartmentSetup::default()
+    }
+
+    /// Use this configuration.
+    pub fn with_config(mut self, config: DepartmentConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Validate candidates against these fixtures (their `[config]` values are
+    /// the plugin's, unless the configuration sets the same key).
+    pub fn with_fixtures(mut self, fixtures: Fixtures) -> Self {
+        self.fixtures = Some(Arc::new(fixtures));
+        self
+    }
+
+    /// Read a fixture file and a config file (either optional).
+    pub fn from_files(fixtures: Option<&Path>, config: Option<&Path>) -> Result<Self> {
+        let mut setup = DepartmentSetup::new();
+        if let Some(path) = config {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+            setup.config = parse_config(&text, path)?;
+        }
+        if let Some(path) = fixtures {
+            let loaded = Fixtures::load(path).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })?;
+            setup.fixtures = Some(Arc::new(loaded));
+        }
+        Ok(setup)
+    }
+
+    /// The configuration the plugin is loaded with: the fixtures' values under
+    /// the configuration's own.
+    fn effective_config(&self) -> DepartmentConfig {
+        let mut config = self.config.clone();
+        if let Some(fixtures) = &self.fixtures {
+            for (key, value) in &fixtures.config {
+                config.values.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        config
+    }
+}
+
+fn parse_config(text: &str, path: &Path) -> Result<DepartmentConfig> {
+    toml::from_str(text).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })
+}
+
+/// One generation of a department's plugin, as listed by
+/// [`ReloadManager::generations`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenerationInfo {
+    /// Department.
+    pub department: String,
+    /// Generation number.
+    pub generation: u64,
+    /// SHA-256 of the component bytes (hex).
+    pub sha256: String,
+    /// Where it came from (file path, or `api`).
+    pub source: String,
+    /// Who or what loaded it.
+    pub trigger: Trigger,
+    /// When it was loaded, RFC 3339 UTC.
+    pub loaded_at: String,
+    /// When it was loaded, milliseconds since the Unix epoch.
+    pub loaded_at_ms: u64,
+    /// Hooks it exports.
+    pub hooks: Hooks,
+    /// Whether it decides for the department now.
+    pub active: bool,
+    /// Whether it runs in shadow now.
+    pub shadow: bool,
+    /// Whether [`ReloadManager::rollback`] can make it active (it passed validation).
+    pub kept: bool,
+    /// The validation result.
+    pub validation: Validation,
+}
+
+/// A generation and, while it is kept for rollback, the loaded plugin.
+struct Record {
+    info: GenerationInfo,
+    plugin: Option<Arc<Plugin>>,
+}
+
+/// Per-department reload state. Held (locked) for a whole reload, rollback or
+/// promotion, so those are serialised per department; decisions never take it.
+#[derive(Default)]
+struct DeptState {
+    setup: DepartmentSetup,
+    history: Vec<Record>,
+    /// Hash of the files the watcher last tried, so one save reloads once.
+    last_tried: Option<String>,
+}
+
+struct DeptSlot {
+    state: Mutex<DeptState>,
+    /// The candidate in shadow, read lock-free by the decision path.
+    shadow: Arc<ArcSwapOption<Shadow>>,
+}
+
+struct Inner {
+    runtime: Runtime,
+    options: ReloadOptions,
+    audit: AuditLog,
+    departments: RwLock<HashMap<String, Arc<DeptSlot>>>,
+}
+
+/// Hot reload over a [`Runtime`]: the embedding API of issue 6 (see the module
+/// docs). Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct ReloadManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ReloadManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadManager").field("options", &self.inner.options).finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of `bytes`, hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+fn now_stamp() -> (String, u64) {
+    let now = SystemTime::now();
+    let ms = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    (humantime::format_rfc3339_millis(now).to_string(), ms)
+}
+
+/// Whether a candidate becomes active or runs in shadow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Activate,
+    Shadow,
+}
+
+impl ReloadManager {
+    /// Hot reload over `runtime`. Fails only when the audit file cannot be opened.
+    pub fn new(runtime: Runtime, options: ReloadOptions) -> Result<ReloadManager> {
+        let audit = AuditLog::new(options.audit_capacity, options.audit_file.as_deref())?;
+        Ok(ReloadManager { inner: Arc::new(Inner { runtime, options, audit, departments: RwLock::new(HashMap::new()) }) })
+    }
+
+    /// The runtime it reloads.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Its settings.
+    pub fn options(&self) -> &ReloadOptions {
+        &self.inner.options
+    }
+
+    fn slot(&self, department: &str) -> Arc<DeptSlot> {
+        if let Some(slot) = self.inner.departments.read().unwrap_or_else(|p| p.into_inner()).get(department) {
+            return slot.clone();
+        }
+        let mut map = self.inner.departments.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(department.to_owned())
+            .or_insert_with(|| {
+                Arc::new(DeptSlot { state: Mutex::new(DeptState::default()), shadow: Arc::new(ArcSwapOption::empty()) })
+            })
+            .clone()
+    }
+
+    fn lock(slot: &DeptSlot) -> MutexGuard<'_, DeptState> {
+        slot.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Set what `department`'s candidates are validated and loaded with (API
+    /// reloads; the watcher reads the department's files instead).
+    pub fn configure(&self, department: &str, setup: DepartmentSetup) {
+        Self::lock(&self.slot(department)).setup = setup;
+    }
+
+    /// The department's rules for the router: the active generation (followed
+    /// across swaps at every call) and, while one runs, the shadow beside it.
+    pub fn rules(&self, department: &str) -> Arc<dyn RuleSet> {
+        Arc::new(ShadowedRules { active: self.inner.runtime.rules(department), shadow: self.slot(department).shadow.clone() })
+    }
+
+    /// The active generation of `department`.
+    pub fn active_generation(&self, department: &str) -> Option<u64> {
+        self.inner.runtime.current(department).map(|p| p.generation())
+    }
+
+    /// Load, validate and activate `bytes` for `department` (trigger: API).
+    /// On failure the running generation stays active and the error says why.
+    pub fn reload(&self, department: &str, bytes: &[u8]) -> Result<GenerationInfo> {
+        self.reload_with(department, bytes, Trigger::api("api"))
+    }
+
+    /// [`reload`](Self::reload) with the trigger (who) recorded in the audit log.
+    pub fn reload_with(&self, department: &str, bytes: &[u8], trigger: Trigger) -> Result<GenerationInfo> {
+        self.admit(department, bytes, "api".to_owned(), trigger, None, Mode::Activate)
+    }
+
+    /// Load and validate `bytes` and run them in shadow beside the active
+    /// generation (replacing any earlier shadow).
+    pub fn shadow(&self, department: &str, bytes: &[u8]) -> Result<GenerationInfo> {
+        self.admit(department, bytes, "api".to_owned(), Trigger::api("api"), None, Mode::Shadow)
+    }
+
+    /// The evidence gathered by the department's shadow, if one runs.
+    pub fn shadow_report(&self, department: &str) -> Option<ShadowReport> {
+        self.slot(department).shadow.load_full().map(|s| s.report())
+    }
+
+    /// Make the shadow the active generation; returns it.
+    pub fn promote(&self, department: &str) -> Result<GenerationInfo> {
+        self.promote_by(department, "api")
+    }
+
+    /// [`promote`](Self::promote), recording who asked.
+    pub fn promote_by(&self, department: &str, who: &str) -> Result<GenerationInfo> {
+        let slot = self.slot(department);
+        let mut state = Self::lock(&slot);
+        let Some(shadow) = slot.shadow.swap(None) else {
+            return Err(Error::Invalid(format!("department `{department}` has no shadow generation to promote")));
+        };
+        let report = shadow.report();
+        let plugin = shadow.plugin.clone();
+        let previous = self.inner.runtime.activate(plugin.clone()).map(|p| p.generation());
+        let decisions = report.prioritise.decisions + report.escalate.decisions + report.match_agents.decisions;
+        let agreed = report.prioritise.agreed + report.escalate.agreed + report.match_agents.agreed;
+        let failures = report.prioritise.failures + report.escalate.failures + report.match_agents.failures;
+        let trigger = Trigger::promotion(who);
+        self.record(
+            department,
+            AuditAction::Promote,
+            &plugin,
+            &Self::source_of(&state, plugin.generation()),
+            previous,
+            &trigger,
+            Some(format!("shadow agreed on {agreed} of {decisions} decisions, {failures} failures")),
+        );
+        self.prune(department, &mut state, Some(plugin.generation()), None);
+        self.info_of(department, &state, plugin.generation())
+    }
+
+    /// Stop the department's shadow without promoting it; returns its last report.
+    /// The generation stays kept (it passed validation), so it can still be
+    /// rolled back to.
+    pub fn stop_shadow(&self, department: &str) -> Option<ShadowReport> {
+        let slot = self.slot(department);
+        let mut state = Self::lock(&slot);
+        let shadow = slot.shadow.swap(None)?;
+        let report = shadow.report();
+        let source = Self::source_of(&state, shadow.plugin.generation());
+        self.record(department, AuditAction::Unshadow, &shadow.plugin, &source, None, &Trigger::api("api"), None);
+        self.prune(department, &mut state, self.active_generation(department), None);
+        Some(report)
+    }
+
+    /// Make a kept generation active again (trigger: rollback by `api`).
+    pub fn rollback(&self, department: &str, generation: u64) -> Result<GenerationInfo> {
+        self.rollback_by(department, generation, "api")
+    }
+
+    /// [`rollback`](Self::rollback), recording who asked.
+    pub fn rollback_by(&self, department: &str, generation: u64, who: &str) -> Result<GenerationInfo> {
+        let slot = self.slot(department);
+        let mut state = Self::lock(&slot);
+        let Some(record) = state.history.iter().find(|r| r.info.generation == generation) else {
+            return Err(Error::Unknown { kind: "generation", name: format!("{department}#{generation}") });
+        };
+        let Some(plugin) = record.plugin.clone() else {
+            return Err(Error::Invalid(format!(
+                "department `{department}`: generation {generation} was rejected ({}); only validated generations can be rolled back to",
+                match &record.info.validation {
+                    Validation::Failed { reason } => reason.as_str(),
+                    Validation::Passed { .. } => "no longer loaded",
+                }
+            )));
+        };
+        let previous = self.inner.runtime.activate(plugin.clone()).map(|p| p.generation());
+        let source = Self::source_of(&state, generation);
+        self.record(department, AuditAction::Rollback, &plugin, &source, previous, &Trigger::rollback(who), None);
+        let shadow = slot.shadow.load().as_ref().map(|s| s.plugin.generation());
+        self.prune(department, &mut state, Some(generation), shadow);
+        self.info_of(department, &state, generation)
+    }
+
+    /// The department's kept generations, oldest first.
+    pub fn generations(&self, department: &str) -> Vec<GenerationInfo> {
+        let slot = self.slot(department);
+        let state = Self::lock(&slot);
+        let active = self.active_generation(department);
+        let shadow = slot.shadow.load().as_ref().map(|s| s.plugin.generation());
+        state
+            .history
+            .iter()
+            .map(|r| GenerationInfo {
+                active: Some(r.info.generation) == active && r.plugin.is_some(),
+                shadow: Some(r.info.generation) == shadow && r.plugin.is_some(),
+                ..r.info.clone()
+            })
+            .collect()
+    }
+
+    /// The audit log kept in memory (all departments), oldest first.
+    pub fn audit(&self) -> Vec<AuditEntry> {
+        self.inner.audit.entries()
+    }
+
+    /// Receive every audit entry (load, swap, rejection, rollback, shadow,
+    /// promotion) from now on. Drop the receiver to unsubscribe.
+    pub fn subscribe(&self) -> std::sync::mpsc::Receiver<ReloadEvent> {
+        self.inner.audit.subscribe()
+    }
+
+    /// Watch `dir` (see the module docs for its layout): load every department
+    /// found there now, then reload on changes until the [`Watcher`] is dropped.
+    pub fn watch(&self, dir: impl AsRef<Path>) -> Result<Watcher> {
+        watch::Watcher::start(self.clone(), dir.as_ref())
+    }
+
+    fn info_of(&self, department: &str, state: &DeptState, generation: u64) -> Result<GenerationInfo> {
+        let active = self.active_generation(department);
+        let shadow = self.slot(department).shadow.load().as_ref().map(|s| s.plugin.generation());
+        state
+            .history
+            .iter()
+            .find(|r| r.info.generation == generation)
+            .map(|r| GenerationInfo {
+                active: Some(generation) == active && r.plugin.is_some(),
+                shadow: Some(generation) == shadow && r.plugin.is_some(),
+                ..r.info.clone()
+            })
+            .ok_or_else(|| Error::Unknown { kind: "generation", name: format!("{department}#{generation}") })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        department: &str,
+        action: AuditAction,
+        plugin: &Plugin,
+        source: &str,
+        previous: Option<u64>,
+        trigger: &Trigger,
+        reason: Option<String>,
+    ) -> AuditEntry {
+        self.inner.audit.record(NewEntry {
+            department: department.to_owned(),
+            action,
+            generation: Some(plugin.generation()),
+            previous,
+            sha256: plugin.load_report().sha256.clone(),
+            source: source.to_owned(),
+            trigger: trigger.clone(),
+            result: Outcome::Ok,
+            reason,
+        })
+    }
+
+    /// Where a kept generation came from.
+    fn source_of(state: &DeptState, generation: u64) -> String {
+        state.history.iter().find(|r| r.info.generation == generation).map(|r| r.info.source.clone()).unwrap_or_default()
+    }
+
+    /// Record a refusal of something that got no generation (unreadable files,
+    /// not a component, wrong world, unsupported contract).
+    fn record_refusal(&self, department: &str, sha256: String, source: &str, trigger: &Trigger, reason: String) {
+        self.inner.audit.record(NewEntry {
+            department: department.to_owned(),
+            action: AuditAction::Reject,
+            generation: None,
+            previous: None,
+            sha256,
+            source: source.to_owned(),
+            trigger: trigger.clone(),
+            result: Outcome::Rejected,
+            reason: Some(reason),
+        });
+    }
+
+    /// Load → validate → activate (or shadow), under the department's lock.
+    fn admit(
+        &self,
+        department: &str,
+        bytes: &[u8],
+        source: String,
+        trigger: Trigger,
+        setup: Option<DepartmentSetup>,
+        mode: Mode,
+    ) -> Result<GenerationInfo> {
+        let slot = self.slot(department);
+        let mut state = Self::lock(&slot);
+        if let Some(setup) = setup {
+            state.setup = setup;
+        }
+        let sha256 = sha256_hex(bytes);
+        let plugin = match self.inner.runtime.load_bytes(department, department, bytes, state.setup.effective_config()) {
+            Ok(plugin) => plugin,
+            Err(error) => {
+                self.record_refusal(department, sha256, &source, &trigger, error.to_string());
+                return Err(error);
+            }
+        };
+        let validation = validate::run_fixtures(
+            &plugin,
+            state.setup.fixtures.as_deref(),
+            self.inner.runtime.catalog(),
+            self.inner.options.fixture_budget,
+        );
+        let (loaded_at, loaded_at_ms) = now_stamp();
+        let generation = plugin.generation();
+        let info = GenerationInfo {
+            department: department.to_owned(),
+            generation,
+            sha256: sha256.clone(),
+            source: source.clone(),
+            trigger: trigger.clone(),
+            loaded_at,
+            loaded_at_ms,
+            hooks: plugin.hooks(),
+            active: false,
+            shadow: false,
+            kept: validation.passed(),
+            validation: validation.clone(),
+        };
+        if let Validation::Failed { reason } = validation {
+            state.history.push(Record { info, plugin: None });
+            self.inner.audit.record(NewEntry {
+                department: department.to_owned(),
+                action: AuditAction::Reject,
+                generation: Some(generation),
+                previous: None,
+                sha256,
+                source: source.clone(),
+                trigger,
+                result: Outcome::Rejected,
+                reason: Some(reason.clone()),
+            });
+            let active = self.active_generation(department);
+            let shadow = slot.shadow.load().as_ref().map(|s| s.plugin.generation());
+            self.prune(department, &mut state, active, shadow);
+            return Err(Error::Rejected { department: department.to_owned(), generation, source_name: source, reason });
+        }
+        let cases = match &info.validation {
+            Validation::Passed { cases, .. } => *cases,
+            Validation::Failed { .. } => 0,
+        };
+        state.history.push(Record { info, plugin: Some(plugin.clone()) });
+        self.record(department, AuditAction::Load, &plugin, &source, None, &trigger, Some(format!("passed {cases} fixture cases")));
+        let (active, shadow) = match mode {
+            Mode::Activate => {
+                let previous = self.inner.runtime.activate(plugin.clone()).map(|p| p.generation());
+                self.record(department, AuditAction::Swap, &plugin, &source, previous, &trigger, None);
+                (Some(generation), slot.shadow.load().as_ref().map(|s| s.plugin.generation()))
+            }
+            Mode::Shadow => {
+                let replaced = slot.shadow.swap(Some(Arc::new(Shadow::new(plugin.clone()))));
+                let replaced = replaced.map(|s| s.plugin.generation());
+                self.record(department, AuditAction::Shadow, &plugin, &source, replaced, &trigger, None);
+                (self.active_generation(department), Some(generation))
+            }
+        };
+        self.prune(department, &mut state, active, shadow);
+        self.info_of(department, &state, generation)
+    }
+
+    /// Keep the last `keep` validated generations (never dropping the active one
+    /// or the shadow) and as many rejected ones.
+    fn prune(&self, department: &str, state: &mut DeptState, active: Option<u64>, shadow: Option<u64>) {
+        let keep = self.inner.options.keep.max(1);
+        for validated in [true, false] {
+            loop {
+                let count = state.history.iter().filter(|r| r.plugin.is_some() == validated).count();
+                if count <= keep {
+                    break;
+                }
+                let Some(oldest) = state.history.iter().position(|r| {
+                    r.plugin.is_some() == validated
+                        && Some(r.info.generation) != active
+                        && Some(r.info.generation) != shadow
+                }) else {
+                    break;
+                };
+                let dropped = state.history.remove(oldest);
+                tracing::debug!(department, generation = dropped.info.generation, "generation no longer kept");
+            }
+        }
+    }
+}
