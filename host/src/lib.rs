@@ -27,6 +27,8 @@
 //! - [`sim`]: scenarios, distributions and the discrete-event simulator.
 //! - [`serve`]: the `switchyard serve` daemon: config, HTTP API, auth, durable
 //!   journal and recovery, Prometheus metrics.
+//! - [`tools`]: the plugin author's tools (`switchyard plugin new|check|run|replay`)
+//!   and opt-in decision recording.
 #![deny(missing_docs)]
 
 pub mod contract;
@@ -42,5 +44,6 @@ pub mod router;
 pub mod metrics;
 pub mod sim;
 pub mod serve;
+pub mod tools;
 
 pub use error::{Error, Result};
