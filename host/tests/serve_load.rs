@@ -1,0 +1,73 @@
+//! Load test of `switchyard serve` (bounded, loopback only): N items posted by a
+//! few concurrent clients with the billing plugin active; prints sustained
+//! items/s and the p50/p99 latency of `POST /v1/items`. No timed assertions: the
+//! figures go in the README. `SWITCHYARD_LOAD_ITEMS` and
+//! `SWITCHYARD_LOAD_CLIENTS` change the size (default 5,000 items, 4 clients).
+
+mod serve_common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use serve_common::{AGENT, Daemon, config, fresh_dir};
+
+/// Scenario: 5,000 billing items (with tier, amount and customer so the plugin's
+/// prioritise rule has work), no agent logged in, posted by 4 clients over
+/// keep-alive connections; every request must be acknowledged (201) and every
+/// item must be waiting at the end.
+#[test]
+fn post_items_under_load_and_report_throughput_and_p99() {
+    let items: usize = std::env::var("SWITCHYARD_LOAD_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let clients: usize = std::env::var("SWITCHYARD_LOAD_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4).max(1);
+    let dir = fresh_dir("serve-load");
+    let text = config("").replacen(
+        "name = \"billing\"\n",
+        &format!("name = \"billing\"\nplugin = {:?}\n", switchyard_plugin_artifacts::BILLING),
+        1,
+    );
+    let daemon = Daemon::start(&dir, Some(&text));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            let client = daemon.client(Some(AGENT));
+            let share = items / clients + usize::from(c < items % clients);
+            std::thread::spawn(move || {
+                let mut latencies = Vec::with_capacity(share);
+                for n in 0..share {
+                    let channel = if n % 3 == 0 { "chat" } else { "voice" };
+                    let tier = ["standard", "silver", "gold", "platinum"][n % 4];
+                    let body = json!({
+                        "department": "billing", "queue": "billing-general", "channel": channel,
+                        "tier": tier,
+                        "attributes": { "amount": format!("{}", (n * 37) % 2_000), "ref": format!("c{c}-{n}") },
+                        "customer": format!("cust-{}", n % 500),
+                    });
+                    let t = Instant::now();
+                    let (status, reply) = client.post("/v1/items", &body);
+                    latencies.push(t.elapsed());
+                    assert_eq!(status, 201, "{reply}");
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let (status, queue) = daemon.client(Some(AGENT)).get("/v1/queues/billing-general");
+    assert_eq!(status, 200);
+    assert_eq!(queue["live"]["waiting"], items);
+    let (_, plugins) = daemon.client(Some(AGENT)).get("/v1/plugins");
+    let calls = &plugins[0]["current"]["stats"]["calls"]["prioritise"];
+    assert_eq!(calls, items, "every item was prioritised by the plugin");
+    println!(
+        "serve load: {items} items, {clients} clients, {:.2} s: {:.0} items/s; POST /v1/items latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} build)",
+        elapsed.as_secs_f64(),
+        items as f64 / elapsed.as_secs_f64(),
+        at(0.50).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        latencies.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+    );
+}
