@@ -22,14 +22,27 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     let dir = fresh_dir("serve-crash");
     let text = config("").replacen(
         "name = \"billing\"\n",
-        &format!("name = \"billing\"\nplugin = {:?}\n", switchyard_plugin_artifacts::BILLING),
+        &format!(
+            "name = \"billing\"\nplugin = {:?}\n",
+            switchyard_plugin_artifacts::BILLING
+        ),
         1,
     );
     let mut daemon = Daemon::start(&dir, Some(&text));
     let admin = daemon.client(Some(ADMIN));
     let agent = daemon.client(Some(AGENT));
-    assert_eq!(admin.put("/v1/agents/ann", &json!({ "skills": { "billing": 5 } })).0, 201);
-    assert_eq!(agent.post("/v1/agents/ann/state", &json!({ "state": "available" })).0, 200);
+    assert_eq!(
+        admin
+            .put("/v1/agents/ann", &json!({ "skills": { "billing": 5 } }))
+            .0,
+        201
+    );
+    assert_eq!(
+        agent
+            .post("/v1/agents/ann/state", &json!({ "state": "available" }))
+            .0,
+        200
+    );
     let post = |reference: &str| {
         agent.post(
             "/v1/items",
@@ -38,7 +51,12 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     };
     assert_eq!(post("done").1["status"], "offered");
     assert_eq!(agent.post_empty("/v1/offers/1/accept").0, 200);
-    assert_eq!(agent.post("/v1/items/1/complete", &json!({ "resolved": true })).0, 200);
+    assert_eq!(
+        agent
+            .post("/v1/items/1/complete", &json!({ "resolved": true }))
+            .0,
+        200
+    );
     assert_eq!(post("pending-offer").1["status"], "offered");
 
     // Four clients post until the daemon dies; each records what was acknowledged.
@@ -78,8 +96,15 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     }
     daemon.kill();
     stop.store(true, Ordering::Relaxed);
-    let acked: Vec<(u64, String)> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
-    assert!(acked.len() >= 50, "only {} items were acknowledged before the kill", acked.len());
+    let acked: Vec<(u64, String)> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        acked.len() >= 50,
+        "only {} items were acknowledged before the kill",
+        acked.len()
+    );
 
     // Restart on the same data and read every item by id (ids are dense from 1).
     let daemon = Daemon::start(&dir, None);
@@ -102,12 +127,18 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
             .and_then(|kv| kv[1].as_str())
             .unwrap_or("")
             .to_owned();
-        found.insert(id, (item["status"].as_str().unwrap_or("").to_owned(), reference));
+        found.insert(
+            id,
+            (item["status"].as_str().unwrap_or("").to_owned(), reference),
+        );
     }
     assert_eq!(found.get(&1).map(|f| f.0.as_str()), Some("completed"));
     let pending = found.get(&2).map(|f| f.clone());
     assert!(
-        matches!(pending.as_ref().map(|p| (p.0.as_str(), p.1.as_str())), Some(("queued" | "offered", "pending-offer"))),
+        matches!(
+            pending.as_ref().map(|p| (p.0.as_str(), p.1.as_str())),
+            Some(("queued" | "offered", "pending-offer"))
+        ),
         "{pending:?}"
     );
     let mut by_ref: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
@@ -119,14 +150,29 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     let duplicated: Vec<_> = by_ref.iter().filter(|(_, ids)| ids.len() > 1).collect();
     assert!(duplicated.is_empty(), "duplicated items: {duplicated:?}");
     for (id, reference) in &acked {
-        assert_eq!(by_ref.get(reference.as_str()), Some(&vec![*id]), "acknowledged item {id} ({reference})");
-        assert!(matches!(found[id].0.as_str(), "queued" | "offered"), "item {id}: {:?}", found[id]);
+        assert_eq!(
+            by_ref.get(reference.as_str()),
+            Some(&vec![*id]),
+            "acknowledged item {id} ({reference})"
+        );
+        assert!(
+            matches!(found[id].0.as_str(), "queued" | "offered"),
+            "item {id}: {:?}",
+            found[id]
+        );
     }
     // At most one journaled-but-unacknowledged item per client (the one in flight).
     let extra = found.len() - 2 - acked.len();
     assert!(extra <= 4, "{extra} items were never acknowledged");
     let (_, queue) = agent.get("/v1/queues/billing-general");
     let live = &queue["live"];
-    assert_eq!(live["waiting"].as_u64().unwrap() + live["offered"].as_u64().unwrap(), found.len() as u64 - 1);
-    eprintln!("{} items acknowledged before the kill, {} found after the restart", acked.len(), found.len() - 2);
+    assert_eq!(
+        live["waiting"].as_u64().unwrap() + live["offered"].as_u64().unwrap(),
+        found.len() as u64 - 1
+    );
+    eprintln!(
+        "{} items acknowledged before the kill, {} found after the restart",
+        acked.len(),
+        found.len() - 2
+    );
 }

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use serve_common::{ADMIN, AGENT, Daemon, config, fresh_dir};
 
 fn spec() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -18,7 +19,12 @@ fn spec() -> Value {
 fn documented(spec: &Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+        for method in item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "parameters")
+        {
             out.insert((method.clone(), path.clone()));
         }
     }
@@ -28,8 +34,10 @@ fn documented(spec: &Value) -> BTreeSet<(String, String)> {
 /// The daemon's route list and the document name the same routes.
 #[test]
 fn the_document_and_the_server_list_the_same_routes() {
-    let served: BTreeSet<(String, String)> =
-        switchyard_host::serve::ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let served: BTreeSet<(String, String)> = switchyard_host::serve::ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
     assert_eq!(documented(&spec()), served);
 }
 
@@ -45,8 +53,16 @@ fn every_documented_operation_answers_with_a_documented_status() {
     let daemon = Daemon::start(&dir, Some(&config("")));
     let admin = daemon.client(Some(ADMIN));
     let open = daemon.client(None);
-    assert_eq!(admin.put("/v1/agents/ann", &json!({ "skills": { "billing": 3 } })).0, 201);
-    let created = daemon.client(Some(AGENT)).post("/v1/items", &json!({ "department": "billing", "queue": "billing-general", "case": "case-1" }));
+    assert_eq!(
+        admin
+            .put("/v1/agents/ann", &json!({ "skills": { "billing": 3 } }))
+            .0,
+        201
+    );
+    let created = daemon.client(Some(AGENT)).post(
+        "/v1/items",
+        &json!({ "department": "billing", "queue": "billing-general", "case": "case-1" }),
+    );
     assert_eq!(created.0, 201);
     let wasm = std::fs::read(switchyard_plugin_artifacts::BILLING).unwrap();
 
@@ -61,8 +77,18 @@ fn every_documented_operation_answers_with_a_documented_status() {
     };
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap().iter().filter(|(k, _)| *k != "parameters") {
-            let statuses: BTreeSet<u16> = op["responses"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
+        for (method, op) in item
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| *k != "parameters")
+        {
+            let statuses: BTreeSet<u16> = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.parse().unwrap())
+                .collect();
             let url = fill(path);
             let content = &op["requestBody"]["content"];
             let secured = op.get("security").is_some();
@@ -74,7 +100,9 @@ fn every_documented_operation_answers_with_a_documented_status() {
                 let example = if json_body["example"].is_null() {
                     let schema = &json_body["schema"];
                     let reference = schema["$ref"].as_str().unwrap_or("");
-                    spec.pointer(&reference.replacen('#', "", 1)).map(|s| s["example"].clone()).unwrap_or(Value::Null)
+                    spec.pointer(&reference.replacen('#', "", 1))
+                        .map(|s| s["example"].clone())
+                        .unwrap_or(Value::Null)
                 } else {
                     json_body["example"].clone()
                 };
@@ -84,16 +112,31 @@ fn every_documented_operation_answers_with_a_documented_status() {
             let (status, reply) = send(&open);
             if secured {
                 assert_eq!(status, 401, "{method} {url} without a token: {reply}");
-                assert!(statuses.contains(&401), "{method} {path} does not document 401");
+                assert!(
+                    statuses.contains(&401),
+                    "{method} {path} does not document 401"
+                );
             } else {
-                assert!(statuses.contains(&status), "{method} {url} without a token answered {status}, documented {statuses:?}");
+                assert!(
+                    statuses.contains(&status),
+                    "{method} {url} without a token answered {status}, documented {statuses:?}"
+                );
             }
             let (status, reply) = send(&admin);
-            assert!(statuses.contains(&status), "{method} {url} answered {status} ({reply}), documented {statuses:?}");
-            assert_ne!(reply["error"], "no such endpoint", "{method} {path} is not served");
+            assert!(
+                statuses.contains(&status),
+                "{method} {url} answered {status} ({reply}), documented {statuses:?}"
+            );
+            assert_ne!(
+                reply["error"], "no such endpoint",
+                "{method} {path} is not served"
+            );
             checked += 1;
         }
     }
     assert_eq!(checked, switchyard_host::serve::ROUTES.len());
-    assert_eq!(admin.get("/v1/nothing-here"), (404, json!({ "error": "no such endpoint" })));
+    assert_eq!(
+        admin.get("/v1/nothing-here"),
+        (404, json!({ "error": "no such endpoint" }))
+    );
 }

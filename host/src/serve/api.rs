@@ -119,7 +119,11 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError { status, error: error.into(), field: None }
+        ApiError {
+            status,
+            error: error.into(),
+            field: None,
+        }
     }
 }
 
@@ -137,9 +141,11 @@ impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         match r {
             Refusal::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
-            Refusal::Invalid { field, message } => {
-                ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, error: format!("{field}: {message}"), field: Some(field) }
-            }
+            Refusal::Invalid { field, message } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                error: format!("{field}: {message}"),
+                field: Some(field),
+            },
             Refusal::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
             Refusal::Internal(m) => {
                 tracing::error!(error = %m, "request failed inside the daemon");
@@ -152,8 +158,12 @@ impl From<Refusal> for ApiError {
 impl From<Denied> for ApiError {
     fn from(d: Denied) -> Self {
         match d {
-            Denied::Unauthenticated => ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
-            Denied::Forbidden => ApiError::new(StatusCode::FORBIDDEN, "this endpoint needs the admin token"),
+            Denied::Unauthenticated => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
+            }
+            Denied::Forbidden => {
+                ApiError::new(StatusCode::FORBIDDEN, "this endpoint needs the admin token")
+            }
         }
     }
 }
@@ -172,7 +182,9 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             message
                 .split('`')
                 .nth(1)
-                .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
+                .filter(|_| {
+                    message.starts_with("unknown field") || message.starts_with("missing field")
+                })
                 .map(str::to_owned)
         } else {
             Some(path)
@@ -181,19 +193,31 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             Some(f) => format!("{f}: {message}"),
             None => format!("invalid JSON body: {message}"),
         };
-        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, error, field }
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error,
+            field,
+        }
     })
 }
 
 /// Run `f` on the core off the async threads (the journal syncs to disk).
-async fn with_core<R: Send + 'static>(state: &AppState, f: impl FnOnce(&mut Core) -> R + Send + 'static) -> Result<R, ApiError> {
+async fn with_core<R: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&mut Core) -> R + Send + 'static,
+) -> Result<R, ApiError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
         let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut core)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("request task failed: {e}")))
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("request task failed: {e}"),
+        )
+    })
 }
 
 fn ok(status: StatusCode, body: Value) -> Reply {
@@ -256,8 +280,14 @@ pub(crate) fn routes(state: AppState) -> Routes {
         .route("/v1/queues/{name}", get(queue))
         .route("/v1/plugins", get(plugins))
         // Components are larger than axum's 2 MB default body limit.
-        .route("/v1/plugins/{department}", post(upload_plugin).layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES)))
-        .route("/v1/plugins/{department}/rollback/{generation}", post(rollback_plugin))
+        .route(
+            "/v1/plugins/{department}",
+            post(upload_plugin).layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route(
+            "/v1/plugins/{department}/rollback/{generation}",
+            post(rollback_plugin),
+        )
         .route("/v1/audit", get(audit))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)
@@ -270,7 +300,10 @@ async fn healthz() -> Reply {
 async fn readyz(State(state): State<AppState>) -> Reply {
     // The listener opens only after recovery, so a daemon that answers is ready.
     let (recovered, appended) = with_core(&state, |c| (c.recovered, c.appended)).await?;
-    ok(StatusCode::OK, json!({ "status": "ready", "recovered_records": recovered, "journaled_records": appended }))
+    ok(
+        StatusCode::OK,
+        json!({ "status": "ready", "recovered_records": recovered, "journaled_records": appended }),
+    )
 }
 
 async fn create_item(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
@@ -292,7 +325,11 @@ async fn create_item(State(state): State<AppState>, headers: HeaderMap, body: By
     .await?
 }
 
-async fn get_item(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+async fn get_item(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
     state.auth.check(&headers, Role::Agent)?;
     let id = item_id(&id)?;
     with_core(&state, move |core| {
@@ -303,21 +340,45 @@ async fn get_item(State(state): State<AppState>, headers: HeaderMap, Path(id): P
             return ok(StatusCode::OK, body);
         }
         match core.finished.get(&id) {
-            Some(f) => ok(StatusCode::OK, serde_json::to_value(f).unwrap_or(Value::Null)),
-            None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown item {id}"))),
+            Some(f) => ok(
+                StatusCode::OK,
+                serde_json::to_value(f).unwrap_or(Value::Null),
+            ),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown item {id}"),
+            )),
         }
     })
     .await?
 }
 
-async fn withdraw_item(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+async fn withdraw_item(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
     state.auth.check(&headers, Role::Agent)?;
     let id = item_id(&id)?;
     with_core(&state, move |core| {
         match core.router.item_status(ItemId(id)) {
-            None => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown item {id}"))),
-            Some(crate::router::ItemStatus::Queued | crate::router::ItemStatus::Offered | crate::router::ItemStatus::Exception) => {}
-            Some(_) => return Err(ApiError::new(StatusCode::CONFLICT, format!("item {id} is already answered; complete it instead"))),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown item {id}"),
+                ));
+            }
+            Some(
+                crate::router::ItemStatus::Queued
+                | crate::router::ItemStatus::Offered
+                | crate::router::ItemStatus::Exception,
+            ) => {}
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("item {id} is already answered; complete it instead"),
+                ));
+            }
         }
         core.submit(Op::Withdraw { item: id })?;
         ok(StatusCode::OK, json!({ "id": id, "status": "withdrawn" }))
@@ -325,25 +386,47 @@ async fn withdraw_item(State(state): State<AppState>, headers: HeaderMap, Path(i
     .await?
 }
 
-async fn complete_item(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Reply {
+async fn complete_item(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
     state.auth.check(&headers, Role::Agent)?;
     let id = item_id(&id)?;
     let body: CompleteBody = parse(&body)?;
     with_core(&state, move |core| {
         match core.router.item_status(ItemId(id)) {
-            None => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown item {id}"))),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown item {id}"),
+                ));
+            }
             Some(crate::router::ItemStatus::Active | crate::router::ItemStatus::Paused) => {}
-            Some(_) => return Err(ApiError::new(StatusCode::CONFLICT, format!("item {id} is not being handled"))),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("item {id} is not being handled"),
+                ));
+            }
         }
         if let Some(h) = &body.handoff {
             core.validate_item(h, "handoff.")?;
         }
-        let applied = core.submit(Op::Complete { item: id, resolved: body.resolved, handoff: body.handoff })?;
+        let applied = core.submit(Op::Complete {
+            item: id,
+            resolved: body.resolved,
+            handoff: body.handoff,
+        })?;
         let handoff = match applied {
             Applied::Completed(h) => h.map(|h| h.0),
             _ => None,
         };
-        ok(StatusCode::OK, json!({ "id": id, "status": "completed", "handoff_item": handoff }))
+        ok(
+            StatusCode::OK,
+            json!({ "id": id, "status": "completed", "handoff_item": handoff }),
+        )
     })
     .await?
 }
@@ -362,37 +445,72 @@ async fn list_agents(State(state): State<AppState>, headers: HeaderMap) -> Reply
     .await?
 }
 
-async fn put_agent(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Reply {
+async fn put_agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Reply {
     state.auth.check(&headers, Role::Admin)?;
     let agent: AgentBody = parse(&body)?;
     with_core(&state, move |core| {
         core.validate_agent(&agent)?;
         let existed = core.router.agent_id(&name).is_some();
-        let applied = core.submit(Op::RegisterAgent { name: name.clone(), agent })?;
-        let Applied::Agent(id) = applied else { return Err(Refusal::Internal("no agent id".into()).into()) };
-        let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
-        ok(status, json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }))
+        let applied = core.submit(Op::RegisterAgent {
+            name: name.clone(),
+            agent,
+        })?;
+        let Applied::Agent(id) = applied else {
+            return Err(Refusal::Internal("no agent id".into()).into());
+        };
+        let status = if existed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        ok(
+            status,
+            json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }),
+        )
     })
     .await?
 }
 
-async fn agent_state(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>, body: Bytes) -> Reply {
+async fn agent_state(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Reply {
     state.auth.check(&headers, Role::Agent)?;
     let body: StateBody = parse(&body)?;
     with_core(&state, move |core| {
         let id = core.agent(&name)?;
-        core.submit(Op::AgentState { name: name.clone(), presence: body.state })?;
-        ok(StatusCode::OK, json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }))
+        core.submit(Op::AgentState {
+            name: name.clone(),
+            presence: body.state,
+        })?;
+        ok(
+            StatusCode::OK,
+            json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }),
+        )
     })
     .await?
 }
 
-async fn desktop(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> Reply {
+async fn desktop(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Reply {
     state.auth.check(&headers, Role::Agent)?;
     with_core(&state, move |core| {
         let id = core.agent(&name)?;
         let desktop = core.router.desktop(id).map_err(Refusal::from)?;
-        ok(StatusCode::OK, serde_json::to_value(&desktop).unwrap_or(Value::Null))
+        ok(
+            StatusCode::OK,
+            serde_json::to_value(&desktop).unwrap_or(Value::Null),
+        )
     })
     .await?
 }
@@ -402,11 +520,25 @@ async fn answer_offer(state: AppState, headers: HeaderMap, id: String, accept: b
     let id = item_id(&id)?;
     with_core(&state, move |core| {
         match core.router.item_status(ItemId(id)) {
-            None => return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown item {id}"))),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown item {id}"),
+                ));
+            }
             Some(crate::router::ItemStatus::Offered) => {}
-            Some(_) => return Err(ApiError::new(StatusCode::CONFLICT, format!("item {id} has no pending offer"))),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("item {id} has no pending offer"),
+                ));
+            }
         }
-        let op = if accept { Op::Accept { item: id } } else { Op::Reject { item: id } };
+        let op = if accept {
+            Op::Accept { item: id }
+        } else {
+            Op::Reject { item: id }
+        };
         core.submit(op)?;
         let status = core.router.item_status(ItemId(id));
         ok(StatusCode::OK, json!({ "id": id, "status": status }))
@@ -414,19 +546,33 @@ async fn answer_offer(state: AppState, headers: HeaderMap, id: String, accept: b
     .await?
 }
 
-async fn accept(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+async fn accept(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
     answer_offer(state, headers, id, true).await
 }
 
-async fn reject(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+async fn reject(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
     answer_offer(state, headers, id, false).await
 }
 
 async fn case(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
     state.auth.check(&headers, Role::Agent)?;
     with_core(&state, move |core| match core.router.case(&id) {
-        Some(view) => ok(StatusCode::OK, serde_json::to_value(&view).unwrap_or(Value::Null)),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown case `{id}`"))),
+        Some(view) => ok(
+            StatusCode::OK,
+            serde_json::to_value(&view).unwrap_or(Value::Null),
+        ),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("unknown case `{id}`"),
+        )),
     })
     .await?
 }
@@ -457,17 +603,32 @@ fn queue_view(core: &Core, index: usize, name: &str) -> Value {
 async fn queues(State(state): State<AppState>, headers: HeaderMap) -> Reply {
     state.auth.check(&headers, Role::Agent)?;
     with_core(&state, |core| {
-        let all: Vec<Value> = core.router.queue_names().iter().enumerate().map(|(i, n)| queue_view(core, i, n)).collect();
+        let all: Vec<Value> = core
+            .router
+            .queue_names()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| queue_view(core, i, n))
+            .collect();
         ok(StatusCode::OK, json!(all))
     })
     .await?
 }
 
-async fn queue(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> Reply {
+async fn queue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Reply {
     state.auth.check(&headers, Role::Agent)?;
-    with_core(&state, move |core| match core.router.queue_names().iter().position(|n| *n == name) {
-        Some(i) => ok(StatusCode::OK, queue_view(core, i, &name)),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown queue `{name}`"))),
+    with_core(&state, move |core| {
+        match core.router.queue_names().iter().position(|n| *n == name) {
+            Some(i) => ok(StatusCode::OK, queue_view(core, i, &name)),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown queue `{name}`"),
+            )),
+        }
     })
     .await?
 }
@@ -497,31 +658,56 @@ async fn plugins(State(state): State<AppState>, headers: HeaderMap) -> Reply {
     .await?
 }
 
-async fn upload_plugin(State(state): State<AppState>, headers: HeaderMap, Path(department): Path<String>, body: Bytes) -> Reply {
+async fn upload_plugin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(department): Path<String>,
+    body: Bytes,
+) -> Reply {
     state.auth.check(&headers, Role::Admin)?;
     let config = with_core(&state, {
         let department = department.clone();
         move |core| {
             if !core.router.department_names().contains(&department) {
-                return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown department `{department}`")));
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown department `{department}`"),
+                ));
             }
-            Ok(core.department_configs.get(&department).cloned().unwrap_or_default())
+            Ok(core
+                .department_configs
+                .get(&department)
+                .cloned()
+                .unwrap_or_default())
         }
     })
     .await??;
     if body.is_empty() {
-        return Err(ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, error: "body: the component bytes are missing".into(), field: Some("body".into()) });
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: "body: the component bytes are missing".into(),
+            field: Some("body".into()),
+        });
     }
     // Compile and validate off the lock: decisions go on meanwhile.
     let runtime = state.runtime.clone();
     let (name, bytes) = (department.clone(), body.clone());
-    let loaded = tokio::task::spawn_blocking(move || runtime.load_bytes(&name, &name, &bytes, config))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("load task failed: {e}")))?;
+    let loaded =
+        tokio::task::spawn_blocking(move || runtime.load_bytes(&name, &name, &bytes, config))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("load task failed: {e}"),
+                )
+            })?;
     let sha = {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(&body);
-        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     match loaded {
         Ok(plugin) => with_core(&state, move |core| {
@@ -542,7 +728,11 @@ async fn upload_plugin(State(state): State<AppState>, headers: HeaderMap, Path(d
     }
 }
 
-async fn rollback_plugin(State(state): State<AppState>, headers: HeaderMap, Path((department, generation)): Path<(String, String)>) -> Reply {
+async fn rollback_plugin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((department, generation)): Path<(String, String)>,
+) -> Reply {
     state.auth.check(&headers, Role::Admin)?;
     let generation = generation.parse::<u64>().map_err(|_| ApiError {
         status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -551,13 +741,29 @@ async fn rollback_plugin(State(state): State<AppState>, headers: HeaderMap, Path
     })?;
     with_core(&state, move |core| {
         if !core.router.department_names().contains(&department) {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown department `{department}`")));
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown department `{department}`"),
+            ));
         }
-        if !core.kept.get(&department).is_some_and(|k| k.generations.contains_key(&generation)) {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("department `{department}` keeps no generation {generation}")));
+        if !core
+            .kept
+            .get(&department)
+            .is_some_and(|k| k.generations.contains_key(&generation))
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("department `{department}` keeps no generation {generation}"),
+            ));
         }
-        core.submit(Op::PluginRolledBack { department: department.clone(), generation })?;
-        ok(StatusCode::OK, json!({ "department": department, "generation": generation }))
+        core.submit(Op::PluginRolledBack {
+            department: department.clone(),
+            generation,
+        })?;
+        ok(
+            StatusCode::OK,
+            json!({ "department": department, "generation": generation }),
+        )
     })
     .await?
 }

@@ -39,12 +39,20 @@ impl Auth {
     /// `SWITCHYARD_AGENT_TOKEN`. Refuses an empty token, and no admin token at all
     /// unless `insecure_local`.
     pub(crate) fn from_config(config: &AuthConfig, path: &std::path::Path) -> Result<Auth> {
-        let pick = |env: &str, configured: &Option<String>| std::env::var(env).ok().or_else(|| configured.clone());
+        let pick = |env: &str, configured: &Option<String>| {
+            std::env::var(env).ok().or_else(|| configured.clone())
+        };
         let admin = pick("SWITCHYARD_ADMIN_TOKEN", &config.admin_token);
         let agent = pick("SWITCHYARD_AGENT_TOKEN", &config.agent_token);
-        for (key, token) in [("auth.admin_token / SWITCHYARD_ADMIN_TOKEN", &admin), ("auth.agent_token / SWITCHYARD_AGENT_TOKEN", &agent)] {
+        for (key, token) in [
+            ("auth.admin_token / SWITCHYARD_ADMIN_TOKEN", &admin),
+            ("auth.agent_token / SWITCHYARD_AGENT_TOKEN", &agent),
+        ] {
             if token.as_deref().is_some_and(|t| t.trim().len() < 8) {
-                return Err(Error::Config { path: path.to_owned(), message: format!("key `{key}`: a token must have at least 8 characters") });
+                return Err(Error::Config {
+                    path: path.to_owned(),
+                    message: format!("key `{key}`: a token must have at least 8 characters"),
+                });
             }
         }
         if admin.is_none() && !config.insecure_local {
@@ -53,7 +61,13 @@ impl Auth {
                 message: "no admin token: set `auth.admin_token` or SWITCHYARD_ADMIN_TOKEN, or `auth.insecure_local = true` to run with every endpoint open on a developer machine".into(),
             });
         }
-        Ok(Auth { admin, agent, insecure: config.insecure_local && config.admin_token.is_none() && std::env::var("SWITCHYARD_ADMIN_TOKEN").is_err() })
+        Ok(Auth {
+            admin,
+            agent,
+            insecure: config.insecure_local
+                && config.admin_token.is_none()
+                && std::env::var("SWITCHYARD_ADMIN_TOKEN").is_err(),
+        })
     }
 
     /// Whether the request's bearer token allows `role`.
@@ -66,13 +80,23 @@ impl Auth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let Some(token) = token else { return Err(Denied::Unauthenticated) };
-        let is = |known: &Option<String>| known.as_deref().is_some_and(|k| constant_time_eq(k.as_bytes(), token.as_bytes()));
+        let Some(token) = token else {
+            return Err(Denied::Unauthenticated);
+        };
+        let is = |known: &Option<String>| {
+            known
+                .as_deref()
+                .is_some_and(|k| constant_time_eq(k.as_bytes(), token.as_bytes()))
+        };
         if is(&self.admin) {
             return Ok(());
         }
         if is(&self.agent) {
-            return if role == Role::Agent { Ok(()) } else { Err(Denied::Forbidden) };
+            return if role == Role::Agent {
+                Ok(())
+            } else {
+                Err(Denied::Forbidden)
+            };
         }
         Err(Denied::Unauthenticated)
     }
@@ -94,19 +118,35 @@ mod tests {
 
     fn headers(token: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
         h
     }
 
     #[test]
     fn admin_and_agent_tokens_open_their_endpoints_only() {
-        let auth = Auth { admin: Some("admin-secret".into()), agent: Some("agent-secret".into()), insecure: false };
+        let auth = Auth {
+            admin: Some("admin-secret".into()),
+            agent: Some("agent-secret".into()),
+            insecure: false,
+        };
         assert_eq!(auth.check(&headers("admin-secret"), Role::Admin), Ok(()));
         assert_eq!(auth.check(&headers("admin-secret"), Role::Agent), Ok(()));
         assert_eq!(auth.check(&headers("agent-secret"), Role::Agent), Ok(()));
-        assert_eq!(auth.check(&headers("agent-secret"), Role::Admin), Err(Denied::Forbidden));
-        assert_eq!(auth.check(&headers("agent-secreT"), Role::Agent), Err(Denied::Unauthenticated));
-        assert_eq!(auth.check(&HeaderMap::new(), Role::Agent), Err(Denied::Unauthenticated));
+        assert_eq!(
+            auth.check(&headers("agent-secret"), Role::Admin),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            auth.check(&headers("agent-secreT"), Role::Agent),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            auth.check(&HeaderMap::new(), Role::Agent),
+            Err(Denied::Unauthenticated)
+        );
     }
 
     #[test]
@@ -115,9 +155,18 @@ mod tests {
         if std::env::var("SWITCHYARD_ADMIN_TOKEN").is_ok() {
             return;
         }
-        let err = Auth::from_config(&AuthConfig::default(), path).unwrap_err().to_string();
+        let err = Auth::from_config(&AuthConfig::default(), path)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("s.toml: no admin token"), "{err}");
-        let open = Auth::from_config(&AuthConfig { insecure_local: true, ..AuthConfig::default() }, path).unwrap();
+        let open = Auth::from_config(
+            &AuthConfig {
+                insecure_local: true,
+                ..AuthConfig::default()
+            },
+            path,
+        )
+        .unwrap();
         assert_eq!(open.check(&HeaderMap::new(), Role::Admin), Ok(()));
     }
 }

@@ -178,16 +178,25 @@ pub(crate) fn seconds_ms(seconds: f64) -> Option<u64> {
 impl ServeConfig {
     /// Read and check `path`.
     pub fn load(path: &Path) -> Result<ServeConfig> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     /// Parse and check `text` (read from `path`, for messages and relative paths).
     pub fn parse(text: &str, path: &Path) -> Result<ServeConfig> {
-        let fail = |message: String| Error::Config { path: path.to_owned(), message };
+        let fail = |message: String| Error::Config {
+            path: path.to_owned(),
+            message,
+        };
         let mut config: ServeConfig = toml::from_str(text).map_err(|e| {
             // toml's message already names the key; add the line from the span.
-            let at = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
+            let at = e
+                .span()
+                .map(|s| format!("line {}: ", line_of(text, s.start)))
+                .unwrap_or_default();
             fail(format!("{at}{}", e.message().trim_end()))
         })?;
         config.path = path.to_owned();
@@ -207,11 +216,21 @@ impl ServeConfig {
         for (i, d) in config.departments.iter().enumerate() {
             let line = at(d.name.span());
             if departments.insert(d.name.get_ref().clone(), ()).is_some() {
-                return Err(fail(format!("line {line}: key `departments[{i}].name`: department `{}` is defined twice", d.name.get_ref())));
+                return Err(fail(format!(
+                    "line {line}: key `departments[{i}].name`: department `{}` is defined twice",
+                    d.name.get_ref()
+                )));
             }
-            for (key, value) in [("offer_timeout_s", d.offer_timeout_s), ("reoffer_block_s", d.reoffer_block_s), ("fcr_window_h", d.fcr_window_h)] {
+            for (key, value) in [
+                ("offer_timeout_s", d.offer_timeout_s),
+                ("reoffer_block_s", d.reoffer_block_s),
+                ("fcr_window_h", d.fcr_window_h),
+            ] {
                 if seconds_ms(value).is_none() {
-                    return Err(fail(format!("department `{}` (line {line}): key `departments[{i}].{key}`: {value} is not a duration", d.name.get_ref())));
+                    return Err(fail(format!(
+                        "department `{}` (line {line}): key `departments[{i}].{key}`: {value} is not a duration",
+                        d.name.get_ref()
+                    )));
                 }
             }
             for (key, value) in &d.config {
@@ -226,7 +245,11 @@ impl ServeConfig {
         let mut queues = BTreeMap::new();
         for (i, q) in config.queues.iter().enumerate() {
             if queues.insert(q.name.get_ref().clone(), ()).is_some() {
-                return Err(fail(format!("line {}: key `queues[{i}].name`: queue `{}` is defined twice", at(q.name.span()), q.name.get_ref())));
+                return Err(fail(format!(
+                    "line {}: key `queues[{i}].name`: queue `{}` is defined twice",
+                    at(q.name.span()),
+                    q.name.get_ref()
+                )));
             }
             if !departments.contains_key(q.department.get_ref()) {
                 return Err(fail(format!(
@@ -235,16 +258,26 @@ impl ServeConfig {
                     q.department.get_ref()
                 )));
             }
-            for (key, value) in [("service_level_s", q.service_level_s), ("short_abandon_s", q.short_abandon_s)] {
+            for (key, value) in [
+                ("service_level_s", q.service_level_s),
+                ("short_abandon_s", q.short_abandon_s),
+            ] {
                 if seconds_ms(value).is_none() {
-                    return Err(fail(format!("line {}: key `queues[{i}].{key}`: {value} is not a duration", at(q.name.span()))));
+                    return Err(fail(format!(
+                        "line {}: key `queues[{i}].{key}`: {value} is not a duration",
+                        at(q.name.span())
+                    )));
                 }
             }
         }
         let mut agents = BTreeMap::new();
         for (i, a) in config.agents.iter().enumerate() {
             if agents.insert(a.name.get_ref().clone(), ()).is_some() {
-                return Err(fail(format!("line {}: key `agents[{i}].name`: agent `{}` is defined twice", at(a.name.span()), a.name.get_ref())));
+                return Err(fail(format!(
+                    "line {}: key `agents[{i}].name`: agent `{}` is defined twice",
+                    at(a.name.span()),
+                    a.name.get_ref()
+                )));
             }
             for (skill, level) in a.skills.get_ref() {
                 if !(1..=10).contains(level) {
@@ -255,7 +288,11 @@ impl ServeConfig {
                 }
             }
             if seconds_ms(a.wrap_up_s).is_none() {
-                return Err(fail(format!("line {}: key `agents[{i}].wrap_up_s`: {} is not a duration", at(a.name.span()), a.wrap_up_s)));
+                return Err(fail(format!(
+                    "line {}: key `agents[{i}].wrap_up_s`: {} is not a duration",
+                    at(a.name.span()),
+                    a.wrap_up_s
+                )));
             }
         }
         Ok(config)
@@ -263,18 +300,30 @@ impl ServeConfig {
 
     /// The config file's folder (base of relative paths).
     pub fn base_dir(&self) -> PathBuf {
-        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// `path` resolved against the config file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() { path.to_owned() } else { self.base_dir().join(path) }
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir().join(path)
+        }
     }
 }
 
 /// 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes().iter().take(offset.min(text.len())).filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()
+        .iter()
+        .take(offset.min(text.len()))
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -291,33 +340,53 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
-        let got = message("listen = \"127.0.0.1:0\"\n\n[[departments]]\nname = \"billing\"\nplugn = \"x.wasm\"\n");
-        assert!(got.starts_with("test.toml: line 5: unknown field `plugn`"), "{got}");
+        let got = message(
+            "listen = \"127.0.0.1:0\"\n\n[[departments]]\nname = \"billing\"\nplugn = \"x.wasm\"\n",
+        );
+        assert!(
+            got.starts_with("test.toml: line 5: unknown field `plugn`"),
+            "{got}"
+        );
     }
 
     #[test]
     fn a_queue_of_an_unknown_department_is_named_with_its_line() {
-        let got = message("[[departments]]\nname = \"billing\"\n[[queues]]\nname = \"q\"\ndepartment = \"biling\"\n");
-        assert_eq!(got, "test.toml: line 5: key `queues[0].department`: no department `biling` is defined");
+        let got = message(
+            "[[departments]]\nname = \"billing\"\n[[queues]]\nname = \"q\"\ndepartment = \"biling\"\n",
+        );
+        assert_eq!(
+            got,
+            "test.toml: line 5: key `queues[0].department`: no department `biling` is defined"
+        );
     }
 
     #[test]
     fn a_skill_level_outside_1_to_10_is_refused() {
         let got = message("[[agents]]\nname = \"ann\"\nskills = { billing = 11 }\n");
-        assert_eq!(got, "test.toml: line 3: key `agents[0].skills.billing`: level 11 is outside 1-10");
+        assert_eq!(
+            got,
+            "test.toml: line 3: key `agents[0].skills.billing`: level 11 is outside 1-10"
+        );
     }
 
     #[test]
     fn a_bad_listen_address_is_refused() {
         let got = message("listen = \"localhost\"\n");
-        assert_eq!(got, "test.toml: line 1: key `listen`: `localhost` is not an address like 127.0.0.1:8080");
+        assert_eq!(
+            got,
+            "test.toml: line 1: key `listen`: `localhost` is not an address like 127.0.0.1:8080"
+        );
     }
 
     #[test]
     fn the_bundled_example_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/switchyard.toml");
         let config = ServeConfig::load(&path).unwrap();
-        let departments: Vec<&str> = config.departments.iter().map(|d| d.name.get_ref().as_str()).collect();
+        let departments: Vec<&str> = config
+            .departments
+            .iter()
+            .map(|d| d.name.get_ref().as_str())
+            .collect();
         assert_eq!(departments, ["billing", "claims", "tech-support"]);
         assert_eq!(config.listen.get_ref(), "127.0.0.1:8080");
         assert!(config.auth.insecure_local);

@@ -15,7 +15,8 @@ use switchyard_sdk::Channel;
 use crate::clock::{Clock, SystemClock, VirtualClock};
 use crate::error::{Error, Result};
 use crate::router::{
-    AgentId, AgentSpec, Completion, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence, Router,
+    AgentId, AgentSpec, Completion, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence,
+    Router,
 };
 use crate::rules::RuleSource;
 use crate::runtime::{DepartmentConfig, Plugin, Runtime};
@@ -115,8 +116,13 @@ impl Core {
 
     /// Journal `op` at the current time (synced), then apply it.
     pub(crate) fn submit(&mut self, op: Op) -> std::result::Result<Applied, Refusal> {
-        let record = Record { at_ms: self.now(), op };
-        self.journal.append(&record).map_err(|e| Refusal::Internal(e.to_string()))?;
+        let record = Record {
+            at_ms: self.now(),
+            op,
+        };
+        self.journal
+            .append(&record)
+            .map_err(|e| Refusal::Internal(e.to_string()))?;
         self.appended += 1;
         self.apply(&record)
     }
@@ -142,13 +148,26 @@ impl Core {
                 let id = self.router.create_item(to_new_item(item));
                 Ok(Applied::Item(id))
             }
-            Op::Withdraw { item } => self.router.withdraw(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from),
-            Op::Complete { item, resolved, handoff } => {
+            Op::Withdraw { item } => self
+                .router
+                .withdraw(ItemId(*item))
+                .map(|()| Applied::Done)
+                .map_err(Refusal::from),
+            Op::Complete {
+                item,
+                resolved,
+                handoff,
+            } => {
                 let completion = Completion {
                     resolved: *resolved,
-                    handoff: handoff.as_ref().map(|h| HandOff { item: to_new_item(h) }),
+                    handoff: handoff.as_ref().map(|h| HandOff {
+                        item: to_new_item(h),
+                    }),
                 };
-                self.router.complete(ItemId(*item), completion).map(Applied::Completed).map_err(Refusal::from)
+                self.router
+                    .complete(ItemId(*item), completion)
+                    .map(Applied::Completed)
+                    .map_err(Refusal::from)
             }
             Op::RegisterAgent { name, agent } => {
                 let spec = AgentSpec {
@@ -158,14 +177,29 @@ impl Core {
                     capacity: agent.capacity,
                     wrap_up_ms: seconds_ms(agent.wrap_up_s).unwrap_or(0),
                 };
-                self.router.register_agent(spec).map(Applied::Agent).map_err(Refusal::from)
+                self.router
+                    .register_agent(spec)
+                    .map(Applied::Agent)
+                    .map_err(Refusal::from)
             }
             Op::AgentState { name, presence } => match self.router.agent_id(name) {
-                Some(id) => self.router.set_agent_state(id, *presence).map(|()| Applied::Agent(id)).map_err(Refusal::from),
+                Some(id) => self
+                    .router
+                    .set_agent_state(id, *presence)
+                    .map(|()| Applied::Agent(id))
+                    .map_err(Refusal::from),
                 None => Err(Refusal::NotFound(format!("unknown agent `{name}`"))),
             },
-            Op::Accept { item } => self.router.accept_offer(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from),
-            Op::Reject { item } => self.router.reject_offer(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from),
+            Op::Accept { item } => self
+                .router
+                .accept_offer(ItemId(*item))
+                .map(|()| Applied::Done)
+                .map_err(Refusal::from),
+            Op::Reject { item } => self
+                .router
+                .reject_offer(ItemId(*item))
+                .map(|()| Applied::Done)
+                .map_err(Refusal::from),
             Op::Tick => {
                 self.router.on_tick();
                 Ok(Applied::Done)
@@ -186,11 +220,21 @@ impl Core {
                 }
                 Ok(Applied::Done)
             }
-            Op::PluginActivated { department, plugin, sha256, generation } => {
-                self.replay_activation(record.at_ms, department, plugin, sha256, *generation)
-            }
-            Op::PluginRolledBack { department, generation } => self.roll_back(record.at_ms, department, *generation),
-            Op::PluginRefused { department, sha256, reason } => {
+            Op::PluginActivated {
+                department,
+                plugin,
+                sha256,
+                generation,
+            } => self.replay_activation(record.at_ms, department, plugin, sha256, *generation),
+            Op::PluginRolledBack {
+                department,
+                generation,
+            } => self.roll_back(record.at_ms, department, *generation),
+            Op::PluginRefused {
+                department,
+                sha256,
+                reason,
+            } => {
                 self.audit.push(AuditEntry {
                     at_ms: record.at_ms,
                     department: department.clone(),
@@ -223,12 +267,22 @@ impl Core {
             .journal
             .blob(sha256)
             .map_err(|e| Refusal::Internal(e.to_string()))?
-            .ok_or_else(|| Refusal::Internal(format!("plugin blob {sha256} missing from the journal")))?;
-        let config = self.department_configs.get(department).cloned().unwrap_or_default();
+            .ok_or_else(|| {
+                Refusal::Internal(format!("plugin blob {sha256} missing from the journal"))
+            })?;
+        let config = self
+            .department_configs
+            .get(department)
+            .cloned()
+            .unwrap_or_default();
         let loaded = self
             .runtime
             .load_bytes(department, plugin, &bytes, config)
-            .map_err(|e| Refusal::Internal(format!("replaying the upload of generation {generation}: {e}")))?;
+            .map_err(|e| {
+                Refusal::Internal(format!(
+                    "replaying the upload of generation {generation}: {e}"
+                ))
+            })?;
         self.runtime.activate(loaded.clone());
         self.keep(at_ms, loaded, "activated");
         Ok(Applied::Done)
@@ -246,14 +300,24 @@ impl Core {
             reason: None,
         });
         tracing::info!(department = %report.department, plugin = %report.plugin, generation = report.generation, sha256 = %report.sha256, action, "plugin");
-        self.kept.entry(report.department).or_default().generations.insert(report.generation, plugin);
+        self.kept
+            .entry(report.department)
+            .or_default()
+            .generations
+            .insert(report.generation, plugin);
     }
 
     /// Live upload: `plugin` was loaded and validated outside the lock; store its
     /// bytes, journal the activation, then swap it in.
-    pub(crate) fn activate(&mut self, plugin: Arc<Plugin>, bytes: &[u8]) -> std::result::Result<u64, Refusal> {
+    pub(crate) fn activate(
+        &mut self,
+        plugin: Arc<Plugin>,
+        bytes: &[u8],
+    ) -> std::result::Result<u64, Refusal> {
         let report = plugin.load_report().clone();
-        self.journal.put_blob(&report.sha256, bytes).map_err(|e| Refusal::Internal(e.to_string()))?;
+        self.journal
+            .put_blob(&report.sha256, bytes)
+            .map_err(|e| Refusal::Internal(e.to_string()))?;
         self.submit(Op::PluginActivated {
             department: report.department.clone(),
             plugin: report.plugin.clone(),
@@ -266,13 +330,22 @@ impl Core {
         Ok(report.generation)
     }
 
-    fn roll_back(&mut self, at_ms: u64, department: &str, generation: u64) -> std::result::Result<Applied, Refusal> {
+    fn roll_back(
+        &mut self,
+        at_ms: u64,
+        department: &str,
+        generation: u64,
+    ) -> std::result::Result<Applied, Refusal> {
         let plugin = self
             .kept
             .get(department)
             .and_then(|k| k.generations.get(&generation))
             .cloned()
-            .ok_or_else(|| Refusal::NotFound(format!("department `{department}` keeps no generation {generation}")))?;
+            .ok_or_else(|| {
+                Refusal::NotFound(format!(
+                    "department `{department}` keeps no generation {generation}"
+                ))
+            })?;
         let sha256 = plugin.load_report().sha256.clone();
         self.runtime.activate(plugin);
         self.audit.push(AuditEntry {
@@ -293,7 +366,11 @@ impl Core {
         if let (Op::CreateItem { item }, Ok(Applied::Item(id))) = (op, result) {
             let view = self.router.item_view(*id);
             let (queue, priority, source) = match &view {
-                Some(v) => (v.queue.as_str(), v.priority, v.explanation.prioritised_by.as_ref()),
+                Some(v) => (
+                    v.queue.as_str(),
+                    v.priority,
+                    v.explanation.prioritised_by.as_ref(),
+                ),
                 None => ("(exception)", 0, None),
             };
             let (rule, generation) = describe(source);
@@ -313,7 +390,14 @@ impl Core {
                 _ => {}
             }
             match event {
-                Event::Completed { at_ms, item, queue, handle_ms, resolved, .. } => {
+                Event::Completed {
+                    at_ms,
+                    item,
+                    queue,
+                    handle_ms,
+                    resolved,
+                    ..
+                } => {
                     self.finished.insert(
                         item.0,
                         Finished {
@@ -326,7 +410,9 @@ impl Core {
                         },
                     );
                 }
-                Event::Abandoned { at_ms, item, queue, .. } => {
+                Event::Abandoned {
+                    at_ms, item, queue, ..
+                } => {
                     self.finished.insert(
                         item.0,
                         Finished {
@@ -355,9 +441,18 @@ impl Core {
                         );
                     }
                 }
-                Event::Escalated { item, ref actions, .. } if !self.replaying => {
-                    let department = self.router.item_view(item).map(|v| v.department).unwrap_or_default();
-                    let source = self.router.item_view(item).and_then(|v| v.explanation.escalations.last().map(|e| e.source.clone()));
+                Event::Escalated {
+                    item, ref actions, ..
+                } if !self.replaying => {
+                    let department = self
+                        .router
+                        .item_view(item)
+                        .map(|v| v.department)
+                        .unwrap_or_default();
+                    let source = self
+                        .router
+                        .item_view(item)
+                        .and_then(|v| v.explanation.escalations.last().map(|e| e.source.clone()));
                     let (rule, generation) = describe(source.as_ref());
                     tracing::info!(item = item.0, department = %department, actions = ?actions, rule, generation, "item escalated");
                 }
@@ -369,28 +464,56 @@ impl Core {
 
     /// The agent's id, or a 404.
     pub(crate) fn agent(&self, name: &str) -> std::result::Result<AgentId, Refusal> {
-        self.router.agent_id(name).ok_or_else(|| Refusal::NotFound(format!("unknown agent `{name}`")))
+        self.router
+            .agent_id(name)
+            .ok_or_else(|| Refusal::NotFound(format!("unknown agent `{name}`")))
     }
 
     /// Check a new item before it is journaled.
-    pub(crate) fn validate_item(&self, item: &ItemBody, prefix: &str) -> std::result::Result<(), Refusal> {
-        let invalid = |field: &str, message: String| Refusal::Invalid { field: format!("{prefix}{field}"), message };
-        if !self.router.department_names().iter().any(|d| *d == item.department) {
-            return Err(invalid("department", format!("unknown department `{}`", item.department)));
+    pub(crate) fn validate_item(
+        &self,
+        item: &ItemBody,
+        prefix: &str,
+    ) -> std::result::Result<(), Refusal> {
+        let invalid = |field: &str, message: String| Refusal::Invalid {
+            field: format!("{prefix}{field}"),
+            message,
+        };
+        if !self
+            .router
+            .department_names()
+            .iter()
+            .any(|d| *d == item.department)
+        {
+            return Err(invalid(
+                "department",
+                format!("unknown department `{}`", item.department),
+            ));
         }
-        match self.router.queue_specs().iter().find(|q| q.name == item.queue) {
+        match self
+            .router
+            .queue_specs()
+            .iter()
+            .find(|q| q.name == item.queue)
+        {
             None => return Err(invalid("queue", format!("unknown queue `{}`", item.queue))),
             Some(q) if q.department != item.department => {
                 return Err(invalid(
                     "queue",
-                    format!("queue `{}` belongs to department `{}`, not `{}`", item.queue, q.department, item.department),
+                    format!(
+                        "queue `{}` belongs to department `{}`, not `{}`",
+                        item.queue, q.department, item.department
+                    ),
                 ));
             }
             Some(_) => {}
         }
         for (skill, level) in &item.skills {
             if !(1..=10).contains(level) {
-                return Err(invalid(&format!("skills.{skill}"), format!("level {level} is outside 1-10")));
+                return Err(invalid(
+                    &format!("skills.{skill}"),
+                    format!("level {level} is outside 1-10"),
+                ));
             }
         }
         if !item.value.is_finite() {
@@ -408,11 +531,17 @@ impl Core {
     pub(crate) fn validate_agent(&self, agent: &AgentBody) -> std::result::Result<(), Refusal> {
         for (skill, level) in &agent.skills {
             if !(1..=10).contains(level) {
-                return Err(Refusal::Invalid { field: format!("skills.{skill}"), message: format!("level {level} is outside 1-10") });
+                return Err(Refusal::Invalid {
+                    field: format!("skills.{skill}"),
+                    message: format!("level {level} is outside 1-10"),
+                });
             }
         }
         if seconds_ms(agent.wrap_up_s).is_none() {
-            return Err(Refusal::Invalid { field: "wrap_up_s".into(), message: format!("{} is not a duration", agent.wrap_up_s) });
+            return Err(Refusal::Invalid {
+                field: "wrap_up_s".into(),
+                message: format!("{} is not a duration", agent.wrap_up_s),
+            });
         }
         Ok(())
     }
@@ -429,7 +558,10 @@ impl Core {
     /// Whether any offer is pending (after a recovery).
     pub(crate) fn has_pending_offers(&self) -> bool {
         self.router.agents().into_iter().any(|(id, _, _)| {
-            self.router.desktop(id).map(|d| d.items.iter().any(|i| i.status == ItemStatus::Offered)).unwrap_or(false)
+            self.router
+                .desktop(id)
+                .map(|d| d.items.iter().any(|i| i.status == ItemStatus::Offered))
+                .unwrap_or(false)
         })
     }
 }
@@ -464,7 +596,11 @@ pub(crate) fn to_new_item(item: &ItemBody) -> NewWorkItem {
         queue: item.queue.clone(),
         channel: Some(item.channel.unwrap_or(Channel::Voice)),
         skills: item.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        attributes: item.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        attributes: item
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         priority: item.priority,
         tier: item.tier,
         value: item.value,

@@ -137,14 +137,20 @@ pub struct RedbJournal {
 
 impl std::fmt::Debug for RedbJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbJournal").field("path", &self.path).field("next", &self.next).finish()
+        f.debug_struct("RedbJournal")
+            .field("path", &self.path)
+            .field("next", &self.next)
+            .finish()
     }
 }
 
 impl RedbJournal {
     /// Open (or create) the journal file `path`.
     pub fn open(path: &Path) -> Result<RedbJournal> {
-        let err = |e: &dyn std::fmt::Display| Error::Journal { path: path.to_owned(), message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| Error::Journal {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
         let db = redb::Database::create(path).map_err(|e| err(&e))?;
         // Create the tables so a read of a fresh journal finds them.
         let txn = db.begin_write().map_err(|e| err(&e))?;
@@ -155,11 +161,18 @@ impl RedbJournal {
             last.map(|(k, _)| k.value() + 1).unwrap_or(1)
         };
         txn.commit().map_err(|e| err(&e))?;
-        Ok(RedbJournal { db, path: path.to_owned(), next })
+        Ok(RedbJournal {
+            db,
+            path: path.to_owned(),
+            next,
+        })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
-        Error::Journal { path: self.path.clone(), message: e.to_string() }
+        Error::Journal {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -170,7 +183,9 @@ impl JournalStore for RedbJournal {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
-            table.insert(seq, bytes.as_slice()).map_err(|e| self.err(e))?;
+            table
+                .insert(seq, bytes.as_slice())
+                .map_err(|e| self.err(e))?;
         }
         // Durability::Immediate is redb's default: commit returns once synced.
         txn.commit().map_err(|e| self.err(e))?;
@@ -205,7 +220,10 @@ impl JournalStore for RedbJournal {
         use redb::ReadableDatabase;
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
-        Ok(table.get(key).map_err(|e| self.err(e))?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(key)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
     }
 }
 
@@ -246,19 +264,58 @@ mod tests {
         let path = dir.join("journal.redb");
         {
             let mut journal = RedbJournal::open(&path).unwrap();
-            assert_eq!(journal.append(&Record { at_ms: 5, op: Op::Tick }).unwrap(), 1);
-            assert_eq!(journal.append(&Record { at_ms: 7, op: Op::Withdraw { item: 3 } }).unwrap(), 2);
+            assert_eq!(
+                journal
+                    .append(&Record {
+                        at_ms: 5,
+                        op: Op::Tick
+                    })
+                    .unwrap(),
+                1
+            );
+            assert_eq!(
+                journal
+                    .append(&Record {
+                        at_ms: 7,
+                        op: Op::Withdraw { item: 3 }
+                    })
+                    .unwrap(),
+                2
+            );
             journal.put_blob("abc", b"wasm").unwrap();
         }
         let mut journal = RedbJournal::open(&path).unwrap();
         let records = journal.records().unwrap();
         assert_eq!(
             records,
-            vec![(1, Record { at_ms: 5, op: Op::Tick }), (2, Record { at_ms: 7, op: Op::Withdraw { item: 3 } })]
+            vec![
+                (
+                    1,
+                    Record {
+                        at_ms: 5,
+                        op: Op::Tick
+                    }
+                ),
+                (
+                    2,
+                    Record {
+                        at_ms: 7,
+                        op: Op::Withdraw { item: 3 }
+                    }
+                )
+            ]
         );
         assert_eq!(journal.blob("abc").unwrap().as_deref(), Some(&b"wasm"[..]));
         assert_eq!(journal.blob("nope").unwrap(), None);
-        assert_eq!(journal.append(&Record { at_ms: 9, op: Op::ReturnOffers }).unwrap(), 3);
+        assert_eq!(
+            journal
+                .append(&Record {
+                    at_ms: 9,
+                    op: Op::ReturnOffers
+                })
+                .unwrap(),
+            3
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

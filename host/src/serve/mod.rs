@@ -55,18 +55,27 @@ pub fn run(options: ServeOptions) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|source| Error::Io { path: PathBuf::from("<tokio runtime>"), source })?;
+        .map_err(|source| Error::Io {
+            path: PathBuf::from("<tokio runtime>"),
+            source,
+        })?;
     runtime.block_on(serve(options))
 }
 
 /// Build the daemon's state from the config and recover it from the journal.
 fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
     let auth = auth::Auth::from_config(&config.auth, &config.path)?;
-    std::fs::create_dir_all(data_dir).map_err(|source| Error::Io { path: data_dir.to_owned(), source })?;
+    std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
+        path: data_dir.to_owned(),
+        source,
+    })?;
     let journal = RedbJournal::open(&data_dir.join("journal.redb"))?;
 
     let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
-    let runtime = Runtime::builder().catalog(catalog.clone()).cache_dir(data_dir.join("cache")).build()?;
+    let runtime = Runtime::builder()
+        .catalog(catalog.clone())
+        .cache_dir(data_dir.join("cache"))
+        .build()?;
     let clock = VirtualClock::new(0);
     let departments = config
         .departments
@@ -89,8 +98,17 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
             short_abandon_ms: seconds_ms(q.short_abandon_s).unwrap_or(5_000),
         })
         .collect();
-    let router = Router::new(departments, queues, Arc::new(clock.clone()), catalog, RouterOptions::default())
-        .map_err(|e| Error::Config { path: config.path.clone(), message: e.to_string() })?;
+    let router = Router::new(
+        departments,
+        queues,
+        Arc::new(clock.clone()),
+        catalog,
+        RouterOptions::default(),
+    )
+    .map_err(|e| Error::Config {
+        path: config.path.clone(),
+        message: e.to_string(),
+    })?;
 
     let mut core = Core {
         router,
@@ -139,9 +157,14 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         core.keep(SystemClock.now_ms(), loaded, "loaded");
     }
     let recovered = core.recover()?;
-    tracing::info!(records = recovered, open_items = core.router.open_items(), "journal replayed");
+    tracing::info!(
+        records = recovered,
+        open_items = core.router.open_items(),
+        "journal replayed"
+    );
     if core.has_pending_offers() {
-        core.submit(Op::ReturnOffers).map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
+        core.submit(Op::ReturnOffers)
+            .map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
     }
     // Config agents the journal does not know yet (first start, or added since).
     for a in &config.agents {
@@ -155,23 +178,40 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
             capacity: a.capacity,
             wrap_up_s: a.wrap_up_s,
         };
-        core.submit(Op::RegisterAgent { name: name.clone(), agent }).map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
+        core.submit(Op::RegisterAgent {
+            name: name.clone(),
+            agent,
+        })
+        .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
         if a.state != Presence::Offline {
-            core.submit(Op::AgentState { name: name.clone(), presence: a.state })
-                .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
+            core.submit(Op::AgentState {
+                name: name.clone(),
+                presence: a.state,
+            })
+            .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
         }
     }
-    Ok(Shared { core: Mutex::new(core), auth, runtime })
+    Ok(Shared {
+        core: Mutex::new(core),
+        auth,
+        runtime,
+    })
 }
 
 async fn serve(options: ServeOptions) -> Result<()> {
     let config = ServeConfig::load(&options.config)?;
-    let data_dir = options.data_dir.clone().unwrap_or_else(|| config.resolve(&config.data_dir));
+    let data_dir = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| config.resolve(&config.data_dir));
     let listen: SocketAddr = match options.listen {
         Some(a) => a,
         None => config.listen.get_ref().parse().map_err(|_| Error::Config {
             path: config.path.clone(),
-            message: format!("key `listen`: `{}` is not an address", config.listen.get_ref()),
+            message: format!(
+                "key `listen`: `{}` is not an address",
+                config.listen.get_ref()
+            ),
         })?,
     };
     let shared = {
@@ -183,9 +223,16 @@ async fn serve(options: ServeOptions) -> Result<()> {
     };
     let state = Arc::new(shared);
 
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
-    let bound = listener.local_addr().map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Error::Io {
+            path: PathBuf::from(listen.to_string()),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| Error::Io {
+        path: PathBuf::from(listen.to_string()),
+        source,
+    })?;
     tracing::info!(address = %bound, data_dir = %data_dir.display(), "switchyard serve listening");
     // The tests (and scripts) read the bound address from stdout.
     {
@@ -204,7 +251,10 @@ async fn serve(options: ServeOptions) -> Result<()> {
             loop {
                 interval.tick().await;
                 let state = state.clone();
-                let result = tokio::task::spawn_blocking(move || state.core.lock().unwrap_or_else(|p| p.into_inner()).tick()).await;
+                let result = tokio::task::spawn_blocking(move || {
+                    state.core.lock().unwrap_or_else(|p| p.into_inner()).tick()
+                })
+                .await;
                 if let Ok(Err(e)) = result {
                     tracing::error!(error = ?e, "tick failed");
                 }
@@ -216,7 +266,10 @@ async fn serve(options: ServeOptions) -> Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|source| Error::Io { path: PathBuf::from(bound.to_string()), source })?;
+        .map_err(|source| Error::Io {
+            path: PathBuf::from(bound.to_string()),
+            source,
+        })?;
     ticker.abort();
     tracing::info!("switchyard serve stopped");
     Ok(())

@@ -78,7 +78,11 @@ impl Daemon {
         if let Some(text) = config {
             std::fs::write(&path, text).unwrap();
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stderr.log"))
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--config"])
             .arg(&path)
@@ -102,7 +106,12 @@ impl Daemon {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Daemon { child, base: address.to_owned(), dir: dir.to_owned(), http }
+        Daemon {
+            child,
+            base: address.to_owned(),
+            dir: dir.to_owned(),
+            http,
+        }
     }
 
     /// SIGKILL: no shutdown, no flush.
@@ -113,13 +122,19 @@ impl Daemon {
 
     /// SIGTERM, then wait for the exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
     /// A client for this daemon.
     pub fn client(&self, token: Option<&'static str>) -> Client {
-        Client { base: self.base.clone(), token, http: self.http.clone() }
+        Client {
+            base: self.base.clone(),
+            token,
+            http: self.http.clone(),
+        }
     }
 }
 
@@ -171,7 +186,10 @@ impl Client {
             r = r.header("authorization", a);
         }
         let mut response = r.call().unwrap();
-        (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
     }
     /// DELETE.
     pub fn delete(&self, path: &str) -> Reply {
@@ -197,12 +215,18 @@ impl Client {
         }
         let mut response = r.send_json(body).map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
     /// POST raw bytes.
     pub fn post_bytes(&self, path: &str, body: &[u8]) -> Reply {
-        let mut r = self.http.post(self.url(path)).header("content-type", "application/wasm");
+        let mut r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/wasm");
         if let Some(a) = self.auth() {
             r = r.header("authorization", a);
         }
