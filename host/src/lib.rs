@@ -24,6 +24,7 @@
 //! - [`router`]: queues, agents, blending, offers, escalation, abandonment, cases,
 //!   the exception queue and explanations.
 //! - [`metrics`]: contact-centre statistics (service level, ASA, AHT, occupancy, FCR).
+//! - [`report`]: JSON and HTML reports of a run.
 //! - [`sim`]: scenarios, distributions and the discrete-event simulator.
 //! - [`serve`]: the `switchyard serve` daemon: config, HTTP API, auth, durable
 //!   journal and recovery, Prometheus metrics.
@@ -43,6 +44,7 @@ pub mod clock;
 pub mod router;
 pub mod metrics;
 pub mod sim;
+pub mod report;
 pub mod serve;
 pub mod tools;
 

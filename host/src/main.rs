@@ -1,1 +1,132 @@
-fn main() {}
+//! `switchyard`: the command-line front of the Switchyard host. One subcommand per
+//! task; today `simulate` (run a scenario on a virtual clock and report).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use switchyard_host::report::{Report, html};
+use switchyard_host::sim::{self, SimOptions, plugins, scenario::Scenario};
+
+/// Route work to agents with sandboxed WebAssembly rule plugins.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario through the real routing core and the departments' plugins
+    /// on a virtual clock; print a per-queue table and write reports.
+    Simulate(SimulateArgs),
+    /// Run the routing daemon: HTTP API, agent desktops, Prometheus metrics and a
+    /// durable journal (prints the bound address on stdout).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Config file (TOML); see examples/switchyard.toml.
+    #[arg(long, default_value = "switchyard.toml")]
+    config: PathBuf,
+    /// Listen here instead of the config's `listen` (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Keep the journal here instead of the config's `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Scenario file (TOML).
+    scenario: PathBuf,
+    /// Seed of the random streams (overrides the scenario's `seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "OUT.json")]
+    json: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Simulate(args) => simulate(args),
+        Command::Serve(args) => Ok(switchyard_host::serve::run(switchyard_host::serve::ServeOptions {
+            config: args.config,
+            listen: args.listen,
+            data_dir: args.data_dir,
+        })?),
+    }
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let scenario_dir = args.scenario.parent().map(Path::to_path_buf).unwrap_or_default();
+    let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
+    let loaded = plugins::load(&scenario, &scenario_dir, &catalog)?;
+
+    // A progress bar only when a person watches a terminal.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(1000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} simulating [{bar:40}] {percent}% {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(done.saturating_mul(1000) / total.max(1));
+            bar.set_message(format!("{:.1} h", done as f64 / 3_600_000.0));
+        }
+    };
+    let started = Instant::now();
+    let run = sim::simulate(
+        &scenario,
+        SimOptions {
+            seed: args.seed,
+            rules: loaded.rules.clone(),
+            catalog: Some(catalog.clone()),
+            progress: Some(&mut progress),
+        },
+    )?;
+    let elapsed = started.elapsed();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = Report::build(&run, &loaded.figures());
+    print!("{}", report.table());
+    println!(
+        "{} items, {} events in {:.2} s ({:.0} items/s)",
+        run.items_created,
+        run.events,
+        elapsed.as_secs_f64(),
+        run.items_created as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("serialising the JSON report")?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        println!("JSON report: {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        let title = format!("Switchyard simulation — {}", args.scenario.display());
+        let page = html::render(&report, &title)?;
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        println!("HTML report: {}", path.display());
+    }
+    Ok(())
+}

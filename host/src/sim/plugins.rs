@@ -3,8 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use super::scenario::Scenario;
 use crate::error::{Error, Result};
+use crate::report::PluginFigures;
 use crate::rules::{RuleSet, SharedCatalog};
 
 /// The command that builds the bundled department plugins.
@@ -16,6 +19,25 @@ pub struct LoadedRules {
     pub rules: Vec<(String, Arc<dyn RuleSet>)>,
     /// (department, plugin path) for the report.
     pub plugins: Vec<(String, PathBuf)>,
+}
+
+impl LoadedRules {
+    /// Each plugin's figures so far (calls, fallbacks, latency), by department.
+    pub fn figures(&self) -> BTreeMap<String, PluginFigures> {
+        self.plugins
+            .iter()
+            .map(|(department, path)| {
+                let figures = PluginFigures {
+                    path: path.display().to_string(),
+                    calls: 0,
+                    fallbacks: 0,
+                    mean_latency_us: None,
+                    max_latency_us: None,
+                };
+                (department.clone(), figures)
+            })
+            .collect()
+    }
 }
 
 /// Resolve a department's plugin path against the scenario file's folder.
