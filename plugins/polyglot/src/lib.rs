@@ -37,6 +37,16 @@ pub struct Plugin {
 
 /// Every polyglot plugin.
 pub const ALL: &[Plugin] = &[
-    Plugin { name: "python-collections", language: "python", component: PYTHON_COLLECTIONS, source_dir: PYTHON_COLLECTIONS_DIR },
-    Plugin { name: "js-retail-chat", language: "javascript", component: JS_RETAIL_CHAT, source_dir: JS_RETAIL_CHAT_DIR },
+    Plugin {
+        name: "python-collections",
+        language: "python",
+        component: PYTHON_COLLECTIONS,
+        source_dir: PYTHON_COLLECTIONS_DIR,
+    },
+    Plugin {
+        name: "js-retail-chat",
+        language: "javascript",
+        component: JS_RETAIL_CHAT,
+        source_dir: JS_RETAIL_CHAT_DIR,
+    },
 ];
