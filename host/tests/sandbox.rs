@@ -65,10 +65,6 @@ fn table(n: usize) -> CandidateTable {
     table
 }
 
-fn read(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 fn register(runtime: &Runtime, department: &str, path: &str, config: DepartmentConfig) {
     runtime.register_file(department, path, config).unwrap_or_else(|e| panic!("{department}: {e}"));
 }
