@@ -256,14 +256,14 @@ pub fn render(report: &Report, title: &str) -> Result<String> {
     html.push_str("</table>\n");
 
     // Departments and plugins.
-    html.push_str("<h2>Departments</h2>\n<table><tr><th>department</th><th>offered</th><th>answered</th><th>abandoned</th><th>service level</th><th>ASA</th><th>AHT</th><th>FCR</th><th>before due</th><th>rules</th><th>plugin calls</th><th>fallbacks</th><th>mean latency</th></tr>\n");
+    html.push_str("<h2>Departments</h2>\n<table><tr><th>department</th><th>offered</th><th>answered</th><th>abandoned</th><th>service level</th><th>ASA</th><th>AHT</th><th>FCR</th><th>before due</th><th>rules</th><th>plugin calls</th><th>fallbacks</th><th>p50 latency</th></tr>\n");
     for (name, d) in &report.departments {
         let (rules, calls, fallbacks, latency) = match &d.plugin {
             Some(p) => (
                 escape(&p.path),
                 p.calls.to_string(),
                 p.fallbacks.to_string(),
-                p.mean_latency_us.map(|v| format!("{v:.1} µs")).unwrap_or_else(|| "–".into()),
+                p.p50_latency_us.map(|v| format!("{v:.1} µs")).unwrap_or_else(|| "–".into()),
             ),
             None => ("built-in".into(), "–".into(), "–".into(), "–".into()),
         };

@@ -184,10 +184,10 @@ pub struct PluginFigures {
     pub calls: u64,
     /// Decisions that fell back to the built-in rule.
     pub fallbacks: u64,
-    /// Mean latency of a call, microseconds.
-    pub mean_latency_us: Option<f64>,
-    /// Longest call, microseconds.
-    pub max_latency_us: Option<f64>,
+    /// Median latency of a call, microseconds (histogram bucket bound).
+    pub p50_latency_us: Option<f64>,
+    /// 99th percentile latency, microseconds (histogram bucket bound).
+    pub p99_latency_us: Option<f64>,
 }
 
 /// One agent group.

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use super::scenario::Scenario;
 use crate::error::{Error, Result};
 use crate::report::PluginFigures;
+use crate::plugin::DepartmentConfig;
 use crate::rules::{RuleSet, SharedCatalog};
+use crate::runtime::Runtime;
 
 /// The command that builds the bundled department plugins.
 pub const BUILD_HINT: &str = "cargo build --release --target wasm32-wasip2 -p billing -p claims -p tech-support";
@@ -19,6 +21,8 @@ pub struct LoadedRules {
     pub rules: Vec<(String, Arc<dyn RuleSet>)>,
     /// (department, plugin path) for the report.
     pub plugins: Vec<(String, PathBuf)>,
+    /// The plugin runtime (kept alive for the run; `None` without plugins).
+    pub runtime: Option<Runtime>,
 }
 
 impl LoadedRules {
@@ -27,12 +31,14 @@ impl LoadedRules {
         self.plugins
             .iter()
             .map(|(department, path)| {
+                let stats = self.runtime.as_ref().and_then(|r| r.stats(department));
+                let us = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e6);
                 let figures = PluginFigures {
                     path: path.display().to_string(),
-                    calls: 0,
-                    fallbacks: 0,
-                    mean_latency_us: None,
-                    max_latency_us: None,
+                    calls: stats.as_ref().map(|s| s.calls.total()).unwrap_or(0),
+                    fallbacks: stats.as_ref().map(|s| s.failures.total()).unwrap_or(0),
+                    p50_latency_us: stats.as_ref().and_then(|s| us(s.latency.p50())),
+                    p99_latency_us: stats.as_ref().and_then(|s| us(s.latency.p99())),
                 };
                 (department.clone(), figures)
             })
@@ -46,8 +52,8 @@ pub fn plugin_path(scenario_dir: &Path, plugin: &Path) -> PathBuf {
 }
 
 /// Load every plugin named in `scenario` (paths relative to `scenario_dir`).
-pub fn load(scenario: &Scenario, scenario_dir: &Path, _catalog: &SharedCatalog) -> Result<LoadedRules> {
-    let mut loaded = LoadedRules { rules: Vec::new(), plugins: Vec::new() };
+pub fn load(scenario: &Scenario, scenario_dir: &Path, catalog: &SharedCatalog) -> Result<LoadedRules> {
+    let mut loaded = LoadedRules { rules: Vec::new(), plugins: Vec::new(), runtime: None };
     for department in &scenario.departments {
         let Some(plugin) = &department.plugin else { continue };
         let path = plugin_path(scenario_dir, plugin);
@@ -60,12 +66,21 @@ pub fn load(scenario: &Scenario, scenario_dir: &Path, _catalog: &SharedCatalog) 
                 ),
             });
         }
+        if loaded.runtime.is_none() {
+            loaded.runtime = Some(Runtime::builder().catalog(catalog.clone()).build()?);
+        }
+        let Some(runtime) = loaded.runtime.as_ref() else { continue };
+        let mut config = DepartmentConfig::new();
+        for (key, value) in &department.config {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            config = config.with(key.clone(), text);
+        }
+        runtime.register_file(&department.name, &path, config)?;
+        loaded.rules.push((department.name.clone(), runtime.rules(&department.name)));
         loaded.plugins.push((department.name.clone(), path.clone()));
-        return Err(Error::Invalid(format!(
-            "department `{}`: loading plugin {} needs the plugin runtime, which this build does not have yet",
-            department.name,
-            path.display()
-        )));
     }
     Ok(loaded)
 }
