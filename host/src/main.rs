@@ -1,5 +1,6 @@
 //! `switchyard`: the command-line front of the Switchyard host. One subcommand per
-//! task; today `simulate` (run a scenario on a virtual clock and report).
+//! task: `simulate` (run a scenario on a virtual clock and report), `serve` (the
+//! routing daemon) and `plugin` (the plugin author's tools).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchyard_host::report::{Report, html};
+use switchyard_host::rules::{BuiltInRules, RuleSet};
+use switchyard_host::tools::record::{DecisionLog, RecordingRules};
 use switchyard_host::sim::{self, SimOptions, plugins, scenario::Scenario};
 
 /// Route work to agents with sandboxed WebAssembly rule plugins.
@@ -27,6 +30,9 @@ enum Command {
     /// Run the routing daemon: HTTP API, agent desktops, Prometheus metrics and a
     /// durable journal (prints the bound address on stdout).
     Serve(ServeArgs),
+    /// Write, inspect and try rule plugins: new, check, run, replay.
+    #[command(subcommand)]
+    Plugin(switchyard_host::tools::cli::PluginCommand),
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +61,10 @@ struct SimulateArgs {
     /// Write the self-contained HTML report here.
     #[arg(long, value_name = "OUT.html")]
     html: Option<PathBuf>,
+    /// Record every rule decision's inputs and answer as JSON lines here, for
+    /// `switchyard plugin replay`.
+    #[arg(long, value_name = "DECISIONS.jsonl")]
+    record: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +80,12 @@ fn main() -> anyhow::Result<()> {
             listen: args.listen,
             data_dir: args.data_dir,
         })?),
+        Command::Plugin(command) => {
+            if !switchyard_host::tools::cli::run_plugin_command(command)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -78,6 +94,25 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario_dir = args.scenario.parent().map(Path::to_path_buf).unwrap_or_default();
     let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
     let loaded = plugins::load(&scenario, &scenario_dir, &catalog)?;
+    // Opt-in decision recording wraps every department's rules, plugin or built-in.
+    let log = args.record.as_deref().map(DecisionLog::create).transpose()?;
+    let rules: Vec<(String, Arc<dyn RuleSet>)> = match &log {
+        None => loaded.rules.clone(),
+        Some(log) => scenario
+            .departments
+            .iter()
+            .map(|department| {
+                let inner = loaded
+                    .rules
+                    .iter()
+                    .find(|(name, _)| *name == department.name)
+                    .map(|(_, rules)| rules.clone())
+                    .unwrap_or_else(|| Arc::new(BuiltInRules));
+                let recording = RecordingRules::new(&department.name, inner, catalog.clone(), log.clone());
+                (department.name.clone(), Arc::new(recording) as Arc<dyn RuleSet>)
+            })
+            .collect(),
+    };
 
     // A progress bar only when a person watches a terminal.
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -99,7 +134,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         &scenario,
         SimOptions {
             seed: args.seed,
-            rules: loaded.rules.clone(),
+            rules,
             catalog: Some(catalog.clone()),
             progress: Some(&mut progress),
         },
@@ -117,6 +152,10 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         elapsed.as_secs_f64(),
         run.items_created as f64 / elapsed.as_secs_f64().max(1e-9)
     );
+    if let (Some(log), Some(path)) = (&log, &args.record) {
+        log.flush()?;
+        println!("decision log: {}", path.display());
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).context("serialising the JSON report")?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;

@@ -8,6 +8,7 @@
 //! same output a person sees.
 
 pub mod check;
+pub mod cli;
 pub mod record;
 pub mod replay;
 pub mod run;

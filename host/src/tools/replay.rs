@@ -56,6 +56,21 @@ pub fn replay(wasm: &Path, log: &Path, options: &ReplayOptions, out: &mut dyn Wr
     let plugin = runtime.load_file("replay", wasm, config)?;
     let hooks = plugin.hooks();
     let catalog = runtime.catalog().clone();
+    // The live host knew every queue its departments route to; rules consult that
+    // (e.g. classify only into a queue the host knows), so make them known here too.
+    {
+        let mut names = catalog.write().unwrap_or_else(|p| p.into_inner());
+        for record in &records {
+            for item in &record.items {
+                names.queues.intern(&item.queue);
+            }
+            if let RecordedDecision::Prioritise { priorities } = &record.decision {
+                for queue in priorities.iter().filter_map(|p| p.queue.as_deref()) {
+                    names.queues.intern(queue);
+                }
+            }
+        }
+    }
     let mut summary = ReplaySummary::default();
     let mut shown = 0usize;
     let mut show = |out: &mut dyn Write, line: String| -> Result<()> {
