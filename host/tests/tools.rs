@@ -172,6 +172,13 @@ fn replay_shows_where_a_candidate_decides_differently() {
     assert_eq!((other.decisions, other.differing, other.failures), (3, 3, 0), "{text}");
     assert!(text.contains("priority 75 -> 10"), "{text}");
     assert!(text.contains("3 of 3 decisions differ"), "{text}");
+
+    // A broken candidate: every prioritise record is a reported failure, not a crash.
+    let mut out = Vec::new();
+    let broken = replay(Path::new(artifacts::HOSTILE_PANIC), &log_path, &options, &mut out).expect("replay");
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!((broken.compared, broken.failures), (0, 2), "{text}");
+    assert!(text.contains("candidate failed"), "{text}");
 }
 
 /// Python and JavaScript scaffolds: their rule tests pass out of the box.
