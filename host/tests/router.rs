@@ -464,3 +464,39 @@ fn desktop_explains_the_routing() {
     assert_eq!(router.desktop(high).unwrap().state, AgentState::Busy);
     assert_eq!(router.desktop(high).unwrap().items[0].wait_ms, 3_000);
 }
+
+/// Classifies every new item into `vip` with priority 50 (as billing's plugin
+/// moves disputes into their own queue).
+struct ClassifiesIntoVip(QueueId);
+
+impl RuleSet for ClassifiesIntoVip {
+    fn prioritise(&self, items: &ItemBatch) -> Decided<Vec<Priority>> {
+        Decided::built_in(items.iter().map(|_| Priority::new(50).to_queue(self.0)).collect())
+    }
+    fn escalate(&self, items: &ItemBatch) -> Decided<Vec<Escalation>> {
+        Decided::built_in(BuiltInRules::escalate(items))
+    }
+    fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
+        Decided::built_in(BuiltInRules::match_agents(item, candidates))
+    }
+}
+
+/// An item moved to another queue by its prioritise answer waits there once: a
+/// second agent is not offered the same item after the first one took it.
+#[test]
+fn an_item_classified_into_another_queue_is_offered_once() {
+    let (mut router, _clock, catalog) = setup();
+    let vip = QueueId(catalog.read().unwrap().queues.id("vip").expect("vip is interned"));
+    router.set_rules("billing", Arc::new(ClassifiesIntoVip(vip))).unwrap();
+    let first = router.create_item(item("billing", Channel::Voice));
+    assert_eq!(router.waiting("vip").unwrap(), vec![first]);
+    assert_eq!(router.waiting("billing").unwrap(), vec![]);
+    let ann = agent(&mut router, "ann", &[("vip", 5)]);
+    let bob = agent(&mut router, "bob", &[("vip", 5)]);
+    router.set_agent_state(ann, Presence::Available).unwrap();
+    router.accept_offer(first).unwrap();
+    router.set_agent_state(bob, Presence::Available).unwrap();
+    assert_eq!(offers(&mut router), vec![(first, ann)], "bob is offered nothing: the item is taken");
+    assert_eq!(router.waiting("vip").unwrap(), vec![]);
+    assert_eq!(router.agent_state(bob).unwrap(), AgentState::Available);
+}

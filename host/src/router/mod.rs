@@ -855,10 +855,10 @@ impl Router {
         if from == to {
             return;
         }
-        let queued = item.status == ItemStatus::Queued;
-        if queued {
-            self.queues[from].waiting.remove(&item.key());
-        }
+        // Re-insert only what was actually waiting: a new item is moved by its
+        // prioritise answer before it is enqueued, and inserting it here too would
+        // leave a second, stale entry (old priority) that is later offered again.
+        let queued = item.status == ItemStatus::Queued && self.queues[from].waiting.remove(&item.key());
         let old_skill = self.queues[from].skill;
         let new_skill = self.queues[to].skill;
         item.queue = to;
