@@ -31,6 +31,11 @@ pub struct ServeConfig {
     /// How often the ticker looks for due offer timeouts and escalation rechecks, ms.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// Opt-in: record every rule decision's inputs and answer as JSON lines in
+    /// this file (relative to the config file), for `switchyard plugin replay`.
+    /// Truncated at start; journal recovery re-records the replayed decisions.
+    #[serde(default)]
+    pub record_decisions: Option<PathBuf>,
     /// Tokens.
     #[serde(default)]
     pub auth: AuthConfig,

@@ -102,7 +102,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         departments,
         queues,
         Arc::new(clock.clone()),
-        catalog,
+        catalog.clone(),
         RouterOptions::default(),
     )
     .map_err(|e| Error::Config {
@@ -124,6 +124,11 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         appended: 0,
         offers: BTreeMap::new(),
     };
+    // Opt-in decision recording, flushed per record so a live log can be tailed.
+    let decision_log = match &config.record_decisions {
+        Some(path) => Some(crate::tools::record::DecisionLog::create_live(&config.resolve(path))?),
+        None => None,
+    };
     // Plugins named in the config: loaded first, so a replay decides with them.
     for d in &config.departments {
         let name = d.name.get_ref();
@@ -136,7 +141,12 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
             dc = dc.with(key.clone(), text);
         }
         core.department_configs.insert(name.clone(), dc.clone());
-        core.router.set_rules(name, runtime.rules(name))?;
+        let rules = match &decision_log {
+            Some(log) => Arc::new(crate::tools::record::RecordingRules::new(name, runtime.rules(name), catalog.clone(), log.clone()))
+                as Arc<dyn crate::rules::RuleSet>,
+            None => runtime.rules(name),
+        };
+        core.router.set_rules(name, rules)?;
         let Some(plugin) = &d.plugin else { continue };
         let path = config.resolve(plugin);
         if !path.is_file() {

@@ -255,6 +255,8 @@ pub fn ranking_of(table: &CandidateTable, result: &MatchResult) -> Vec<u64> {
 #[derive(Clone)]
 pub struct DecisionLog {
     inner: Arc<Mutex<(u64, std::io::BufWriter<std::fs::File>)>>,
+    /// Flush after every record (a daemon's log is read while it runs).
+    live: bool,
 }
 
 impl std::fmt::Debug for DecisionLog {
@@ -267,7 +269,12 @@ impl DecisionLog {
     /// Create (truncate) the log file at `path`.
     pub fn create(path: &Path) -> Result<DecisionLog> {
         let file = std::fs::File::create(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
-        Ok(DecisionLog { inner: Arc::new(Mutex::new((0, std::io::BufWriter::new(file)))) })
+        Ok(DecisionLog { inner: Arc::new(Mutex::new((0, std::io::BufWriter::new(file)))), live: false })
+    }
+
+    /// Like [`DecisionLog::create`], but every record reaches the file at once.
+    pub fn create_live(path: &Path) -> Result<DecisionLog> {
+        Ok(DecisionLog { live: true, ..DecisionLog::create(path)? })
     }
 
     fn append(&self, mut record: DecisionRecord) {
@@ -275,7 +282,11 @@ impl DecisionLog {
         guard.0 += 1;
         record.seq = guard.0;
         // A recording failure must never cost a decision: log it and go on.
-        let written = serde_json::to_writer(&mut guard.1, &record).map_err(std::io::Error::from).and_then(|()| guard.1.write_all(b"\n"));
+        let live = self.live;
+        let written = serde_json::to_writer(&mut guard.1, &record)
+            .map_err(std::io::Error::from)
+            .and_then(|()| guard.1.write_all(b"\n"))
+            .and_then(|()| if live { guard.1.flush() } else { Ok(()) });
         if let Err(err) = written {
             tracing::warn!(error = %err, "could not write a decision record");
         }
