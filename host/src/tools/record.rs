@@ -11,9 +11,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use switchyard_sdk::testing::WorkItem;
 use switchyard_sdk::{
-    CandidateTable, Catalog, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, NewCandidate, NewItem,
-    Priority, QueueId, SkillId, SkillReq, Tier,
+    CandidateTable, Catalog, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, NewCandidate, Priority,
+    QueueId, Tier,
 };
 
 use crate::error::{Error, Result};
@@ -177,30 +178,25 @@ pub fn table_of(catalog: &Catalog, table: &CandidateTable) -> RecordedTable {
     }
 }
 
-/// Rebuild the batch of a record, interning its names into `catalog`.
+/// Rebuild the batch of a record, interning its names into `catalog` (through
+/// the SDK's [`WorkItem::push_into`], the same path fixtures and tests use).
 pub fn rebuild_batch(catalog: &mut Catalog, now_ms: u64, items: &[RecordedItem]) -> ItemBatch {
     let mut batch = ItemBatch::with_capacity(now_ms, items.len());
-    for item in items {
-        let skills: Vec<SkillReq> = item
-            .skills
-            .iter()
-            .map(|(s, level)| SkillReq { skill: SkillId(catalog.skills.intern(s)), level: *level })
-            .collect();
-        let attributes: Vec<(u32, &str)> =
-            item.attributes.iter().map(|(k, v)| (catalog.attributes.intern(k), v.as_str())).collect();
-        batch.push(NewItem {
-            id: item.id,
-            channel: Some(item.channel),
-            queue: catalog.queues.intern(&item.queue),
+    for (index, item) in items.iter().enumerate() {
+        let work_item = WorkItem {
+            id: Some(item.id),
+            channel: item.channel,
+            queue: item.queue.clone(),
             tier: item.tier,
             contacts: item.contacts,
             priority: item.priority,
+            value: item.value,
             age_ms: item.age_ms,
             due_in_ms: item.due_in_ms,
-            value: item.value,
-            skills: &skills,
-            attributes: &attributes,
-        });
+            skills: item.skills.clone(),
+            attributes: item.attributes.clone(),
+        };
+        work_item.push_into(&mut batch, catalog, index);
     }
     batch
 }
