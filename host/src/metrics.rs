@@ -15,8 +15,11 @@
 //!   out time are left out;
 //! - **FCR** = (items completed as resolved − repeat contacts within the window
 //!   that followed them) ÷ items completed;
-//! - items are bucketed into intervals by creation time; only items created at
-//!   or after `measure_from_ms` (the warm-up's end) count.
+//! - items are bucketed into intervals by creation time, counted from the
+//!   interval boundary at or before the router's start ([`Metrics::origin_ms`]),
+//!   so a host on the wall clock keeps one entry per interval it has lived
+//!   through, not one per interval since 1970; only items created at or after
+//!   `measure_from_ms` (the warm-up's end) count.
 
 use serde::Serialize;
 
@@ -180,6 +183,8 @@ pub struct CaseFigures {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     config: MetricsConfig,
+    /// Start of interval 0: the interval boundary at or before the start.
+    origin_ms: u64,
     queues: Vec<QueueMeta>,
     totals: Vec<QueueCounters>,
     intervals: Vec<Vec<QueueCounters>>,
@@ -192,9 +197,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Empty statistics.
-    pub fn new(config: MetricsConfig) -> Self {
+    /// Empty statistics for a router started at `start_ms`; intervals are
+    /// counted from the interval boundary at or before it.
+    pub fn new(config: MetricsConfig, start_ms: u64) -> Self {
+        let interval_ms = config.interval_ms.max(1);
         Metrics {
+            origin_ms: start_ms - start_ms % interval_ms,
             config,
             queues: Vec::new(),
             totals: Vec::new(),
@@ -241,8 +249,18 @@ impl Metrics {
         created_ms >= self.config.measure_from_ms
     }
 
+    /// Start of interval 0 (ms on the router's clock).
+    pub fn origin_ms(&self) -> u64 {
+        self.origin_ms
+    }
+
+    /// Start of interval `index` (ms on the router's clock).
+    pub fn interval_start_ms(&self, index: usize) -> u64 {
+        self.origin_ms + index as u64 * self.config.interval_ms.max(1)
+    }
+
     fn interval_of(&self, ms: u64) -> usize {
-        (ms / self.config.interval_ms.max(1)) as usize
+        (ms.saturating_sub(self.origin_ms) / self.config.interval_ms.max(1)) as usize
     }
 
     fn bucket(&mut self, queue: usize, created_ms: u64) -> Option<(&mut QueueCounters, &mut QueueCounters)> {
@@ -341,13 +359,14 @@ impl Metrics {
     /// current activity, split at interval boundaries, warm-up left out.
     fn account(&mut self, index: usize, now_ms: u64) {
         let interval_ms = self.config.interval_ms.max(1);
-        let from_limit = self.config.measure_from_ms;
+        let origin = self.origin_ms;
+        let from_limit = self.config.measure_from_ms.max(origin);
         let Some(track) = self.agents.get_mut(index) else { return };
         let mut from = track.since_ms.max(from_limit);
         track.since_ms = now_ms;
         while from < now_ms {
-            let interval = (from / interval_ms) as usize;
-            let end = ((interval as u64 + 1) * interval_ms).min(now_ms);
+            let interval = ((from - origin) / interval_ms) as usize;
+            let end = (origin + (interval as u64 + 1) * interval_ms).min(now_ms);
             let span = end - from;
             if track.intervals.len() <= interval {
                 track.intervals.resize(interval + 1, AgentTimes::default());
@@ -392,7 +411,8 @@ impl Metrics {
         self.totals.get(queue)
     }
 
-    /// Per-interval counters of queue `queue` (index = interval number from time 0).
+    /// Per-interval counters of queue `queue` (index = interval number from
+    /// [`Metrics::origin_ms`]).
     pub fn queue_intervals(&self, queue: usize) -> &[QueueCounters] {
         self.intervals.get(queue).map(Vec::as_slice).unwrap_or(&[])
     }

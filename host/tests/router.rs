@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use switchyard_host::clock::VirtualClock;
+use switchyard_host::clock::{Clock, VirtualClock};
 use switchyard_host::router::*;
 use switchyard_host::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
 use switchyard_sdk::{
@@ -499,4 +499,41 @@ fn an_item_classified_into_another_queue_is_offered_once() {
     assert_eq!(offers(&mut router), vec![(first, ann)], "bob is offered nothing: the item is taken");
     assert_eq!(router.waiting("vip").unwrap(), vec![]);
     assert_eq!(router.agent_state(bob).unwrap(), AgentState::Available);
+}
+
+/// A router on the wall clock (here: a virtual clock at a 2025 date) numbers its
+/// statistics intervals from its own start, so it keeps one interval per half
+/// hour it has lived through — not one per half hour since 1970.
+#[test]
+fn intervals_count_from_the_routers_start_not_from_1970() {
+    let start_ms = 1_750_000_123_456;
+    let clock = VirtualClock::new(start_ms);
+    let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
+    let mut router = Router::new(
+        vec![DepartmentSpec::new("billing")],
+        vec![QueueSpec::new("billing", "billing")],
+        Arc::new(clock.clone()),
+        catalog,
+        RouterOptions::default(),
+    )
+    .unwrap();
+    let a = agent(&mut router, "ann", &[("billing", 5)]);
+    router.set_agent_state(a, Presence::Available).unwrap();
+    let first = router.create_item(item("billing", Channel::Voice));
+    clock.advance(5_000);
+    router.accept_offer(first).unwrap();
+    clock.advance(60 * 60_000);
+    router.complete(first, Completion { resolved: true, handoff: None }).unwrap();
+    let second = router.create_item(item("billing", Channel::Voice));
+    router.accept_offer(second).unwrap();
+
+    let metrics = router.metrics();
+    let half_hour = 30 * 60_000;
+    assert_eq!(metrics.origin_ms(), start_ms - start_ms % half_hour);
+    let intervals = metrics.queue_intervals(0);
+    assert!(intervals.len() <= 4, "{} intervals kept for about an hour", intervals.len());
+    assert_eq!(intervals.iter().map(|c| c.answered).sum::<u64>(), 2);
+    assert_eq!(intervals[0].answered, 1, "the first item was created in the first interval");
+    assert!(metrics.agent_intervals(a).len() <= 4);
+    assert!(metrics.interval_start_ms(intervals.len() - 1) <= clock.now_ms());
 }

@@ -225,10 +225,11 @@ impl Router {
         catalog: SharedCatalog,
         options: RouterOptions,
     ) -> Result<Router> {
+        let metrics = Metrics::new(options.metrics.clone(), clock.now_ms());
         let mut router = Router {
             clock,
             catalog,
-            metrics: Metrics::new(options.metrics.clone()),
+            metrics,
             options,
             departments: Vec::new(),
             department_index: HashMap::new(),
