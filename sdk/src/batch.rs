@@ -9,7 +9,13 @@
 use crate::types::{AttrKey, Channel, QueueId, SkillId, SkillReq, Tier, NO_DUE};
 
 /// The fixed-size part of one work item (`item-row` in WIT).
+///
+/// `#[repr(C)]` with the fields in WIT order: on every target its layout is the
+/// canonical-ABI layout of `item-row` (size 64, align 8; checked at compile time
+/// below), so the guest glue adopts the `list<item-row>` the host lowered as a
+/// `Vec<ItemRow>` without copying (see `crate::abi`). Keep the fields in WIT order.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
 pub struct ItemRow {
     /// Host-assigned id.
     pub id: u64,
@@ -38,6 +44,26 @@ pub struct ItemRow {
     /// Number of attributes.
     pub attr_count: u32,
 }
+
+// The canonical-ABI layout of `item-row`: the guest glue views the host's list in
+// place, so any drift from it must fail the build, on every target.
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<ItemRow>() == 64 && align_of::<ItemRow>() == 8);
+    assert!(offset_of!(ItemRow, id) == 0);
+    assert!(offset_of!(ItemRow, channel) == 8);
+    assert!(offset_of!(ItemRow, queue) == 12);
+    assert!(offset_of!(ItemRow, tier) == 16);
+    assert!(offset_of!(ItemRow, contacts) == 18);
+    assert!(offset_of!(ItemRow, priority) == 20);
+    assert!(offset_of!(ItemRow, age_ms) == 24);
+    assert!(offset_of!(ItemRow, due_in_ms) == 32);
+    assert!(offset_of!(ItemRow, value) == 40);
+    assert!(offset_of!(ItemRow, skill_start) == 48);
+    assert!(offset_of!(ItemRow, skill_count) == 52);
+    assert!(offset_of!(ItemRow, attr_start) == 56);
+    assert!(offset_of!(ItemRow, attr_count) == 60);
+};
 
 /// A batch of work items in struct-of-arrays form (`item-batch` in WIT).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 
 /// Interned id of a skill (e.g. `"billing"`, `"lang-es"`). Resolve names with
 /// [`crate::Context::skill`].
+///
+/// `#[repr(transparent)]` over `u32`: [`SkillReq`] is read in place from the
+/// canonical-ABI `skill-req` list the host lowers (see `crate::abi`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(transparent)]
 pub struct SkillId(pub u32);
 
 /// Interned id of a queue. Resolve names with [`crate::Context::queue`].
@@ -20,17 +24,21 @@ pub struct AttrKey(pub u32);
 pub const NO_DUE: i64 = i64::MAX;
 
 /// The channel a work item arrived on.
+///
+/// `#[repr(u8)]` with the WIT enum's discriminants, so that an `item-row` the host
+/// lowers can be read in place as an [`crate::ItemRow`] (see `crate::abi`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[repr(u8)]
 pub enum Channel {
     /// A live phone call.
-    Voice,
+    Voice = 0,
     /// A live chat.
-    Chat,
+    Chat = 1,
     /// An e-mail.
-    Email,
+    Email = 2,
     /// A back-office case with a due time.
-    Case,
+    Case = 3,
 }
 
 impl Channel {
@@ -115,13 +123,26 @@ impl Tier {
 }
 
 /// A required skill with its minimum level.
+///
+/// `#[repr(C)]` in WIT field order: on every target its layout is the canonical-ABI
+/// layout of `skill-req` (size 8, align 4: skill @0, level @4), so the guest glue
+/// adopts the host's list in place. Checked at compile time below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(C)]
 pub struct SkillReq {
     /// The skill.
     pub skill: SkillId,
     /// Minimum proficiency, 1-10.
     pub level: u8,
 }
+
+// The canonical-ABI layout of `skill-req` (see `crate::abi`).
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<SkillReq>() == 8 && align_of::<SkillReq>() == 4);
+    assert!(offset_of!(SkillReq, skill) == 0 && offset_of!(SkillReq, level) == 4);
+    assert!(size_of::<Channel>() == 1 && align_of::<Channel>() == 1);
+};
 
 /// What a prioritise rule decides for one item.
 ///

@@ -5,9 +5,12 @@
 //! and, only when compiling for `wasm32`, adds the component glue for exactly the
 //! hooks written in the block: a hidden module that runs `wit_bindgen::generate!`
 //! on a world exporting those hook interfaces (reusing the SDK's bindings for the
-//! shared types and host imports), an exporter type that forwards each hook to the
-//! SDK's batch drivers, and the generated `export!`. Plugin authors never see
-//! wit-bindgen; mistakes in the impl are compile errors pointing at their code.
+//! shared types and host imports) with the hook functions themselves skipped, and
+//! hand-written canonical-ABI exports (`<interface>#<function>` and its
+//! `cabi_post_…`) that forward to the SDK's `abi` module, which uses the host's
+//! lists in place instead of wit-bindgen's element-by-element shims. Plugin
+//! authors never see wit-bindgen; mistakes in the impl are compile errors
+//! pointing at their code.
 //!
 //! Plugin authors use this through the re-export `switchyard_sdk::rules`; see the
 //! SDK's documentation for examples.
@@ -31,20 +34,34 @@ const VERSION: &str = "0.1.0";
 struct Hook {
     method: &'static str,
     interface: &'static str,
+    /// The function's name in WIT (the export symbol's suffix).
+    wit_name: &'static str,
+    /// The SDK's body for the export and for its post-return (in `__private`).
+    sdk_export: &'static str,
+    sdk_post: &'static str,
 }
 
 const HOOKS: [Hook; 3] = [
     Hook {
         method: "prioritise",
         interface: "prioritiser",
+        wit_name: "prioritise",
+        sdk_export: "export_prioritise",
+        sdk_post: "post_prioritise",
     },
     Hook {
         method: "escalate",
         interface: "escalator",
+        wit_name: "escalate",
+        sdk_export: "export_escalate",
+        sdk_post: "post_escalate",
     },
     Hook {
         method: "match_agents",
         interface: "matcher",
+        wit_name: "match-agents",
+        sdk_export: "export_match",
+        sdk_post: "post_match_agents",
     },
 ];
 
@@ -189,30 +206,49 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
     let types_key = format!("{PACKAGE}/types@{VERSION}");
     let host_key = format!("{PACKAGE}/host@{VERSION}");
 
-    let impls = hooks.iter().map(|hook| {
-        let iface = format_ident!("{}", hook.interface);
-        match hook.method {
-            "prioritise" => quote! {
-                impl exports::switchyard::routing::#iface::Guest for Exporter {
-                    fn prioritise(items: wit::ItemBatch) -> ::std::vec::Vec<wit::Priority> {
-                        RULES.with(|rules| ::switchyard_sdk::__private::export_prioritise(rules, items))
-                    }
-                }
-            },
-            "escalate" => quote! {
-                impl exports::switchyard::routing::#iface::Guest for Exporter {
-                    fn escalate(items: wit::ItemBatch) -> ::std::vec::Vec<wit::Escalation> {
-                        RULES.with(|rules| ::switchyard_sdk::__private::export_escalate(rules, items))
-                    }
-                }
-            },
-            _ => quote! {
-                impl exports::switchyard::routing::#iface::Guest for Exporter {
-                    fn match_agents(item: wit::ItemBatch, candidates: wit::CandidateTable) -> wit::MatchResult {
-                        RULES.with(|rules| ::switchyard_sdk::__private::export_match(rules, item, candidates))
-                    }
-                }
-            },
+    // wit-bindgen generates the world (its component-type section declares the
+    // exported interfaces, which is what the host checks) but, through `skip`, no
+    // shim for the hook functions: those are written below against the canonical
+    // ABI directly, lifting the host's lists in place (see the SDK's `abi` module).
+    // With every function of an interface skipped wit-bindgen emits no `Guest`
+    // trait and its `export!` would expand to nothing, so neither is used; each
+    // interface module still references the component-type section, which keeps
+    // it linked.
+    let skip: Vec<&str> = HOOKS.iter().map(|h| h.wit_name).collect();
+    let exports = hooks.iter().map(|hook| {
+        let export_name = format!("{PACKAGE}/{}@{VERSION}#{}", hook.interface, hook.wit_name);
+        let post_name = format!("cabi_post_{export_name}");
+        let export_fn = format_ident!("__switchyard_export_{}", hook.method);
+        let post_fn = format_ident!("__switchyard_post_{}", hook.method);
+        let sdk_export = format_ident!("{}", hook.sdk_export);
+        let sdk_post = format_ident!("{}", hook.sdk_post);
+        let (params, args) = if hook.method == "match_agents" {
+            // 23 flat parameters > MAX_FLAT_PARAMS: one pointer to them in memory.
+            (quote! { params: *mut u8 }, quote! { params })
+        } else {
+            // now-ms, then (pointer, length) of rows, skills, attr-keys,
+            // attr-value-ends, attr-values.
+            let names: Vec<_> = (1..=10usize).map(|i| format_ident!("arg{}", i)).collect();
+            let params = names.iter().enumerate().map(|(i, n)| {
+                if i % 2 == 0 { quote! { #n: *mut u8 } } else { quote! { #n: usize } }
+            });
+            (quote! { now_ms: i64, #(#params),* }, quote! { now_ms, #(#names),* })
+        };
+        quote! {
+            #[unsafe(export_name = #export_name)]
+            unsafe extern "C" fn #export_fn(#params) -> *mut u8 {
+                ::switchyard_sdk::__private::wit_bindgen::rt::run_ctors_once();
+                // SAFETY: this is the export the host calls with the flattened
+                // arguments of the hook, lowered into this instance's memory.
+                RULES.with(|rules| unsafe { ::switchyard_sdk::__private::#sdk_export(rules, #args) })
+            }
+
+            #[unsafe(export_name = #post_name)]
+            unsafe extern "C" fn #post_fn(ret: *mut u8) {
+                // SAFETY: the host passes back the pointer the export returned,
+                // once, after lifting the answer.
+                unsafe { ::switchyard_sdk::__private::#sdk_post(ret) }
+            }
         }
     });
     quote! {
@@ -224,20 +260,15 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
                 #host_key: ::switchyard_sdk::__private::bindings::switchyard::routing::host,
             },
             runtime_path: "::switchyard_sdk::__private::wit_bindgen::rt",
+            skip: [#(#skip),*],
         });
-
-        use ::switchyard_sdk::__private::bindings::switchyard::routing::types as wit;
 
         ::std::thread_local! {
             /// The author's rules, built once per instance.
             static RULES: super::__SwitchyardRules = <super::__SwitchyardRules as ::core::default::Default>::default();
         }
 
-        struct Exporter;
-
-        #(#impls)*
-
-        export!(Exporter);
+        #(#exports)*
     }
 }
 
@@ -318,6 +349,17 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("mod __switchyard_export"), "{out}");
+        // Hand-written exports replace wit-bindgen's shims for the hooks written.
+        assert!(
+            out.contains("skip : [\"prioritise\" , \"escalate\" , \"match-agents\"]"),
+            "{out}"
+        );
+        assert!(out.contains("\"switchyard:routing/prioritiser@0.1.0#prioritise\""), "{out}");
+        assert!(
+            out.contains("\"cabi_post_switchyard:routing/escalator@0.1.0#escalate\""),
+            "{out}"
+        );
+        assert!(!out.contains("post_match_agents"), "{out}");
         assert!(out.contains("type __SwitchyardRules = Claims"), "{out}");
     }
 }

@@ -1,0 +1,758 @@
+//! The canonical-ABI bodies of the three hook exports, written by hand so that a
+//! call costs the guest (almost) nothing per item beyond the rule itself.
+//!
+//! This module owns the component side of the hook calls: lifting the
+//! `item-batch` and `candidate-table` the host lowered into this instance's
+//! memory, lowering the answers (`list<priority>`, `list<escalation>`,
+//! `match-result`) straight into their canonical layout, and the post-return
+//! functions that free those answers. The export symbols themselves are emitted
+//! by `#[switchyard_sdk::rules]` (they must be generic over the author's type) and
+//! forward here through `crate::wasm`, which supplies the per-instance context.
+//!
+//! What it replaces: wit-bindgen's generated shims lift `list<item-row>` element
+//! by element into `wit::ItemRow`, the SDK then copied every row again, built a
+//! `Vec<wit::Priority>`, and wit-bindgen lowered that element by element. Here:
+//!
+//! - **Lifting.** The host allocates every list through this instance's
+//!   `cabi_realloc` with exactly the layout Rust's allocator would use for a
+//!   `Vec<T>` of that length (`len * size_of::<T>()` bytes, aligned to
+//!   `align_of::<T>()`), so ownership passes to the guest: each list is adopted
+//!   with `Vec::from_raw_parts` and freed by dropping it, as wit-bindgen does for
+//!   lists of primitives. `list<item-row>` and `list<skill-req>` are adopted as
+//!   `Vec<ItemRow>` / `Vec<SkillReq>` because those types are `#[repr(C)]` with
+//!   the canonical layout (asserted at compile time in `batch.rs` / `types.rs`).
+//!   The one field with invalid bit patterns is `channel`: every row's channel
+//!   byte is checked to be `0..=3` before the memory is viewed as `ItemRow`s.
+//!   `attr-values` is trusted to be UTF-8 in release builds (the canonical ABI
+//!   requires it and wasmtime lowers it from a `&str`) and checked in debug
+//!   builds, exactly as wit-bindgen's `string_lift` does.
+//! - **Lowering.** Each answer is written into a buffer allocated once, in the
+//!   canonical layout, while the rule runs item by item; strings (reasons,
+//!   alerts) and answer lists are handed over as boxed slices (capacity = length),
+//!   so post-return can free them from the (pointer, length) pairs alone.
+//!
+//! Layouts are written with `P = size_of::<*const u8>()` like wit-bindgen's, so
+//! the same code runs (and is tested) natively; on wasm32 `P = 4` and they are
+//! the canonical ABI's. Flat signatures (MAX_FLAT_PARAMS 16, MAX_FLAT_RESULTS 1):
+//! `prioritise` / `escalate` take `now-ms` and five (pointer, length) pairs and
+//! return a pointer to a return area holding the answer list's (pointer, length);
+//! `match-agents` has 23 flat parameters, so it takes one pointer to them laid out
+//! in memory (allocated by the host through `cabi_realloc`, freed here) and
+//! returns a pointer to the `match-result` (discriminant @0, list @P/@2P).
+
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::cell::UnsafeCell;
+use std::mem::{MaybeUninit, align_of, offset_of, size_of};
+
+use crate::batch::{CandidateTable, ItemBatch, ItemRow};
+use crate::context::Context;
+use crate::rules::Rules;
+use crate::types::{Escalation, EscalationAction, MatchResult, Priority, SkillReq};
+
+/// Pointer size: 4 on wasm32, where these layouts are the canonical ABI's.
+const P: usize = size_of::<*const u8>();
+
+/// `priority` record: priority s32 @0, queue option<u32> (disc @4, value @8),
+/// reason option<string> (disc @8+P, ptr @8+2P, len @8+3P).
+const PRIORITY_SIZE: usize = 8 + 4 * P;
+const PRIORITY_ALIGN: usize = P;
+/// `escalation` record: actions list (ptr @0, len @P), recheck-in-ms
+/// option<u64> (disc @2P, value @8+2P).
+const ESCALATION_SIZE: usize = 16 + 2 * P;
+const ESCALATION_ALIGN: usize = 8;
+/// `escalation-action` variant: disc u8 @0, payload @P (a string: ptr @P, len @2P).
+const ACTION_SIZE: usize = 3 * P;
+const ACTION_ALIGN: usize = P;
+/// `match-agents`' parameters in memory: now-ms u64 @0, then 22 (ptr, len) words
+/// (5 lists of the batch, 6 of the table), alignment 8.
+const MATCH_PARAMS_SIZE: usize = 8 + 22 * P;
+const MATCH_PARAMS_ALIGN: usize = 8;
+/// Offset of the channel byte in an `item-row`.
+const CHANNEL_AT: usize = offset_of!(ItemRow, channel);
+
+/// The return area: the flat results do not fit the one allowed core result, so
+/// every hook returns a pointer to this. Large enough for a list (ptr, len) and
+/// for a `match-result` (disc, ptr, len).
+#[repr(C, align(8))]
+struct RetArea(UnsafeCell<[MaybeUninit<u8>; 3 * P]>);
+
+thread_local! {
+    // One per instance (a component instance is single-threaded; on wasm32 this
+    // is a plain static). The component model never re-enters an instance, and a
+    // call's post-return runs before the next call starts, so one area serves all
+    // three hooks.
+    static RET_AREA: RetArea = const { RetArea(UnsafeCell::new([MaybeUninit::uninit(); 3 * P])) };
+}
+
+fn ret_area() -> *mut u8 {
+    // The pointer stays valid after `with` returns: the thread-local lives as long
+    // as the thread (the instance), and it is only accessed through raw pointers.
+    RET_AREA.with(|area| area.0.get().cast::<u8>())
+}
+
+/// Adopt a list the host lowered through `cabi_realloc` as a `Vec<T>`.
+///
+/// # Safety
+/// `ptr` must be the block `cabi_realloc(0, 0, align_of::<T>(), len * size_of::<T>())`
+/// returned (so allocated by the global allocator with `Vec<T>`'s layout for
+/// capacity `len`), owned by nobody else, holding `len` initialized values of `T`.
+unsafe fn adopt<T>(ptr: *mut u8, len: usize, what: &str) -> Vec<T> {
+    if len == 0 {
+        // `cabi_realloc` allocates nothing for zero bytes (it returns `align` as
+        // a dangling pointer), so there is nothing to take ownership of.
+        return Vec::new();
+    }
+    let ptr = ptr.cast::<T>();
+    if ptr.is_null() || !ptr.is_aligned() {
+        panic!("switchyard: the host passed a misaligned `{what}` list ({ptr:p})");
+    }
+    // SAFETY: non-null and aligned (checked); the caller guarantees the block was
+    // allocated by the global allocator with the layout of `len` `T`s, is ours to
+    // free, and is initialized. Capacity = length = `len`, so dropping the `Vec`
+    // frees exactly that layout.
+    unsafe { Vec::from_raw_parts(ptr, len, len) }
+}
+
+/// Adopt the host's `list<item-row>`, after checking every row's channel byte.
+///
+/// # Safety
+/// As [`adopt`] for `T = ItemRow`: `len * 64` initialized bytes, align 8, ours.
+unsafe fn adopt_rows(ptr: *mut u8, len: usize) -> Vec<ItemRow> {
+    if len == 0 {
+        return Vec::new();
+    }
+    if ptr.is_null() || !ptr.cast::<ItemRow>().is_aligned() {
+        panic!("switchyard: the host passed a misaligned `rows` list ({ptr:p})");
+    }
+    for i in 0..len {
+        // SAFETY: row `i` lies within the `len * 64` bytes the caller vouches for;
+        // the byte is read as a `u8` (every bit pattern valid) before anything
+        // is viewed as a `Channel`.
+        let channel = unsafe { ptr.add(i * size_of::<ItemRow>() + CHANNEL_AT).read() };
+        if channel > 3 {
+            panic!("switchyard: item row {i} has invalid channel discriminant {channel} (expected 0..=3)");
+        }
+    }
+    // SAFETY: as `adopt`; every field of `ItemRow` but `channel` is a plain
+    // integer or float (any bits valid), `channel` was checked above, and padding
+    // bytes need not hold anything.
+    unsafe { adopt::<ItemRow>(ptr, len, "rows") }
+}
+
+/// Adopt `attr-values` as a `String`.
+///
+/// # Safety
+/// As [`adopt`] for `T = u8`.
+unsafe fn adopt_string(ptr: *mut u8, len: usize) -> String {
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { adopt::<u8>(ptr, len, "attr-values") };
+    if cfg!(debug_assertions) {
+        match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => panic!("switchyard: the host passed `attr-values` that are not UTF-8: {e}"),
+        }
+    } else {
+        // SAFETY: the canonical ABI only lets a host lower valid UTF-8 into a
+        // `string` (wasmtime lowers it from a `&str`); wit-bindgen's own
+        // `string_lift` trusts it the same way in release builds.
+        unsafe { String::from_utf8_unchecked(bytes) }
+    }
+}
+
+/// Build the SDK's batch from the flattened `item-batch`, taking ownership of its
+/// lists.
+///
+/// # Safety
+/// Each (pointer, length) pair must be a list the host lowered for this call
+/// through `cabi_realloc`, per the canonical ABI of `item-batch`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn lift_batch(
+    now_ms: i64,
+    rows: (*mut u8, usize),
+    skills: (*mut u8, usize),
+    attr_keys: (*mut u8, usize),
+    attr_value_ends: (*mut u8, usize),
+    attr_values: (*mut u8, usize),
+) -> ItemBatch {
+    // SAFETY: forwarded from the caller; each list is adopted exactly once.
+    unsafe {
+        ItemBatch {
+            now_ms: now_ms as u64,
+            rows: adopt_rows(rows.0, rows.1),
+            skills: adopt::<SkillReq>(skills.0, skills.1, "skills"),
+            attr_keys: adopt::<u32>(attr_keys.0, attr_keys.1, "attr-keys"),
+            attr_value_ends: adopt::<u32>(attr_value_ends.0, attr_value_ends.1, "attr-value-ends"),
+            attr_values: adopt_string(attr_values.0, attr_values.1),
+        }
+    }
+}
+
+/// Allocate an answer list of `len` elements of `size` bytes, as the canonical
+/// ABI lays it out. Zero elements allocate nothing (a dangling, aligned pointer,
+/// as `cabi_realloc` returns), and [`free_list`] skips them.
+fn alloc_list(len: usize, size: usize, align: usize) -> *mut u8 {
+    if len == 0 {
+        return align as *mut u8;
+    }
+    let layout = match len.checked_mul(size).map(|bytes| Layout::from_size_align(bytes, align)) {
+        Some(Ok(layout)) => layout,
+        _ => panic!("switchyard: an answer list of {len} elements does not fit in memory"),
+    };
+    // SAFETY: `layout` has a non-zero size.
+    let ptr = unsafe { alloc(layout) };
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    ptr
+}
+
+/// Free a list [`alloc_list`] allocated.
+///
+/// # Safety
+/// `ptr` came from `alloc_list(len, size, align)` and is not used afterwards.
+unsafe fn free_list(ptr: *mut u8, len: usize, size: usize, align: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the same layout `alloc_list` allocated with (it checked it then).
+    unsafe { dealloc(ptr, Layout::from_size_align_unchecked(len * size, align)) }
+}
+
+/// Hand a string's bytes over as (pointer, length) with capacity = length, the
+/// shape post-return frees with `free_bytes`.
+fn leak_bytes(s: String) -> (*mut u8, usize) {
+    let bytes = s.into_bytes().into_boxed_slice();
+    let len = bytes.len();
+    (Box::into_raw(bytes).cast::<u8>(), len)
+}
+
+/// Free what `leak_bytes` handed over.
+///
+/// # Safety
+/// `(ptr, len)` came from `leak_bytes`, and is freed once.
+unsafe fn free_bytes(ptr: *mut u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: a `Box<[u8]>` of `len` bytes has layout (len, 1).
+    unsafe { dealloc(ptr, Layout::from_size_align_unchecked(len, 1)) }
+}
+
+/// Hand a vector over as (pointer, length) with capacity = length.
+fn leak_vec<T>(v: Vec<T>) -> (*mut u8, usize) {
+    let v = v.into_boxed_slice();
+    let len = v.len();
+    (Box::into_raw(v).cast::<u8>(), len)
+}
+
+/// Write a list's (pointer, length) at `at`.
+///
+/// # Safety
+/// `at` is valid for writing two pointer-sized words and aligned to `P`.
+unsafe fn write_list(at: *mut u8, ptr: *mut u8, len: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        at.cast::<*mut u8>().write(ptr);
+        at.add(P).cast::<usize>().write(len);
+    }
+}
+
+/// Read a list's (pointer, length) at `at`.
+///
+/// # Safety
+/// `at` is valid for reading two pointer-sized words and aligned to `P`.
+unsafe fn read_list(at: *const u8) -> (*mut u8, usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { (at.cast::<*mut u8>().read(), at.add(P).cast::<usize>().read()) }
+}
+
+/// Lower one `priority` at `base`.
+///
+/// # Safety
+/// `base` is valid for writing `PRIORITY_SIZE` bytes and aligned to `PRIORITY_ALIGN`.
+unsafe fn write_priority(base: *mut u8, p: Priority) {
+    // SAFETY: every offset is inside the record and aligned for its type.
+    unsafe {
+        base.cast::<i32>().write(p.priority);
+        match p.queue {
+            Some(queue) => {
+                base.add(4).write(1);
+                base.add(8).cast::<u32>().write(queue.0);
+            }
+            None => base.add(4).write(0),
+        }
+        match p.reason {
+            Some(reason) => {
+                base.add(8 + P).write(1);
+                let (ptr, len) = leak_bytes(reason);
+                write_list(base.add(8 + 2 * P), ptr, len);
+            }
+            None => base.add(8 + P).write(0),
+        }
+    }
+}
+
+/// Lower one `escalation` at `base`.
+///
+/// # Safety
+/// `base` is valid for writing `ESCALATION_SIZE` bytes and aligned to `ESCALATION_ALIGN`.
+unsafe fn write_escalation(base: *mut u8, e: Escalation) {
+    let n = e.actions.len();
+    let actions = alloc_list(n, ACTION_SIZE, ACTION_ALIGN);
+    for (i, action) in e.actions.into_iter().enumerate() {
+        // SAFETY: action `i < n` lies inside the `n * ACTION_SIZE` bytes just
+        // allocated with alignment `P`; the payload sits at `P`.
+        unsafe {
+            let at = actions.add(i * ACTION_SIZE);
+            let (disc, payload): (u8, u32) = match action {
+                EscalationAction::RaiseBy(n) => (0, n as u32),
+                EscalationAction::RaiseTo(n) => (1, n as u32),
+                EscalationAction::RelaxLevels(n) => {
+                    at.write(2);
+                    at.add(P).write(n);
+                    continue;
+                }
+                EscalationAction::DropSkill(s) => (3, s.0),
+                EscalationAction::MoveTo(q) => (4, q.0),
+                EscalationAction::Alert(message) => {
+                    at.write(5);
+                    let (ptr, len) = leak_bytes(message);
+                    write_list(at.add(P), ptr, len);
+                    continue;
+                }
+            };
+            at.write(disc);
+            at.add(P).cast::<u32>().write(payload);
+        }
+    }
+    // SAFETY: every offset is inside the record and aligned for its type.
+    unsafe {
+        write_list(base, actions, n);
+        match e.recheck_in_ms {
+            Some(ms) => {
+                base.add(2 * P).write(1);
+                base.add(8 + 2 * P).cast::<u64>().write(ms);
+            }
+            None => base.add(2 * P).write(0),
+        }
+    }
+}
+
+/// `prioritise`: run the rule over the batch the host lowered and return the
+/// answers in place.
+///
+/// # Safety
+/// Only as the body of the `prioritiser#prioritise` export: the arguments are the
+/// flattened `item-batch` of one call, lowered by the host through this
+/// instance's `cabi_realloc`. The returned area stays valid until
+/// [`post_prioritise`] runs.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn prioritise<R: Rules>(
+    rules: &R,
+    ctx: &Context,
+    now_ms: i64,
+    rows: *mut u8,
+    rows_len: usize,
+    skills: *mut u8,
+    skills_len: usize,
+    attr_keys: *mut u8,
+    attr_keys_len: usize,
+    attr_value_ends: *mut u8,
+    attr_value_ends_len: usize,
+    attr_values: *mut u8,
+    attr_values_len: usize,
+) -> *mut u8 {
+    // SAFETY: the caller passes the lists of one call, each adopted once.
+    let batch = unsafe {
+        lift_batch(
+            now_ms,
+            (rows, rows_len),
+            (skills, skills_len),
+            (attr_keys, attr_keys_len),
+            (attr_value_ends, attr_value_ends_len),
+            (attr_values, attr_values_len),
+        )
+    };
+    let n = batch.len();
+    let out = alloc_list(n, PRIORITY_SIZE, PRIORITY_ALIGN);
+    // `batch.iter()` yields exactly `n` items (one per row), in order: the same
+    // answers `crate::rules::prioritise_batch` collects.
+    for (i, item) in batch.iter().enumerate() {
+        let priority = rules.prioritise(ctx, item);
+        // SAFETY: record `i < n` lies inside the `n * PRIORITY_SIZE` bytes
+        // allocated above with the record's alignment.
+        unsafe { write_priority(out.add(i * PRIORITY_SIZE), priority) };
+    }
+    let ret = ret_area();
+    // SAFETY: the return area holds `3 * P` bytes aligned to 8.
+    unsafe { write_list(ret, out, n) };
+    ret
+}
+
+/// Post-return of `prioritise`: free the answer list and its reason strings.
+///
+/// # Safety
+/// Only as `cabi_post_…#prioritise`, with the pointer [`prioritise`] returned.
+pub unsafe fn post_prioritise(ret: *mut u8) {
+    // SAFETY: `ret` is the return area `prioritise` filled: the list it
+    // allocated, whose records it wrote (reason discriminant @8+P, and when 1,
+    // the string from `leak_bytes` @8+2P); each is freed once.
+    unsafe {
+        let (out, n) = read_list(ret);
+        for i in 0..n {
+            let base = out.add(i * PRIORITY_SIZE);
+            if base.add(8 + P).read() != 0 {
+                let (ptr, len) = read_list(base.add(8 + 2 * P));
+                free_bytes(ptr, len);
+            }
+        }
+        free_list(out, n, PRIORITY_SIZE, PRIORITY_ALIGN);
+    }
+}
+
+/// `escalate`: run the rule over the batch the host lowered and return the
+/// answers in place.
+///
+/// # Safety
+/// As [`prioritise`], for the `escalator#escalate` export and [`post_escalate`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn escalate<R: Rules>(
+    rules: &R,
+    ctx: &Context,
+    now_ms: i64,
+    rows: *mut u8,
+    rows_len: usize,
+    skills: *mut u8,
+    skills_len: usize,
+    attr_keys: *mut u8,
+    attr_keys_len: usize,
+    attr_value_ends: *mut u8,
+    attr_value_ends_len: usize,
+    attr_values: *mut u8,
+    attr_values_len: usize,
+) -> *mut u8 {
+    // SAFETY: the caller passes the lists of one call, each adopted once.
+    let batch = unsafe {
+        lift_batch(
+            now_ms,
+            (rows, rows_len),
+            (skills, skills_len),
+            (attr_keys, attr_keys_len),
+            (attr_value_ends, attr_value_ends_len),
+            (attr_values, attr_values_len),
+        )
+    };
+    let n = batch.len();
+    let out = alloc_list(n, ESCALATION_SIZE, ESCALATION_ALIGN);
+    for (i, item) in batch.iter().enumerate() {
+        let escalation = rules.escalate(ctx, item);
+        // SAFETY: record `i < n` lies inside the `n * ESCALATION_SIZE` bytes
+        // allocated above with the record's alignment.
+        unsafe { write_escalation(out.add(i * ESCALATION_SIZE), escalation) };
+    }
+    let ret = ret_area();
+    // SAFETY: the return area holds `3 * P` bytes aligned to 8.
+    unsafe { write_list(ret, out, n) };
+    ret
+}
+
+/// Post-return of `escalate`: free the answer list, each action list and each
+/// alert message.
+///
+/// # Safety
+/// Only as `cabi_post_…#escalate`, with the pointer [`escalate`] returned.
+pub unsafe fn post_escalate(ret: *mut u8) {
+    // SAFETY: `ret` is the return area `escalate` filled; every list and string
+    // read here was allocated by `write_escalation` and is freed once.
+    unsafe {
+        let (out, n) = read_list(ret);
+        for i in 0..n {
+            let (actions, k) = read_list(out.add(i * ESCALATION_SIZE));
+            for j in 0..k {
+                let at = actions.add(j * ACTION_SIZE);
+                if at.read() == 5 {
+                    let (ptr, len) = read_list(at.add(P));
+                    free_bytes(ptr, len);
+                }
+            }
+            free_list(actions, k, ACTION_SIZE, ACTION_ALIGN);
+        }
+        free_list(out, n, ESCALATION_SIZE, ESCALATION_ALIGN);
+    }
+}
+
+/// `match-agents`: lift the item and the candidate table from the parameter
+/// area, run the rule, and return the `match-result` in place.
+///
+/// # Safety
+/// Only as the body of the `matcher#match-agents` export: `params` is the block
+/// of `MATCH_PARAMS_SIZE` bytes (alignment 8) the host allocated through this
+/// instance's `cabi_realloc` and filled with the flattened `item-batch` and
+/// `candidate-table`. It is freed here, as wit-bindgen's shim does. The returned
+/// area stays valid until [`post_match_agents`] runs.
+pub unsafe fn match_agents<R: Rules>(rules: &R, ctx: &Context, params: *mut u8) -> *mut u8 {
+    if params.is_null() || !params.cast::<u64>().is_aligned() {
+        panic!("switchyard: the host passed a misaligned parameter area ({params:p})");
+    }
+    // SAFETY: `params` holds now-ms @0 and 22 (ptr, len) pairs from @8, each a
+    // list lowered for this call and adopted once; the area itself is ours to
+    // free with the layout the host allocated it with, after it was read.
+    let (item, table) = unsafe {
+        let list = |k: usize| read_list(params.add(8 + 2 * k * P));
+        let item = lift_batch(params.cast::<i64>().read(), list(0), list(1), list(2), list(3), list(4));
+        let (agent_ids, skill_columns, proficiency) = (list(5), list(6), list(7));
+        let (idle_ms, occupancy, load) = (list(8), list(9), list(10));
+        let table = CandidateTable {
+            agent_ids: adopt::<u64>(agent_ids.0, agent_ids.1, "agent-ids"),
+            skill_columns: adopt::<u32>(skill_columns.0, skill_columns.1, "skill-columns"),
+            proficiency: adopt::<u8>(proficiency.0, proficiency.1, "proficiency"),
+            idle_ms: adopt::<u64>(idle_ms.0, idle_ms.1, "idle-ms"),
+            occupancy: adopt::<f32>(occupancy.0, occupancy.1, "occupancy"),
+            load: adopt::<u8>(load.0, load.1, "load"),
+        };
+        dealloc(params, Layout::from_size_align_unchecked(MATCH_PARAMS_SIZE, MATCH_PARAMS_ALIGN));
+        (item, table)
+    };
+    let result = crate::rules::match_one(rules, ctx, &item, &table);
+    let ret = ret_area();
+    let (disc, (ptr, len)) = match result {
+        MatchResult::Scores(scores) => (0u8, leak_vec(scores)),
+        MatchResult::Ranked(ranked) => (1u8, leak_vec(ranked)),
+    };
+    // SAFETY: the return area holds `3 * P` bytes aligned to 8.
+    unsafe {
+        ret.write(disc);
+        write_list(ret.add(P), ptr, len);
+    }
+    ret
+}
+
+/// Post-return of `match-agents`: free the scores or ranking.
+///
+/// # Safety
+/// Only as `cabi_post_…#match-agents`, with the pointer [`match_agents`] returned.
+pub unsafe fn post_match_agents(ret: *mut u8) {
+    // SAFETY: `ret` is the return area `match_agents` filled; both cases hold a
+    // boxed slice of 4-byte elements (`f32` / `u32`), freed once.
+    unsafe {
+        let (ptr, len) = read_list(ret.add(P));
+        if len != 0 {
+            dealloc(ptr, Layout::from_size_align_unchecked(len * 4, 4));
+        }
+    }
+}
+
+// The element layouts adopted above are those of the `Vec`s they become.
+const _: () = {
+    assert!(size_of::<ItemRow>() == 64 && align_of::<ItemRow>() == 8);
+    assert!(size_of::<SkillReq>() == 8 && align_of::<SkillReq>() == 4);
+    assert!(MATCH_PARAMS_SIZE == 8 + 2 * 11 * P);
+};
+
+#[cfg(test)]
+mod tests {
+    //! The hooks driven natively the way a host drives them: lists allocated
+    //! with the global allocator (as `cabi_realloc` does), answers read back from
+    //! the return area in the canonical layout, then post-return.
+    use super::*;
+    use crate::batch::{Item, NewCandidate, NewItem};
+    use crate::context::TestHost;
+    use crate::types::{Channel, QueueId, SkillId};
+
+    #[derive(Default)]
+    struct Echo;
+
+    impl Rules for Echo {
+        fn prioritise(&self, _ctx: &Context, item: Item<'_>) -> Priority {
+            let p = Priority::new(item.priority() + item.skills().len() as i32);
+            match item.channel() {
+                Channel::Email => p.to_queue(QueueId(7)).because(&format!("email {}", item.id())),
+                Channel::Case => p.because(""),
+                _ => p,
+            }
+        }
+
+        fn escalate(&self, _ctx: &Context, item: Item<'_>) -> Escalation {
+            match item.id() % 3 {
+                0 => Escalation::none(),
+                1 => Escalation::none()
+                    .then(EscalationAction::RaiseBy(-5))
+                    .then(EscalationAction::RelaxLevels(2))
+                    .then(EscalationAction::Alert(format!("waited {}", item.age_ms())))
+                    .recheck_in_ms(60_000),
+                _ => Escalation::none()
+                    .then(EscalationAction::DropSkill(SkillId(9)))
+                    .then(EscalationAction::MoveTo(QueueId(4)))
+                    .then(EscalationAction::RaiseTo(70)),
+            }
+        }
+    }
+
+    /// Copy `v` into a block allocated as `cabi_realloc` would (or dangling when empty).
+    fn host_list<T: Copy>(v: &[T]) -> (*mut u8, usize) {
+        let ptr = alloc_list(v.len(), size_of::<T>(), align_of::<T>());
+        // SAFETY: `ptr` holds `v.len()` `T`s (or is unused when empty).
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), ptr.cast::<T>(), v.len()) };
+        (ptr, v.len())
+    }
+
+    fn batch(n: u64) -> ItemBatch {
+        let mut batch = ItemBatch::new(1_000);
+        for id in 0..n {
+            let skills = [SkillReq { skill: SkillId(1), level: 3 }; 2];
+            batch.push(NewItem {
+                id,
+                channel: Channel::from_index(id as usize % 4),
+                priority: id as i32,
+                age_ms: id * 10,
+                skills: &skills[..(id % 3) as usize],
+                attributes: &[(1, "é"), (2, "x")],
+                ..Default::default()
+            });
+        }
+        batch
+    }
+
+    fn flat(batch: &ItemBatch) -> [(*mut u8, usize); 5] {
+        [
+            host_list(&batch.rows),
+            host_list(&batch.skills),
+            host_list(&batch.attr_keys),
+            host_list(&batch.attr_value_ends),
+            host_list(batch.attr_values.as_bytes()),
+        ]
+    }
+
+    fn ctx() -> Context {
+        Context::for_tests(TestHost::default())
+    }
+
+    #[test]
+    fn prioritise_answers_in_the_canonical_layout() {
+        for n in [0, 1, 9] {
+            let batch = batch(n);
+            let want = crate::rules::prioritise_batch(&Echo, &ctx(), &batch);
+            let [r, s, k, e, v] = flat(&batch);
+            // SAFETY: the lists were allocated as the host does, for this call.
+            let ret = unsafe { prioritise(&Echo, &ctx(), 1_000, r.0, r.1, s.0, s.1, k.0, k.1, e.0, e.1, v.0, v.1) };
+            // SAFETY: reading the answer in the layout documented above.
+            let got: Vec<Priority> = unsafe {
+                let (out, len) = read_list(ret);
+                (0..len)
+                    .map(|i| {
+                        let b = out.add(i * PRIORITY_SIZE);
+                        Priority {
+                            priority: b.cast::<i32>().read(),
+                            queue: (b.add(4).read() == 1).then(|| QueueId(b.add(8).cast::<u32>().read())),
+                            reason: (b.add(8 + P).read() == 1).then(|| {
+                                let (p, l) = read_list(b.add(8 + 2 * P));
+                                String::from_utf8(std::slice::from_raw_parts(p, l).to_vec()).unwrap()
+                            }),
+                        }
+                    })
+                    .collect()
+            };
+            assert_eq!(got, want);
+            // SAFETY: `ret` is what `prioritise` returned.
+            unsafe { post_prioritise(ret) };
+        }
+    }
+
+    #[test]
+    fn escalate_answers_in_the_canonical_layout() {
+        let batch = batch(7);
+        let want = crate::rules::escalate_batch(&Echo, &ctx(), &batch);
+        let [r, s, k, e, v] = flat(&batch);
+        // SAFETY: the lists were allocated as the host does, for this call.
+        let ret = unsafe { escalate(&Echo, &ctx(), 1_000, r.0, r.1, s.0, s.1, k.0, k.1, e.0, e.1, v.0, v.1) };
+        // SAFETY: reading the answer in the layout documented above.
+        let got: Vec<Escalation> = unsafe {
+            let (out, len) = read_list(ret);
+            (0..len)
+                .map(|i| {
+                    let b = out.add(i * ESCALATION_SIZE);
+                    let (acts, k) = read_list(b);
+                    let actions = (0..k)
+                        .map(|j| {
+                            let a = acts.add(j * ACTION_SIZE);
+                            let w = a.add(P).cast::<u32>().read();
+                            match a.read() {
+                                0 => EscalationAction::RaiseBy(w as i32),
+                                1 => EscalationAction::RaiseTo(w as i32),
+                                2 => EscalationAction::RelaxLevels(a.add(P).read()),
+                                3 => EscalationAction::DropSkill(SkillId(w)),
+                                4 => EscalationAction::MoveTo(QueueId(w)),
+                                _ => {
+                                    let (p, l) = read_list(a.add(P));
+                                    EscalationAction::Alert(
+                                        String::from_utf8(std::slice::from_raw_parts(p, l).to_vec()).unwrap(),
+                                    )
+                                }
+                            }
+                        })
+                        .collect();
+                    let recheck_in_ms = (b.add(2 * P).read() == 1).then(|| b.add(8 + 2 * P).cast::<u64>().read());
+                    Escalation { actions, recheck_in_ms }
+                })
+                .collect()
+        };
+        assert_eq!(got, want);
+        // SAFETY: `ret` is what `escalate` returned.
+        unsafe { post_escalate(ret) };
+    }
+
+    #[test]
+    fn match_agents_reads_its_parameters_from_memory() {
+        let item = batch(1);
+        let mut table = CandidateTable::default();
+        for id in 0..5u64 {
+            table.push(NewCandidate { id, idle_ms: id * 1_000, ..Default::default() });
+        }
+        let want = crate::rules::match_one(&Echo, &ctx(), &item, &table);
+        let [r, s, k, e, v] = flat(&item);
+        let lists = [
+            r,
+            s,
+            k,
+            e,
+            v,
+            host_list(&table.agent_ids),
+            host_list(&table.skill_columns),
+            host_list(&table.proficiency),
+            host_list(&table.idle_ms),
+            host_list(&table.occupancy),
+            host_list(&table.load),
+        ];
+        let params = alloc_list(1, MATCH_PARAMS_SIZE, MATCH_PARAMS_ALIGN);
+        // SAFETY: `params` holds MATCH_PARAMS_SIZE bytes aligned to 8.
+        let ret = unsafe {
+            params.cast::<i64>().write(item.now_ms as i64);
+            for (i, (p, l)) in lists.into_iter().enumerate() {
+                write_list(params.add(8 + 2 * i * P), p, l);
+            }
+            match_agents(&Echo, &ctx(), params)
+        };
+        // SAFETY: reading the answer in the layout documented above.
+        let got = unsafe {
+            let (p, l) = read_list(ret.add(P));
+            match ret.read() {
+                0 => MatchResult::Scores(std::slice::from_raw_parts(p.cast::<f32>(), l).to_vec()),
+                _ => MatchResult::Ranked(std::slice::from_raw_parts(p.cast::<u32>(), l).to_vec()),
+            }
+        };
+        assert_eq!(got, want);
+        // SAFETY: `ret` is what `match_agents` returned.
+        unsafe { post_match_agents(ret) };
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid channel discriminant 4")]
+    fn an_invalid_channel_byte_panics_before_the_rows_are_read() {
+        let batch = batch(2);
+        let [r, s, k, e, v] = flat(&batch);
+        // SAFETY: row 1's channel byte lies inside the rows block.
+        unsafe { r.0.add(64 + CHANNEL_AT).write(4) };
+        // SAFETY: the lists were allocated as the host does, for this call.
+        unsafe { prioritise(&Echo, &ctx(), 0, r.0, r.1, s.0, s.1, k.0, k.1, e.0, e.1, v.0, v.1) };
+    }
+}
