@@ -1,7 +1,8 @@
 //! The host side of the WIT contract (`wit/routing.wit`, world
 //! `switchyard:routing/rules`): the wasmtime bindings, the moves between the SDK's
 //! plain types and the generated ones, and the checks every plugin answer passes
-//! before the router may use it.
+//! before the router may use it. The hot arguments and the `prioritise` answer
+//! cross the boundary through `crate::abi` instead of the generated types.
 //!
 //! A plugin's answer is untrusted: it is well-typed (the component boundary made
 //! sure of that) but may still be nonsense. [`check_priorities`],
@@ -10,7 +11,7 @@
 //! unknown queue or skill, index out of range, too much text).
 
 use switchyard_sdk::{
-    CandidateTable, Channel, Escalation, EscalationAction, ItemBatch, LogLevel, MatchResult, NameKind, Priority,
+    Escalation, EscalationAction, LogLevel, MatchResult, NameKind, Priority,
     QueueId, SkillId,
 };
 
@@ -36,6 +37,15 @@ pub const PRIORITISER: &str = "switchyard:routing/prioritiser@0.1.0";
 pub const ESCALATOR: &str = "switchyard:routing/escalator@0.1.0";
 /// See [`PRIORITISER`].
 pub const MATCHER: &str = "switchyard:routing/matcher@0.1.0";
+
+/// The exported interface a hook function belongs to.
+pub fn interface_of(function: &str) -> &'static str {
+    match function {
+        "prioritise" => PRIORITISER,
+        "escalate" => ESCALATOR,
+        _ => MATCHER,
+    }
+}
 
 /// Hook names as used in logs, stats and errors.
 pub mod hook {
@@ -84,58 +94,6 @@ impl KnownIds {
     }
 }
 
-fn channel_to_wit(channel: Channel) -> wit::Channel {
-    match channel {
-        Channel::Voice => wit::Channel::Voice,
-        Channel::Chat => wit::Channel::Chat,
-        Channel::Email => wit::Channel::Email,
-        Channel::Case => wit::Channel::Case,
-    }
-}
-
-/// The WIT form of a batch (copies the lists; the boundary copies them again into
-/// the guest, which is the price of a plain-Rust SDK type).
-pub fn batch_to_wit(batch: &ItemBatch) -> wit::ItemBatch {
-    wit::ItemBatch {
-        now_ms: batch.now_ms,
-        rows: batch
-            .rows
-            .iter()
-            .map(|r| wit::ItemRow {
-                id: r.id,
-                channel: channel_to_wit(r.channel),
-                queue: r.queue,
-                tier: r.tier,
-                contacts: r.contacts,
-                priority: r.priority,
-                age_ms: r.age_ms,
-                due_in_ms: r.due_in_ms,
-                value: r.value,
-                skill_start: r.skill_start,
-                skill_count: r.skill_count,
-                attr_start: r.attr_start,
-                attr_count: r.attr_count,
-            })
-            .collect(),
-        skills: batch.skills.iter().map(|s| wit::SkillReq { skill: s.skill.0, level: s.level }).collect(),
-        attr_keys: batch.attr_keys.clone(),
-        attr_value_ends: batch.attr_value_ends.clone(),
-        attr_values: batch.attr_values.clone(),
-    }
-}
-
-/// The WIT form of a candidate table.
-pub fn table_to_wit(table: &CandidateTable) -> wit::CandidateTable {
-    wit::CandidateTable {
-        agent_ids: table.agent_ids.clone(),
-        skill_columns: table.skill_columns.clone(),
-        proficiency: table.proficiency.clone(),
-        idle_ms: table.idle_ms.clone(),
-        occupancy: table.occupancy.clone(),
-        load: table.load.clone(),
-    }
-}
-
 /// The SDK form of a log level.
 pub fn log_level_from_wit(level: wit::LogLevel) -> LogLevel {
     match level {
@@ -181,28 +139,24 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<(), AnswerError> {
 
 /// Check a `prioritise` answer for a batch of `items` items.
 pub fn check_priorities(
-    answer: Vec<wit::Priority>,
+    answer: Vec<Priority>,
     items: usize,
     known: KnownIds,
     caps: AnswerCaps,
 ) -> Result<Vec<Priority>, AnswerError> {
     check_len("priorities", answer.len(), items)?;
     let mut text = TextBudget { used: 0, cap: caps.text_bytes };
-    answer
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            if let Some(queue) = p.queue
-                && queue >= known.queues
-            {
-                return Err(AnswerError::Invalid(format!("item {i}: unknown queue id {queue}")));
-            }
-            if let Some(reason) = &p.reason {
-                text.spend(reason.len())?;
-            }
-            Ok(Priority { priority: p.priority, queue: p.queue.map(QueueId), reason: p.reason })
-        })
-        .collect()
+    for (i, p) in answer.iter().enumerate() {
+        if let Some(QueueId(queue)) = p.queue
+            && queue >= known.queues
+        {
+            return Err(AnswerError::Invalid(format!("item {i}: unknown queue id {queue}")));
+        }
+        if let Some(reason) = &p.reason {
+            text.spend(reason.len())?;
+        }
+    }
+    Ok(answer)
 }
 
 /// Check an `escalate` answer for a batch of `items` items.
@@ -297,8 +251,8 @@ mod tests {
     const CAPS: AnswerCaps = AnswerCaps { text_bytes: 16, actions_per_item: 4 };
     const KNOWN: KnownIds = KnownIds { queues: 2, skills: 3 };
 
-    fn p(priority: i32, queue: Option<u32>, reason: Option<&str>) -> wit::Priority {
-        wit::Priority { priority, queue, reason: reason.map(str::to_owned) }
+    fn p(priority: i32, queue: Option<u32>, reason: Option<&str>) -> Priority {
+        Priority { priority, queue: queue.map(QueueId), reason: reason.map(str::to_owned) }
     }
 
     #[test]

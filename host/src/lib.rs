@@ -32,6 +32,7 @@
 //!   and opt-in decision recording.
 #![deny(missing_docs)]
 
+mod abi;
 pub mod contract;
 pub mod error;
 pub mod rules;

@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{Store, Trap};
+
+use crate::abi::{BatchArg, PrioritiesAnswer, TableArg};
 
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
 use crate::contract::{self, AnswerError, KnownIds};
@@ -114,19 +116,26 @@ pub struct LoadReport {
     pub compile_time: Duration,
 }
 
-/// Lookups of each exported hook, done once at load.
+/// Export index of each exported hook function, looked up once at load.
 struct HookIndices {
-    prioritiser: Option<prioritiser::GuestIndices>,
-    escalator: Option<escalator::GuestIndices>,
-    matcher: Option<matcher::GuestIndices>,
+    prioritiser: Option<ComponentExportIndex>,
+    escalator: Option<ComponentExportIndex>,
+    matcher: Option<ComponentExportIndex>,
 }
 
-/// A ready instance: its own store and its exported hooks.
+/// The hook functions' signatures as the host calls them: arguments borrowed
+/// and lowered by [`crate::abi`], answers lifted into the generated types.
+type PrioritiseFn<'a> = TypedFunc<(BatchArg<'a>,), (PrioritiesAnswer,)>;
+type EscalateFn<'a> = TypedFunc<(BatchArg<'a>,), (Vec<contract::wit::Escalation>,)>;
+type MatchFn<'a> = TypedFunc<(BatchArg<'a>, TableArg<'a>), (contract::wit::MatchResult,)>;
+
+/// A ready instance: its own store and its exported hook functions, each
+/// type-checked against the signatures above when the instance was made.
 struct Live {
     store: Store<PluginState>,
-    prioritiser: Option<prioritiser::Guest>,
-    escalator: Option<escalator::Guest>,
-    matcher: Option<matcher::Guest>,
+    prioritiser: Option<Func>,
+    escalator: Option<Func>,
+    matcher: Option<Func>,
 }
 
 /// Idle instances kept per plugin; callers beyond this make and drop their own.
@@ -211,20 +220,36 @@ impl Plugin {
         check_contract_versions(&sandbox, &component).map_err(mismatch)?;
         let pre = sandbox.link(&component).map_err(load_error)?;
 
-        let exported = |name: &str| component.get_export_index(None, name).is_some();
+        // The generated lookups name a missing or mistyped function clearly; the
+        // calls themselves go through the export indices (see `Live`).
+        let exported = |name: &str| component.get_export_index(None, name);
+        let function = |interface: &ComponentExportIndex, name: &str| {
+            component.get_export_index(Some(interface), name).ok_or_else(|| {
+                mismatch(format!("exports `{}` without its function `{name}`", contract::interface_of(name)))
+            })
+        };
         let indices = HookIndices {
-            prioritiser: exported(contract::PRIORITISER)
-                .then(|| prioritiser::GuestIndices::new(&pre))
-                .transpose()
-                .map_err(|e| mismatch(format!("{e:#}")))?,
-            escalator: exported(contract::ESCALATOR)
-                .then(|| escalator::GuestIndices::new(&pre))
-                .transpose()
-                .map_err(|e| mismatch(format!("{e:#}")))?,
-            matcher: exported(contract::MATCHER)
-                .then(|| matcher::GuestIndices::new(&pre))
-                .transpose()
-                .map_err(|e| mismatch(format!("{e:#}")))?,
+            prioritiser: match exported(contract::PRIORITISER) {
+                Some(interface) => {
+                    prioritiser::GuestIndices::new(&pre).map_err(|e| mismatch(format!("{e:#}")))?;
+                    Some(function(&interface, "prioritise")?)
+                }
+                None => None,
+            },
+            escalator: match exported(contract::ESCALATOR) {
+                Some(interface) => {
+                    escalator::GuestIndices::new(&pre).map_err(|e| mismatch(format!("{e:#}")))?;
+                    Some(function(&interface, "escalate")?)
+                }
+                None => None,
+            },
+            matcher: match exported(contract::MATCHER) {
+                Some(interface) => {
+                    matcher::GuestIndices::new(&pre).map_err(|e| mismatch(format!("{e:#}")))?;
+                    Some(function(&interface, "match-agents")?)
+                }
+                None => None,
+            },
         };
         let hooks = Hooks {
             prioritise: indices.prioritiser.is_some(),
@@ -295,6 +320,11 @@ impl Plugin {
         &self.name
     }
 
+    /// Plugin name, shared (for answers' [`crate::rules::RuleSource`]).
+    pub fn shared_name(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
     /// Department it decides for.
     pub fn department(&self) -> &str {
         &self.department
@@ -346,12 +376,25 @@ impl Plugin {
         store.data_mut().flush_output("instantiate");
         let instance = started.map_err(|e| InstantiateError::Start(describe_start_failure(&e, &store)))?;
         let types = |e: wasmtime::Error| InstantiateError::Types(format!("{e:#}"));
-        let live = Live {
-            prioritiser: self.indices.prioritiser.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(types)?,
-            escalator: self.indices.escalator.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(types)?,
-            matcher: self.indices.matcher.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(types)?,
-            store,
+        let missing = |name: &str| InstantiateError::Types(format!("the instance lacks its export `{name}`"));
+        let mut func = |index: &Option<ComponentExportIndex>, name: &str| -> std::result::Result<Option<Func>, InstantiateError> {
+            let Some(index) = index else { return Ok(None) };
+            instance.get_func(&mut store, index).map(Some).ok_or_else(|| missing(name))
         };
+        let prioritiser = func(&self.indices.prioritiser, "prioritise")?;
+        let escalator = func(&self.indices.escalator, "escalate")?;
+        let matcher = func(&self.indices.matcher, "match-agents")?;
+        // Type-check once per instance; the calls then use `new_unchecked`.
+        if let Some(f) = prioritiser {
+            f.typed::<(BatchArg<'_>,), (PrioritiesAnswer,)>(&store).map_err(types)?;
+        }
+        if let Some(f) = escalator {
+            f.typed::<(BatchArg<'_>,), (Vec<contract::wit::Escalation>,)>(&store).map_err(types)?;
+        }
+        if let Some(f) = matcher {
+            f.typed::<(BatchArg<'_>, TableArg<'_>), (contract::wit::MatchResult,)>(&store).map_err(types)?;
+        }
+        let live = Live { prioritiser, escalator, matcher, store };
         self.stats.instances_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(live)
     }
@@ -455,9 +498,11 @@ impl Plugin {
             return Ok(None);
         }
         let hook = contract::hook::PRIORITISE;
-        let arg = contract::batch_to_wit(items);
-        let (answer, live) = self.call(hook, items.now_ms, |live| match &live.prioritiser {
-            Some(guest) => guest.call_prioritise(&mut live.store, &arg),
+        let (answer, live) = self.call(hook, items.now_ms, |live| match live.prioritiser {
+            // SAFETY: type-checked against this signature in `instantiate`.
+            Some(func) => unsafe { PrioritiseFn::new_unchecked(func) }
+                .call(&mut live.store, (BatchArg::of(items),))
+                .map(|(PrioritiesAnswer(answer),)| answer),
             None => Err(wasmtime::format_err!("prioritiser missing from instance")),
         })?;
         self.checkin(live);
@@ -472,9 +517,11 @@ impl Plugin {
             return Ok(None);
         }
         let hook = contract::hook::ESCALATE;
-        let arg = contract::batch_to_wit(items);
-        let (answer, live) = self.call(hook, items.now_ms, |live| match &live.escalator {
-            Some(guest) => guest.call_escalate(&mut live.store, &arg),
+        let (answer, live) = self.call(hook, items.now_ms, |live| match live.escalator {
+            // SAFETY: type-checked against this signature in `instantiate`.
+            Some(func) => unsafe { EscalateFn::new_unchecked(func) }
+                .call(&mut live.store, (BatchArg::of(items),))
+                .map(|(answer,)| answer),
             None => Err(wasmtime::format_err!("escalator missing from instance")),
         })?;
         self.checkin(live);
@@ -489,10 +536,11 @@ impl Plugin {
             return Ok(None);
         }
         let hook = contract::hook::MATCH;
-        let arg = contract::batch_to_wit(item);
-        let table = contract::table_to_wit(candidates);
-        let (answer, live) = self.call(hook, item.now_ms, |live| match &live.matcher {
-            Some(guest) => guest.call_match_agents(&mut live.store, &arg, &table),
+        let (answer, live) = self.call(hook, item.now_ms, |live| match live.matcher {
+            // SAFETY: type-checked against this signature in `instantiate`.
+            Some(func) => unsafe { MatchFn::new_unchecked(func) }
+                .call(&mut live.store, (BatchArg::of(item), TableArg::of(candidates)))
+                .map(|(answer,)| answer),
             None => Err(wasmtime::format_err!("matcher missing from instance")),
         })?;
         self.checkin(live);
