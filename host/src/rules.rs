@@ -16,6 +16,10 @@ use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priorit
 /// interns into it; plugins read it through the `names` import.
 pub type SharedCatalog = Arc<RwLock<switchyard_sdk::Catalog>>;
 
+fn serialize_name<S: serde::Serializer>(name: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(name)
+}
+
 /// Which rule made a decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -24,8 +28,10 @@ pub enum RuleSource {
     BuiltIn,
     /// A department plugin at a given generation.
     Plugin {
-        /// Plugin name (usually the department).
-        plugin: String,
+        /// Plugin name (usually the department); shared with the plugin, so an
+        /// answer costs no allocation.
+        #[serde(serialize_with = "serialize_name")]
+        plugin: Arc<str>,
         /// Generation of the plugin that answered.
         generation: u64,
     },

@@ -305,7 +305,9 @@ impl DepartmentRules {
         built_in: impl FnOnce() -> T,
         call: impl FnOnce(&Plugin) -> Result<Option<T>>,
     ) -> Decided<T> {
-        let Some(plugin) = self.department.current.load_full() else {
+        // A guard, not an `Arc` clone: no reference-count traffic per call.
+        let current = self.department.current.load();
+        let Some(plugin) = current.as_ref() else {
             return Decided::built_in(built_in());
         };
         if !plugin.hooks().has(hook) {
@@ -315,7 +317,7 @@ impl DepartmentRules {
             value,
             source: RuleSource::Fallback { plugin: plugin.name().to_owned(), generation: plugin.generation(), reason },
         };
-        if let Admission::Refuse(failures) = plugin.breaker().admit(Instant::now()) {
+        if let Admission::Refuse(failures) = plugin.breaker().admit_now() {
             let error = Error::BreakerOpen { plugin: plugin.name().to_owned(), failures };
             let reason = error.to_string();
             plugin.stats_cell().record_failure(FailureKind::BreakerOpen, &reason);
@@ -323,12 +325,12 @@ impl DepartmentRules {
             return fallback(reason, built_in());
         }
         let started = Instant::now();
-        let result = call(&plugin);
+        let result = call(plugin);
         plugin.stats_cell().record_call(hook, started.elapsed());
         match result {
             Ok(Some(value)) => {
                 plugin.breaker().record_success();
-                Decided { value, source: RuleSource::Plugin { plugin: plugin.name().to_owned(), generation: plugin.generation() } }
+                Decided { value, source: RuleSource::Plugin { plugin: plugin.shared_name(), generation: plugin.generation() } }
             }
             Ok(None) => Decided::built_in(built_in()),
             Err(error) => {

@@ -11,7 +11,7 @@
 //! in, so the state machine is tested without sleeping.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -338,16 +338,32 @@ struct BreakerInner {
 pub struct Breaker {
     config: BreakerConfig,
     inner: Mutex<BreakerInner>,
+    /// Closed with no failure since the last success: the state of almost every
+    /// call, answered without the lock (written only under it).
+    healthy: AtomicBool,
 }
 
 impl Breaker {
     /// A closed breaker.
     pub fn new(config: BreakerConfig) -> Self {
-        Breaker { config, inner: Mutex::new(BreakerInner { consecutive: 0, opened_at: None, trial_in_flight: false }) }
+        Breaker {
+            config,
+            inner: Mutex::new(BreakerInner { consecutive: 0, opened_at: None, trial_in_flight: false }),
+            healthy: AtomicBool::new(true),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BreakerInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// May a call go to the plugin now? Reads the clock only when the breaker
+    /// is not healthy.
+    pub fn admit_now(&self) -> Admission {
+        if self.healthy.load(Ordering::Acquire) {
+            return Admission::Call;
+        }
+        self.admit(Instant::now())
     }
 
     /// May a call go to the plugin at `now`?
@@ -365,7 +381,11 @@ impl Breaker {
 
     /// The plugin answered well: close.
     pub fn record_success(&self) {
+        if self.healthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut inner = self.lock();
+        self.healthy.store(true, Ordering::Release);
         if inner.opened_at.is_some() {
             tracing::info!("circuit breaker closed after a successful trial call");
         }
@@ -375,6 +395,7 @@ impl Breaker {
     /// The plugin failed at `now`; returns true when this failure opened the breaker.
     pub fn record_failure(&self, now: Instant) -> bool {
         let mut inner = self.lock();
+        self.healthy.store(false, Ordering::Release);
         inner.consecutive = inner.consecutive.saturating_add(1);
         if inner.trial_in_flight {
             // The trial failed: open again for a full cooldown.
