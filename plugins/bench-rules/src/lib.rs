@@ -31,7 +31,10 @@ pub fn priority_of(row: &ItemRow) -> i32 {
     let mut p = i64::from(row.priority);
     p += 15 * i64::from(row.tier.min(3));
     p += 20 * i64::from(row.contacts.saturating_sub(1).min(3));
-    p += ((row.value.max(0.0) as i64) / 20).min(40);
+    // `if` rather than `f64::max`: the same answer (a NaN value counts as 0
+    // either way), but `max` is a libm call on wasm32, not an instruction.
+    let value = if row.value > 0.0 { row.value as i64 } else { 0 };
+    p += (value / 20).min(40);
     p += match row.channel {
         Channel::Voice => 10,
         Channel::Chat => 5,
@@ -100,7 +103,7 @@ pub fn match_scores(required: &[SkillReq], candidates: &CandidateTable) -> Match
         let score = 100.0 + sum as f32 * 10.0 + idle_s
             - candidates.occupancy[i] * 50.0
             - in_hand as f32 * 5.0;
-        scores.push(score.max(0.0));
+        scores.push(if score > 0.0 { score } else { 0.0 });
     }
     MatchResult::Scores(scores)
 }
