@@ -159,25 +159,29 @@ unsafe fn adopt_string(ptr: *mut u8, len: usize) -> String {
     }
 }
 
+/// The flattened `item-batch` argument of a hook, as the canonical ABI passes
+/// it: `now-ms`, then the (pointer, length) of `rows`, `skills`, `attr-keys`,
+/// `attr-value-ends` and `attr-values`, in that order.
+#[derive(Debug, Clone, Copy)]
+pub struct FlatBatch {
+    /// `now-ms`.
+    pub now_ms: i64,
+    /// The five lists, in WIT field order.
+    pub lists: [(*mut u8, usize); 5],
+}
+
 /// Build the SDK's batch from the flattened `item-batch`, taking ownership of its
 /// lists.
 ///
 /// # Safety
 /// Each (pointer, length) pair must be a list the host lowered for this call
 /// through `cabi_realloc`, per the canonical ABI of `item-batch`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn lift_batch(
-    now_ms: i64,
-    rows: (*mut u8, usize),
-    skills: (*mut u8, usize),
-    attr_keys: (*mut u8, usize),
-    attr_value_ends: (*mut u8, usize),
-    attr_values: (*mut u8, usize),
-) -> ItemBatch {
+unsafe fn lift_batch(flat: FlatBatch) -> ItemBatch {
+    let [rows, skills, attr_keys, attr_value_ends, attr_values] = flat.lists;
     // SAFETY: forwarded from the caller; each list is adopted exactly once.
     unsafe {
         ItemBatch {
-            now_ms: now_ms as u64,
+            now_ms: flat.now_ms as u64,
             rows: adopt_rows(rows.0, rows.1),
             skills: adopt::<SkillReq>(skills.0, skills.1, "skills"),
             attr_keys: adopt::<u32>(attr_keys.0, attr_keys.1, "attr-keys"),
@@ -185,6 +189,42 @@ unsafe fn lift_batch(
             attr_values: adopt_string(attr_values.0, attr_values.1),
         }
     }
+}
+
+/// Run a per-item rule over the batch and lower its answers into one list of
+/// `size`-byte records: `write(item, record)` writes one and says whether it
+/// handed over memory post-return must free. The return area holds the list's
+/// (pointer, length) — what the host reads — and, in its third word, how many
+/// records own memory, so post-return skips the walk when none do.
+///
+/// # Safety
+/// As [`prioritise`]; `write` must write exactly one record of `size` bytes
+/// (alignment `align`) at the pointer it is given.
+unsafe fn answer_each(
+    flat: FlatBatch,
+    size: usize,
+    align: usize,
+    mut write: impl FnMut(crate::batch::Item<'_>, *mut u8) -> bool,
+) -> *mut u8 {
+    // SAFETY: the caller passes the lists of one call, each adopted once.
+    let batch = unsafe { lift_batch(flat) };
+    let n = batch.len();
+    let out = alloc_list(n, size, align);
+    let mut owning = 0usize;
+    // `batch.iter()` yields exactly `n` items (one per row), in order: the same
+    // answers `crate::rules::prioritise_batch` / `escalate_batch` collect.
+    for (i, item) in batch.iter().enumerate() {
+        // SAFETY: record `i < n` lies inside the `n * size` bytes allocated
+        // above with the record's alignment.
+        owning += usize::from(write(item, unsafe { out.add(i * size) }));
+    }
+    let ret = ret_area();
+    // SAFETY: the return area holds `3 * P` bytes aligned to 8.
+    unsafe {
+        write_list(ret, out, n);
+        ret.add(2 * P).cast::<usize>().write(owning);
+    }
+    ret
 }
 
 /// Allocate an answer list of `len` elements of `size` bytes, as the canonical
@@ -353,53 +393,13 @@ unsafe fn write_escalation(base: *mut u8, e: Escalation) {
 /// flattened `item-batch` of one call, lowered by the host through this
 /// instance's `cabi_realloc`. The returned area stays valid until
 /// [`post_prioritise`] runs.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn prioritise<R: Rules>(
-    rules: &R,
-    ctx: &Context,
-    now_ms: i64,
-    rows: *mut u8,
-    rows_len: usize,
-    skills: *mut u8,
-    skills_len: usize,
-    attr_keys: *mut u8,
-    attr_keys_len: usize,
-    attr_value_ends: *mut u8,
-    attr_value_ends_len: usize,
-    attr_values: *mut u8,
-    attr_values_len: usize,
-) -> *mut u8 {
-    // SAFETY: the caller passes the lists of one call, each adopted once.
-    let batch = unsafe {
-        lift_batch(
-            now_ms,
-            (rows, rows_len),
-            (skills, skills_len),
-            (attr_keys, attr_keys_len),
-            (attr_value_ends, attr_value_ends_len),
-            (attr_values, attr_values_len),
-        )
-    };
-    let n = batch.len();
-    let out = alloc_list(n, PRIORITY_SIZE, PRIORITY_ALIGN);
-    let mut reasons = 0usize;
-    // `batch.iter()` yields exactly `n` items (one per row), in order: the same
-    // answers `crate::rules::prioritise_batch` collects.
-    for (i, item) in batch.iter().enumerate() {
-        let priority = rules.prioritise(ctx, item);
-        // SAFETY: record `i < n` lies inside the `n * PRIORITY_SIZE` bytes
-        // allocated above with the record's alignment.
-        reasons += usize::from(unsafe { write_priority(out.add(i * PRIORITY_SIZE), priority) });
-    }
-    let ret = ret_area();
-    // SAFETY: the return area holds `3 * P` bytes aligned to 8. The host reads
-    // the list's two words; the third, ours, tells `post_prioritise` whether
-    // any reason string needs freeing (usually none: skip the walk).
+pub unsafe fn prioritise<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *mut u8 {
+    // SAFETY: forwarded from the caller; `write_priority` writes one record.
     unsafe {
-        write_list(ret, out, n);
-        ret.add(2 * P).cast::<usize>().write(reasons);
+        answer_each(flat, PRIORITY_SIZE, PRIORITY_ALIGN, |item, record| {
+            write_priority(record, rules.prioritise(ctx, item))
+        })
     }
-    ret
 }
 
 /// Post-return of `prioritise`: free the answer list and its reason strings.
@@ -412,8 +412,8 @@ pub unsafe fn post_prioritise(ret: *mut u8) {
     // the string from `leak_bytes` @8+2P); each is freed once.
     unsafe {
         let (out, n) = read_list(ret);
-        let reasons = ret.add(2 * P).cast::<usize>().read();
-        for i in (0..n).take_while(|_| reasons > 0) {
+        let owning = ret.add(2 * P).cast::<usize>().read();
+        for i in (0..n).take_while(|_| owning > 0) {
             let base = out.add(i * PRIORITY_SIZE);
             if base.add(8 + P).read() != 0 {
                 let (ptr, len) = read_list(base.add(8 + 2 * P));
@@ -429,45 +429,15 @@ pub unsafe fn post_prioritise(ret: *mut u8) {
 ///
 /// # Safety
 /// As [`prioritise`], for the `escalator#escalate` export and [`post_escalate`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn escalate<R: Rules>(
-    rules: &R,
-    ctx: &Context,
-    now_ms: i64,
-    rows: *mut u8,
-    rows_len: usize,
-    skills: *mut u8,
-    skills_len: usize,
-    attr_keys: *mut u8,
-    attr_keys_len: usize,
-    attr_value_ends: *mut u8,
-    attr_value_ends_len: usize,
-    attr_values: *mut u8,
-    attr_values_len: usize,
-) -> *mut u8 {
-    // SAFETY: the caller passes the lists of one call, each adopted once.
-    let batch = unsafe {
-        lift_batch(
-            now_ms,
-            (rows, rows_len),
-            (skills, skills_len),
-            (attr_keys, attr_keys_len),
-            (attr_value_ends, attr_value_ends_len),
-            (attr_values, attr_values_len),
-        )
-    };
-    let n = batch.len();
-    let out = alloc_list(n, ESCALATION_SIZE, ESCALATION_ALIGN);
-    for (i, item) in batch.iter().enumerate() {
-        let escalation = rules.escalate(ctx, item);
-        // SAFETY: record `i < n` lies inside the `n * ESCALATION_SIZE` bytes
-        // allocated above with the record's alignment.
-        unsafe { write_escalation(out.add(i * ESCALATION_SIZE), escalation) };
+pub unsafe fn escalate<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *mut u8 {
+    // SAFETY: forwarded from the caller; `write_escalation` writes one record,
+    // whose action list post-return always frees.
+    unsafe {
+        answer_each(flat, ESCALATION_SIZE, ESCALATION_ALIGN, |item, record| {
+            write_escalation(record, rules.escalate(ctx, item));
+            true
+        })
     }
-    let ret = ret_area();
-    // SAFETY: the return area holds `3 * P` bytes aligned to 8.
-    unsafe { write_list(ret, out, n) };
-    ret
 }
 
 /// Post-return of `escalate`: free the answer list, each action list and each
@@ -480,8 +450,8 @@ pub unsafe fn post_escalate(ret: *mut u8) {
     // read here was allocated by `write_escalation` and is freed once.
     unsafe {
         let (out, n) = read_list(ret);
-        let reasons = ret.add(2 * P).cast::<usize>().read();
-        for i in (0..n).take_while(|_| reasons > 0) {
+        let owning = ret.add(2 * P).cast::<usize>().read();
+        for i in (0..n).take_while(|_| owning > 0) {
             let (actions, k) = read_list(out.add(i * ESCALATION_SIZE));
             for j in 0..k {
                 let at = actions.add(j * ACTION_SIZE);
@@ -514,7 +484,10 @@ pub unsafe fn match_agents<R: Rules>(rules: &R, ctx: &Context, params: *mut u8) 
     // free with the layout the host allocated it with, after it was read.
     let (item, table) = unsafe {
         let list = |k: usize| read_list(params.add(8 + 2 * k * P));
-        let item = lift_batch(params.cast::<i64>().read(), list(0), list(1), list(2), list(3), list(4));
+        let item = lift_batch(FlatBatch {
+            now_ms: params.cast::<i64>().read(),
+            lists: [list(0), list(1), list(2), list(3), list(4)],
+        });
         let (agent_ids, skill_columns, proficiency) = (list(5), list(6), list(7));
         let (idle_ms, occupancy, load) = (list(8), list(9), list(10));
         let table = CandidateTable {
@@ -649,7 +622,7 @@ mod tests {
             let want = crate::rules::prioritise_batch(&Echo, &ctx(), &batch);
             let [r, s, k, e, v] = flat(&batch);
             // SAFETY: the lists were allocated as the host does, for this call.
-            let ret = unsafe { prioritise(&Echo, &ctx(), 1_000, r.0, r.1, s.0, s.1, k.0, k.1, e.0, e.1, v.0, v.1) };
+            let ret = unsafe { prioritise(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [r, s, k, e, v] }) };
             // SAFETY: reading the answer in the layout documented above.
             let got: Vec<Priority> = unsafe {
                 let (out, len) = read_list(ret);
@@ -668,6 +641,10 @@ mod tests {
                     .collect()
             };
             assert_eq!(got, want);
+            // Post-return walks the answers only when some own a reason string.
+            let with_reason = want.iter().filter(|p| p.reason.is_some()).count();
+            // SAFETY: the third word of the return area, written by `prioritise`.
+            assert_eq!(unsafe { ret.add(2 * P).cast::<usize>().read() }, with_reason);
             // SAFETY: `ret` is what `prioritise` returned.
             unsafe { post_prioritise(ret) };
         }
@@ -679,7 +656,15 @@ mod tests {
         let want = crate::rules::escalate_batch(&Echo, &ctx(), &batch);
         let [r, s, k, e, v] = flat(&batch);
         // SAFETY: the lists were allocated as the host does, for this call.
-        let ret = unsafe { escalate(&Echo, &ctx(), 1_000, r.0, r.1, s.0, s.1, k.0, k.1, e.0, e.1, v.0, v.1) };
+        // A prioritise call first leaves its own count in the shared return area:
+        // escalate must write its own (every escalation owns its action list),
+        // or post-return would skip freeing them.
+        let [pr, ps, pk, pe, pv] = flat(&batch);
+        // SAFETY: as below; answered and freed at once.
+        unsafe { post_prioritise(prioritise(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [pr, ps, pk, pe, pv] })) };
+        let ret = unsafe { escalate(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [r, s, k, e, v] }) };
+        // SAFETY: the third word of the return area, written by `escalate`.
+        assert_eq!(unsafe { ret.add(2 * P).cast::<usize>().read() }, batch.len());
         // SAFETY: reading the answer in the layout documented above.
         let got: Vec<Escalation> = unsafe {
             let (out, len) = read_list(ret);
@@ -768,6 +753,6 @@ mod tests {
         // SAFETY: row 1's channel byte lies inside the rows block.
         unsafe { r.0.add(64 + CHANNEL_AT).write(4) };
         // SAFETY: the lists were allocated as the host does, for this call.
-        unsafe { prioritise(&Echo, &ctx(), 0, r.0, r.1, s.0, s.1, k.0, k.1, e.0, e.1, v.0, v.1) };
+        unsafe { prioritise(&Echo, &ctx(), FlatBatch { now_ms: 0, lists: [r, s, k, e, v] }) };
     }
 }

@@ -41,6 +41,7 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 /// What the export macro's generated code refers to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::abi::FlatBatch;
     pub use crate::abi::{post_escalate, post_match_agents, post_prioritise};
     pub use crate::wasm::{bindings, export_escalate, export_match, export_prioritise};
     pub use wit_bindgen;

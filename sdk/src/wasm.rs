@@ -5,6 +5,7 @@
 //! `crate::abi`. Nothing here is for plugin authors.
 
 use crate::context::Context;
+use crate::abi::FlatBatch;
 use crate::rules::Rules;
 use crate::types::{LogLevel, NameKind};
 
@@ -59,78 +60,18 @@ thread_local! {
 ///
 /// # Safety
 /// Only as the body of the `prioritiser#prioritise` export (see `crate::abi`).
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn export_prioritise<R: Rules>(
-    rules: &R,
-    now_ms: i64,
-    rows: *mut u8,
-    rows_len: usize,
-    skills: *mut u8,
-    skills_len: usize,
-    attr_keys: *mut u8,
-    attr_keys_len: usize,
-    attr_value_ends: *mut u8,
-    attr_value_ends_len: usize,
-    attr_values: *mut u8,
-    attr_values_len: usize,
-) -> *mut u8 {
+pub unsafe fn export_prioritise<R: Rules>(rules: &R, batch: FlatBatch) -> *mut u8 {
     // SAFETY: forwarded from the caller.
-    CONTEXT.with(|ctx| unsafe {
-        crate::abi::prioritise(
-            rules,
-            ctx,
-            now_ms,
-            rows,
-            rows_len,
-            skills,
-            skills_len,
-            attr_keys,
-            attr_keys_len,
-            attr_value_ends,
-            attr_value_ends_len,
-            attr_values,
-            attr_values_len,
-        )
-    })
+    CONTEXT.with(|ctx| unsafe { crate::abi::prioritise(rules, ctx, batch) })
 }
 
 /// Export glue for `escalate`: [`crate::abi::escalate`] with the instance's context.
 ///
 /// # Safety
 /// Only as the body of the `escalator#escalate` export (see `crate::abi`).
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn export_escalate<R: Rules>(
-    rules: &R,
-    now_ms: i64,
-    rows: *mut u8,
-    rows_len: usize,
-    skills: *mut u8,
-    skills_len: usize,
-    attr_keys: *mut u8,
-    attr_keys_len: usize,
-    attr_value_ends: *mut u8,
-    attr_value_ends_len: usize,
-    attr_values: *mut u8,
-    attr_values_len: usize,
-) -> *mut u8 {
+pub unsafe fn export_escalate<R: Rules>(rules: &R, batch: FlatBatch) -> *mut u8 {
     // SAFETY: forwarded from the caller.
-    CONTEXT.with(|ctx| unsafe {
-        crate::abi::escalate(
-            rules,
-            ctx,
-            now_ms,
-            rows,
-            rows_len,
-            skills,
-            skills_len,
-            attr_keys,
-            attr_keys_len,
-            attr_value_ends,
-            attr_value_ends_len,
-            attr_values,
-            attr_values_len,
-        )
-    })
+    CONTEXT.with(|ctx| unsafe { crate::abi::escalate(rules, ctx, batch) })
 }
 
 /// Export glue for `match-agents`: [`crate::abi::match_agents`] with the instance's context.

@@ -228,11 +228,12 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
         } else {
             // now-ms, then (pointer, length) of rows, skills, attr-keys,
             // attr-value-ends, attr-values.
-            let names: Vec<_> = (1..=10usize).map(|i| format_ident!("arg{}", i)).collect();
-            let params = names.iter().enumerate().map(|(i, n)| {
-                if i % 2 == 0 { quote! { #n: *mut u8 } } else { quote! { #n: usize } }
-            });
-            (quote! { now_ms: i64, #(#params),* }, quote! { now_ms, #(#names),* })
+            let ptrs: Vec<_> = (0..5usize).map(|i| format_ident!("list{}", i)).collect();
+            let lens: Vec<_> = (0..5usize).map(|i| format_ident!("len{}", i)).collect();
+            (
+                quote! { now_ms: i64, #(#ptrs: *mut u8, #lens: usize),* },
+                quote! { ::switchyard_sdk::__private::FlatBatch { now_ms, lists: [#((#ptrs, #lens)),*] } },
+            )
         };
         quote! {
             #[unsafe(export_name = #export_name)]
