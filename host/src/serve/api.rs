@@ -346,7 +346,10 @@ async fn get_item(
             ),
             None => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("unknown item {id}"),
+                format!(
+                    "unknown item {id} (finished items are kept for lookup up to the last {}: `keep_finished`)",
+                    core.finished.cap()
+                ),
             )),
         }
     })

@@ -31,6 +31,10 @@ pub struct ServeConfig {
     /// How often the ticker looks for due offer timeouts and escalation rechecks, ms.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// How many finished (completed or withdrawn) items the daemon keeps for
+    /// `GET /items/{id}`; older ones are forgotten (the journal keeps them all).
+    #[serde(default = "default_keep_finished")]
+    pub keep_finished: usize,
     /// Opt-in: record every rule decision's inputs and answer as JSON lines in
     /// this file (relative to the config file), for `switchyard plugin replay`.
     /// Truncated at start; journal recovery re-records the replayed decisions.
@@ -146,6 +150,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_tick_ms() -> u64 {
     200
+}
+fn default_keep_finished() -> usize {
+    100_000
 }
 fn yes() -> bool {
     true

@@ -6,7 +6,7 @@
 //! Recovery runs the very same `apply` over the journal's records at their
 //! recorded times, so live operation and replay cannot drift apart.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -40,6 +40,58 @@ pub struct Finished {
     pub resolved: Option<bool>,
     /// Handle time, ms (completed items).
     pub handle_ms: Option<u64>,
+}
+
+/// The most recent finished items, at most `cap` of them: a daemon that runs
+/// for months must not keep every item it ever routed in memory.
+#[derive(Debug)]
+pub struct FinishedItems {
+    by_id: HashMap<u64, Finished>,
+    /// Ids in the order they finished, oldest first.
+    order: VecDeque<u64>,
+    cap: usize,
+}
+
+impl FinishedItems {
+    /// Keep at most `cap` finished items.
+    pub fn new(cap: usize) -> Self {
+        FinishedItems { by_id: HashMap::new(), order: VecDeque::new(), cap }
+    }
+
+    /// Remember `item`, forgetting the oldest beyond the cap.
+    pub fn insert(&mut self, item: Finished) {
+        if self.cap == 0 {
+            return;
+        }
+        if self.by_id.insert(item.id, item.clone()).is_none() {
+            self.order.push_back(item.id);
+        }
+        while self.order.len() > self.cap {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_id.remove(&oldest);
+            }
+        }
+    }
+
+    /// A finished item still kept.
+    pub fn get(&self, id: &u64) -> Option<&Finished> {
+        self.by_id.get(id)
+    }
+
+    /// How many are kept.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether none are kept.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The most kept.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
 }
 
 /// One entry of the plugin audit log.
@@ -95,7 +147,7 @@ pub(crate) struct Core {
     pub(crate) journal: Box<dyn JournalStore>,
     pub(crate) runtime: Runtime,
     pub(crate) kept: BTreeMap<String, Kept>,
-    pub(crate) finished: HashMap<u64, Finished>,
+    pub(crate) finished: FinishedItems,
     pub(crate) audit: Vec<AuditEntry>,
     pub(crate) department_configs: BTreeMap<String, DepartmentConfig>,
     /// Set while replaying: decisions are logged at debug level only.
@@ -399,7 +451,6 @@ impl Core {
                     ..
                 } => {
                     self.finished.insert(
-                        item.0,
                         Finished {
                             id: item.0,
                             status: "completed",
@@ -414,7 +465,6 @@ impl Core {
                     at_ms, item, queue, ..
                 } => {
                     self.finished.insert(
-                        item.0,
                         Finished {
                             id: item.0,
                             status: "withdrawn",
@@ -607,5 +657,30 @@ pub(crate) fn to_new_item(item: &ItemBody) -> NewWorkItem {
         customer: item.customer.clone(),
         case: item.case.clone(),
         due_in_ms: item.due_in_s.and_then(seconds_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(id: u64) -> Finished {
+        Finished { id, status: "completed", queue: "q".into(), at_ms: id, resolved: Some(true), handle_ms: Some(1) }
+    }
+
+    #[test]
+    fn finished_items_keep_only_the_most_recent() {
+        let mut kept = FinishedItems::new(3);
+        for id in 1..=5 {
+            kept.insert(finished(id));
+        }
+        assert_eq!(kept.len(), 3);
+        assert!(kept.get(&1).is_none() && kept.get(&2).is_none(), "the oldest are forgotten");
+        assert_eq!(kept.get(&5).map(|f| f.at_ms), Some(5));
+        // Finishing an id again (a replayed event) does not evict another.
+        kept.insert(finished(4));
+        assert_eq!(kept.len(), 3);
+        assert!(kept.get(&3).is_some());
+        assert!(FinishedItems::new(0).is_empty());
     }
 }

@@ -36,7 +36,7 @@ use crate::runtime::{DepartmentConfig, Runtime};
 
 use self::api::Shared;
 use self::config::{ServeConfig, seconds_ms};
-use self::core::Core;
+use self::core::{Core, FinishedItems};
 use self::journal::{Op, RedbJournal};
 
 /// What `switchyard serve` was asked to do.
@@ -116,7 +116,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         journal: Box::new(journal),
         runtime: runtime.clone(),
         kept: BTreeMap::new(),
-        finished: Default::default(),
+        finished: FinishedItems::new(config.keep_finished),
         audit: Vec::new(),
         department_configs: BTreeMap::new(),
         replaying: false,
