@@ -245,6 +245,11 @@ fn build(workspace: &Path, target_dir: &Path, plugins: &[Plugin]) {
         }
     }
     cmd.env("CARGO_TARGET_DIR", target_dir);
+    // Guests ship without debug info: the workspace's release profile keeps
+    // line tables for profiling the host, and wasm32's std carries DWARF, which
+    // made every plugin ≈3 MB — hashed on every load and parsed on every compile.
+    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+    cmd.env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
     // A build script's stdout is read by cargo as directives: keep the nested
     // cargo's output on stderr.
     cmd.stdout(std::io::stderr());
