@@ -78,16 +78,6 @@ impl FinishedItems {
         self.by_id.get(id)
     }
 
-    /// How many are kept.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    /// Whether none are kept.
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     /// The most kept.
     pub fn cap(&self) -> usize {
         self.cap
@@ -674,13 +664,15 @@ mod tests {
         for id in 1..=5 {
             kept.insert(finished(id));
         }
-        assert_eq!(kept.len(), 3);
+        assert_eq!(kept.by_id.len(), 3);
         assert!(kept.get(&1).is_none() && kept.get(&2).is_none(), "the oldest are forgotten");
         assert_eq!(kept.get(&5).map(|f| f.at_ms), Some(5));
         // Finishing an id again (a replayed event) does not evict another.
         kept.insert(finished(4));
-        assert_eq!(kept.len(), 3);
+        assert_eq!((kept.by_id.len(), kept.order.len()), (3, 3));
         assert!(kept.get(&3).is_some());
-        assert!(FinishedItems::new(0).is_empty());
+        let mut none = FinishedItems::new(0);
+        none.insert(finished(1));
+        assert!(none.get(&1).is_none());
     }
 }
