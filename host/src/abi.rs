@@ -106,9 +106,9 @@ pub struct Rows<'a>(&'a [ItemRow]);
 pub struct Skills<'a>(&'a [SkillReq]);
 
 /// Implements `ComponentType` + `Lower` for a list newtype whose elements are
-/// written by `$write(element, &mut [u8; $size])`, type-checked as `list<$wit>`.
+/// written by `$write(element, &mut [u8; N])`, type-checked as `list<$wit>`.
 macro_rules! fast_list {
-    ($name:ident, $elem:ty, $wit:ty, $size:expr, $write:expr) => {
+    ($name:ident, $wit:ty, $write:expr) => {
         // SAFETY: the lowered form and ABI are those of any `list<T>` (a pointer
         // pair), and `typecheck` accepts exactly what `list<$wit>` accepts.
         unsafe impl ComponentType for $name<'_> {
@@ -120,7 +120,7 @@ macro_rules! fast_list {
             }
         }
 
-        // SAFETY: writes exactly `len * $size` bytes inside the block `realloc`
+        // SAFETY: writes exactly `len * N` bytes inside the block `realloc`
         // returned, and the pointer pair in the canonical form.
         unsafe impl Lower for $name<'_> {
             fn linear_lower_to_flat<U>(
@@ -129,7 +129,7 @@ macro_rules! fast_list {
                 _ty: InterfaceType,
                 dst: &mut MaybeUninit<[ValRaw; 2]>,
             ) -> wasmtime::Result<()> {
-                let (ptr, len) = store_list(cx, self.0, $size, <$wit as ComponentType>::ALIGN32, $write)?;
+                let (ptr, len) = store_list(cx, self.0, <$wit as ComponentType>::ALIGN32, $write)?;
                 dst.write([ValRaw::i64(ptr as i64), ValRaw::i64(len as i64)]);
                 Ok(())
             }
@@ -140,7 +140,7 @@ macro_rules! fast_list {
                 _ty: InterfaceType,
                 offset: usize,
             ) -> wasmtime::Result<()> {
-                let (ptr, len) = store_list(cx, self.0, $size, <$wit as ComponentType>::ALIGN32, $write)?;
+                let (ptr, len) = store_list(cx, self.0, <$wit as ComponentType>::ALIGN32, $write)?;
                 *cx.get::<4>(offset) = (ptr as u32).to_le_bytes();
                 *cx.get::<4>(offset + 4) = (len as u32).to_le_bytes();
                 Ok(())
@@ -149,18 +149,16 @@ macro_rules! fast_list {
     };
 }
 
-fast_list!(Rows, ItemRow, wit::ItemRow, ROW_SIZE, write_row);
-fast_list!(Skills, SkillReq, wit::SkillReq, SKILL_SIZE, write_skill);
+fast_list!(Rows, wit::ItemRow, write_row);
+fast_list!(Skills, wit::SkillReq, write_skill);
 
-/// Allocate `items.len() * size` bytes in the guest and write each element.
+/// Allocate `items.len() * N` bytes in the guest and write each element.
 fn store_list<T, U, const N: usize>(
     cx: &mut LowerContext<'_, U>,
     items: &[T],
-    size: usize,
     align: u32,
     write: fn(&T, &mut [u8; N]),
 ) -> wasmtime::Result<(usize, usize)> {
-    debug_assert_eq!(size, N);
     let bytes = items.len().checked_mul(N).ok_or_else(|| wasmtime::format_err!("list too large to lower"))?;
     let ptr = cx.realloc(0, 0, align, bytes)?;
     let memory = cx.as_slice_mut();

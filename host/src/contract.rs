@@ -38,15 +38,6 @@ pub const ESCALATOR: &str = "switchyard:routing/escalator@0.1.0";
 /// See [`PRIORITISER`].
 pub const MATCHER: &str = "switchyard:routing/matcher@0.1.0";
 
-/// The exported interface a hook function belongs to.
-pub fn interface_of(function: &str) -> &'static str {
-    match function {
-        "prioritise" => PRIORITISER,
-        "escalate" => ESCALATOR,
-        _ => MATCHER,
-    }
-}
-
 /// Hook names as used in logs, stats and errors.
 pub mod hook {
     /// `prioritise`.

@@ -220,36 +220,24 @@ impl Plugin {
         check_contract_versions(&sandbox, &component).map_err(mismatch)?;
         let pre = sandbox.link(&component).map_err(load_error)?;
 
-        // The generated lookups name a missing or mistyped function clearly; the
-        // calls themselves go through the export indices (see `Live`).
-        let exported = |name: &str| component.get_export_index(None, name);
-        let function = |interface: &ComponentExportIndex, name: &str| {
-            component.get_export_index(Some(interface), name).ok_or_else(|| {
-                mismatch(format!("exports `{}` without its function `{name}`", contract::interface_of(name)))
-            })
+        // A hook's function index when the component exports its interface. The
+        // generated lookup (`generated`) names a missing or mistyped function
+        // clearly; the calls themselves go through the export indices (see `Live`).
+        let hook = |interface: &str,
+                    function: &str,
+                    generated: &dyn Fn() -> wasmtime::Result<()>|
+         -> Result<Option<ComponentExportIndex>> {
+            let Some(exported) = component.get_export_index(None, interface) else { return Ok(None) };
+            generated().map_err(|e| mismatch(format!("{e:#}")))?;
+            component
+                .get_export_index(Some(&exported), function)
+                .map(Some)
+                .ok_or_else(|| mismatch(format!("exports `{interface}` without its function `{function}`")))
         };
         let indices = HookIndices {
-            prioritiser: match exported(contract::PRIORITISER) {
-                Some(interface) => {
-                    prioritiser::GuestIndices::new(&pre).map_err(|e| mismatch(format!("{e:#}")))?;
-                    Some(function(&interface, "prioritise")?)
-                }
-                None => None,
-            },
-            escalator: match exported(contract::ESCALATOR) {
-                Some(interface) => {
-                    escalator::GuestIndices::new(&pre).map_err(|e| mismatch(format!("{e:#}")))?;
-                    Some(function(&interface, "escalate")?)
-                }
-                None => None,
-            },
-            matcher: match exported(contract::MATCHER) {
-                Some(interface) => {
-                    matcher::GuestIndices::new(&pre).map_err(|e| mismatch(format!("{e:#}")))?;
-                    Some(function(&interface, "match-agents")?)
-                }
-                None => None,
-            },
+            prioritiser: hook(contract::PRIORITISER, "prioritise", &|| prioritiser::GuestIndices::new(&pre).map(drop))?,
+            escalator: hook(contract::ESCALATOR, "escalate", &|| escalator::GuestIndices::new(&pre).map(drop))?,
+            matcher: hook(contract::MATCHER, "match-agents", &|| matcher::GuestIndices::new(&pre).map(drop))?,
         };
         let hooks = Hooks {
             prioritise: indices.prioritiser.is_some(),
