@@ -42,7 +42,7 @@
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::UnsafeCell;
-use std::mem::{MaybeUninit, align_of, offset_of, size_of};
+use std::mem::{MaybeUninit, offset_of, size_of};
 
 use crate::batch::{CandidateTable, ItemBatch, ItemRow};
 use crate::context::Context;
@@ -246,10 +246,13 @@ fn alloc_list(len: usize, size: usize, align: usize) -> *mut u8 {
     ptr
 }
 
-/// Free a list [`alloc_list`] allocated.
+/// Free a list [`alloc_list`] allocated, or a boxed slice [`leak_vec`] handed
+/// over (the global allocator gives both the layout `(len * size, align)`).
 ///
 /// # Safety
-/// `ptr` came from `alloc_list(len, size, align)` and is not used afterwards.
+/// `ptr` came from `alloc_list(len, size, align)`, or is a `Box<[T]>` of `len`
+/// elements with `size_of::<T>() == size` and `align_of::<T>() == align`; it is
+/// not used afterwards.
 unsafe fn free_list(ptr: *mut u8, len: usize, size: usize, align: usize) {
     if len == 0 {
         return;
@@ -261,9 +264,7 @@ unsafe fn free_list(ptr: *mut u8, len: usize, size: usize, align: usize) {
 /// Hand a string's bytes over as (pointer, length) with capacity = length, the
 /// shape post-return frees with `free_bytes`.
 fn leak_bytes(s: String) -> (*mut u8, usize) {
-    let bytes = s.into_bytes().into_boxed_slice();
-    let len = bytes.len();
-    (Box::into_raw(bytes).cast::<u8>(), len)
+    leak_vec(s.into_bytes())
 }
 
 /// Free what `leak_bytes` handed over.
@@ -271,11 +272,9 @@ fn leak_bytes(s: String) -> (*mut u8, usize) {
 /// # Safety
 /// `(ptr, len)` came from `leak_bytes`, and is freed once.
 unsafe fn free_bytes(ptr: *mut u8, len: usize) {
-    if len == 0 {
-        return;
-    }
-    // SAFETY: a `Box<[u8]>` of `len` bytes has layout (len, 1).
-    unsafe { dealloc(ptr, Layout::from_size_align_unchecked(len, 1)) }
+    // SAFETY: a `Box<[u8]>` of `len` bytes has the layout `alloc_list(len, 1, 1)`
+    // allocates (none when empty).
+    unsafe { free_list(ptr, len, 1, 1) }
 }
 
 /// Hand a vector over as (pointer, length) with capacity = length.
@@ -524,18 +523,13 @@ pub unsafe fn post_match_agents(ret: *mut u8) {
     // boxed slice of 4-byte elements (`f32` / `u32`), freed once.
     unsafe {
         let (ptr, len) = read_list(ret.add(P));
-        if len != 0 {
-            dealloc(ptr, Layout::from_size_align_unchecked(len * 4, 4));
-        }
+        free_list(ptr, len, 4, 4);
     }
 }
 
-// The element layouts adopted above are those of the `Vec`s they become.
-const _: () = {
-    assert!(size_of::<ItemRow>() == 64 && align_of::<ItemRow>() == 8);
-    assert!(size_of::<SkillReq>() == 8 && align_of::<SkillReq>() == 4);
-    assert!(MATCH_PARAMS_SIZE == 8 + 2 * 11 * P);
-};
+// The element layouts adopted above are asserted beside `ItemRow` (batch.rs)
+// and `SkillReq` (types.rs).
+const _: () = assert!(MATCH_PARAMS_SIZE == 8 + 2 * 11 * P);
 
 #[cfg(test)]
 mod tests {
@@ -543,6 +537,7 @@ mod tests {
     //! with the global allocator (as `cabi_realloc` does), answers read back from
     //! the return area in the canonical layout, then post-return.
     use super::*;
+    use std::mem::align_of;
     use crate::batch::{Item, NewCandidate, NewItem};
     use crate::context::TestHost;
     use crate::types::{Channel, QueueId, SkillId};
