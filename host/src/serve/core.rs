@@ -63,8 +63,9 @@ impl FinishedItems {
         if self.cap == 0 {
             return;
         }
-        if self.by_id.insert(item.id, item.clone()).is_none() {
-            self.order.push_back(item.id);
+        let id = item.id;
+        if self.by_id.insert(id, item).is_none() {
+            self.order.push_back(id);
         }
         while self.order.len() > self.cap {
             if let Some(oldest) = self.order.pop_front() {
