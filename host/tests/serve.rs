@@ -4,7 +4,7 @@
 mod serve_common;
 
 use serde_json::{Value, json};
-use serve_common::{ADMIN, AGENT, Daemon, config, fresh_dir};
+use serve_common::{ADMIN, Daemon, INTEGRATION, SUPERVISOR, config, fresh_dir};
 
 fn billing_plugin_config() -> String {
     // The billing plugin from the config file (generation 1); claims on built-in rules.
@@ -41,19 +41,21 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     let mut daemon = Daemon::start(&dir, Some(&billing_plugin_config()));
     let open = daemon.client(None);
     let admin = daemon.client(Some(ADMIN));
-    let agent = daemon.client(Some(AGENT));
+    let gateway = daemon.client(Some(INTEGRATION));
+    let sup = daemon.client(Some(SUPERVISOR));
 
     // Health is open; everything under /v1 needs a token; admin endpoints the admin one.
     assert_eq!(open.get("/healthz"), (200, json!({ "status": "ok" })));
     assert_eq!(open.get("/readyz").0, 200);
     assert_eq!(open.post("/v1/items", &item("billing-general", "x")).0, 401);
     let ann = json!({ "group": "billing", "skills": { "billing": 8, "disputes": 5 } });
-    assert_eq!(agent.put("/v1/agents/ann", &ann).0, 403);
+    assert_eq!(gateway.put("/v1/agents/ann", &ann).0, 403);
 
     // Register and log in.
     let (status, body) = admin.put("/v1/agents/ann", &ann);
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["state"], "offline");
+    let agent = daemon.agent_client("ann");
     let (status, body) = agent.post("/v1/agents/ann/state", &json!({ "state": "available" }));
     assert_eq!((status, &body["state"]), (200, &json!("available")));
 
@@ -87,7 +89,7 @@ fn the_daemon_routes_work_end_to_end_over_http() {
         (json!({ "queue": "billing-general" }), "department"),
     ];
     for (body, field) in bad {
-        let (status, reply) = agent.post("/v1/items", &body);
+        let (status, reply) = gateway.post("/v1/items", &body);
         assert_eq!(
             (status, reply["field"].as_str()),
             (422, Some(field)),
@@ -95,7 +97,7 @@ fn the_daemon_routes_work_end_to_end_over_http() {
         );
     }
     assert_eq!(
-        agent
+        gateway
             .put("/v1/agents/bob", &json!({ "skills": { "billing": 0 } }))
             .0,
         403
@@ -115,7 +117,7 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     );
 
     // A new item is prioritised by the billing plugin and offered to ann at once.
-    let (status, first) = agent.post("/v1/items", &item("billing-general", "first"));
+    let (status, first) = gateway.post("/v1/items", &item("billing-general", "first"));
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["id"], 1);
     assert_eq!(first["status"], "offered");
@@ -144,7 +146,7 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     );
     assert_eq!(agent.post_empty("/v1/offers/1/accept").0, 409);
     assert_eq!(agent.get("/v1/agents/ann/desktop").1["state"], "busy");
-    let (_, second) = agent.post("/v1/items", &item("billing-general", "second"));
+    let (_, second) = gateway.post("/v1/items", &item("billing-general", "second"));
     assert_eq!(
         (second["id"].clone(), second["status"].clone()),
         (json!(2), json!("queued"))
@@ -161,12 +163,12 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     );
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["handoff_item"], 3);
-    let (_, one) = agent.get("/v1/items/1");
+    let (_, one) = sup.get("/v1/items/1");
     assert_eq!(
         (one["status"].clone(), one["resolved"].clone()),
         (json!("completed"), json!(true))
     );
-    assert_eq!(agent.get("/v1/items/3").1["queue"], "claims");
+    assert_eq!(sup.get("/v1/items/3").1["queue"], "claims");
 
     // Ann is free: the waiting call is offered to her; she rejects, the customer hangs up.
     assert_eq!(agent.get("/v1/items/2").1["status"], "offered");
@@ -175,23 +177,23 @@ fn the_daemon_routes_work_end_to_end_over_http() {
         (200, json!({ "id": 2, "status": "queued" }))
     );
     assert_eq!(
-        agent.delete("/v1/items/2"),
+        gateway.delete("/v1/items/2"),
         (200, json!({ "id": 2, "status": "withdrawn" }))
     );
     assert_eq!(
-        agent.delete("/v1/items/2").0,
+        gateway.delete("/v1/items/2").0,
         404,
         "only waiting or offered items can be withdrawn"
     );
     assert_eq!(
-        agent.get("/v1/items/2").1["status"],
+        sup.get("/v1/items/2").1["status"],
         "withdrawn",
         "a finished item reads back"
     );
-    assert_eq!(agent.get("/v1/items/99").0, 404);
+    assert_eq!(sup.get("/v1/items/99").0, 404);
 
     // The case crosses two departments.
-    let (status, case) = agent.get("/v1/cases/case-1");
+    let (status, case) = sup.get("/v1/cases/case-1");
     assert_eq!(status, 200);
     assert_eq!(case["departments"], json!(["billing", "claims"]));
     assert!(
@@ -220,7 +222,7 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     check_metrics(&text);
 
     // Plugins: upload a new billing generation, refuse a broken one, roll back.
-    let (_, plugins) = agent.get("/v1/plugins");
+    let (_, plugins) = sup.get("/v1/plugins");
     assert_eq!(plugins[0]["department"], "billing");
     assert_eq!(plugins[0]["current"]["generation"], 1);
     let bytes = std::fs::read(switchyard_plugin_artifacts::BILLING).unwrap();
@@ -236,15 +238,15 @@ fn the_daemon_routes_work_end_to_end_over_http() {
         "{refused}"
     );
     assert_eq!(admin.post_bytes("/v1/plugins/nowhere", &bytes).0, 404);
-    assert_eq!(agent.get("/v1/plugins").1[0]["current"]["generation"], 2);
-    let (_, item4) = agent.post("/v1/items", &item("billing-general", "on-gen-2"));
+    assert_eq!(sup.get("/v1/plugins").1[0]["current"]["generation"], 2);
+    let (_, item4) = gateway.post("/v1/items", &item("billing-general", "on-gen-2"));
     assert_eq!(item4["why"]["prioritised_by"]["generation"], 2);
     assert_eq!(admin.post_empty("/v1/plugins/billing/rollback/9").0, 404);
     assert_eq!(
         admin.post_empty("/v1/plugins/billing/rollback/1"),
         (200, json!({ "department": "billing", "generation": 1 }))
     );
-    let (_, plugins) = agent.get("/v1/plugins");
+    let (_, plugins) = sup.get("/v1/plugins");
     assert_eq!(plugins[0]["current"]["generation"], 1);
     let kept: Vec<u64> = plugins[0]["kept"]
         .as_array()
@@ -253,9 +255,9 @@ fn the_daemon_routes_work_end_to_end_over_http() {
         .filter_map(|k| k["generation"].as_u64())
         .collect();
     assert_eq!(kept, [1, 2]);
-    let (_, item5) = agent.post("/v1/items", &item("billing-general", "on-gen-1"));
+    let (_, item5) = gateway.post("/v1/items", &item("billing-general", "on-gen-1"));
     assert_eq!(item5["why"]["prioritised_by"]["generation"], 1);
-    let (_, audit) = agent.get("/v1/audit");
+    let (_, audit) = sup.get("/v1/audit");
     let actions: Vec<(&str, Option<u64>)> = audit
         .as_array()
         .unwrap()
@@ -272,19 +274,22 @@ fn the_daemon_routes_work_end_to_end_over_http() {
         ]
     );
 
-    // Graceful stop, then a restart on the same data finds everything again.
+    // Graceful stop, then a restart on the same data finds everything again,
+    // ann's token included (the journal keeps its hash).
+    let ann_token = agent.token().map(str::to_owned);
     assert!(daemon.terminate(), "SIGTERM ends the daemon cleanly");
     let daemon = Daemon::start(&dir, None);
-    let agent = daemon.client(Some(AGENT));
-    assert_eq!(agent.get("/v1/items/1").1["status"], "completed");
-    assert_eq!(agent.get("/v1/items/2").1["status"], "withdrawn");
-    assert_eq!(agent.get("/v1/items/3").1["queue"], "claims");
-    let (_, queues) = agent.get("/v1/queues");
+    let sup = daemon.client(Some(SUPERVISOR));
+    assert_eq!(daemon.client(ann_token.as_deref()).get("/v1/agents/ann/desktop").0, 200);
+    assert_eq!(sup.get("/v1/items/1").1["status"], "completed");
+    assert_eq!(sup.get("/v1/items/2").1["status"], "withdrawn");
+    assert_eq!(sup.get("/v1/items/3").1["queue"], "claims");
+    let (_, queues) = sup.get("/v1/queues");
     assert_eq!(queues[0]["totals"]["answered"], 1);
     assert_eq!(queues[0]["totals"]["abandoned"], 1);
-    assert_eq!(agent.get("/v1/plugins").1[0]["current"]["generation"], 1);
+    assert_eq!(sup.get("/v1/plugins").1[0]["current"]["generation"], 1);
     assert_eq!(
-        agent.get("/v1/audit").1.as_array().map(Vec::len),
+        sup.get("/v1/audit").1.as_array().map(Vec::len),
         Some(4),
         "the replay rebuilds the audit log"
     );

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use serve_common::{ADMIN, AGENT, Daemon, config, fresh_dir};
+use serve_common::{ADMIN, Daemon, INTEGRATION, SUPERVISOR, config, fresh_dir};
 
 /// Scenario: ann completes one item and has a second one offered when four
 /// clients start posting items (each with a unique `ref`) as fast as they can;
@@ -30,13 +30,14 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     );
     let mut daemon = Daemon::start(&dir, Some(&text));
     let admin = daemon.client(Some(ADMIN));
-    let agent = daemon.client(Some(AGENT));
+    let gateway = daemon.client(Some(INTEGRATION));
     assert_eq!(
         admin
             .put("/v1/agents/ann", &json!({ "skills": { "billing": 5 } }))
             .0,
         201
     );
+    let agent = daemon.agent_client("ann");
     assert_eq!(
         agent
             .post("/v1/agents/ann/state", &json!({ "state": "available" }))
@@ -44,7 +45,7 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
         200
     );
     let post = |reference: &str| {
-        agent.post(
+        gateway.post(
             "/v1/items",
             &json!({ "department": "billing", "queue": "billing-general", "attributes": { "ref": reference } }),
         )
@@ -64,7 +65,7 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     let posted = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..4)
         .map(|c| {
-            let client = daemon.client(Some(AGENT));
+            let client = daemon.client(Some(INTEGRATION));
             let (stop, posted) = (stop.clone(), posted.clone());
             std::thread::spawn(move || {
                 let mut acked: Vec<(u64, String)> = Vec::new();
@@ -108,7 +109,7 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
 
     // Restart on the same data and read every item by id (ids are dense from 1).
     let daemon = Daemon::start(&dir, None);
-    let agent = daemon.client(Some(AGENT));
+    let agent = daemon.client(Some(SUPERVISOR));
     let mut found: BTreeMap<u64, (String, String)> = BTreeMap::new();
     let mut misses = 0;
     for id in 1.. {

@@ -9,7 +9,7 @@ mod serve_common;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use serve_common::{AGENT, Daemon, config, fresh_dir};
+use serve_common::{Daemon, INTEGRATION, SUPERVISOR, config, fresh_dir};
 
 /// Scenario: 5,000 billing items (with tier, amount and customer so the plugin's
 /// prioritise rule has work), no agent logged in, posted by 4 clients over
@@ -39,7 +39,7 @@ fn post_items_under_load_and_report_throughput_and_p99() {
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|c| {
-            let client = daemon.client(Some(AGENT));
+            let client = daemon.client(Some(INTEGRATION));
             let share = items / clients + usize::from(c < items % clients);
             std::thread::spawn(move || {
                 let mut latencies = Vec::with_capacity(share);
@@ -70,10 +70,10 @@ fn post_items_under_load_and_report_throughput_and_p99() {
     let at = |q: f64| {
         latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1]
     };
-    let (status, queue) = daemon.client(Some(AGENT)).get("/v1/queues/billing-general");
+    let (status, queue) = daemon.client(Some(SUPERVISOR)).get("/v1/queues/billing-general");
     assert_eq!(status, 200);
     assert_eq!(queue["live"]["waiting"], items);
-    let (_, plugins) = daemon.client(Some(AGENT)).get("/v1/plugins");
+    let (_, plugins) = daemon.client(Some(SUPERVISOR)).get("/v1/plugins");
     let calls = &plugins[0]["current"]["stats"]["calls"]["prioritise"];
     assert_eq!(calls, items, "every item was prioritised by the plugin");
     println!(

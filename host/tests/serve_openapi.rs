@@ -7,7 +7,7 @@ mod serve_common;
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use serve_common::{ADMIN, AGENT, Daemon, config, fresh_dir};
+use serve_common::{ADMIN, Daemon, INTEGRATION, config, fresh_dir};
 
 fn spec() -> Value {
     let text =
@@ -36,9 +36,27 @@ fn documented(spec: &Value) -> BTreeSet<(String, String)> {
 fn the_document_and_the_server_list_the_same_routes() {
     let served: BTreeSet<(String, String)> = switchyard_host::serve::ROUTES
         .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
         .collect();
     assert_eq!(documented(&spec()), served);
+}
+
+/// Every operation's `x-roles` in the document are the roles the daemon enforces.
+#[test]
+fn the_document_states_each_routes_roles_as_enforced() {
+    let spec = spec();
+    for route in switchyard_host::serve::ROUTES {
+        let documented: Vec<&str> = spec["paths"][route.path][route.method]["x-roles"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{} {} has no x-roles", route.method, route.path))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let enforced: Vec<&str> = route.roles.iter().map(|r| r.as_str()).collect();
+        assert_eq!(documented, enforced, "{} {}", route.method, route.path);
+        let secured = spec["paths"][route.path][route.method].get("security").is_some();
+        assert_eq!(secured, !route.roles.is_empty(), "{} {}: security vs roles", route.method, route.path);
+    }
 }
 
 /// Scenario: with one item, one offline agent and no plugin, send every
@@ -59,7 +77,7 @@ fn every_documented_operation_answers_with_a_documented_status() {
             .0,
         201
     );
-    let created = daemon.client(Some(AGENT)).post(
+    let created = daemon.client(Some(INTEGRATION)).post(
         "/v1/items",
         &json!({ "department": "billing", "queue": "billing-general", "case": "case-1" }),
     );

@@ -1,20 +1,29 @@
-//! The HTTP API (axum, JSON): request bodies, the routes and their handlers.
-//! `openapi.yaml` in the crate documents every route; the serve tests check the
-//! two agree.
+//! The HTTP API (axum, JSON): request bodies, the route table, the auth layer and
+//! the handlers. `host/openapi.json` documents every route with its roles
+//! (`x-roles`); the serve tests check the document and [`ROUTES`] agree.
 //!
-//! Every handler checks the token, parses the body (a bad body is a 422 naming
-//! the field), validates it against the router, and only then journals and
-//! applies it — so a refused request changes nothing.
+//! A request passes, in order: the connection limit and header timeout (see
+//! [`super::serve`]), the request timeout, the **auth layer** (token → identity,
+//! identity's role allowed on the route — before a byte of the body is read), the
+//! route's body limit, then the handler: parse the body (a bad body is a 422
+//! naming the field), check the caller owns what it touches (an agent acts only as
+//! itself), validate against the router, journal and apply — so a refused request
+//! changes nothing — and answer once the record is synced.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router as Routes;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, MatchedPath, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use super::config::HttpLimits;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -23,7 +32,7 @@ use switchyard_sdk::{Channel, Tier};
 use crate::router::{Capacity, ItemId, Presence};
 use crate::runtime::Runtime;
 
-use super::auth::{Auth, Denied, Role};
+use super::auth::{Auth, Denied, Identity, Role};
 use super::core::{Applied, Core, Refusal};
 use super::journal::Op;
 
@@ -103,8 +112,9 @@ struct CompleteBody {
 /// What the handlers share.
 pub(crate) struct Shared {
     pub(crate) core: Mutex<Core>,
-    pub(crate) auth: Auth,
+    pub(crate) auth: Arc<Auth>,
     pub(crate) runtime: Runtime,
+    pub(crate) journal: Arc<super::journal::GroupCommit>,
 }
 
 pub(crate) type AppState = Arc<Shared>;
@@ -161,9 +171,7 @@ impl From<Denied> for ApiError {
             Denied::Unauthenticated => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
             }
-            Denied::Forbidden => {
-                ApiError::new(StatusCode::FORBIDDEN, "this endpoint needs the admin token")
-            }
+            Denied::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why),
         }
     }
 }
@@ -189,27 +197,41 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         } else {
             Some(path)
         };
-        let error = match &field {
-            Some(f) => format!("{f}: {message}"),
-            None => format!("invalid JSON body: {message}"),
+        // Not JSON, or not an object at all: the body itself is at fault.
+        let (field, error) = match field {
+            Some(f) => (f.clone(), format!("{f}: {message}")),
+            None => ("body".to_owned(), format!("body: invalid JSON body: {message}")),
         };
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             error,
-            field,
+            field: Some(field),
         }
     })
 }
 
-/// Run `f` on the core off the async threads (the journal syncs to disk).
+/// Run `f` on the core off the async threads; if it journaled anything, wait
+/// until that is synced — after releasing the lock, so other requests go on
+/// meanwhile and share the disk sync (group commit).
 async fn with_core<R: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&mut Core) -> R + Send + 'static,
 ) -> Result<R, ApiError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut core)
+        let (result, ticket) = {
+            let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
+            let before = core.last_ticket;
+            let result = f(&mut core);
+            (result, (core.last_ticket > before).then_some(core.last_ticket))
+        };
+        if let Some(ticket) = ticket {
+            state
+                .journal
+                .wait_durable(ticket)
+                .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
+        }
+        Ok(result)
     })
     .await
     .map_err(|e| {
@@ -217,7 +239,34 @@ async fn with_core<R: Send + 'static>(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("request task failed: {e}"),
         )
-    })
+    })?
+}
+
+/// 403 unless `who` may act for agent `name`: agents only for themselves.
+fn as_agent(who: &Identity, name: &str) -> Result<(), ApiError> {
+    match who.agent() {
+        Some(me) if me != name => Err(Denied::Forbidden(format!(
+            "agent `{me}` may act only as itself, not as `{name}`"
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// 403 unless `who` may touch item `id`: an agent only the items offered to or
+/// held by it.
+fn owns_item(core: &Core, who: &Identity, id: u64) -> Result<(), ApiError> {
+    let Some(me) = who.agent() else { return Ok(()) };
+    let holds = core
+        .router
+        .agent_id(me)
+        .and_then(|a| core.router.desktop(a).ok())
+        .is_some_and(|d| d.items.iter().any(|i| i.id == ItemId(id)));
+    if holds {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(format!("item {id} is not offered to or held by agent `{me}`")).into())
+    }
 }
 
 fn ok(status: StatusCode, body: Value) -> Reply {
@@ -232,63 +281,141 @@ fn item_id(raw: &str) -> Result<u64, ApiError> {
     })
 }
 
-/// Every (method, path) the daemon serves, as written in `openapi.json`; the
-/// serve tests check the two lists agree. Keep it next to [`routes`].
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
-    ("post", "/v1/items"),
-    ("get", "/v1/items/{id}"),
-    ("delete", "/v1/items/{id}"),
-    ("post", "/v1/items/{id}/complete"),
-    ("get", "/v1/agents"),
-    ("put", "/v1/agents/{id}"),
-    ("post", "/v1/agents/{id}/state"),
-    ("get", "/v1/agents/{id}/desktop"),
-    ("post", "/v1/offers/{id}/accept"),
-    ("post", "/v1/offers/{id}/reject"),
-    ("get", "/v1/cases/{id}"),
-    ("get", "/v1/queues"),
-    ("get", "/v1/queues/{name}"),
-    ("get", "/v1/plugins"),
-    ("post", "/v1/plugins/{department}"),
-    ("post", "/v1/plugins/{department}/rollback/{generation}"),
-    ("get", "/v1/audit"),
-];
+/// One served route: what it is, who may call it, how large its body may be.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    /// HTTP method, lower case as in the OpenAPI document.
+    pub method: &'static str,
+    /// Path template as in the OpenAPI document.
+    pub path: &'static str,
+    /// Roles that may call it; empty = open to anyone (health, readiness, metrics).
+    pub roles: &'static [Role],
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+}
 
+/// Largest JSON body: an item with its attributes is a few KiB.
+const JSON_BODY_LIMIT: usize = 64 << 10;
 /// Largest plugin component accepted by `POST /v1/plugins/{department}`.
 const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
-/// The routes.
-pub(crate) fn routes(state: AppState) -> Routes {
+use Role::{Admin, Agent, Integration, Supervisor};
+const OPEN: &[Role] = &[];
+const STAFF: &[Role] = &[Admin, Supervisor];
+
+const fn route(method: &'static str, path: &'static str, roles: &'static [Role]) -> RouteSpec {
+    RouteSpec { method, path, roles, body_limit: JSON_BODY_LIMIT }
+}
+
+/// Every route the daemon serves, with its roles: the one table the auth layer
+/// enforces and the OpenAPI document's `x-roles` are checked against.
+pub const ROUTES: &[RouteSpec] = &[
+    route("get", "/healthz", OPEN),
+    route("get", "/readyz", OPEN),
+    route("get", "/metrics", OPEN),
+    route("post", "/v1/items", &[Admin, Integration]),
+    route("get", "/v1/items/{id}", &[Admin, Supervisor, Integration, Agent]),
+    route("delete", "/v1/items/{id}", &[Admin, Integration]),
+    route("post", "/v1/items/{id}/complete", &[Admin, Supervisor, Agent]),
+    route("get", "/v1/agents", STAFF),
+    route("put", "/v1/agents/{id}", &[Admin]),
+    route("post", "/v1/agents/{id}/token", &[Admin]),
+    route("delete", "/v1/agents/{id}/token", &[Admin]),
+    route("post", "/v1/agents/{id}/state", &[Admin, Supervisor, Agent]),
+    route("get", "/v1/agents/{id}/desktop", &[Admin, Supervisor, Agent]),
+    route("post", "/v1/offers/{id}/accept", &[Agent]),
+    route("post", "/v1/offers/{id}/reject", &[Agent]),
+    route("get", "/v1/cases/{id}", &[Admin, Supervisor, Integration]),
+    route("get", "/v1/queues", &[Admin, Supervisor, Integration, Agent]),
+    route("get", "/v1/queues/{name}", &[Admin, Supervisor, Integration, Agent]),
+    route("get", "/v1/alerts", STAFF),
+    route("get", "/v1/plugins", STAFF),
+    RouteSpec { body_limit: MAX_COMPONENT_BYTES, ..route("post", "/v1/plugins/{department}", &[Admin]) },
+    route("post", "/v1/plugins/{department}/rollback/{generation}", &[Admin]),
+    route("get", "/v1/audit", STAFF),
+];
+
+fn spec_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
+}
+
+/// The edge layers of `path` (every method of a path shares them): its body
+/// limit from [`ROUTES`] and its request timeout (uploads compile a component,
+/// so they get `upload_timeout_s`).
+fn edge(
+    path: &str,
+    limits: &HttpLimits,
+) -> tower::ServiceBuilder<tower::layer::util::Stack<TimeoutLayer, tower::layer::util::Stack<RequestBodyLimitLayer, tower::layer::util::Identity>>> {
+    let body = ROUTES.iter().filter(|r| r.path == path).map(|r| r.body_limit).max().unwrap_or(JSON_BODY_LIMIT);
+    let timeout = if body > JSON_BODY_LIMIT { limits.upload_timeout_s } else { limits.request_timeout_s };
+    tower::ServiceBuilder::new()
+        .layer(RequestBodyLimitLayer::new(body))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, std::time::Duration::from_secs_f64(timeout)))
+}
+
+/// The auth layer: runs after routing (so the route is known) and before the
+/// body is read. Puts the caller's [`Identity`] into the request.
+async fn authorise(State(state): State<AppState>, matched: Option<MatchedPath>, mut request: Request, next: Next) -> Response {
+    let route = matched.and_then(|m| spec_of(request.method().as_str(), m.as_str()));
+    let Some(route) = route else {
+        return next.run(request).await;
+    };
+    if route.roles.is_empty() {
+        return next.run(request).await;
+    }
+    let who = match state.auth.authenticate(request.headers()) {
+        Ok(who) => who,
+        Err(denied) => return ApiError::from(denied).into_response(),
+    };
+    if !route.roles.contains(&who.role()) {
+        let allowed: Vec<&str> = route.roles.iter().map(|r| r.as_str()).collect();
+        let why = format!(
+            "{} {} is for the roles {}; this token's role is {}",
+            route.method.to_uppercase(),
+            route.path,
+            allowed.join(", "),
+            who.role().as_str()
+        );
+        return ApiError::from(Denied::Forbidden(why)).into_response();
+    }
+    request.extensions_mut().insert(who);
+    next.run(request).await
+}
+
+/// The routes, behind the auth layer, each with its body limit and timeout.
+pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
+    let e = |path: &str| edge(path, limits);
     Routes::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(super::prom::metrics))
-        .route("/v1/items", post(create_item))
-        .route("/v1/items/{id}", get(get_item).delete(withdraw_item))
-        .route("/v1/items/{id}/complete", post(complete_item))
-        .route("/v1/agents", get(list_agents))
-        .route("/v1/agents/{id}", put(put_agent))
-        .route("/v1/agents/{id}/state", post(agent_state))
-        .route("/v1/agents/{id}/desktop", get(desktop))
-        .route("/v1/offers/{id}/accept", post(accept))
-        .route("/v1/offers/{id}/reject", post(reject))
-        .route("/v1/cases/{id}", get(case))
-        .route("/v1/queues", get(queues))
-        .route("/v1/queues/{name}", get(queue))
-        .route("/v1/plugins", get(plugins))
-        // Components are larger than axum's 2 MB default body limit.
-        .route(
-            "/v1/plugins/{department}",
-            post(upload_plugin).layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
-        )
+        .route("/healthz", get(healthz).layer(e("/healthz")))
+        .route("/readyz", get(readyz).layer(e("/readyz")))
+        .route("/metrics", get(super::prom::metrics).layer(e("/metrics")))
+        .route("/v1/items", post(create_item).layer(e("/v1/items")))
+        .route("/v1/items/{id}", get(get_item).delete(withdraw_item).layer(e("/v1/items/{id}")))
+        .route("/v1/items/{id}/complete", post(complete_item).layer(e("/v1/items/{id}/complete")))
+        .route("/v1/agents", get(list_agents).layer(e("/v1/agents")))
+        .route("/v1/agents/{id}", put(put_agent).layer(e("/v1/agents/{id}")))
+        .route("/v1/agents/{id}/token", post(issue_token).delete(revoke_token).layer(e("/v1/agents/{id}/token")))
+        .route("/v1/agents/{id}/state", post(agent_state).layer(e("/v1/agents/{id}/state")))
+        .route("/v1/agents/{id}/desktop", get(desktop).layer(e("/v1/agents/{id}/desktop")))
+        .route("/v1/offers/{id}/accept", post(accept).layer(e("/v1/offers/{id}/accept")))
+        .route("/v1/offers/{id}/reject", post(reject).layer(e("/v1/offers/{id}/reject")))
+        .route("/v1/cases/{id}", get(case).layer(e("/v1/cases/{id}")))
+        .route("/v1/queues", get(queues).layer(e("/v1/queues")))
+        .route("/v1/queues/{name}", get(queue).layer(e("/v1/queues/{name}")))
+        .route("/v1/alerts", get(alerts).layer(e("/v1/alerts")))
+        .route("/v1/plugins", get(plugins).layer(e("/v1/plugins")))
+        .route("/v1/plugins/{department}", post(upload_plugin).layer(e("/v1/plugins/{department}")))
         .route(
             "/v1/plugins/{department}/rollback/{generation}",
-            post(rollback_plugin),
+            post(rollback_plugin).layer(e("/v1/plugins/{department}/rollback/{generation}")),
         )
-        .route("/v1/audit", get(audit))
+        .route("/v1/audit", get(audit).layer(e("/v1/audit")))
+        // Outermost of the route's layers, so it runs before the body limit and
+        // the handler: no body byte is read for a caller without a valid token.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorise))
+        // The body limits are tower-http's (per route); axum's own 2 MB default
+        // would otherwise cap the plugin upload below its route's limit.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)
 }
@@ -298,7 +425,11 @@ async fn healthz() -> Reply {
 }
 
 async fn readyz(State(state): State<AppState>) -> Reply {
-    // The listener opens only after recovery, so a daemon that answers is ready.
+    // The listener opens only after recovery, so a daemon that answers is ready —
+    // unless its journal has stopped taking writes.
+    if let Some(why) = state.journal.failure() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why));
+    }
     let (recovered, appended) = with_core(&state, |c| (c.recovered, c.appended)).await?;
     ok(
         StatusCode::OK,
@@ -306,8 +437,7 @@ async fn readyz(State(state): State<AppState>) -> Reply {
     )
 }
 
-async fn create_item(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn create_item(State(state): State<AppState>, body: Bytes) -> Reply {
     let item: ItemBody = parse(&body)?;
     with_core(&state, move |core| {
         core.validate_item(&item, "")?;
@@ -327,12 +457,12 @@ async fn create_item(State(state): State<AppState>, headers: HeaderMap, body: By
 
 async fn get_item(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(who): Extension<Identity>,
     Path(id): Path<String>,
 ) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
     let id = item_id(&id)?;
     with_core(&state, move |core| {
+        owns_item(core, &who, id)?;
         if let Some(view) = core.router.item_view(ItemId(id)) {
             let skills = core.router.item_skills(ItemId(id)).unwrap_or_default();
             let mut body = serde_json::to_value(&view).unwrap_or(Value::Null);
@@ -356,12 +486,7 @@ async fn get_item(
     .await?
 }
 
-async fn withdraw_item(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn withdraw_item(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
     let id = item_id(&id)?;
     with_core(&state, move |core| {
         match core.router.item_status(ItemId(id)) {
@@ -391,14 +516,14 @@ async fn withdraw_item(
 
 async fn complete_item(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(who): Extension<Identity>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
     let id = item_id(&id)?;
     let body: CompleteBody = parse(&body)?;
     with_core(&state, move |core| {
+        owns_item(core, &who, id)?;
         match core.router.item_status(ItemId(id)) {
             None => {
                 return Err(ApiError::new(
@@ -434,8 +559,7 @@ async fn complete_item(
     .await?
 }
 
-async fn list_agents(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn list_agents(State(state): State<AppState>) -> Reply {
     with_core(&state, |core| {
         let agents: Vec<Value> = core
             .router
@@ -448,13 +572,7 @@ async fn list_agents(State(state): State<AppState>, headers: HeaderMap) -> Reply
     .await?
 }
 
-async fn put_agent(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Reply {
-    state.auth.check(&headers, Role::Admin)?;
+async fn put_agent(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Reply {
     let agent: AgentBody = parse(&body)?;
     with_core(&state, move |core| {
         core.validate_agent(&agent)?;
@@ -481,11 +599,11 @@ async fn put_agent(
 
 async fn agent_state(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(who): Extension<Identity>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+    as_agent(&who, &name)?;
     let body: StateBody = parse(&body)?;
     with_core(&state, move |core| {
         let id = core.agent(&name)?;
@@ -503,10 +621,10 @@ async fn agent_state(
 
 async fn desktop(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(who): Extension<Identity>,
     Path(name): Path<String>,
 ) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+    as_agent(&who, &name)?;
     with_core(&state, move |core| {
         let id = core.agent(&name)?;
         let desktop = core.router.desktop(id).map_err(Refusal::from)?;
@@ -518,10 +636,10 @@ async fn desktop(
     .await?
 }
 
-async fn answer_offer(state: AppState, headers: HeaderMap, id: String, accept: bool) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn answer_offer(state: AppState, who: Identity, id: String, accept: bool) -> Reply {
     let id = item_id(&id)?;
     with_core(&state, move |core| {
+        owns_item(core, &who, id)?;
         match core.router.item_status(ItemId(id)) {
             None => {
                 return Err(ApiError::new(
@@ -549,24 +667,15 @@ async fn answer_offer(state: AppState, headers: HeaderMap, id: String, accept: b
     .await?
 }
 
-async fn accept(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
-    answer_offer(state, headers, id, true).await
+async fn accept(State(state): State<AppState>, Extension(who): Extension<Identity>, Path(id): Path<String>) -> Reply {
+    answer_offer(state, who, id, true).await
 }
 
-async fn reject(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
-    answer_offer(state, headers, id, false).await
+async fn reject(State(state): State<AppState>, Extension(who): Extension<Identity>, Path(id): Path<String>) -> Reply {
+    answer_offer(state, who, id, false).await
 }
 
-async fn case(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn case(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
     with_core(&state, move |core| match core.router.case(&id) {
         Some(view) => ok(
             StatusCode::OK,
@@ -603,8 +712,7 @@ fn queue_view(core: &Core, index: usize, name: &str) -> Value {
     })
 }
 
-async fn queues(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn queues(State(state): State<AppState>) -> Reply {
     with_core(&state, |core| {
         let all: Vec<Value> = core
             .router
@@ -618,12 +726,7 @@ async fn queues(State(state): State<AppState>, headers: HeaderMap) -> Reply {
     .await?
 }
 
-async fn queue(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn queue(State(state): State<AppState>, Path(name): Path<String>) -> Reply {
     with_core(&state, move |core| {
         match core.router.queue_names().iter().position(|n| *n == name) {
             Some(i) => ok(StatusCode::OK, queue_view(core, i, &name)),
@@ -636,8 +739,7 @@ async fn queue(
     .await?
 }
 
-async fn plugins(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn plugins(State(state): State<AppState>) -> Reply {
     with_core(&state, |core| {
         let all: Vec<Value> = core
             .router
@@ -653,7 +755,8 @@ async fn plugins(State(state): State<AppState>, headers: HeaderMap) -> Reply {
                     .get(&d)
                     .map(|k| k.generations.values().map(|p| json!({ "generation": p.generation(), "sha256": p.load_report().sha256 })).collect())
                     .unwrap_or_default();
-                json!({ "department": d, "current": current, "kept": kept })
+                let budget = core.budgets.get(&d).map(|b| b.view());
+                json!({ "department": d, "current": current, "kept": kept, "budget": budget })
             })
             .collect();
         ok(StatusCode::OK, json!(all))
@@ -661,13 +764,7 @@ async fn plugins(State(state): State<AppState>, headers: HeaderMap) -> Reply {
     .await?
 }
 
-async fn upload_plugin(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(department): Path<String>,
-    body: Bytes,
-) -> Reply {
-    state.auth.check(&headers, Role::Admin)?;
+async fn upload_plugin(State(state): State<AppState>, Path(department): Path<String>, body: Bytes) -> Reply {
     let config = with_core(&state, {
         let department = department.clone();
         move |core| {
@@ -713,12 +810,22 @@ async fn upload_plugin(
             .collect::<String>()
     };
     match loaded {
-        Ok(plugin) => with_core(&state, move |core| {
-            let generation = core.activate(plugin.clone(), &body)?;
+        Ok(plugin) => {
+            // The component is stored (and synced) before its activation is
+            // journaled, outside the daemon's lock.
+            let journal = state.journal.clone();
+            let (key, bytes) = (plugin.load_report().sha256.clone(), body.clone());
+            tokio::task::spawn_blocking(move || journal.put_blob(&key, &bytes))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store task failed: {e}")))?
+                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            with_core(&state, move |core| {
+            let generation = core.activate(plugin.clone())?;
             let r = plugin.load_report();
             ok(StatusCode::CREATED, json!({ "department": department, "generation": generation, "sha256": r.sha256, "hooks": r.hooks }))
         })
-        .await?,
+        .await?
+        }
         Err(e) => {
             let reason = e.to_string();
             let department2 = department.clone();
@@ -731,12 +838,7 @@ async fn upload_plugin(
     }
 }
 
-async fn rollback_plugin(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((department, generation)): Path<(String, String)>,
-) -> Reply {
-    state.auth.check(&headers, Role::Admin)?;
+async fn rollback_plugin(State(state): State<AppState>, Path((department, generation)): Path<(String, String)>) -> Reply {
     let generation = generation.parse::<u64>().map_err(|_| ApiError {
         status: StatusCode::UNPROCESSABLE_ENTITY,
         error: format!("generation: `{generation}` is not a generation number"),
@@ -771,7 +873,32 @@ async fn rollback_plugin(
     .await?
 }
 
-async fn audit(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    state.auth.check(&headers, Role::Agent)?;
+async fn audit(State(state): State<AppState>) -> Reply {
     with_core(&state, |core| ok(StatusCode::OK, json!(core.audit))).await?
+}
+
+async fn alerts(State(state): State<AppState>) -> Reply {
+    with_core(&state, |core| ok(StatusCode::OK, json!(core.router.alerts()))).await?
+}
+
+/// `POST /v1/agents/{id}/token`: a new token for the agent (the old one stops
+/// working). The token is in this answer only; the daemon keeps its SHA-256.
+async fn issue_token(State(state): State<AppState>, Path(name): Path<String>) -> Reply {
+    with_core(&state, move |core| {
+        core.agent(&name)?;
+        let token = super::auth::new_token();
+        core.submit(Op::AgentToken { agent: name.clone(), sha256: super::auth::token_hash(&token) })?;
+        ok(StatusCode::CREATED, json!({ "agent": name, "token": token }))
+    })
+    .await?
+}
+
+/// `DELETE /v1/agents/{id}/token`: the agent can no longer sign in.
+async fn revoke_token(State(state): State<AppState>, Path(name): Path<String>) -> Reply {
+    with_core(&state, move |core| {
+        core.agent(&name)?;
+        core.submit(Op::AgentTokenRevoked { agent: name.clone() })?;
+        ok(StatusCode::OK, json!({ "agent": name, "token": null }))
+    })
+    .await?
 }

@@ -43,6 +43,9 @@ pub struct ServeConfig {
     /// Tokens.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Limits at the HTTP edge.
+    #[serde(default)]
+    pub http: HttpLimits,
     /// Departments.
     #[serde(default)]
     pub departments: Vec<DepartmentEntry>,
@@ -58,21 +61,77 @@ pub struct ServeConfig {
     pub path: PathBuf,
 }
 
-/// Bearer tokens of the admin and agent endpoints.
+/// Bearer tokens of the admin, supervisor and integration roles (agents get
+/// their own tokens from an admin through the API). Each may be written in plain
+/// text or as `sha256:<hex>`; see [`super::auth`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Token of the admin endpoints (plugin upload, rollback, agent management).
-    /// The environment variable `SWITCHYARD_ADMIN_TOKEN` overrides it.
+    /// Admin token (plugins, agents, configuration). `SWITCHYARD_ADMIN_TOKEN` overrides it.
     pub admin_token: Option<String>,
-    /// Token of the agent endpoints (state, desktop, offers, completion).
-    /// The environment variable `SWITCHYARD_AGENT_TOKEN` overrides it.
+    /// Supervisor token (read everything, acknowledge alerts, set agents' state).
+    /// `SWITCHYARD_SUPERVISOR_TOKEN` overrides it.
+    pub supervisor_token: Option<String>,
+    /// Integration token (the gateway: create and withdraw items).
+    /// `SWITCHYARD_INTEGRATION_TOKEN` overrides it.
+    pub integration_token: Option<String>,
+    /// Retired: one token shared by every agent. Still parsed so that a config
+    /// that sets it gets an error saying what replaced it.
     pub agent_token: Option<String>,
-    /// Run without tokens: every endpoint is open. Only for a daemon bound to a
-    /// loopback address on a developer's machine; the daemon refuses to start
-    /// without an admin token unless this is set.
+    /// Run without tokens: every caller is admin. Only for a developer's machine:
+    /// the daemon refuses to start with it on an address that is not loopback,
+    /// and refuses to start without an admin token unless it is set.
     #[serde(default)]
     pub insecure_local: bool,
+}
+
+/// Limits at the HTTP edge, so a misbehaving or hostile client costs the daemon
+/// a bounded amount. Body limits are per route (see the API's route table).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Connections served at once; more wait in the kernel's backlog. Default
+    /// 1,024: far above what agents' desktops and a gateway open, far below what
+    /// exhausts file descriptors.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A client must send a request's headers within this many seconds of the
+    /// daemon starting to wait for them — also the keep-alive idle timeout.
+    /// Default 30.
+    #[serde(default = "default_idle_timeout_s")]
+    pub idle_timeout_s: f64,
+    /// A request (body read and handling) must finish within this many seconds,
+    /// or gets 408. Default 30.
+    #[serde(default = "default_request_timeout_s")]
+    pub request_timeout_s: f64,
+    /// The same for a plugin upload, which compiles and validates the component.
+    /// Default 300.
+    #[serde(default = "default_upload_timeout_s")]
+    pub upload_timeout_s: f64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: default_max_connections(),
+            idle_timeout_s: default_idle_timeout_s(),
+            request_timeout_s: default_request_timeout_s(),
+            upload_timeout_s: default_upload_timeout_s(),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_idle_timeout_s() -> f64 {
+    30.0
+}
+fn default_request_timeout_s() -> f64 {
+    30.0
+}
+fn default_upload_timeout_s() -> f64 {
+    300.0
 }
 
 /// One department.
@@ -96,9 +155,26 @@ pub struct DepartmentEntry {
     /// Hours within which a new item of the same customer is a repeat contact.
     #[serde(default = "default_fcr_window_h")]
     pub fcr_window_h: f64,
+    /// Longest one call of the department's plugin may run before the decision
+    /// falls back to the built-in rule (and the breaker counts a failure), ms.
+    /// Default 20: a Rust rule decides a 1,000-item batch in well under 1 ms, and
+    /// every call holds the router that the other departments share.
+    #[serde(default = "default_call_deadline_ms")]
+    pub call_deadline_ms: u64,
+    /// Rule time the department's plugin may use per second, ms; past it the
+    /// department decides with the built-in rules until the second ends. Default 100.
+    #[serde(default = "default_rule_budget_ms")]
+    pub rule_budget_ms: u64,
     /// Key/value configuration the plugin reads through `host.config`.
     #[serde(default)]
     pub config: BTreeMap<String, toml::Value>,
+}
+
+fn default_call_deadline_ms() -> u64 {
+    20
+}
+fn default_rule_budget_ms() -> u64 {
+    100
 }
 
 /// One queue.
@@ -182,9 +258,21 @@ fn default_presence() -> Presence {
     Presence::Offline
 }
 
-/// Seconds to milliseconds, refusing negative and non-finite values.
+/// Longest duration accepted from a request or the config: 366 days. Anything
+/// longer is a mistake, and bounding it keeps every `now + duration` far from
+/// overflow.
+pub const MAX_DURATION_MS: u64 = 366 * 24 * 3600 * 1000;
+const MAX_TICK_MS: u64 = 60_000;
+const MAX_KEEP_FINISHED: usize = 10_000_000;
+const MAX_CONNECTIONS: usize = 1 << 20;
+const MAX_EDGE_TIMEOUT_S: f64 = 3600.0;
+const MAX_CALL_DEADLINE_MS: u64 = 10_000;
+
+/// Seconds to milliseconds, refusing negative, non-finite and over-long values
+/// (over [`MAX_DURATION_MS`]).
 pub(crate) fn seconds_ms(seconds: f64) -> Option<u64> {
-    (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).round() as u64)
+    let ms = seconds * 1000.0;
+    (ms.is_finite() && ms >= 0.0 && ms <= MAX_DURATION_MS as f64).then(|| ms.round() as u64)
 }
 
 impl ServeConfig {
@@ -204,12 +292,20 @@ impl ServeConfig {
             message,
         };
         let mut config: ServeConfig = toml::from_str(text).map_err(|e| {
-            // toml's message already names the key; add the line from the span.
+            // Add the line from the span, and the key written on it when toml's
+            // message does not name one (e.g. "number too large to fit").
+            let message = e.message().trim_end();
             let at = e
                 .span()
-                .map(|s| format!("line {}: ", line_of(text, s.start)))
+                .map(|s| {
+                    let key = key_on_line(text, s.start)
+                        .filter(|k| !message.contains(&format!("`{k}`")))
+                        .map(|k| format!("key `{k}`: "))
+                        .unwrap_or_default();
+                    format!("line {}: {key}", line_of(text, s.start))
+                })
                 .unwrap_or_default();
-            fail(format!("{at}{}", e.message().trim_end()))
+            fail(format!("{at}{message}"))
         })?;
         config.path = path.to_owned();
         let at = |span: std::ops::Range<usize>| line_of(text, span.start);
@@ -221,8 +317,24 @@ impl ServeConfig {
                 config.listen.get_ref()
             )));
         }
-        if config.tick_ms == 0 {
-            return Err(fail("key `tick_ms`: must be at least 1".into()));
+        if !(1..=MAX_TICK_MS).contains(&config.tick_ms) {
+            return Err(fail(format!("key `tick_ms`: {} is outside 1-{MAX_TICK_MS}", config.tick_ms)));
+        }
+        if config.keep_finished > MAX_KEEP_FINISHED {
+            return Err(fail(format!("key `keep_finished`: {} is over the limit of {MAX_KEEP_FINISHED}", config.keep_finished)));
+        }
+        let http = &config.http;
+        if !(1..=MAX_CONNECTIONS).contains(&http.max_connections) {
+            return Err(fail(format!("key `http.max_connections`: {} is outside 1-{MAX_CONNECTIONS}", http.max_connections)));
+        }
+        for (key, value) in [
+            ("http.idle_timeout_s", http.idle_timeout_s),
+            ("http.request_timeout_s", http.request_timeout_s),
+            ("http.upload_timeout_s", http.upload_timeout_s),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= MAX_EDGE_TIMEOUT_S) {
+                return Err(fail(format!("key `{key}`: {value} is not a duration between 0 and {MAX_EDGE_TIMEOUT_S} seconds")));
+            }
         }
         let mut departments = BTreeMap::new();
         for (i, d) in config.departments.iter().enumerate() {
@@ -236,11 +348,22 @@ impl ServeConfig {
             for (key, value) in [
                 ("offer_timeout_s", d.offer_timeout_s),
                 ("reoffer_block_s", d.reoffer_block_s),
-                ("fcr_window_h", d.fcr_window_h),
+                ("fcr_window_h", d.fcr_window_h * 3600.0),
             ] {
                 if seconds_ms(value).is_none() {
                     return Err(fail(format!(
-                        "department `{}` (line {line}): key `departments[{i}].{key}`: {value} is not a duration",
+                        "department `{}` (line {line}): key `departments[{i}].{key}`: {value} s is not a duration of at most 366 days",
+                        d.name.get_ref()
+                    )));
+                }
+            }
+            for (key, value, max) in [
+                ("call_deadline_ms", d.call_deadline_ms, MAX_CALL_DEADLINE_MS),
+                ("rule_budget_ms", d.rule_budget_ms, 1000),
+            ] {
+                if !(1..=max).contains(&value) {
+                    return Err(fail(format!(
+                        "department `{}` (line {line}): key `departments[{i}].{key}`: {value} is outside 1-{max}",
                         d.name.get_ref()
                     )));
                 }
@@ -276,7 +399,7 @@ impl ServeConfig {
             ] {
                 if seconds_ms(value).is_none() {
                     return Err(fail(format!(
-                        "line {}: key `queues[{i}].{key}`: {value} is not a duration",
+                        "line {}: key `queues[{i}].{key}`: {value} is not a duration of at most 366 days",
                         at(q.name.span())
                     )));
                 }
@@ -301,7 +424,7 @@ impl ServeConfig {
             }
             if seconds_ms(a.wrap_up_s).is_none() {
                 return Err(fail(format!(
-                    "line {}: key `agents[{i}].wrap_up_s`: {} is not a duration",
+                    "line {}: key `agents[{i}].wrap_up_s`: {} is not a duration of at most 366 days",
                     at(a.name.span()),
                     a.wrap_up_s
                 )));
@@ -326,6 +449,39 @@ impl ServeConfig {
             self.base_dir().join(path)
         }
     }
+}
+
+/// The dotted key whose value starts at byte `offset`, read from its line
+/// (`key = value`, `table = { key = value }`), if it can be told.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let mut path: Vec<String> = Vec::new();
+    let mut word = String::new();
+    // Each `=` closes the key before it; `,` ends a sibling; `{` opens a level.
+    let mut depth_keys: Vec<usize> = Vec::new();
+    for c in text[start..offset].chars() {
+        match c {
+            '=' => {
+                path.push(word.trim().trim_matches('"').to_owned());
+                word.clear();
+            }
+            '{' => depth_keys.push(path.len()),
+            ',' => {
+                let keep = depth_keys.last().copied().unwrap_or(0);
+                path.truncate(keep);
+                word.clear();
+            }
+            '}' => {
+                let keep = depth_keys.pop().unwrap_or(0);
+                path.truncate(keep.saturating_sub(1));
+                word.clear();
+            }
+            c if c.is_ascii_alphanumeric() || "_-\"".contains(c) => word.push(c),
+            _ => {}
+        }
+    }
+    (!path.is_empty() && path.iter().all(|k| !k.is_empty())).then(|| path.join("."))
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -378,6 +534,18 @@ mod tests {
         assert_eq!(
             got,
             "test.toml: line 3: key `agents[0].skills.billing`: level 11 is outside 1-10"
+        );
+    }
+
+    #[test]
+    fn a_number_too_large_names_its_key() {
+        assert_eq!(
+            message("tick_ms = 18446744073709551615\n"),
+            "test.toml: line 1: key `tick_ms`: number too large to fit in target type"
+        );
+        assert_eq!(
+            message("[[agents]]\nname = \"a\"\ncapacity = { chat = 2, voice = 300 }\n"),
+            "test.toml: line 3: key `capacity.voice`: invalid value: integer `300`, expected u8"
         );
     }
 

@@ -1,10 +1,13 @@
 //! The daemon's state behind one lock: the router, its clock, the journal, the
 //! department plugins kept for rollback, finished items and the audit log.
 //!
-//! Every mutation follows the same path: validate → take the time → append the
-//! input to the journal (synced) → apply it to the router → log the decisions.
-//! Recovery runs the very same `apply` over the journal's records at their
-//! recorded times, so live operation and replay cannot drift apart.
+//! Every mutation follows the same path: validate → take the time → hand the
+//! input to the journal's group commit → apply it to the router → log the
+//! decisions. The request is acknowledged only once its record is synced, and it
+//! waits for that *after* releasing this lock (see [`super::journal::GroupCommit`]
+//! and `with_core` in [`super::api`]). Recovery runs the very same `apply` over
+//! the journal's records at their recorded times, so live operation and replay
+//! cannot drift apart.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -23,7 +26,8 @@ use crate::runtime::{DepartmentConfig, Plugin, Runtime};
 
 use super::api::{AgentBody, ItemBody};
 use super::config::seconds_ms;
-use super::journal::{JournalStore, Op, Record};
+use super::auth::Auth;
+use super::journal::{GroupCommit, Op, Record};
 
 /// An item that has left the router (completed or withdrawn), for `GET /v1/items/{id}`.
 #[derive(Debug, Clone, Serialize)]
@@ -135,7 +139,13 @@ impl From<Error> for Refusal {
 pub(crate) struct Core {
     pub(crate) router: Router,
     pub(crate) clock: VirtualClock,
-    pub(crate) journal: Box<dyn JournalStore>,
+    pub(crate) journal: Arc<GroupCommit>,
+    /// Agents' tokens live here (the auth layer reads them without this lock);
+    /// journaled token changes are applied to it.
+    pub(crate) auth: Arc<Auth>,
+    /// Ticket of the last record this core handed to the journal: a request
+    /// waits for it to be durable before it is answered.
+    pub(crate) last_ticket: u64,
     pub(crate) runtime: Runtime,
     pub(crate) kept: BTreeMap<String, Kept>,
     pub(crate) finished: FinishedItems,
@@ -149,6 +159,8 @@ pub(crate) struct Core {
     pub(crate) appended: u64,
     /// Offers by outcome (`made`, `accepted`, `rejected`, `timed-out`, `cancelled`).
     pub(crate) offers: BTreeMap<&'static str, u64>,
+    /// Each department's rule time budget.
+    pub(crate) budgets: BTreeMap<String, Arc<super::budget::Budget>>,
 }
 
 impl Core {
@@ -163,9 +175,7 @@ impl Core {
             at_ms: self.now(),
             op,
         };
-        self.journal
-            .append(&record)
-            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        self.last_ticket = self.journal.enqueue(record.clone()).map_err(Refusal::Internal)?;
         self.appended += 1;
         self.apply(&record)
     }
@@ -273,6 +283,14 @@ impl Core {
                 department,
                 generation,
             } => self.roll_back(record.at_ms, department, *generation),
+            Op::AgentToken { agent, sha256 } => {
+                self.auth.set_agent_token(agent, sha256);
+                Ok(Applied::Done)
+            }
+            Op::AgentTokenRevoked { agent } => {
+                self.auth.revoke_agent_token(agent);
+                Ok(Applied::Done)
+            }
             Op::PluginRefused {
                 department,
                 sha256,
@@ -350,17 +368,10 @@ impl Core {
             .insert(report.generation, plugin);
     }
 
-    /// Live upload: `plugin` was loaded and validated outside the lock; store its
-    /// bytes, journal the activation, then swap it in.
-    pub(crate) fn activate(
-        &mut self,
-        plugin: Arc<Plugin>,
-        bytes: &[u8],
-    ) -> std::result::Result<u64, Refusal> {
+    /// Live upload: `plugin` was loaded and validated, and its bytes stored as a
+    /// journal blob, outside the lock; journal the activation, then swap it in.
+    pub(crate) fn activate(&mut self, plugin: Arc<Plugin>) -> std::result::Result<u64, Refusal> {
         let report = plugin.load_report().clone();
-        self.journal
-            .put_blob(&report.sha256, bytes)
-            .map_err(|e| Refusal::Internal(e.to_string()))?;
         self.submit(Op::PluginActivated {
             department: report.department.clone(),
             plugin: report.plugin.clone(),

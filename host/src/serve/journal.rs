@@ -10,9 +10,21 @@
 //! The store sits behind [`JournalStore`] so a networked store can be added later;
 //! [`RedbJournal`] is the embedded default (redb: pure Rust, ACID, each commit
 //! synced to disk), and [`MemoryJournal`] serves tests.
+//!
+//! **Group commit** ([`GroupCommit`]): the daemon hands a record over under its
+//! state lock (cheap: a push onto a list) and applies it; the request then waits,
+//! *outside* that lock, until a commit that contains its record has been synced.
+//! Whoever waits first while no commit runs becomes the leader and writes every
+//! pending record in one synced transaction; the others wait for it. So concurrent
+//! requests share one disk sync, and no request waits for a sync while holding the
+//! lock the others need. Records are committed in the order they were applied, so
+//! when a request is acknowledged every record it could have observed is durable.
+//! A failed commit stops all later writes (the state in memory is ahead of the
+//! disk): the daemon answers 503 and must be restarted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -110,13 +122,27 @@ pub enum Op {
         /// Why.
         reason: String,
     },
+    /// An admin issued `agent` a new token (replacing any other); only its
+    /// SHA-256 is kept.
+    AgentToken {
+        /// Agent login.
+        agent: String,
+        /// SHA-256 of the token, hex.
+        sha256: String,
+    },
+    /// An admin took `agent`'s token away.
+    AgentTokenRevoked {
+        /// Agent login.
+        agent: String,
+    },
 }
 
 /// Where the journal lives. Implementations make [`append`](JournalStore::append)
 /// durable before returning.
 pub trait JournalStore: Send {
-    /// Append a record; on return it survives a crash. Returns its sequence number.
-    fn append(&mut self, record: &Record) -> Result<u64>;
+    /// Append records, in order, as one commit; on return they survive a crash.
+    /// Returns the sequence number of the last one.
+    fn append(&mut self, records: &[Record]) -> Result<u64>;
     /// Every record, oldest first, with its sequence number.
     fn records(&self) -> Result<Vec<(u64, Record)>>;
     /// Store a blob (a plugin component) under `key`, durably.
@@ -177,20 +203,23 @@ impl RedbJournal {
 }
 
 impl JournalStore for RedbJournal {
-    fn append(&mut self, record: &Record) -> Result<u64> {
-        let bytes = serde_json::to_vec(record).map_err(|e| self.err(e))?;
-        let seq = self.next;
+    fn append(&mut self, records: &[Record]) -> Result<u64> {
+        let mut seq = self.next;
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
-            table
-                .insert(seq, bytes.as_slice())
-                .map_err(|e| self.err(e))?;
+            for record in records {
+                let bytes = serde_json::to_vec(record).map_err(|e| self.err(e))?;
+                table
+                    .insert(seq, bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+                seq += 1;
+            }
         }
         // Durability::Immediate is redb's default: commit returns once synced.
         txn.commit().map_err(|e| self.err(e))?;
-        self.next += 1;
-        Ok(seq)
+        self.next = seq;
+        Ok(seq - 1)
     }
 
     fn records(&self) -> Result<Vec<(u64, Record)>> {
@@ -227,6 +256,130 @@ impl JournalStore for RedbJournal {
     }
 }
 
+/// Group commit over a [`JournalStore`]; see the module docs.
+pub struct GroupCommit {
+    store: Mutex<Box<dyn JournalStore>>,
+    state: Mutex<CommitState>,
+    committed: Condvar,
+}
+
+#[derive(Default)]
+struct CommitState {
+    /// Records handed over and not yet committed, oldest first.
+    pending: Vec<Record>,
+    /// Ticket of the last record handed over.
+    last_ticket: u64,
+    /// Every ticket up to this one is durable.
+    durable: u64,
+    /// A leader is writing a batch now.
+    committing: bool,
+    /// Why the journal stopped taking writes.
+    failed: Option<String>,
+    /// Commits (disk syncs) made, for `/metrics`.
+    commits: u64,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+impl GroupCommit {
+    /// Commit through `store`.
+    pub fn new(store: Box<dyn JournalStore>) -> GroupCommit {
+        GroupCommit { store: Mutex::new(store), state: Mutex::new(CommitState::default()), committed: Condvar::new() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CommitState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Box<dyn JournalStore>> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hand `record` over for the next commit; returns its ticket for
+    /// [`GroupCommit::wait_durable`]. Refused once a commit has failed.
+    pub fn enqueue(&self, record: Record) -> std::result::Result<u64, String> {
+        let mut state = self.state();
+        if let Some(why) = &state.failed {
+            return Err(why.clone());
+        }
+        state.pending.push(record);
+        state.last_ticket += 1;
+        Ok(state.last_ticket)
+    }
+
+    /// Block until the record with `ticket` (and every one before it) is synced.
+    pub fn wait_durable(&self, ticket: u64) -> std::result::Result<(), String> {
+        let mut state = self.state();
+        loop {
+            if state.durable >= ticket {
+                return Ok(());
+            }
+            if let Some(why) = &state.failed {
+                return Err(why.clone());
+            }
+            if state.committing {
+                state = self.committed.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead: write everything pending in one synced commit.
+            state.committing = true;
+            let batch = std::mem::take(&mut state.pending);
+            let upto = state.last_ticket;
+            drop(state);
+            let result = if batch.is_empty() { Ok(0) } else { self.store().append(&batch) };
+            state = self.state();
+            state.committing = false;
+            match result {
+                Ok(_) => {
+                    state.durable = upto;
+                    state.commits += 1;
+                }
+                Err(e) => {
+                    let why = format!("the journal could not commit and takes no more writes; restart the daemon: {e}");
+                    tracing::error!(error = %e, "journal commit failed");
+                    state.failed = Some(why);
+                }
+            }
+            self.committed.notify_all();
+        }
+    }
+
+    /// Commit everything handed over so far (the ticker, shutdown).
+    pub fn flush(&self) -> std::result::Result<(), String> {
+        let last = self.state().last_ticket;
+        self.wait_durable(last)
+    }
+
+    /// Why writes stopped, if they did.
+    pub fn failure(&self) -> Option<String> {
+        self.state().failed.clone()
+    }
+
+    /// Disk commits made since start.
+    pub fn commits(&self) -> u64 {
+        self.state().commits
+    }
+
+    /// Every durable record, oldest first (start-up).
+    pub fn records(&self) -> Result<Vec<(u64, Record)>> {
+        self.store().records()
+    }
+
+    /// Store a blob durably (outside the daemon's state lock).
+    pub fn put_blob(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.store().put_blob(key, bytes)
+    }
+
+    /// The blob under `key`.
+    pub fn blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.store().blob(key)
+    }
+}
+
 /// A journal in memory (tests; loses everything on drop).
 #[derive(Debug, Default)]
 pub struct MemoryJournal {
@@ -235,10 +388,12 @@ pub struct MemoryJournal {
 }
 
 impl JournalStore for MemoryJournal {
-    fn append(&mut self, record: &Record) -> Result<u64> {
-        let seq = self.records.len() as u64 + 1;
-        self.records.push((seq, record.clone()));
-        Ok(seq)
+    fn append(&mut self, records: &[Record]) -> Result<u64> {
+        for record in records {
+            let seq = self.records.len() as u64 + 1;
+            self.records.push((seq, record.clone()));
+        }
+        Ok(self.records.len() as u64)
     }
     fn records(&self) -> Result<Vec<(u64, Record)>> {
         Ok(self.records.clone())
@@ -266,19 +421,19 @@ mod tests {
             let mut journal = RedbJournal::open(&path).unwrap();
             assert_eq!(
                 journal
-                    .append(&Record {
+                    .append(&[Record {
                         at_ms: 5,
                         op: Op::Tick
-                    })
+                    }])
                     .unwrap(),
                 1
             );
             assert_eq!(
                 journal
-                    .append(&Record {
+                    .append(&[Record {
                         at_ms: 7,
                         op: Op::Withdraw { item: 3 }
-                    })
+                    }])
                     .unwrap(),
                 2
             );
@@ -309,13 +464,79 @@ mod tests {
         assert_eq!(journal.blob("nope").unwrap(), None);
         assert_eq!(
             journal
-                .append(&Record {
-                    at_ms: 9,
-                    op: Op::ReturnOffers
-                })
+                .append(&[
+                    Record {
+                        at_ms: 9,
+                        op: Op::ReturnOffers
+                    },
+                    Record {
+                        at_ms: 9,
+                        op: Op::Tick
+                    }
+                ])
                 .unwrap(),
-            3
+            4
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Scenario: eight threads hand records over and wait for them: every record
+    /// is durable once its wait returns, in hand-over order, and the records
+    /// shared commits (fewer commits than records).
+    #[test]
+    fn group_commit_shares_syncs_and_keeps_order() {
+        let group = std::sync::Arc::new(GroupCommit::new(Box::new(MemoryJournal::default())));
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let (group, order) = (group.clone(), order.clone());
+                std::thread::spawn(move || {
+                    for n in 0..50u64 {
+                        let ticket = {
+                            // Hand-over order = apply order (the daemon holds its lock here).
+                            let mut order = order.lock().unwrap();
+                            let item = t * 1000 + n;
+                            order.push(item);
+                            group.enqueue(Record { at_ms: item, op: Op::Withdraw { item } }).unwrap()
+                        };
+                        group.wait_durable(ticket).unwrap();
+                        let durable = group.records().unwrap();
+                        assert!(durable.iter().any(|(_, r)| r.at_ms == t * 1000 + n), "acknowledged before durable");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let records: Vec<u64> = group.records().unwrap().into_iter().map(|(_, r)| r.at_ms).collect();
+        assert_eq!(records, *order.lock().unwrap());
+        assert!(group.commits() <= 400, "{} commits", group.commits());
+    }
+
+    /// A commit that fails stops every later write with the reason.
+    #[test]
+    fn a_failed_commit_refuses_later_writes() {
+        struct Broken;
+        impl JournalStore for Broken {
+            fn append(&mut self, _: &[Record]) -> Result<u64> {
+                Err(Error::Invalid("disk full".into()))
+            }
+            fn records(&self) -> Result<Vec<(u64, Record)>> {
+                Ok(Vec::new())
+            }
+            fn put_blob(&mut self, _: &str, _: &[u8]) -> Result<()> {
+                Ok(())
+            }
+            fn blob(&self, _: &str) -> Result<Option<Vec<u8>>> {
+                Ok(None)
+            }
+        }
+        let group = GroupCommit::new(Box::new(Broken));
+        let ticket = group.enqueue(Record { at_ms: 1, op: Op::Tick }).unwrap();
+        let err = group.wait_durable(ticket).unwrap_err();
+        assert!(err.contains("disk full") && err.contains("restart the daemon"), "{err}");
+        assert!(group.enqueue(Record { at_ms: 2, op: Op::Tick }).is_err());
+        assert!(group.failure().is_some());
     }
 }

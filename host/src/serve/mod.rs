@@ -18,10 +18,13 @@ pub mod journal;
 
 mod api;
 mod auth;
+mod budget;
 mod core;
+mod edge;
 mod prom;
 
-pub use api::{AgentBody, ItemBody, ROUTES};
+pub use api::{AgentBody, ItemBody, ROUTES, RouteSpec};
+pub use auth::Role;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,9 +38,10 @@ use crate::router::{DepartmentSpec, Presence, QueueSpec, Router, RouterOptions};
 use crate::runtime::{DepartmentConfig, Runtime};
 
 use self::api::Shared;
+use self::budget::{Budget, BudgetedRules};
 use self::config::{ServeConfig, seconds_ms};
 use self::core::{Core, FinishedItems};
-use self::journal::{Op, RedbJournal};
+use self::journal::{GroupCommit, Op, RedbJournal};
 
 /// What `switchyard serve` was asked to do.
 #[derive(Debug, Clone)]
@@ -64,12 +68,12 @@ pub fn run(options: ServeOptions) -> Result<()> {
 
 /// Build the daemon's state from the config and recover it from the journal.
 fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
-    let auth = auth::Auth::from_config(&config.auth, &config.path)?;
+    let auth = Arc::new(auth::Auth::from_config(&config.auth, &config.path)?);
     std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
         path: data_dir.to_owned(),
         source,
     })?;
-    let journal = RedbJournal::open(&data_dir.join("journal.redb"))?;
+    let journal = Arc::new(GroupCommit::new(Box::new(RedbJournal::open(&data_dir.join("journal.redb"))?)));
 
     let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
     let runtime = Runtime::builder()
@@ -113,7 +117,10 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
     let mut core = Core {
         router,
         clock,
-        journal: Box::new(journal),
+        journal: journal.clone(),
+        auth: auth.clone(),
+        last_ticket: 0,
+        budgets: BTreeMap::new(),
         runtime: runtime.clone(),
         kept: BTreeMap::new(),
         finished: FinishedItems::new(config.keep_finished),
@@ -132,7 +139,11 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
     // Plugins named in the config: loaded first, so a replay decides with them.
     for d in &config.departments {
         let name = d.name.get_ref();
-        let mut dc = DepartmentConfig::new();
+        // Each call is cut at the department's deadline (never above the sandbox's
+        // default): one decision holds the shared router at most that long.
+        let limits = crate::sandbox::Limits::default();
+        let deadline = Duration::from_millis(d.call_deadline_ms).min(limits.deadline);
+        let mut dc = DepartmentConfig::new().with_limits(crate::sandbox::Limits { deadline, ..limits });
         for (key, value) in &d.config {
             let text = match value {
                 toml::Value::String(s) => s.clone(),
@@ -141,10 +152,14 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
             dc = dc.with(key.clone(), text);
         }
         core.department_configs.insert(name.clone(), dc.clone());
+        let budget = Arc::new(Budget::new(name, Duration::from_millis(d.rule_budget_ms)));
+        core.budgets.insert(name.clone(), budget.clone());
+        let budgeted: Arc<dyn crate::rules::RuleSet> =
+            Arc::new(BudgetedRules { inner: runtime.rules(name), budget, runtime: runtime.clone() });
         let rules = match &decision_log {
-            Some(log) => Arc::new(crate::tools::record::RecordingRules::new(name, runtime.rules(name), catalog.clone(), log.clone()))
+            Some(log) => Arc::new(crate::tools::record::RecordingRules::new(name, budgeted, catalog.clone(), log.clone()))
                 as Arc<dyn crate::rules::RuleSet>,
-            None => runtime.rules(name),
+            None => budgeted,
         };
         core.router.set_rules(name, rules)?;
         let Some(plugin) = &d.plugin else { continue };
@@ -172,6 +187,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         open_items = core.router.open_items(),
         "journal replayed"
     );
+    journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
     if core.has_pending_offers() {
         core.submit(Op::ReturnOffers)
             .map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
@@ -201,10 +217,12 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
             .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
         }
     }
+    journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
     Ok(Shared {
         core: Mutex::new(core),
         auth,
         runtime,
+        journal,
     })
 }
 
@@ -224,6 +242,14 @@ async fn serve(options: ServeOptions) -> Result<()> {
             ),
         })?,
     };
+    if config.auth.insecure_local && !listen.ip().is_loopback() {
+        return Err(Error::Config {
+            path: config.path.clone(),
+            message: format!(
+                "key `auth.insecure_local`: an open daemon may listen only on a loopback address, not {listen}; set tokens to listen there"
+            ),
+        });
+    }
     let shared = {
         let config = config.clone();
         let data_dir = data_dir.clone();
@@ -262,7 +288,10 @@ async fn serve(options: ServeOptions) -> Result<()> {
                 interval.tick().await;
                 let state = state.clone();
                 let result = tokio::task::spawn_blocking(move || {
-                    state.core.lock().unwrap_or_else(|p| p.into_inner()).tick()
+                    let ticked = state.core.lock().unwrap_or_else(|p| p.into_inner()).tick();
+                    // The tick's record is committed with the requests' (or alone),
+                    // outside the lock.
+                    ticked.and_then(|()| state.journal.flush().map_err(core::Refusal::Internal))
                 })
                 .await;
                 if let Ok(Err(e)) = result {
@@ -272,15 +301,16 @@ async fn serve(options: ServeOptions) -> Result<()> {
         })
     };
 
-    let app = api::routes(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|source| Error::Io {
-            path: PathBuf::from(bound.to_string()),
-            source,
-        })?;
+    let app = api::routes(state.clone(), &config.http);
+    let served = edge::serve(listener, app, &config.http, shutdown_signal()).await;
     ticker.abort();
+    if let Err(e) = state.journal.flush() {
+        tracing::error!(error = %e, "journal not flushed at shutdown");
+    }
+    served.map_err(|source| Error::Io {
+        path: PathBuf::from(bound.to_string()),
+        source,
+    })?;
     tracing::info!("switchyard serve stopped");
     Ok(())
 }
@@ -306,3 +336,6 @@ async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -38,6 +38,8 @@ struct Snapshot {
     plugins: Vec<(String, PluginStats)>,
     journal_appended: u64,
     journal_recovered: u64,
+    journal_commits: u64,
+    budgets: Vec<(String, super::budget::BudgetView)>,
     exceptions: u64,
     alerts: u64,
     escalations: u64,
@@ -107,6 +109,8 @@ fn snapshot(core: &Core) -> Snapshot {
         plugins,
         journal_appended: core.appended,
         journal_recovered: core.recovered,
+        journal_commits: core.journal.commits(),
+        budgets: core.budgets.iter().map(|(d, b)| (d.clone(), b.view())).collect(),
         exceptions: core.router.exceptions().len() as u64,
         alerts: metrics.alerts(),
         escalations: metrics.escalations(),
@@ -392,6 +396,24 @@ impl Collector for Snapshot {
             "switchyard_journal_records",
             "Records appended to the journal since start",
             [(Labels::new(), self.journal_appended)],
+        )?;
+        counters(
+            &mut e,
+            "switchyard_journal_commits",
+            "Synced journal commits since start (group commit: one per batch of concurrent requests)",
+            [(Labels::new(), self.journal_commits)],
+        )?;
+        gauges(
+            &mut e,
+            "switchyard_department_over_rule_budget",
+            "1 while the department has used its rule time budget for the current second (built-in rules decide)",
+            self.budgets.iter().map(|(d, b)| (vec![("department", d.clone())], u64::from(b.over_budget))),
+        )?;
+        counters(
+            &mut e,
+            "switchyard_department_budget_fallbacks",
+            "Decisions given to the built-in rules because the department had used its rule time budget",
+            self.budgets.iter().map(|(d, b)| (vec![("department", d.clone())], b.fallback_decisions)),
         )?;
         gauges(
             &mut e,

@@ -11,8 +11,10 @@ use serde_json::Value;
 
 /// Admin token used by the tests' configs.
 pub const ADMIN: &str = "admin-token-for-tests";
-/// Agent token used by the tests' configs.
-pub const AGENT: &str = "agent-token-for-tests";
+/// Supervisor token used by the tests' configs.
+pub const SUPERVISOR: &str = "supervisor-token-for-tests";
+/// Integration (gateway) token used by the tests' configs.
+pub const INTEGRATION: &str = "integration-token-for-tests";
 
 /// A config with two departments (billing with a plugin slot, claims), three
 /// queues, tokens, and `extra` appended (agents, plugins).
@@ -24,7 +26,8 @@ tick_ms = 50
 
 [auth]
 admin_token = "{ADMIN}"
-agent_token = "{AGENT}"
+supervisor_token = "{SUPERVISOR}"
+integration_token = "{INTEGRATION}"
 
 [[departments]]
 name = "billing"
@@ -88,6 +91,8 @@ impl Daemon {
             .arg(&path)
             .env("RUST_LOG", "warn")
             .env_remove("SWITCHYARD_ADMIN_TOKEN")
+            .env_remove("SWITCHYARD_SUPERVISOR_TOKEN")
+            .env_remove("SWITCHYARD_INTEGRATION_TOKEN")
             .env_remove("SWITCHYARD_AGENT_TOKEN")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -129,12 +134,28 @@ impl Daemon {
     }
 
     /// A client for this daemon.
-    pub fn client(&self, token: Option<&'static str>) -> Client {
+    pub fn client(&self, token: Option<&str>) -> Client {
         Client {
             base: self.base.clone(),
-            token,
+            token: token.map(str::to_owned),
             http: self.http.clone(),
         }
+    }
+
+    /// A client signed in as agent `name` (registered already): the admin issues
+    /// it a token.
+    pub fn agent_client(&self, name: &str) -> Client {
+        let (status, reply) = self
+            .client(Some(ADMIN))
+            .post_empty(&format!("/v1/agents/{name}/token"));
+        assert_eq!(status, 201, "issuing a token to {name}: {reply}");
+        let token = reply["token"].as_str().expect("a token").to_owned();
+        self.client(Some(&token))
+    }
+
+    /// The daemon's process id (for RSS readings).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -150,7 +171,7 @@ impl Drop for Daemon {
 pub struct Client {
     /// Base URL.
     pub base: String,
-    token: Option<&'static str>,
+    token: Option<String>,
     http: ureq::Agent,
 }
 
@@ -165,11 +186,15 @@ fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Rep
 }
 
 impl Client {
+    /// The bearer token this client sends.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
     fn auth(&self) -> Option<String> {
-        self.token.map(|t| format!("Bearer {t}"))
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
     }
     /// GET.
     pub fn get(&self, path: &str) -> Reply {
