@@ -360,26 +360,39 @@ async fn authorise(State(state): State<AppState>, matched: Option<MatchedPath>, 
     let Some(route) = route else {
         return next.run(request).await;
     };
-    if route.roles.is_empty() {
-        return next.run(request).await;
+    if !route.roles.is_empty() {
+        let who = match state.auth.authenticate(request.headers()) {
+            Ok(who) => who,
+            Err(denied) => return unread_body(ApiError::from(denied).into_response()),
+        };
+        if !route.roles.contains(&who.role()) {
+            let allowed: Vec<&str> = route.roles.iter().map(|r| r.as_str()).collect();
+            let why = format!(
+                "{} {} is for the roles {}; this token's role is {}",
+                route.method.to_uppercase(),
+                route.path,
+                allowed.join(", "),
+                who.role().as_str()
+            );
+            return unread_body(ApiError::from(Denied::Forbidden(why)).into_response());
+        }
+        request.extensions_mut().insert(who);
     }
-    let who = match state.auth.authenticate(request.headers()) {
-        Ok(who) => who,
-        Err(denied) => return ApiError::from(denied).into_response(),
-    };
-    if !route.roles.contains(&who.role()) {
-        let allowed: Vec<&str> = route.roles.iter().map(|r| r.as_str()).collect();
-        let why = format!(
-            "{} {} is for the roles {}; this token's role is {}",
-            route.method.to_uppercase(),
-            route.path,
-            allowed.join(", "),
-            who.role().as_str()
-        );
-        return ApiError::from(Denied::Forbidden(why)).into_response();
+    let response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return unread_body(response);
     }
-    request.extensions_mut().insert(who);
-    next.run(request).await
+    response
+}
+
+/// A refusal sent without reading the request's body: the connection cannot
+/// carry another request (the unread body is still on it), so tell the client
+/// to open a new one rather than let it reuse a connection the daemon closes.
+fn unread_body(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 /// The routes, behind the auth layer, each with its body limit and timeout.
