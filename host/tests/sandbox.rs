@@ -795,3 +795,33 @@ macro_rules! department_fixtures {
 mod department_fixtures {
     switchyard_plugin_artifacts::foreach_department!(department_fixtures);
 }
+
+// ---------------------------------------------------------------------------
+// Every hostile plugin is tested
+// ---------------------------------------------------------------------------
+
+/// Each `hostile-*` plugin names a test above that runs it. `foreach_hostile!`
+/// expands to one `use` per plugin, so a new hostile plugin without an entry
+/// here fails to compile (as wasmtime's test-programs do).
+mod every_hostile_plugin_has_a_test {
+    mod tested_by {
+        pub(super) use super::super::{
+            a_refused_plugin_does_not_replace_the_active_one as hostile_wrong_world,
+            blocking_wasi_sleep_violated as hostile_block, hostile_garbage_answers_are_refused_with_the_broken_rule as hostile_garbage,
+            hostile_huge_output_is_refused_as_too_large as hostile_huge_output, hostile_loop_is_interrupted_at_the_deadline as hostile_loop,
+            hostile_memory_bomb_hits_the_memory_limit as hostile_memory_bomb, hostile_panic_traps_and_its_message_is_reported as hostile_panic,
+            hostile_stack_overflow_traps as hostile_stack_overflow, hostile_wasi_escape_reaches_nothing as hostile_wasi_escape,
+            no_hooks_plugin_is_refused_at_load as hostile_no_hooks, deadline_violated as hostile_slow,
+            unknown_import_is_refused_at_load as hostile_unknown_import, wrong_version_is_refused_at_load as hostile_wrong_version,
+        };
+    }
+
+    macro_rules! has_a_test {
+        ($name:ident) => {
+            #[allow(unused_imports)]
+            use tested_by::$name as _;
+        };
+    }
+
+    switchyard_plugin_artifacts::foreach_hostile!(has_a_test);
+}
