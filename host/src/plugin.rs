@@ -31,7 +31,7 @@ use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher
 use crate::contract::{self, AnswerError, KnownIds};
 use crate::error::{Error, Result};
 use crate::rules::SharedCatalog;
-use crate::sandbox::{Limits, PluginState, Sandbox, StoreSpec, WasiPolicy};
+use crate::sandbox::{Blocked, Limits, PluginState, Sandbox, StoreSpec, WasiPolicy};
 use crate::stats::{Breaker, BreakerConfig, HookKind, PluginStats, StatsCell};
 
 /// A department's settings for its plugin.
@@ -437,6 +437,11 @@ impl Plugin {
     fn classify(&self, hook: &'static str, error: &wasmtime::Error, store: &Store<PluginState>, last_stderr: Option<String>) -> Error {
         let plugin = self.name.to_string();
         let denied = store.data().limiter.denied.clone();
+        // A WASI call that would have waited trapped (see `sandbox::refuse_blocking_wasi`):
+        // a trap, reported with the import it called.
+        if let Some(blocked) = error.downcast_ref::<Blocked>() {
+            return Error::PluginTrap { plugin, hook, reason: blocked.to_string() };
+        }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
                 Error::PluginDeadline { plugin, hook, deadline_ms: self.spec.limits.deadline.as_millis() as u64 }
@@ -545,6 +550,9 @@ enum InstantiateError {
 }
 
 fn describe_start_failure(error: &wasmtime::Error, store: &Store<PluginState>) -> String {
+    if let Some(blocked) = error.downcast_ref::<Blocked>() {
+        return blocked.to_string();
+    }
     if let Some(limit) = &store.data().limiter.denied {
         return format!("{limit} reached");
     }

@@ -7,7 +7,10 @@
 //! the decision time, the interned name tables, a log tagged with its name, and a
 //! WASI world with no files, no environment, no arguments, no network, a wall
 //! clock frozen at the decision time and a seeded random generator. Its stdout and
-//! stderr go to the host's log (`tracing`, target `switchyard::plugin`).
+//! stderr go to the host's log (`tracing`, target `switchyard::plugin`). No WASI
+//! call may wait: one that would (`sleep`, `poll`, blocking on a clock
+//! subscription) traps at once, so the decision falls back instead of holding the
+//! host thread (see `refuse_blocking_wasi`).
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -20,10 +23,12 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, Resource, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, StoreContextMut};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::bindings::io::poll::{Host as _, HostPollable as _};
+use wasmtime_wasi::p2::pipe::ClosedInputStream;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::contract::{self, bindings};
@@ -244,6 +249,7 @@ impl Sandbox {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        refuse_blocking_wasi(&mut linker)?;
         bindings::Rules::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -366,6 +372,88 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The `wasi:io/poll` instance as wasmtime-wasi 48 links it. A guest's import of
+/// any `wasi:io/poll@0.2.x` resolves to it by semver (Rust's std imports 0.2.4,
+/// wasi-libc 0.2.0), so redefining its functions here redefines them for every
+/// guest. If a wasmtime upgrade moves it to another version, the hostile-block
+/// tests fail rather than plugins silently blocking again.
+const WASI_IO_POLL: &str = "wasi:io/poll@0.2.12";
+
+/// A plugin called a WASI function that would have waited: the call traps with
+/// this error, and [`crate::plugin`] reports it as a trap naming the import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Blocked {
+    /// The WASI function, e.g. `wasi:io/poll.poll`.
+    pub import: &'static str,
+}
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "called {} on a pollable that is not ready: rule plugins may not block", self.import)
+    }
+}
+
+impl std::error::Error for Blocked {}
+
+/// Make every WASI import that can wait trap instead when it would wait.
+///
+/// Epoch deadlines interrupt running wasm only: a host function that blocks
+/// holds the calling thread for as long as it likes (`std::thread::sleep` is a
+/// monotonic-clock subscription then `pollable.block`; wasi-libc's `poll` and
+/// `nanosleep` end in `wasi:io/poll.poll`). wasmtime-wasi's sync bindings wait in
+/// exactly two functions, both redefined here:
+///
+/// - `poll(list)` answers at once with the pollables that are ready now (what it
+///   returns anyway when any is), and traps when none is;
+/// - `[method]pollable.block` returns when the pollable is ready now, and traps
+///   otherwise.
+///
+/// "Ready now" polls the readiness future without waiting, twice: a clock
+/// subscription of zero length yields to tokio once before it reports ready.
+/// `pollable.ready`, the `subscribe-*` functions and everything else stay as
+/// wasmtime-wasi defines them.
+///
+/// The streams' `blocking-*` methods wait only for their stream's readiness, and
+/// the only streams a plugin can reach never wait: stdout and stderr are
+/// [`CapturedOutput`] (always ready, always room), stdin is closed, and with no
+/// preopened directory and no sockets no other stream can be opened.
+fn refuse_blocking_wasi(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance(WASI_IO_POLL)?;
+    poll.func_wrap(
+        "poll",
+        |mut store: StoreContextMut<'_, PluginState>, (pollables,): (Vec<Resource<DynPollable>>,)| {
+            let table = &mut store.data_mut().table;
+            match ready_now(table.poll(pollables)) {
+                Some(ready) => Ok((ready?,)),
+                None => Err(Blocked { import: "wasi:io/poll.poll" }.into()),
+            }
+        },
+    )?;
+    poll.func_wrap(
+        "[method]pollable.block",
+        |mut store: StoreContextMut<'_, PluginState>, (pollable,): (Resource<DynPollable>,)| {
+            let table = &mut store.data_mut().table;
+            match ready_now(table.block(pollable)) {
+                Some(done) => done,
+                None => Err(Blocked { import: "wasi:io/poll.[method]pollable.block" }.into()),
+            }
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The output of `future` if it completes without waiting: polled at most twice
+/// with a no-op waker, inside a tokio context (the clock's pollables are tokio
+/// timers).
+fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| {
+        let mut future = std::pin::pin!(future);
+        (0..2).find_map(|_| wasmtime_wasi::runtime::poll_noop(future.as_mut()))
+    })
+}
+
 /// Refuse what is not a component before handing it to the compiler, with a
 /// message that says what it is instead.
 fn check_component_header(bytes: &[u8]) -> Result<(), String> {
@@ -472,9 +560,11 @@ impl PluginState {
         let stderr = CapturedOutput::new(spec.limits.output_bytes_per_call);
         let mut builder = WasiCtxBuilder::new();
         // Nothing inherited: no preopened directories, no environment, no
-        // arguments, stdin closed. Sockets: no TCP, no UDP, no name lookup, and
+        // arguments, stdin closed (stated, not left to the default: a stdin that
+        // can wait would make `blocking-read` block). Sockets: no TCP, no UDP, no name lookup, and
         // every address denied should any of them be switched on by mistake.
         builder
+            .stdin(ClosedInputStream)
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)

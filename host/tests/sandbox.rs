@@ -464,6 +464,143 @@ fn fuel_needs_a_fuel_runtime() {
 }
 
 // ---------------------------------------------------------------------------
+// Blocking WASI calls, in obeyed / violated pairs
+// ---------------------------------------------------------------------------
+
+/// hostile-block blocking the way `mode` says (`sleep`, `poll`, `subscribe`), or
+/// not at all (`none`, `ready`). Every blocking mode asks for 10 s.
+fn block(mode: &str) -> DepartmentConfig {
+    DepartmentConfig::new().with("mode", mode)
+}
+
+/// The reason of a decision whose plugin call trapped on a blocking WASI import.
+fn blocked(import: &str) -> String {
+    format!("plugin `hostile_block` trapped in prioritise: called {import} on a pollable that is not ready: rule plugins may not block")
+}
+
+/// A plugin that does not block answers, through the same WASI world.
+#[test]
+fn blocking_wasi_obeyed() {
+    let runtime = runtime();
+    register(&runtime, "block", artifacts::HOSTILE_BLOCK, block("none"));
+    let decided = runtime.rules("block").prioritise(&batch(2, 0));
+    assert_eq!(decided.source, RuleSource::Plugin { plugin: "hostile_block".into(), generation: 1 });
+    assert_eq!(decided.value, vec![Priority::new(10).because("hostile-block: none answered"); 2]);
+    assert_eq!(runtime.stats("block").unwrap().failures.total(), 0);
+}
+
+/// `std::thread::sleep` (a clock subscription, then `pollable.block`) traps at
+/// once instead of holding the host thread for 10 s.
+#[test]
+fn blocking_wasi_sleep_violated() {
+    let reason = contained_prioritise(artifacts::HOSTILE_BLOCK, block("sleep"), FailureKind::Trap, 0);
+    assert_eq!(reason, blocked("wasi:io/poll.[method]pollable.block"));
+}
+
+/// `wasi:io/poll.poll` on a pollable that is not ready traps at once.
+#[test]
+fn blocking_wasi_poll_violated() {
+    let reason = contained_prioritise(artifacts::HOSTILE_BLOCK, block("poll"), FailureKind::Trap, 0);
+    assert_eq!(reason, blocked("wasi:io/poll.poll"));
+}
+
+/// `subscribe-instant` 10 s ahead, then `block` on it, traps at once.
+#[test]
+fn blocking_wasi_subscribe_violated() {
+    let reason = contained_prioritise(artifacts::HOSTILE_BLOCK, block("subscribe"), FailureKind::Trap, 0);
+    assert_eq!(reason, blocked("wasi:io/poll.[method]pollable.block"));
+}
+
+/// What waits only for something ready now is not refused: blocking on a zero
+/// clock subscription, `poll` with stdout's pollable in the list (only it is
+/// ready), `pollable.ready`, and the streams' `blocking-*` methods on the
+/// captured stdout and the closed stdin.
+#[test]
+fn blocking_wasi_calls_that_need_not_wait_are_answered() {
+    let runtime = runtime();
+    register(&runtime, "block", artifacts::HOSTILE_BLOCK, block("ready"));
+    let decided = runtime.rules("block").prioritise(&batch(6, 0));
+    assert_eq!(decided.source, RuleSource::Plugin { plugin: "hostile_block".into(), generation: 1 });
+    let reasons: Vec<&str> = decided.value.iter().map(|p| p.reason.as_deref().unwrap_or_default()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "block-zero-duration: returned",
+            "poll-stdout: ready [1]",
+            "ready-clock: ready false",
+            "write-and-flush: Ok(())",
+            "read-stdin: closed",
+            "splice-stdin: closed",
+        ]
+    );
+}
+
+/// Each blocked call is a failure the breaker counts: after `failures_to_open`
+/// of them the department stays on the built-in rule without calling the plugin.
+#[test]
+fn blocking_wasi_failures_open_the_breaker() {
+    let runtime = runtime();
+    let breaker = BreakerConfig { failures_to_open: 2, cooldown: Duration::from_secs(3600) };
+    register(&runtime, "block", artifacts::HOSTILE_BLOCK, block("poll").with_breaker(breaker));
+    let rules = runtime.rules("block");
+    for _ in 0..2 {
+        assert_eq!(fallback_reason(&rules.prioritise(&batch(1, 0)).source), blocked("wasi:io/poll.poll"));
+    }
+    let stats = runtime.stats("block").unwrap();
+    assert_eq!(stats.breaker, BreakerState::Open { consecutive_failures: 2 });
+    assert_eq!(stats.failures.trap, 2);
+    let refused = rules.prioritise(&batch(1, 4));
+    assert_eq!(fallback_reason(&refused.source), "plugin `hostile_block`: circuit breaker open after 2 consecutive failures");
+    assert_eq!(refused.value, vec![Priority::new(4)]);
+    assert_eq!(runtime.stats("block").unwrap().calls.prioritise, 2, "the open breaker kept the plugin from being called");
+}
+
+/// Threads deciding for a plugin that tries to sleep do not stop other
+/// departments' plugins answering on other threads, nor the same plugin's
+/// non-blocking sibling: every blocked call falls back, every other one is the
+/// plugin's, and the counts add up.
+#[test]
+fn a_blocking_plugin_does_not_stall_other_departments() {
+    // Small on purpose: every blocked call drops its instance and makes a new
+    // one, and the other tests share the two cores (hostile_memory_bomb must
+    // fill 16 MiB within its 50 ms deadline meanwhile).
+    const THREADS: usize = 2;
+    const ROUNDS: usize = 5;
+    let runtime = runtime();
+    let lenient = BreakerConfig { failures_to_open: 1_000, cooldown: Duration::from_secs(3600) };
+    register(&runtime, "general", artifacts::MATCH_ONLY, DepartmentConfig::new());
+    register(&runtime, "sleepy", artifacts::HOSTILE_BLOCK, block("sleep").with_breaker(lenient));
+    register(&runtime, "awake", artifacts::HOSTILE_BLOCK, block("none"));
+    let sleepers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let rules = runtime.rules("sleepy");
+            std::thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let decided = rules.prioritise(&batch(1, 2));
+                    assert_eq!(decided.value, vec![Priority::new(2)], "built-in answer");
+                    assert_eq!(fallback_reason(&decided.source), blocked("wasi:io/poll.[method]pollable.block"));
+                }
+            })
+        })
+        .collect();
+    let other = neighbour(&runtime, THREADS * ROUNDS);
+    let awake = runtime.rules("awake");
+    for _ in 0..THREADS * ROUNDS {
+        let decided = awake.prioritise(&batch(1, 0));
+        assert_eq!(decided.source, RuleSource::Plugin { plugin: "hostile_block".into(), generation: 1 });
+    }
+    for thread in sleepers {
+        thread.join().expect("every blocked call fell back");
+    }
+    other.join().expect("the neighbouring department decided normally");
+    let total = (THREADS * ROUNDS) as u64;
+    let sleepy = runtime.stats("sleepy").unwrap();
+    assert_eq!((sleepy.calls.prioritise, sleepy.failures.trap, sleepy.failures.total()), (total, total, total));
+    assert_eq!(runtime.stats("awake").unwrap().failures.total(), 0);
+    assert_eq!(runtime.stats("general").unwrap().failures.total(), 0);
+}
+
+// ---------------------------------------------------------------------------
 // Compiled cache, breaker, concurrency, async
 // ---------------------------------------------------------------------------
 
@@ -660,4 +797,34 @@ macro_rules! department_fixtures {
 
 mod department_fixtures {
     switchyard_plugin_artifacts::foreach_department!(department_fixtures);
+}
+
+// ---------------------------------------------------------------------------
+// Every hostile plugin is tested
+// ---------------------------------------------------------------------------
+
+/// Each `hostile-*` plugin names a test above that runs it. `foreach_hostile!`
+/// expands to one `use` per plugin, so a new hostile plugin without an entry
+/// here fails to compile (as wasmtime's test-programs do).
+mod every_hostile_plugin_has_a_test {
+    mod tested_by {
+        pub(super) use super::super::{
+            a_refused_plugin_does_not_replace_the_active_one as hostile_wrong_world,
+            blocking_wasi_sleep_violated as hostile_block, hostile_garbage_answers_are_refused_with_the_broken_rule as hostile_garbage,
+            hostile_huge_output_is_refused_as_too_large as hostile_huge_output, hostile_loop_is_interrupted_at_the_deadline as hostile_loop,
+            hostile_memory_bomb_hits_the_memory_limit as hostile_memory_bomb, hostile_panic_traps_and_its_message_is_reported as hostile_panic,
+            hostile_stack_overflow_traps as hostile_stack_overflow, hostile_wasi_escape_reaches_nothing as hostile_wasi_escape,
+            no_hooks_plugin_is_refused_at_load as hostile_no_hooks, deadline_violated as hostile_slow,
+            unknown_import_is_refused_at_load as hostile_unknown_import, wrong_version_is_refused_at_load as hostile_wrong_version,
+        };
+    }
+
+    macro_rules! has_a_test {
+        ($name:ident) => {
+            #[allow(unused_imports)]
+            use tested_by::$name as _;
+        };
+    }
+
+    switchyard_plugin_artifacts::foreach_hostile!(has_a_test);
 }

@@ -133,6 +133,16 @@ impl Daemon {
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
+    /// A client acting as the admin (plugin upload, agent management).
+    pub fn admin(&self) -> Client {
+        self.client(Some(ADMIN))
+    }
+
+    /// A client acting as an agent (items, queues, desktop).
+    pub fn agent(&self) -> Client {
+        self.client(Some(AGENT))
+    }
+
     /// A client for this daemon.
     pub fn client(&self, token: Option<&str>) -> Client {
         Client {
