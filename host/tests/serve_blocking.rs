@@ -58,7 +58,7 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
     let dir = fresh_dir("serve-blocking");
     let mut daemon = Daemon::start(&dir, Some(&sleeping_billing_config()));
     let admin = daemon.admin();
-    let agent = daemon.agent();
+    let agent = daemon.gateway();
 
     let bytes = std::fs::read(switchyard_plugin_artifacts::HOSTILE_BLOCK).unwrap();
     let (status, uploaded) = admin.post_bytes("/v1/plugins/billing", &bytes);
@@ -70,7 +70,7 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
 
     let clients: Vec<_> = (0..4)
         .map(|c| {
-            let agent = daemon.agent();
+            let agent = daemon.gateway();
             std::thread::spawn(move || {
                 (0..3)
                     .map(|n| {
@@ -112,14 +112,14 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
 
     daemon.kill();
     let daemon = Daemon::start(&dir, None);
-    let agent = daemon.agent();
+    let agent = daemon.gateway();
     assert_eq!(daemon.client(None).get("/readyz").0, 200);
     for id in ids {
         let (status, found) = agent.get(&format!("/v1/items/{id}"));
         assert_eq!(status, 200, "item {id}: {found}");
         assert_eq!(found["status"], "queued", "item {id}: {found}");
     }
-    assert_eq!(agent.get("/v1/plugins").1[0]["current"]["generation"], 1);
+    assert_eq!(daemon.supervisor().get("/v1/plugins").1[0]["current"]["generation"], 1);
     // The restored plugin decides (and falls back) again. Replay re-creates the
     // items through the router, which asks the plugin again (13 calls that each
     // trap at once), so billing's fresh breaker may be open already.

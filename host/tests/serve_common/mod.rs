@@ -138,9 +138,14 @@ impl Daemon {
         self.client(Some(ADMIN))
     }
 
-    /// A client acting as an agent (items, queues, desktop).
-    pub fn agent(&self) -> Client {
-        self.client(Some(AGENT))
+    /// A client acting as the gateway (creates, withdraws and reads items).
+    pub fn gateway(&self) -> Client {
+        self.client(Some(INTEGRATION))
+    }
+
+    /// A client acting as a supervisor (reads everything).
+    pub fn supervisor(&self) -> Client {
+        self.client(Some(SUPERVISOR))
     }
 
     /// A client for this daemon.
