@@ -272,6 +272,19 @@ impl Client {
         }
         reply(r.send(body))
     }
+    /// POST raw bytes; `Err` when the connection fails — as it may when the
+    /// daemon refuses the request without reading its body and closes the
+    /// connection while the client is still sending.
+    pub fn try_post_bytes(&self, path: &str, body: &[u8]) -> Result<Reply, String> {
+        let mut r = self.http.post(self.url(path)).header("content-type", "application/wasm");
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        let mut response = r.send(body).map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
     /// POST without a body.
     pub fn post_empty(&self, path: &str) -> Reply {
         let mut r = self.http.post(self.url(path));
