@@ -10,10 +10,7 @@
 //! types or say which rule of the contract it broke (wrong length, NaN score,
 //! unknown queue or skill, index out of range, too much text).
 
-use switchyard_sdk::{
-    Escalation, EscalationAction, LogLevel, MatchResult, NameKind, Priority,
-    QueueId, SkillId,
-};
+use switchyard_sdk::{Escalation, EscalationAction, LogLevel, MatchResult, NameKind, Priority, QueueId, SkillId};
 
 /// The generated bindings of the `switchyard:routing/rules` world. Hosts look each
 /// hook up on its own (a plugin exports any non-empty subset), so only the per-
@@ -47,6 +44,16 @@ pub mod hook {
     /// `match-agents`.
     pub const MATCH: &str = "match-agents";
 }
+
+/// Bytes of one text of an answer (a priority reason, an alert message). Text
+/// goes to desktops, alerts and case histories that live on in the host: 4 KiB
+/// is a paragraph, and a 1 MiB "alert" is refused rather than kept.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 10;
+
+/// Longest `recheck-in-ms` an answer may carry: the router's
+/// [`MAX_DURATION_MS`](crate::router::MAX_DURATION_MS) (one year). Longer is
+/// nonsense and refused; the router also shortens rechecks to its own cap.
+pub const MAX_RECHECK_MS: u64 = crate::router::MAX_DURATION_MS;
 
 /// How much a plugin may say in one answer, beyond what the item count fixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +120,9 @@ struct TextBudget {
 
 impl TextBudget {
     fn spend(&mut self, bytes: usize) -> Result<(), AnswerError> {
+        if bytes > MAX_MESSAGE_BYTES {
+            return Err(AnswerError::TooLarge(format!("a text of {bytes} bytes (at most {MAX_MESSAGE_BYTES})")));
+        }
         self.used = self.used.saturating_add(bytes);
         if self.used > self.cap {
             return Err(AnswerError::TooLarge(format!("answer text exceeds {} bytes", self.cap)));
@@ -180,7 +190,9 @@ pub fn check_escalations(
                         wit::EscalationAction::RelaxLevels(n) => EscalationAction::RelaxLevels(n),
                         wit::EscalationAction::DropSkill(s) => {
                             if s >= known.skills {
-                                return Err(AnswerError::Invalid(format!("item {i}: drop-skill of unknown skill id {s}")));
+                                return Err(AnswerError::Invalid(format!(
+                                    "item {i}: drop-skill of unknown skill id {s}"
+                                )));
                             }
                             EscalationAction::DropSkill(SkillId(s))
                         }
@@ -197,6 +209,11 @@ pub fn check_escalations(
                     })
                 })
                 .collect::<Result<Vec<_>, AnswerError>>()?;
+            if let Some(ms) = e.recheck_in_ms
+                && ms > MAX_RECHECK_MS
+            {
+                return Err(AnswerError::Invalid(format!("item {i}: recheck in {ms} ms (at most {MAX_RECHECK_MS})")));
+            }
             Ok(Escalation { actions, recheck_in_ms: e.recheck_in_ms })
         })
         .collect()
@@ -216,7 +233,10 @@ pub fn check_match(answer: wit::MatchResult, candidates: usize) -> Result<MatchR
         }
         wit::MatchResult::Ranked(order) => {
             if order.len() > candidates {
-                return Err(AnswerError::Invalid(format!("{} ranked indices for {candidates} candidates", order.len())));
+                return Err(AnswerError::Invalid(format!(
+                    "{} ranked indices for {candidates} candidates",
+                    order.len()
+                )));
             }
             let mut seen = vec![false; candidates];
             for &index in &order {
@@ -281,6 +301,29 @@ mod tests {
             check_escalations(vec![e(wit::EscalationAction::RelaxLevels(2))], 1, KNOWN, CAPS),
             Ok(vec![Escalation::none().then(EscalationAction::RelaxLevels(2))])
         );
+    }
+
+    #[test]
+    fn escalations_refuse_huge_alerts_and_rechecks() {
+        let caps = AnswerCaps { text_bytes: 1 << 20, actions_per_item: 4 };
+        let alert = |n: usize| wit::Escalation {
+            actions: vec![wit::EscalationAction::Alert("x".repeat(n))],
+            recheck_in_ms: Some(1),
+        };
+        assert!(check_escalations(vec![alert(MAX_MESSAGE_BYTES)], 1, KNOWN, caps).is_ok());
+        assert_eq!(
+            check_escalations(vec![alert(1 << 20)], 1, KNOWN, caps),
+            Err(AnswerError::TooLarge(format!("a text of {} bytes (at most {MAX_MESSAGE_BYTES})", 1 << 20)))
+        );
+        let recheck = |ms| wit::Escalation { actions: vec![], recheck_in_ms: Some(ms) };
+        assert!(check_escalations(vec![recheck(MAX_RECHECK_MS)], 1, KNOWN, caps).is_ok());
+        assert!(matches!(
+            check_escalations(vec![recheck(u64::MAX)], 1, KNOWN, caps),
+            Err(AnswerError::Invalid(m)) if m.contains("recheck")
+        ));
+        let reason = Some("r".repeat(MAX_MESSAGE_BYTES + 1));
+        let long = Priority { priority: 1, queue: None, reason };
+        assert!(matches!(check_priorities(vec![long], 1, KNOWN, caps), Err(AnswerError::TooLarge(_))));
     }
 
     #[test]

@@ -16,10 +16,15 @@
 //! - **FCR** = (items completed as resolved − repeat contacts within the window
 //!   that followed them) ÷ items completed;
 //! - items are bucketed into intervals by creation time, counted from the
-//!   interval boundary at or before the router's start ([`Metrics::origin_ms`]),
+//!   interval boundary at or before the first event the statistics see
+//!   ([`Metrics::origin_ms`]; a fixed [`MetricsConfig::origin_ms`] overrides it),
 //!   so a host on the wall clock keeps one entry per interval it has lived
-//!   through, not one per interval since 1970; only items created at or after
-//!   `measure_from_ms` (the warm-up's end) count.
+//!   through, not one per interval since 1970 — even when its router was built
+//!   on a clock that only later jumped to wall time; only items created at or
+//!   after `measure_from_ms` (the warm-up's end) count;
+//! - per-interval figures are kept for the last [`MetricsConfig::keep_intervals`]
+//!   intervals (older ones are dropped in amortised O(1)); totals are cumulative
+//!   over the whole life and never dropped.
 
 use serde::Serialize;
 
@@ -36,11 +41,103 @@ pub struct MetricsConfig {
     pub wait_bin_ms: u64,
     /// Number of bins (the last one also holds longer waits).
     pub wait_bins: usize,
+    /// How many of the most recent intervals keep per-interval figures (per
+    /// queue and per agent); `None` keeps every interval. Default 96: two days
+    /// of 30-minute intervals — enough for "today against yesterday" on a
+    /// wallboard, while a daemon up for months holds a fixed ~100 entries per
+    /// queue and agent. The simulator keeps all (its reports show every
+    /// interval of a run).
+    pub keep_intervals: Option<usize>,
+    /// Start of interval 0, fixed. `None` (the default): the interval boundary at
+    /// or before the first event observed, so a router whose clock starts at 0
+    /// and is then set to wall time numbers intervals from its first real
+    /// event. The simulator fixes it at 0 (its reports number intervals from
+    /// the start of the run).
+    pub origin_ms: Option<u64>,
+    /// How many end-to-end case durations [`CaseFigures`] keeps (the most recent
+    /// ones, for means and percentiles; counts stay cumulative); `None` keeps
+    /// all. Default 10,000: a stable p90 while bounded (80 KB) over months.
+    pub keep_case_durations: Option<usize>,
+}
+
+impl MetricsConfig {
+    /// The settings for a bounded run (the simulator's): every interval and
+    /// every case duration kept, intervals numbered from `0`.
+    pub fn unbounded(self) -> Self {
+        MetricsConfig { keep_intervals: None, origin_ms: Some(0), keep_case_durations: None, ..self }
+    }
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { measure_from_ms: 0, interval_ms: 30 * 60_000, wait_bin_ms: 5_000, wait_bins: 120 }
+        MetricsConfig {
+            measure_from_ms: 0,
+            interval_ms: 30 * 60_000,
+            wait_bin_ms: 5_000,
+            wait_bins: 120,
+            keep_intervals: Some(96),
+            origin_ms: None,
+            keep_case_durations: Some(10_000),
+        }
+    }
+}
+
+/// Per-interval values of one queue or agent, for a sliding window of
+/// intervals. `data[skip..]` are live and `data[0]` is interval `base`; the dead
+/// prefix is drained once it is as long as the live part, so dropping old
+/// intervals costs amortised O(1) and the memory stays under twice the window.
+#[derive(Debug, Clone)]
+struct Series<T> {
+    base: u64,
+    skip: usize,
+    data: Vec<T>,
+}
+
+impl<T> Default for Series<T> {
+    fn default() -> Self {
+        Series { base: 0, skip: 0, data: Vec::new() }
+    }
+}
+
+impl<T: Default + Clone> Series<T> {
+    /// Drop intervals before `first` (the window's oldest interval).
+    fn trim(&mut self, first: u64) {
+        if self.base + self.skip as u64 >= first {
+            return;
+        }
+        let dead = first - self.base;
+        if dead >= self.data.len() as u64 {
+            self.data.clear();
+            self.base = first;
+            self.skip = 0;
+            return;
+        }
+        self.skip = dead as usize;
+        if self.skip * 2 >= self.data.len() {
+            self.data.drain(..self.skip);
+            self.base = first;
+            self.skip = 0;
+        }
+    }
+
+    /// The entry of interval `index`, created if needed; `None` when it is older
+    /// than the window starting at `first`.
+    fn slot(&mut self, index: u64, first: u64) -> Option<&mut T> {
+        if index < first {
+            return None;
+        }
+        self.trim(first);
+        let position = usize::try_from(index - self.base).ok()?;
+        if self.data.len() <= position {
+            self.data.resize(position + 1, T::default());
+        }
+        self.data.get_mut(position)
+    }
+
+    /// Entries from interval `first` on (`base <= first` always holds).
+    fn view(&self, first: u64) -> &[T] {
+        let start = usize::try_from(first.saturating_sub(self.base)).unwrap_or(usize::MAX).max(self.skip);
+        self.data.get(start..).unwrap_or(&[])
     }
 }
 
@@ -160,7 +257,7 @@ struct AgentTrack {
     activity: Activity,
     since_ms: u64,
     total: AgentTimes,
-    intervals: Vec<AgentTimes>,
+    intervals: Series<AgentTimes>,
 }
 
 /// End-to-end case figures.
@@ -170,9 +267,11 @@ pub struct CaseFigures {
     pub closed: u64,
     /// Of those, cases that crossed more than one department.
     pub cross_department: u64,
-    /// End-to-end durations (open to close), ms, in closing order.
+    /// End-to-end durations (open to close), ms, in closing order: all of them,
+    /// or with [`MetricsConfig::keep_case_durations`] = n at least the last n
+    /// (at most 2n).
     pub durations_ms: Vec<u64>,
-    /// Cross-department durations only, ms.
+    /// Cross-department durations only, ms (kept like `durations_ms`).
     pub cross_department_durations_ms: Vec<u64>,
     /// Hand-offs between departments.
     pub handoffs: u64,
@@ -183,11 +282,16 @@ pub struct CaseFigures {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     config: MetricsConfig,
-    /// Start of interval 0: the interval boundary at or before the start.
-    origin_ms: u64,
+    /// Start of interval 0: the interval boundary at or before the first event
+    /// (or the configured origin); `None` until then.
+    origin_ms: Option<u64>,
+    /// The boundary at or before construction, reported until an event fixes the origin.
+    start_ms: u64,
+    /// The latest interval any event or flush reached (the window's end).
+    latest: u64,
     queues: Vec<QueueMeta>,
     totals: Vec<QueueCounters>,
-    intervals: Vec<Vec<QueueCounters>>,
+    intervals: Vec<Series<QueueCounters>>,
     wait_histograms: Vec<Vec<u64>>,
     agents: Vec<AgentTrack>,
     cases: CaseFigures,
@@ -197,12 +301,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Empty statistics for a router started at `start_ms`; intervals are
-    /// counted from the interval boundary at or before it.
+    /// Empty statistics for a router started at `start_ms`. Intervals are
+    /// counted from the interval boundary at or before the first event observed
+    /// (or [`MetricsConfig::origin_ms`]); `start_ms` is only what
+    /// [`Metrics::origin_ms`] says before any event.
     pub fn new(config: MetricsConfig, start_ms: u64) -> Self {
         let interval_ms = config.interval_ms.max(1);
         Metrics {
-            origin_ms: start_ms - start_ms % interval_ms,
+            origin_ms: config.origin_ms.map(|o| o - o % interval_ms),
+            start_ms: start_ms - start_ms % interval_ms,
+            latest: 0,
             config,
             queues: Vec::new(),
             totals: Vec::new(),
@@ -230,7 +338,7 @@ impl Metrics {
             short_abandon_ms: spec.short_abandon_ms,
         });
         self.totals.push(QueueCounters::default());
-        self.intervals.push(Vec::new());
+        self.intervals.push(Series::default());
         self.wait_histograms.push(vec![0; self.config.wait_bins.max(1)]);
     }
 
@@ -241,7 +349,7 @@ impl Metrics {
             activity: Activity::Offline,
             since_ms: now_ms,
             total: AgentTimes::default(),
-            intervals: Vec::new(),
+            intervals: Series::default(),
         });
     }
 
@@ -249,38 +357,71 @@ impl Metrics {
         created_ms >= self.config.measure_from_ms
     }
 
-    /// Start of interval 0 (ms on the router's clock).
+    /// Start of interval 0 (ms on the router's clock): the interval boundary at
+    /// or before the first event observed (before any event: at or before the
+    /// construction time).
     pub fn origin_ms(&self) -> u64 {
-        self.origin_ms
+        self.origin_ms.unwrap_or(self.start_ms)
     }
 
     /// Start of interval `index` (ms on the router's clock).
     pub fn interval_start_ms(&self, index: usize) -> u64 {
-        self.origin_ms + index as u64 * self.config.interval_ms.max(1)
+        self.origin_ms().saturating_add((index as u64).saturating_mul(self.config.interval_ms.max(1)))
     }
 
-    fn interval_of(&self, ms: u64) -> usize {
-        (ms.saturating_sub(self.origin_ms) / self.config.interval_ms.max(1)) as usize
+    /// The oldest interval that still has per-interval figures: element `k` of
+    /// [`Metrics::queue_intervals`] and [`Metrics::agent_intervals`] is interval
+    /// `first_interval() + k`. Always 0 when every interval is kept.
+    pub fn first_interval(&self) -> usize {
+        self.window_first() as usize
     }
 
-    fn bucket(&mut self, queue: usize, created_ms: u64) -> Option<(&mut QueueCounters, &mut QueueCounters)> {
+    /// Number of per-interval entries held across all queues and agents (dead
+    /// entries awaiting their amortised drain included): what the interval
+    /// statistics cost in memory, for a gauge or a test.
+    pub fn interval_entries(&self) -> usize {
+        self.intervals.iter().map(|s| s.data.len()).sum::<usize>()
+            + self.agents.iter().map(|a| a.intervals.data.len()).sum::<usize>()
+    }
+
+    fn window_first(&self) -> u64 {
+        match self.config.keep_intervals {
+            Some(keep) => (self.latest + 1).saturating_sub(keep.max(1) as u64),
+            None => 0,
+        }
+    }
+
+    fn interval_of(&self, ms: u64) -> u64 {
+        ms.saturating_sub(self.origin_ms()) / self.config.interval_ms.max(1)
+    }
+
+    /// Fix the origin at the first event and move the window's end to `at_ms`.
+    fn see(&mut self, at_ms: u64) {
+        if self.origin_ms.is_none() {
+            let interval_ms = self.config.interval_ms.max(1);
+            self.origin_ms = Some(at_ms - at_ms % interval_ms);
+        }
+        self.latest = self.latest.max(self.interval_of(at_ms));
+    }
+
+    fn bucket(&mut self, queue: usize, created_ms: u64) -> Option<(&mut QueueCounters, Option<&mut QueueCounters>)> {
         if queue >= self.totals.len() || !self.measured(created_ms) {
             return None;
         }
         let interval = self.interval_of(created_ms);
-        let intervals = &mut self.intervals[queue];
-        if intervals.len() <= interval {
-            intervals.resize(interval + 1, QueueCounters::default());
-        }
-        Some((&mut self.totals[queue], &mut intervals[interval]))
+        let first = self.window_first();
+        Some((&mut self.totals[queue], self.intervals[queue].slot(interval, first)))
     }
 
     /// Count one event.
     pub fn observe(&mut self, event: &Event) {
+        self.see(event.at_ms());
         match event {
             Event::Accepted { at_ms, queue, created_ms, first: true, .. } => {
                 let wait = at_ms.saturating_sub(*created_ms);
-                let Some(meta) = self.queues.get(*queue) else { return };
+                let Some(meta) = self.queues.get(*queue) else {
+                    return;
+                };
                 let within = wait <= meta.service_level_ms;
                 let (bin_ms, bins) = (self.config.wait_bin_ms.max(1), self.config.wait_bins.max(1));
                 if self.measured(*created_ms) {
@@ -288,7 +429,7 @@ impl Metrics {
                     self.wait_histograms[*queue][bin] += 1;
                 }
                 if let Some((total, interval)) = self.bucket(*queue, *created_ms) {
-                    for c in [total, interval] {
+                    for c in std::iter::once(total).chain(interval) {
                         c.offered += 1;
                         c.answered += 1;
                         c.answered_within_sl += within as u64;
@@ -299,10 +440,12 @@ impl Metrics {
             }
             Event::Abandoned { at_ms, queue, created_ms, .. } => {
                 let wait = at_ms.saturating_sub(*created_ms);
-                let Some(meta) = self.queues.get(*queue) else { return };
+                let Some(meta) = self.queues.get(*queue) else {
+                    return;
+                };
                 let short = wait < meta.short_abandon_ms;
                 if let Some((total, interval)) = self.bucket(*queue, *created_ms) {
-                    for c in [total, interval] {
+                    for c in std::iter::once(total).chain(interval) {
                         c.offered += 1;
                         c.abandoned += 1;
                         c.short_abandoned += short as u64;
@@ -312,7 +455,7 @@ impl Metrics {
             }
             Event::Completed { at_ms, queue, created_ms, handle_ms, due_ms, resolved, .. } => {
                 if let Some((total, interval)) = self.bucket(*queue, *created_ms) {
-                    for c in [total, interval] {
+                    for c in std::iter::once(total).chain(interval) {
                         c.completed += 1;
                         c.handle_ms += handle_ms;
                         c.resolved += *resolved as u64;
@@ -326,17 +469,20 @@ impl Metrics {
             Event::Repeat { at_ms, previous_queue, .. } => {
                 if let Some((total, interval)) = self.bucket(*previous_queue, *at_ms) {
                     total.repeats += 1;
-                    interval.repeats += 1;
+                    if let Some(interval) = interval {
+                        interval.repeats += 1;
+                    }
                 }
             }
             Event::CaseClosed { at_ms, opened_ms, departments, .. } => {
                 if self.measured(*opened_ms) {
                     let duration = at_ms.saturating_sub(*opened_ms);
+                    let keep = self.config.keep_case_durations;
                     self.cases.closed += 1;
-                    self.cases.durations_ms.push(duration);
+                    push_bounded(&mut self.cases.durations_ms, duration, keep);
                     if departments.len() > 1 {
                         self.cases.cross_department += 1;
-                        self.cases.cross_department_durations_ms.push(duration);
+                        push_bounded(&mut self.cases.cross_department_durations_ms, duration, keep);
                     }
                 }
             }
@@ -357,27 +503,34 @@ impl Metrics {
 
     /// Add agent `index`'s time from its last change up to `now_ms` to its
     /// current activity, split at interval boundaries, warm-up left out.
+    /// Time before the window goes to the totals in one step, so a long stretch
+    /// costs at most one iteration per kept interval.
     fn account(&mut self, index: usize, now_ms: u64) {
         let interval_ms = self.config.interval_ms.max(1);
-        let origin = self.origin_ms;
+        let Some(origin) = self.origin_ms else {
+            // No event yet: every agent is still logged out, nothing to count.
+            return;
+        };
+        let first = self.window_first();
+        let window_start = origin.saturating_add(first.saturating_mul(interval_ms));
         let from_limit = self.config.measure_from_ms.max(origin);
-        let Some(track) = self.agents.get_mut(index) else { return };
+        let Some(track) = self.agents.get_mut(index) else {
+            return;
+        };
         let mut from = track.since_ms.max(from_limit);
         track.since_ms = now_ms;
+        if from < window_start.min(now_ms) {
+            let end = window_start.min(now_ms);
+            add_time(&mut track.total, track.activity, end - from);
+            from = end;
+        }
         while from < now_ms {
-            let interval = ((from - origin) / interval_ms) as usize;
-            let end = (origin + (interval as u64 + 1) * interval_ms).min(now_ms);
+            let interval = (from - origin) / interval_ms;
+            let end = origin.saturating_add((interval + 1).saturating_mul(interval_ms)).min(now_ms);
             let span = end - from;
-            if track.intervals.len() <= interval {
-                track.intervals.resize(interval + 1, AgentTimes::default());
-            }
-            for times in [&mut track.total, &mut track.intervals[interval]] {
-                match track.activity {
-                    Activity::Busy => times.busy_ms += span,
-                    Activity::Idle => times.idle_ms += span,
-                    Activity::Away => times.away_ms += span,
-                    Activity::Offline => {}
-                }
+            add_time(&mut track.total, track.activity, span);
+            if let Some(times) = track.intervals.slot(interval, first) {
+                add_time(times, track.activity, span);
             }
             from = end;
         }
@@ -386,6 +539,9 @@ impl Metrics {
     /// Account every agent's time up to `now_ms` (call before reading agent times
     /// at the end of a run).
     pub fn flush(&mut self, now_ms: u64) {
+        if self.origin_ms.is_some() {
+            self.see(now_ms);
+        }
         for index in 0..self.agents.len() {
             self.account(index, now_ms);
         }
@@ -411,10 +567,13 @@ impl Metrics {
         self.totals.get(queue)
     }
 
-    /// Per-interval counters of queue `queue` (index = interval number from
-    /// [`Metrics::origin_ms`]).
+    /// Per-interval counters of queue `queue`: element `k` is interval
+    /// [`Metrics::first_interval`]` + k` from [`Metrics::origin_ms`] (with every
+    /// interval kept, element `k` is interval `k`). Ends at the latest interval
+    /// the queue saw an item of.
     pub fn queue_intervals(&self, queue: usize) -> &[QueueCounters] {
-        self.intervals.get(queue).map(Vec::as_slice).unwrap_or(&[])
+        let first = self.window_first();
+        self.intervals.get(queue).map(|s| s.view(first)).unwrap_or(&[])
     }
 
     /// Wait-time histogram of answered items of queue `queue`.
@@ -438,9 +597,11 @@ impl Metrics {
         self.agents.get(agent.0.saturating_sub(1) as usize).map(|t| t.total)
     }
 
-    /// Per-interval times of agent `agent`.
+    /// Per-interval times of agent `agent`, numbered like
+    /// [`Metrics::queue_intervals`].
     pub fn agent_intervals(&self, agent: AgentId) -> &[AgentTimes] {
-        self.agents.get(agent.0.saturating_sub(1) as usize).map(|t| t.intervals.as_slice()).unwrap_or(&[])
+        let first = self.window_first();
+        self.agents.get(agent.0.saturating_sub(1) as usize).map(|t| t.intervals.view(first)).unwrap_or(&[])
     }
 
     /// The group of agent `agent`.
@@ -471,5 +632,26 @@ impl Metrics {
     /// Escalation steps taken.
     pub fn escalations(&self) -> u64 {
         self.escalations
+    }
+}
+
+fn add_time(times: &mut AgentTimes, activity: Activity, span: u64) {
+    match activity {
+        Activity::Busy => times.busy_ms += span,
+        Activity::Idle => times.idle_ms += span,
+        Activity::Away => times.away_ms += span,
+        Activity::Offline => {}
+    }
+}
+
+/// Push `value`, and once more than `2 * keep` values are held drop the oldest
+/// down to `keep` (amortised O(1) per push).
+fn push_bounded(values: &mut Vec<u64>, value: u64, keep: Option<usize>) {
+    values.push(value);
+    if let Some(keep) = keep
+        && values.len() > keep.max(1).saturating_mul(2)
+    {
+        let excess = values.len() - keep.max(1);
+        values.drain(..excess);
     }
 }

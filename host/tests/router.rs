@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use switchyard_host::clock::{Clock, VirtualClock};
+use switchyard_host::error::Error;
 use switchyard_host::router::*;
 use switchyard_host::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
 use switchyard_sdk::{
@@ -18,7 +19,11 @@ fn setup() -> (Router, VirtualClock, SharedCatalog) {
     let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
     let router = Router::new(
         vec![DepartmentSpec::new("billing"), DepartmentSpec::new("claims")],
-        vec![QueueSpec::new("billing", "billing"), QueueSpec::new("vip", "billing"), QueueSpec::new("claims", "claims")],
+        vec![
+            QueueSpec::new("billing", "billing"),
+            QueueSpec::new("vip", "billing"),
+            QueueSpec::new("claims", "claims"),
+        ],
         Arc::new(clock.clone()),
         catalog.clone(),
         RouterOptions::default(),
@@ -386,9 +391,7 @@ fn handoffs_keep_the_case_history() {
     });
     router.accept_offer(call).unwrap();
     clock.set(120_000);
-    let to_claims = HandOff {
-        item: NewWorkItem { due_in_ms: Some(86_400_000), ..item("claims", Channel::Case) },
-    };
+    let to_claims = HandOff { item: NewWorkItem { due_in_ms: Some(86_400_000), ..item("claims", Channel::Case) } };
     let work = router.complete(call, Completion { resolved: false, handoff: Some(to_claims) }).unwrap().unwrap();
     router.accept_offer(work).unwrap();
     clock.set(1_000_000);
@@ -536,4 +539,503 @@ fn intervals_count_from_the_routers_start_not_from_1970() {
     assert_eq!(intervals[0].answered, 1, "the first item was created in the first interval");
     assert!(metrics.agent_intervals(a).len() <= 4);
     assert!(metrics.interval_start_ms(intervals.len() - 1) <= clock.now_ms());
+}
+
+// ----- bounded memory (issue #13 item 3) ------------------------------------------------
+
+/// The daemon's situation: the router is built on a clock at 0 that is then set
+/// to wall time. Intervals count from the first event, so a few hours at a 2026
+/// date keep a handful of entries, not one per half hour since 1970 (~980,000).
+#[test]
+fn a_router_started_at_zero_on_wall_time_keeps_a_handful_of_intervals() {
+    let (mut router, clock, _) = setup();
+    let ann = agent(&mut router, "ann", &[("billing", 5)]);
+    let bob = agent(&mut router, "bob", &[("claims", 5)]);
+    let wall = 1_780_000_000_000; // June 2026
+    clock.set(wall);
+    router.set_agent_state(ann, Presence::Available).unwrap();
+    router.set_agent_state(bob, Presence::Away).unwrap();
+    for _ in 0..6 {
+        let id = router.create_item(item("billing", Channel::Voice));
+        clock.advance(30_000);
+        router.accept_offer(id).unwrap();
+        clock.advance(30 * 60_000);
+        router.complete(id, Completion::default()).unwrap();
+    }
+    router.metrics_mut().flush(clock.now_ms());
+    let metrics = router.metrics();
+    let half_hour = 30 * 60_000;
+    assert_eq!(metrics.origin_ms(), wall - wall % half_hour);
+    assert!(metrics.interval_entries() <= 3 * 8 + 2 * 8, "{} interval entries", metrics.interval_entries());
+    assert!(metrics.agent_intervals(ann).len() <= 8, "{}", metrics.agent_intervals(ann).len());
+    assert!(metrics.agent_intervals(bob).len() <= 8);
+    assert!(metrics.queue_intervals(0).len() <= 8);
+    assert_eq!(metrics.queue_intervals(0).iter().map(|c| c.answered).sum::<u64>(), 6);
+    assert_eq!(metrics.queue_totals(0).unwrap().answered, 6);
+    let times = metrics.agent_times(ann).unwrap();
+    assert_eq!(times.busy_ms, 6 * 30 * 60_000, "busy time counted only since the first event");
+}
+
+/// Per-interval figures keep a sliding window of `keep_intervals`; totals keep
+/// counting everything.
+#[test]
+fn interval_retention_keeps_the_window_and_cumulative_totals() {
+    let clock = VirtualClock::new(0);
+    let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
+    let metrics =
+        switchyard_host::metrics::MetricsConfig { interval_ms: 1_000, keep_intervals: Some(4), ..Default::default() };
+    let mut router = Router::new(
+        vec![DepartmentSpec::new("billing")],
+        vec![QueueSpec::new("billing", "billing")],
+        Arc::new(clock.clone()),
+        catalog,
+        RouterOptions { metrics, ..Default::default() },
+    )
+    .unwrap();
+    let a = agent(&mut router, "ann", &[("billing", 5)]);
+    router.set_agent_state(a, Presence::Available).unwrap();
+    for _ in 0..100 {
+        let id = router.create_item(item("billing", Channel::Voice));
+        router.accept_offer(id).unwrap();
+        clock.advance(1_000);
+        router.complete(id, Completion::default()).unwrap();
+    }
+    let metrics = router.metrics();
+    assert_eq!(metrics.queue_totals(0).unwrap().answered, 100);
+    // The window is intervals 97-100; nothing was created in 100 (the last
+    // completion is what reached it).
+    assert_eq!(metrics.first_interval(), 97);
+    assert_eq!(metrics.queue_intervals(0).len(), 3);
+    assert!(metrics.queue_intervals(0).iter().all(|c| c.answered == 1));
+    assert!(metrics.agent_intervals(a).len() <= 4);
+    assert!(metrics.interval_entries() <= 2 * (2 * 4 + 1), "{}", metrics.interval_entries());
+    assert_eq!(metrics.agent_times(a).unwrap().busy_ms, 100_000);
+}
+
+/// A router with one department `billing`, a rule escalating with `escalate`,
+/// and the given options.
+fn escalating_router(
+    options: RouterOptions,
+    escalate: fn(&switchyard_sdk::Item<'_>) -> Escalation,
+) -> (Router, VirtualClock) {
+    let clock = VirtualClock::new(0);
+    let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
+    let mut router = Router::new(
+        vec![DepartmentSpec::new("billing")],
+        vec![QueueSpec::new("billing", "billing")],
+        Arc::new(clock.clone()),
+        catalog,
+        options,
+    )
+    .unwrap();
+    router.set_rules("billing", Arc::new(Escalating(escalate))).unwrap();
+    (router, clock)
+}
+
+/// `recheck_in_ms(1)` is floored to the tick, a recheck of `u64::MAX` is capped
+/// (no overflow), and an item is rechecked at most `rechecks_per_item` times.
+#[test]
+fn escalation_rechecks_have_a_floor_a_cap_and_a_count() {
+    let limits = Limits { rechecks_per_item: 5, ..Limits::default() };
+    let (mut router, clock) =
+        escalating_router(RouterOptions { limits, ..Default::default() }, |_| Escalation::none().recheck_in_ms(1));
+    router.create_item(item("billing", Channel::Voice));
+    assert_eq!(router.next_deadline(), Some(100), "floored to the 100 ms tick");
+    for _ in 0..20 {
+        clock.advance(100);
+        router.on_tick();
+    }
+    assert_eq!(router.next_deadline(), None, "no sixth recheck");
+    assert_eq!(router.retention_stats().rechecks_refused, 1);
+
+    let (mut router, _) = escalating_router(RouterOptions::default(), |_| Escalation::none().recheck_in_ms(u64::MAX));
+    router.create_item(item("billing", Channel::Voice));
+    assert_eq!(router.next_deadline(), Some(Limits::default().max_recheck_ms));
+}
+
+/// A 1 MB alert every tick: messages are cut to 4 KiB, only the last N alerts
+/// are kept, each with an id that can be acknowledged.
+#[test]
+fn alerts_are_cut_capped_and_acknowledged() {
+    let retention = Retention { alerts: 3, ..Retention::default() };
+    let (mut router, clock) = escalating_router(RouterOptions { retention, ..Default::default() }, |_| {
+        Escalation::none().then(EscalationAction::Alert("é".repeat(500_000))).recheck_in_ms(1)
+    });
+    let id = router.create_item(item("billing", Channel::Voice));
+    for _ in 0..10 {
+        clock.advance(100);
+        router.on_tick();
+    }
+    let alerts = router.alerts();
+    assert_eq!(alerts.len(), 3);
+    assert_eq!(alerts.iter().map(|a| a.id).collect::<Vec<_>>(), vec![9, 10, 11]);
+    assert!(alerts.iter().all(|a| a.message.len() <= 4096 && a.message.len() >= 4094 && a.item == id));
+    assert_eq!(router.retention_stats().alerts_dropped, 8);
+    clock.advance(5);
+    let acked = router.acknowledge_alert(10, "sue").unwrap().clone();
+    assert_eq!(acked.acknowledged, Some(Acknowledgement { by: "sue".into(), at_ms: clock.now_ms() }));
+    router.acknowledge_alert(10, "tom").unwrap();
+    assert_eq!(router.alerts()[1].acknowledged.as_ref().unwrap().by, "sue", "the first ack stands");
+    assert!(router.alerts()[0].acknowledged.is_none());
+    assert!(matches!(router.acknowledge_alert(1, "sue"), Err(Error::Unknown { kind: "alert", .. })));
+    assert!(matches!(router.acknowledge_alert(99, "sue"), Err(Error::Unknown { .. })));
+    let notes = router.item_view(id).unwrap().explanation;
+    assert!(notes.escalations.len() <= Retention::default().notes_per_item);
+}
+
+/// Escalation notes per item are capped; a counter keeps how many were dropped.
+#[test]
+fn escalation_notes_per_item_are_capped() {
+    let retention = Retention { notes_per_item: 4, ..Retention::default() };
+    let (mut router, clock) = escalating_router(RouterOptions { retention, ..Default::default() }, |_| {
+        Escalation::none().then(EscalationAction::RaiseBy(1)).recheck_in_ms(100)
+    });
+    let id = router.create_item(item("billing", Channel::Voice));
+    for _ in 0..9 {
+        clock.advance(100);
+        router.on_tick();
+    }
+    let explanation = router.item_view(id).unwrap().explanation;
+    assert_eq!(explanation.escalations.len(), 4);
+    assert_eq!(explanation.escalations_dropped, 6);
+    assert_eq!(explanation.escalations.last().unwrap().at_ms, 900);
+    assert_eq!(explanation.priority, 10);
+    assert_eq!(router.retention_stats().notes_dropped, 6);
+}
+
+/// A closed case is forgotten a window after it closed; a customer's repeat
+/// record once past every FCR window — but never while their item is open.
+#[test]
+fn closed_cases_and_customers_are_forgotten_after_their_windows() {
+    let (mut router, clock, _) = setup();
+    let ann = agent(&mut router, "ann", &[("billing", 5)]);
+    router.set_agent_state(ann, Presence::Available).unwrap();
+    let day = 24 * 3_600_000;
+    let new = |customer: &str| NewWorkItem {
+        customer: Some(customer.into()),
+        case: Some(format!("case-{customer}")),
+        ..item("billing", Channel::Voice)
+    };
+    let done = router.create_item(new("c1"));
+    router.accept_offer(done).unwrap();
+    router.complete(done, Completion::default()).unwrap();
+    let open = router.create_item(new("c2")); // offered, never answered (ann holds it)
+    assert_eq!(router.item_status(open), Some(ItemStatus::Offered));
+    router.set_agent_state(ann, Presence::Away).unwrap();
+    let counts = router.record_counts();
+    assert_eq!((counts.customers, counts.cases), (2, 2));
+
+    clock.set(day + 1);
+    router.on_tick();
+    let counts = router.record_counts();
+    assert_eq!(counts.customers, 1, "c1 is past the 24 h FCR window; c2's item is open");
+    assert!(router.case("case-c1").is_some(), "closed cases stay 7 days");
+
+    clock.set(7 * day + 2);
+    router.on_tick();
+    assert!(router.case("case-c1").is_none());
+    assert!(router.case("case-c2").is_some(), "an open case stays");
+    assert_eq!(router.retention_stats().cases_forgotten, 1);
+    assert_eq!(router.retention_stats().customers_forgotten, 1);
+
+    assert_eq!(router.record_counts().customers, 1, "c2's item is still open");
+    // Once c2's item is gone, c2 goes a window later.
+    router.withdraw(open).unwrap();
+    clock.advance(day + 1);
+    router.on_tick();
+    assert_eq!(router.record_counts().customers, 0);
+    assert_eq!(router.retention_stats().customers_forgotten, 2);
+}
+
+/// The exception queue keeps the last N entries; older ones go with their items.
+#[test]
+fn the_exception_queue_is_capped() {
+    let clock = VirtualClock::new(0);
+    let options =
+        RouterOptions { retention: Retention { exceptions: 3, ..Retention::default() }, ..Default::default() };
+    let mut router = Router::new(
+        vec![DepartmentSpec::new("billing")],
+        vec![QueueSpec::new("billing", "billing")],
+        Arc::new(clock.clone()),
+        Arc::new(RwLock::new(Catalog::default())),
+        options,
+    )
+    .unwrap();
+    let ids: Vec<ItemId> = (0..10).map(|_| router.create_item(item("nowhere", Channel::Voice))).collect();
+    assert_eq!(router.exceptions().iter().map(|e| e.item).collect::<Vec<_>>(), ids[7..]);
+    assert_eq!(router.open_items(), 3);
+    assert_eq!(router.retention_stats().exceptions_dropped, 7);
+    assert_eq!(router.metrics().exceptions(), 10, "counted all the same");
+}
+
+/// Each limit of an item, within and over: `check_item` names the field, and
+/// `create_item` sends the item to the exception queue without its oversized data.
+#[test]
+fn item_limits_are_obeyed_and_refused_by_name() {
+    let limits = Limits {
+        catalog_names: 8,
+        catalog_bytes: 64,
+        name_bytes: 10,
+        attributes_per_item: 2,
+        attribute_value_bytes: 5,
+        skills_per_item: 2,
+        id_bytes: 6,
+        ..Limits::default()
+    };
+    let clock = VirtualClock::new(0);
+    let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
+    let mut router = Router::new(
+        vec![DepartmentSpec::new("billing")],
+        vec![QueueSpec::new("billing", "billing")],
+        Arc::new(clock.clone()),
+        catalog.clone(),
+        RouterOptions { limits, ..Default::default() },
+    )
+    .unwrap();
+    let base = item("billing", Channel::Voice);
+    let attrs = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let skills = |names: &[&str]| names.iter().map(|n| (n.to_string(), 3u8)).collect();
+    let cases: Vec<(NewWorkItem, Option<(&str, u64, u64)>)> = vec![
+        (NewWorkItem { skills: skills(&["a", "b"]), ..base.clone() }, None),
+        (NewWorkItem { skills: skills(&["a", "b", "c"]), ..base.clone() }, Some(("skills", 2, 3))),
+        (NewWorkItem { skills: skills(&["0123456789x"]), ..base.clone() }, Some(("skills", 10, 11))),
+        (NewWorkItem { attributes: attrs(&[("k", "12345")]), ..base.clone() }, None),
+        (NewWorkItem { attributes: attrs(&[("k", "123456")]), ..base.clone() }, Some(("attributes.k", 5, 6))),
+        (
+            NewWorkItem { attributes: attrs(&[("k", ""), ("l", ""), ("m", "")]), ..base.clone() },
+            Some(("attributes", 2, 3)),
+        ),
+        (NewWorkItem { attributes: attrs(&[("0123456789x", "")]), ..base.clone() }, Some(("attributes", 10, 11))),
+        (NewWorkItem { customer: Some("123456".into()), ..base.clone() }, None),
+        (NewWorkItem { customer: Some("1234567".into()), ..base.clone() }, Some(("customer", 6, 7))),
+        (NewWorkItem { case: Some("1234567".into()), ..base.clone() }, Some(("case", 6, 7))),
+        (NewWorkItem { queue: "q".repeat(11), ..base.clone() }, Some(("queue", 10, 11))),
+        (NewWorkItem { due_in_ms: Some(MAX_DURATION_MS), ..base.clone() }, None),
+        (NewWorkItem { due_in_ms: Some(u64::MAX), ..base.clone() }, Some(("due_in_ms", MAX_DURATION_MS, u64::MAX))),
+    ];
+    for (new, want) in cases {
+        let checked = router.check_item(&new);
+        match (want, checked) {
+            (None, Ok(())) => {
+                let id = router.create_item(new);
+                assert_eq!(router.item_status(id), Some(ItemStatus::Queued));
+            }
+            (Some((field, limit, got)), Err(Error::Limit { field: f, limit: l, got: g, .. })) => {
+                assert_eq!((f.as_str(), l, g), (field, limit, got));
+                let exceptions = router.retention_stats().items_over_limit;
+                let id = router.create_item(new);
+                assert_eq!(router.item_status(id), Some(ItemStatus::Exception));
+                assert_eq!(router.retention_stats().items_over_limit, exceptions + 1);
+                let view = router.item_view(id).unwrap();
+                assert!(view.attributes.is_empty() && view.customer.is_none() && view.case.is_none());
+            }
+            (want, got) => panic!("wanted {want:?}, got {got:?}"),
+        }
+    }
+    // The catalogue: "billing", "a", "b", "k", "l" … fill it up to 8 names.
+    let names = catalog.read().unwrap().skills.len() + catalog.read().unwrap().attributes.len();
+    let fill: Vec<(String, u8)> = (0..8 - names).map(|i| (format!("s{i}"), 1)).collect();
+    for chunk in fill.chunks(2) {
+        let new = NewWorkItem { skills: chunk.to_vec(), ..base.clone() };
+        router.check_item(&new).unwrap();
+        router.create_item(new);
+    }
+    let full = NewWorkItem { skills: skills(&["one-more"]), ..base.clone() };
+    assert!(
+        matches!(router.check_item(&full), Err(Error::Limit { ref field, limit: 8, got: 9, .. }) if field == "names")
+    );
+    let known = NewWorkItem { skills: skills(&["a"]), ..base.clone() };
+    assert!(router.check_item(&known).is_ok(), "known names take no room");
+    let id = router.create_item(full);
+    assert_eq!(router.item_status(id), Some(ItemStatus::Exception));
+    assert_eq!(catalog.read().unwrap().skills.id("one-more"), None, "nothing interned");
+}
+
+/// Durations from configuration and agents have the same upper bound.
+#[test]
+fn durations_from_outside_are_bounded() {
+    let clock = VirtualClock::new(0);
+    let department = DepartmentSpec { offer_timeout_ms: u64::MAX, ..DepartmentSpec::new("billing") };
+    let refused = Router::new(
+        vec![department],
+        vec![QueueSpec::new("billing", "billing")],
+        Arc::new(clock.clone()),
+        Arc::new(RwLock::new(Catalog::default())),
+        RouterOptions::default(),
+    );
+    assert!(matches!(refused, Err(Error::Limit { ref field, .. }) if field == "departments.billing.offer_timeout_ms"));
+    let (mut router, clock, _) = setup();
+    let spec = |wrap_up_ms| AgentSpec {
+        name: "ann".into(),
+        group: "team".into(),
+        skills: vec![("billing".into(), 5)],
+        capacity: Capacity::default(),
+        wrap_up_ms,
+    };
+    assert!(
+        matches!(router.register_agent(spec(u64::MAX)), Err(Error::Limit { ref field, .. }) if field == "wrap_up_ms")
+    );
+    let ann = router.register_agent(spec(MAX_DURATION_MS)).unwrap();
+    router.set_agent_state(ann, Presence::Available).unwrap();
+    clock.set(u64::MAX - 10);
+    let id = router.create_item(NewWorkItem { due_in_ms: Some(MAX_DURATION_MS), ..item("billing", Channel::Voice) });
+    router.accept_offer(id).unwrap();
+    router.complete(id, Completion::default()).unwrap();
+    assert_eq!(router.next_deadline(), Some(u64::MAX), "saturated, no overflow");
+}
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "[a-z]{0,8}",
+            1 => (0..max).prop_map(|n| "x".repeat(n)),
+        ]
+    }
+
+    fn new_item() -> impl Strategy<Value = NewWorkItem> {
+        (
+            prop_oneof![Just("billing".to_string()), Just("claims".to_string()), text(300)],
+            prop_oneof![Just("billing".to_string()), Just("vip".to_string()), Just("claims".to_string()), text(300)],
+            proptest::collection::vec((text(200), any::<u8>()), 0..40),
+            proptest::collection::vec((text(200), text(6_000)), 0..80),
+            any::<i32>(),
+            proptest::option::of(text(400)),
+            proptest::option::of(any::<u64>()),
+            any::<f64>(),
+        )
+            .prop_map(|(department, queue, skills, attributes, priority, customer, due_in_ms, value)| {
+                NewWorkItem {
+                    department,
+                    queue,
+                    channel: Some(Channel::Chat),
+                    skills,
+                    attributes,
+                    priority,
+                    customer: customer.clone(),
+                    case: customer,
+                    due_in_ms,
+                    value,
+                    ..Default::default()
+                }
+            })
+    }
+
+    /// Escalation answers drawn per call from a seeded sequence.
+    struct Random(std::sync::Mutex<Vec<Escalation>>);
+
+    impl RuleSet for Random {
+        fn prioritise(&self, items: &ItemBatch) -> Decided<Vec<Priority>> {
+            Decided::built_in(BuiltInRules::prioritise(items))
+        }
+        fn escalate(&self, items: &ItemBatch) -> Decided<Vec<Escalation>> {
+            let mut answers = self.0.lock().unwrap();
+            let value = (0..items.len())
+                .map(|_| {
+                    let next = answers.pop().unwrap_or_default();
+                    answers.insert(0, next.clone());
+                    next
+                })
+                .collect();
+            Decided { value, source: RuleSource::Plugin { plugin: "random".into(), generation: 1 } }
+        }
+        fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
+            Decided::built_in(BuiltInRules::match_agents(item, candidates))
+        }
+    }
+
+    fn escalation() -> impl Strategy<Value = Escalation> {
+        (
+            proptest::collection::vec(
+                prop_oneof![
+                    any::<i32>().prop_map(EscalationAction::RaiseBy),
+                    any::<i32>().prop_map(EscalationAction::RaiseTo),
+                    any::<u8>().prop_map(EscalationAction::RelaxLevels),
+                    (0u32..4).prop_map(|q| EscalationAction::MoveTo(QueueId(q))),
+                    (0usize..20_000).prop_map(|n| EscalationAction::Alert("a".repeat(n))),
+                ],
+                0..4,
+            ),
+            proptest::option::of(prop_oneof![Just(0u64), Just(1), Just(u64::MAX), any::<u64>()]),
+        )
+            .prop_map(|(actions, recheck_in_ms)| Escalation { actions, recheck_in_ms })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Random items, durations and escalation answers: never a panic, and
+        /// every record the router keeps stays within its bound.
+        #[test]
+        fn random_input_never_panics_and_stays_bounded(
+            items in proptest::collection::vec(new_item(), 1..30),
+            answers in proptest::collection::vec(escalation(), 1..10),
+            steps in proptest::collection::vec(0u64..3_600_000, 1..30),
+            wrap_up in prop_oneof![Just(0u64), Just(MAX_DURATION_MS), any::<u64>()],
+        ) {
+            let retention = Retention { alerts: 5, notes_per_item: 3, exceptions: 4, case_steps: 6, ..Retention::default() };
+            let limits = Limits { rechecks_per_item: 50, ..Limits::default() };
+            let clock = VirtualClock::new(0);
+            let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
+            let mut router = Router::new(
+                vec![DepartmentSpec::new("billing"), DepartmentSpec::new("claims")],
+                vec![QueueSpec::new("billing", "billing"), QueueSpec::new("vip", "billing"), QueueSpec::new("claims", "claims")],
+                Arc::new(clock.clone()),
+                catalog.clone(),
+                RouterOptions { retention, limits: limits.clone(), ..Default::default() },
+            )
+            .unwrap();
+            let rules = Arc::new(Random(std::sync::Mutex::new(answers)));
+            router.set_rules("billing", rules.clone()).unwrap();
+            router.set_rules("claims", rules).unwrap();
+            let spec = AgentSpec {
+                name: "ann".into(),
+                group: "team".into(),
+                skills: vec![("billing".into(), 5), ("claims".into(), 5)],
+                capacity: Capacity::default(),
+                wrap_up_ms: wrap_up,
+            };
+            let ann = router.register_agent(spec).ok();
+            if let Some(ann) = ann {
+                router.set_agent_state(ann, Presence::Available).unwrap();
+            }
+            clock.set(1_780_000_000_000);
+            for (i, new) in items.into_iter().enumerate() {
+                let _ = router.check_item(&new);
+                let id = router.create_item(new);
+                if i % 3 == 0 {
+                    let _ = router.accept_offer(id);
+                    let _ = router.complete(id, Completion { resolved: true, handoff: None });
+                }
+                clock.advance(steps[i % steps.len()]);
+                router.on_tick();
+                for _ in 0..5 {
+                    clock.advance(100);
+                    router.on_tick();
+                }
+                router.drain_events().for_each(drop);
+            }
+            let counts = router.record_counts();
+            prop_assert!(counts.alerts <= 5);
+            prop_assert!(counts.exceptions <= 4);
+            prop_assert!(counts.interval_entries <= 3 * 2 * 97 + 2 * 97);
+            prop_assert!(router.alerts().iter().all(|a| a.message.len() <= limits.alert_bytes));
+            let c = catalog.read().unwrap();
+            prop_assert!(c.skills.len() + c.attributes.len() <= limits.catalog_names);
+            prop_assert!(c.skills.bytes() + c.attributes.bytes() <= limits.catalog_bytes);
+            drop(c);
+            for queue in ["billing", "vip", "claims"] {
+                for id in router.waiting(queue).unwrap() {
+                    let view = router.item_view(id).unwrap();
+                    prop_assert!(view.explanation.escalations.len() <= 3);
+                    prop_assert!(view.attributes.len() <= limits.attributes_per_item);
+                }
+            }
+            if let Some(deadline) = router.next_deadline() {
+                prop_assert!(deadline >= clock.now_ms().min(deadline));
+            }
+        }
+    }
 }

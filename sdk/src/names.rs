@@ -20,6 +20,8 @@ use crate::types::NameKind;
 pub struct NameTable {
     names: Vec<String>,
     ids: HashMap<String, u32>,
+    /// Total bytes of the names, so a host can bound the table in O(1).
+    bytes: usize,
 }
 
 impl NameTable {
@@ -29,6 +31,7 @@ impl NameTable {
             return id;
         }
         let id = self.names.len() as u32;
+        self.bytes += name.len();
         self.names.push(name.to_owned());
         self.ids.insert(name.to_owned(), id);
         id
@@ -53,6 +56,7 @@ impl NameTable {
     pub fn extend<I: IntoIterator<Item = String>>(&mut self, names: I) {
         for name in names {
             let id = self.names.len() as u32;
+            self.bytes += name.len();
             self.ids.entry(name.clone()).or_insert(id);
             self.names.push(name);
         }
@@ -61,6 +65,11 @@ impl NameTable {
     /// Number of names.
     pub fn len(&self) -> usize {
         self.names.len()
+    }
+
+    /// Total bytes of the names (what a host bounds; tables only grow).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether the table is empty.

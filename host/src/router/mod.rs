@@ -23,12 +23,12 @@ mod types;
 pub use types::*;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use switchyard_sdk::{
-    CandidateTable, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, NewCandidate,
-    NewItem, SkillId, SkillReq, Tier,
+    CandidateTable, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, NewCandidate, NewItem, SkillId,
+    SkillReq, Tier,
 };
 
 use crate::clock::Clock;
@@ -39,6 +39,36 @@ use crate::rules::{BuiltInRules, RuleSet, RuleSource, SharedCatalog};
 /// How many waiting items an agent that frees up looks at per queue before
 /// giving up (keeps a long backlog of items they cannot take cheap).
 const SCAN_LIMIT: usize = 64;
+
+/// The longest duration the router takes from outside: an item's due time, a
+/// department's offer timeout, re-offer block and FCR window, an agent's
+/// after-work. One year (366 days): longer than any back-office SLA, and far from
+/// overflowing `now + duration` on a millisecond wall clock. Request validation
+/// (the daemon's) uses the same bound.
+pub const MAX_DURATION_MS: u64 = 366 * 24 * 3_600_000;
+
+fn check_duration(field: &str, ms: u64) -> Result<()> {
+    if ms > MAX_DURATION_MS {
+        return Err(Error::Limit { field: field.to_owned(), what: "duration ms", limit: MAX_DURATION_MS, got: ms });
+    }
+    Ok(())
+}
+
+fn limit(field: impl Into<String>, what: &'static str, limit: usize, got: usize) -> Error {
+    Error::Limit { field: field.into(), what, limit: limit as u64, got: got as u64 }
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn truncate_to(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
 
 /// Queue order: priority (higher first), then creation time (older first), then id.
 type QueueKey = (Reverse<i32>, u64, u64);
@@ -94,6 +124,8 @@ struct Item {
     worked_ms: u64,
     wrap_up_ms: u64,
     resolved: bool,
+    /// Escalation rechecks armed so far.
+    rechecks: u32,
     /// Department and queue asked for, kept for the exception queue.
     asked: (String, String),
 }
@@ -161,21 +193,57 @@ struct CaseRecord {
     closed_ms: Option<u64>,
     open_items: u32,
     departments: Vec<usize>,
-    history: Vec<CaseStep>,
+    history: VecDeque<CaseStep>,
+    history_dropped: u64,
 }
 
-/// Options of a [`Router`].
+/// Append a step to a case's history, dropping the oldest past the retention.
+fn push_step(record: &mut CaseRecord, step: CaseStep, retention: &Retention, stats: &mut RetentionStats) {
+    record.history.push_back(step);
+    while record.history.len() > retention.case_steps.max(1) {
+        record.history.pop_front();
+        record.history_dropped += 1;
+        stats.case_steps_dropped += 1;
+    }
+}
+
+/// Append a department to a case's path, dropping the oldest past the retention.
+fn push_department(record: &mut CaseRecord, department: usize, retention: &Retention) {
+    record.departments.push(department);
+    if record.departments.len() > retention.case_steps.max(1).saturating_mul(2) {
+        let excess = record.departments.len() - retention.case_steps.max(1);
+        record.departments.drain(..excess);
+    }
+}
+
+/// Options of a [`Router`]. The defaults suit a daemon up for months: every
+/// record that grows with traffic is bounded (see [`Retention`], [`Limits`],
+/// [`MetricsConfig`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterOptions {
     /// Keep events for [`Router::drain_events`]. Turn off when nobody drains them.
     pub keep_events: bool,
     /// Statistics settings.
     pub metrics: MetricsConfig,
+    /// How long records no longer needed for routing are kept.
+    pub retention: Retention,
+    /// Upper bounds on items, names and plugin answers.
+    pub limits: Limits,
+    /// Shortest escalation recheck: a rule asking for less gets this. Default
+    /// 100 ms, the daemon's tick — a shorter recheck could not run sooner anyway,
+    /// and `recheck_in_ms(1)` must not make a loop of plugin calls.
+    pub tick_floor_ms: u64,
 }
 
 impl Default for RouterOptions {
     fn default() -> Self {
-        RouterOptions { keep_events: true, metrics: MetricsConfig::default() }
+        RouterOptions {
+            keep_events: true,
+            metrics: MetricsConfig::default(),
+            retention: Retention::default(),
+            limits: Limits::default(),
+            tick_floor_ms: 100,
+        }
     }
 }
 
@@ -196,11 +264,24 @@ pub struct Router {
     timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
     timer_seq: u64,
     customers: HashMap<String, CustomerRecord>,
+    /// (last seen, customer) in time order, one per update: customers to forget
+    /// once past every FCR window (stale entries are skipped).
+    customer_expiry: VecDeque<(u64, String)>,
+    /// The largest FCR window of any department.
+    max_fcr_window_ms: u64,
     cases: HashMap<String, CaseRecord>,
-    exceptions: Vec<ExceptionEntry>,
-    alerts: Vec<Alert>,
+    /// (closed at, case) in time order: closed cases to forget.
+    closed_cases: VecDeque<(u64, String)>,
+    exceptions: VecDeque<ExceptionEntry>,
+    alerts: VecDeque<Alert>,
+    next_alert: u64,
     events: Vec<Event>,
     metrics: Metrics,
+    stats: RetentionStats,
+    /// New items since the last prune.
+    created_since_prune: u64,
+    /// Timer heap size after the last compaction.
+    timers_compacted_len: usize,
 }
 
 impl std::fmt::Debug for Router {
@@ -243,15 +324,27 @@ impl Router {
             timers: BinaryHeap::new(),
             timer_seq: 0,
             customers: HashMap::new(),
+            customer_expiry: VecDeque::new(),
+            max_fcr_window_ms: 0,
             cases: HashMap::new(),
-            exceptions: Vec::new(),
-            alerts: Vec::new(),
+            closed_cases: VecDeque::new(),
+            exceptions: VecDeque::new(),
+            alerts: VecDeque::new(),
+            next_alert: 1,
             events: Vec::new(),
+            stats: RetentionStats::default(),
+            created_since_prune: 0,
+            timers_compacted_len: 0,
         };
         for spec in departments {
             if router.department_index.contains_key(&spec.name) {
                 return Err(Error::Invalid(format!("department `{}` is defined twice", spec.name)));
             }
+            let name = &spec.name;
+            check_duration(&format!("departments.{name}.offer_timeout_ms"), spec.offer_timeout_ms)?;
+            check_duration(&format!("departments.{name}.reoffer_block_ms"), spec.reoffer_block_ms)?;
+            check_duration(&format!("departments.{name}.fcr_window_ms"), spec.fcr_window_ms)?;
+            router.max_fcr_window_ms = router.max_fcr_window_ms.max(spec.fcr_window_ms);
             router.department_index.insert(spec.name.clone(), router.departments.len());
             router.departments.push(Department { spec, rules: Arc::new(BuiltInRules) });
         }
@@ -295,6 +388,48 @@ impl Router {
     }
 
     // ----- names -------------------------------------------------------------------
+
+    /// Whether interning the names `new` (not yet known, deduplicated) keeps the
+    /// catalogue within its limits.
+    fn check_catalog(&self, new: &[&str]) -> Result<()> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        let limits = &self.options.limits;
+        let (names, bytes) = match self.catalog.read() {
+            Ok(c) => (c.skills.len() + c.attributes.len(), c.skills.bytes() + c.attributes.bytes()),
+            Err(poisoned) => {
+                let c = poisoned.into_inner();
+                (c.skills.len() + c.attributes.len(), c.skills.bytes() + c.attributes.bytes())
+            }
+        };
+        let got = names + new.len();
+        if got > limits.catalog_names {
+            return Err(limit("names", "distinct skill and attribute names", limits.catalog_names, got));
+        }
+        let got = bytes + new.iter().map(|n| n.len()).sum::<usize>();
+        if got > limits.catalog_bytes {
+            return Err(limit("names", "bytes of skill and attribute names", limits.catalog_bytes, got));
+        }
+        Ok(())
+    }
+
+    /// Names of `skills` and `attributes` the catalogue does not know yet.
+    fn unknown_names<'a>(
+        &self,
+        skills: impl Iterator<Item = &'a str>,
+        attributes: impl Iterator<Item = &'a str>,
+    ) -> Vec<&'a str> {
+        let catalog = self.catalog.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut new: Vec<&str> = skills.filter(|n| catalog.skills.id(n).is_none()).collect();
+        let mut attrs: Vec<&str> = attributes.filter(|n| catalog.attributes.id(n).is_none()).collect();
+        new.sort_unstable();
+        new.dedup();
+        attrs.sort_unstable();
+        attrs.dedup();
+        new.extend(attrs);
+        new
+    }
 
     fn intern_skill(&self, name: &str) -> u32 {
         if let Ok(catalog) = self.catalog.read()
@@ -370,6 +505,71 @@ impl Router {
         self.events.drain(..)
     }
 
+    /// Forget what retention says is no longer needed: customers past every FCR
+    /// window, closed cases past their window, stale timers. Each pass pops only
+    /// expired records from time-ordered queues (amortised O(1) per record); the
+    /// timer heap is compacted only once it has doubled since the last time.
+    fn prune(&mut self) {
+        let now = self.now_ms();
+        self.created_since_prune = 0;
+        // Customers: a record can only make a repeat contact within its
+        // department's FCR window of its last sighting, and its last item, while
+        // open, may still refresh it — so it goes once past the largest window
+        // with its last item closed.
+        let mut still_open: Vec<(u64, String)> = Vec::new();
+        while let Some((seen, _)) = self.customer_expiry.front() {
+            if now.saturating_sub(*seen) <= self.max_fcr_window_ms {
+                break;
+            }
+            let Some((seen, customer)) = self.customer_expiry.pop_front() else {
+                break;
+            };
+            let Some(record) = self.customers.get(&customer) else {
+                continue;
+            };
+            if record.last_seen_ms > seen {
+                continue; // refreshed since; a later entry stands for it
+            }
+            if self.items.contains_key(&record.last_item) {
+                still_open.push((now, customer));
+            } else {
+                self.customers.remove(&customer);
+                self.stats.customers_forgotten += 1;
+            }
+        }
+        self.customer_expiry.extend(still_open);
+        // Closed cases.
+        let window = self.options.retention.closed_case_ms;
+        while let Some((closed, _)) = self.closed_cases.front() {
+            if now.saturating_sub(*closed) <= window {
+                break;
+            }
+            let Some((closed, case)) = self.closed_cases.pop_front() else {
+                break;
+            };
+            if self.cases.get(&case).is_some_and(|r| r.closed_ms == Some(closed)) {
+                self.cases.remove(&case);
+                self.stats.cases_forgotten += 1;
+            }
+        }
+        // Stale timers (items gone, offers answered, escalations superseded).
+        if self.timers.len() > self.timers_compacted_len.saturating_mul(2).max(1_024) {
+            let before = self.timers.len();
+            let items = &self.items;
+            self.timers.retain(|Reverse((_, _, timer))| match *timer {
+                Timer::OfferTimeout { item, seq } => {
+                    items.get(&item).is_some_and(|i| i.status == ItemStatus::Offered && i.offer_seq == seq)
+                }
+                Timer::Escalate { item, generation } => {
+                    items.get(&item).is_some_and(|i| i.escalation_generation == generation)
+                }
+                Timer::WrapUpEnd { item } | Timer::Redispatch { item } => items.contains_key(&item),
+            });
+            self.timers_compacted_len = self.timers.len();
+            self.stats.timers_compacted += (before - self.timers.len()) as u64;
+        }
+    }
+
     fn arm(&mut self, at_ms: u64, timer: Timer) {
         self.timer_seq += 1;
         self.timers.push(Reverse((at_ms, self.timer_seq, timer)));
@@ -394,10 +594,8 @@ impl Router {
             self.timers.pop();
             match timer {
                 Timer::OfferTimeout { item, seq } => {
-                    let current = self
-                        .items
-                        .get(&item)
-                        .is_some_and(|i| i.status == ItemStatus::Offered && i.offer_seq == seq);
+                    let current =
+                        self.items.get(&item).is_some_and(|i| i.status == ItemStatus::Offered && i.offer_seq == seq);
                     if current {
                         self.end_offer(item, "timed-out");
                     }
@@ -413,7 +611,9 @@ impl Router {
                     }
                 }
                 Timer::Escalate { item, generation } => {
-                    let Some(it) = self.items.get(&item) else { continue };
+                    let Some(it) = self.items.get(&item) else {
+                        continue;
+                    };
                     if it.escalation_generation != generation {
                         continue;
                     }
@@ -422,7 +622,7 @@ impl Router {
                         // Look again once the offer has been answered or has timed out.
                         ItemStatus::Offered => {
                             let wait = self.departments[it.department].spec.offer_timeout_ms.max(1);
-                            self.arm(now + wait, timer);
+                            self.arm(now.saturating_add(wait), timer);
                         }
                         _ => {}
                     }
@@ -432,6 +632,7 @@ impl Router {
         if !escalations.is_empty() {
             self.run_escalations(escalations);
         }
+        self.prune();
     }
 
     // ----- agents --------------------------------------------------------------------
@@ -439,6 +640,13 @@ impl Router {
     /// Register an agent (logged out until [`Router::set_agent_state`]), or update
     /// the skills, capacity, group and after-work of an agent with the same name.
     pub fn register_agent(&mut self, spec: AgentSpec) -> Result<AgentId> {
+        check_duration("wrap_up_ms", spec.wrap_up_ms)?;
+        let name_bytes = self.options.limits.name_bytes;
+        if let Some((name, _)) = spec.skills.iter().find(|(name, _)| name.len() > name_bytes) {
+            return Err(limit("skills", "name bytes", name_bytes, name.len()));
+        }
+        let unknown = self.unknown_names(spec.skills.iter().map(|(name, _)| name.as_str()), std::iter::empty());
+        self.check_catalog(&unknown)?;
         let mut skills = Vec::with_capacity(spec.skills.len());
         for (name, level) in &spec.skills {
             if !(1..=10).contains(level) {
@@ -586,15 +794,92 @@ impl Router {
     /// at once if a qualified agent is free, or waits in its queue. An item that
     /// cannot be placed (unknown department or queue, invalid data, unusable rule
     /// answer) goes to the exception queue: the id is returned either way.
+    ///
+    /// An item over one of the [`Limits`] lands in the exception queue too, with
+    /// the oversized data left out; call [`Router::check_item`] first to refuse it
+    /// instead.
     pub fn create_item(&mut self, new: NewWorkItem) -> ItemId {
         self.create(new, None)
     }
 
+    /// Whether `new` is within the router's [`Limits`]: names, skills,
+    /// attributes, ids, due time, and room in the name catalogue for its new
+    /// names. A front end calls it before accepting (journaling) a request;
+    /// [`Error::Limit`] names the field. Unknown departments, queues and invalid
+    /// levels are not refused here (they go to the exception queue).
+    pub fn check_item(&self, new: &NewWorkItem) -> Result<()> {
+        let l = &self.options.limits;
+        for (field, name) in [("department", &new.department), ("queue", &new.queue)] {
+            if name.len() > l.name_bytes {
+                return Err(limit(field, "name bytes", l.name_bytes, name.len()));
+            }
+        }
+        if new.skills.len() > l.skills_per_item {
+            return Err(limit("skills", "skills per item", l.skills_per_item, new.skills.len()));
+        }
+        if let Some((name, _)) = new.skills.iter().find(|(name, _)| name.len() > l.name_bytes) {
+            return Err(limit("skills", "name bytes", l.name_bytes, name.len()));
+        }
+        if new.attributes.len() > l.attributes_per_item {
+            return Err(limit("attributes", "attributes per item", l.attributes_per_item, new.attributes.len()));
+        }
+        for (key, value) in &new.attributes {
+            if key.len() > l.name_bytes {
+                return Err(limit("attributes", "attribute key bytes", l.name_bytes, key.len()));
+            }
+            if value.len() > l.attribute_value_bytes {
+                return Err(limit(
+                    format!("attributes.{key}"),
+                    "attribute value bytes",
+                    l.attribute_value_bytes,
+                    value.len(),
+                ));
+            }
+        }
+        for (field, id) in [("customer", &new.customer), ("case", &new.case)] {
+            if let Some(id) = id
+                && id.len() > l.id_bytes
+            {
+                return Err(limit(field, "id bytes", l.id_bytes, id.len()));
+            }
+        }
+        if let Some(due) = new.due_in_ms {
+            check_duration("due_in_ms", due)?;
+        }
+        let unknown = self.unknown_names(
+            new.skills.iter().map(|(name, _)| name.as_str()),
+            new.attributes.iter().map(|(key, _)| key.as_str()),
+        );
+        self.check_catalog(&unknown)
+    }
+
     fn create(&mut self, new: NewWorkItem, handed_from: Option<u64>) -> ItemId {
+        self.created_since_prune += 1;
+        if self.created_since_prune >= self.options.retention.prune_every {
+            self.prune();
+        }
         let now = self.now_ms();
         let id = self.next_item;
         self.next_item += 1;
         let channel = new.channel.unwrap_or(Channel::Voice);
+
+        // Over a limit: keep nothing oversized, send it to the exception queue.
+        let mut new = new;
+        let over_limit = match self.check_item(&new) {
+            Ok(()) => None,
+            Err(e) => {
+                self.stats.items_over_limit += 1;
+                let name_bytes = self.options.limits.name_bytes;
+                new.skills.clear();
+                new.attributes.clear();
+                new.customer = None;
+                new.case = None;
+                new.due_in_ms = None;
+                new.department = truncate_to(new.department, name_bytes);
+                new.queue = truncate_to(new.queue, name_bytes);
+                Some(ExceptionReason::InvalidData(e.to_string()))
+            }
+        };
 
         // Where does it go, and is it well-formed?
         let mut problem: Option<ExceptionReason> = None;
@@ -604,6 +889,9 @@ impl Router {
             (None, _) => problem = Some(ExceptionReason::UnknownDepartment(new.department.clone())),
             (Some(d), Some(q)) if self.queues[q].department == d => {}
             (Some(_), _) => problem = Some(ExceptionReason::UnknownQueue(new.queue.clone())),
+        }
+        if over_limit.is_some() {
+            problem = over_limit;
         }
         let mut skills: Vec<SkillReq> = Vec::new();
         if let Some(q) = queue {
@@ -671,6 +959,7 @@ impl Router {
             worked_ms: 0,
             wrap_up_ms: 0,
             resolved: false,
+            rechecks: 0,
             asked: (new.department.clone(), new.queue.clone()),
         };
         if let Some(case) = &new.case {
@@ -680,21 +969,23 @@ impl Router {
                 closed_ms: None,
                 open_items: 0,
                 departments: Vec::new(),
-                history: Vec::new(),
+                history: VecDeque::new(),
+                history_dropped: 0,
             });
             record.open_items += 1;
             record.closed_ms = None;
             if let Some(d) = department
                 && record.departments.last() != Some(&d)
             {
-                record.departments.push(d);
+                push_department(record, d, &self.options.retention);
             }
-            record.history.push(CaseStep {
+            let step = CaseStep {
                 at_ms: now,
                 item: ItemId(id),
                 department: new.department.clone(),
                 what: format!("created in queue `{}` ({channel})", new.queue),
-            });
+            };
+            push_step(record, step, &self.options.retention, &mut self.stats);
         }
 
         if let Some(reason) = problem {
@@ -747,8 +1038,12 @@ impl Router {
     }
 
     fn record_customer(&mut self, id: u64) {
-        let Some(item) = self.items.get(&id) else { return };
-        let Some(customer) = item.customer.clone() else { return };
+        let Some(item) = self.items.get(&id) else {
+            return;
+        };
+        let Some(customer) = item.customer.clone() else {
+            return;
+        };
         let record = CustomerRecord {
             last_item: id,
             last_queue: item.queue,
@@ -756,26 +1051,33 @@ impl Router {
             last_seen_ms: item.created_ms,
             contacts: item.contacts,
         };
+        self.customer_expiry.push_back((record.last_seen_ms, customer.clone()));
         self.customers.insert(customer, record);
     }
 
     fn case_step(&mut self, id: u64, what: impl FnOnce() -> String) {
         let now = self.now_ms();
-        let Some(item) = self.items.get(&id) else { return };
+        let Some(item) = self.items.get(&id) else {
+            return;
+        };
         let Some(case) = &item.case else { return };
         let department = self.departments[item.department].spec.name.clone();
         if let Some(record) = self.cases.get_mut(case) {
-            record.history.push(CaseStep { at_ms: now, item: ItemId(id), department, what: what() });
+            let step = CaseStep { at_ms: now, item: ItemId(id), department, what: what() };
+            push_step(record, step, &self.options.retention, &mut self.stats);
         }
     }
 
     fn case_item_ended(&mut self, case: Option<String>) {
         let Some(case) = case else { return };
         let now = self.now_ms();
-        let Some(record) = self.cases.get_mut(&case) else { return };
+        let Some(record) = self.cases.get_mut(&case) else {
+            return;
+        };
         record.open_items = record.open_items.saturating_sub(1);
         if record.open_items == 0 {
             record.closed_ms = Some(now);
+            self.closed_cases.push_back((now, case.clone()));
             let departments = record.departments.iter().map(|&d| self.departments[d].spec.name.clone()).collect();
             let opened_ms = record.opened_ms;
             self.emit(Event::CaseClosed { at_ms: now, case, opened_ms, departments });
@@ -784,7 +1086,9 @@ impl Router {
 
     fn to_exception(&mut self, id: u64, reason: ExceptionReason) {
         let now = self.now_ms();
-        let Some(item) = self.items.get_mut(&id) else { return };
+        let Some(item) = self.items.get_mut(&id) else {
+            return;
+        };
         if item.status == ItemStatus::Queued {
             let key = item.key();
             self.queues[item.queue].waiting.remove(&key);
@@ -797,14 +1101,26 @@ impl Router {
             department: item.asked.0.clone(),
             queue: item.asked.1.clone(),
         };
-        self.exceptions.push(entry);
+        self.exceptions.push_back(entry);
         let text = reason.to_string();
         self.case_step(id, || format!("exception: {text}"));
         self.emit(Event::Exception { at_ms: now, item: ItemId(id), reason });
+        // A full exception queue forgets its oldest entry and that item.
+        while self.exceptions.len() > self.options.retention.exceptions.max(1) {
+            let Some(old) = self.exceptions.pop_front() else {
+                break;
+            };
+            self.stats.exceptions_dropped += 1;
+            self.case_step(old.item.0, || "discarded from the full exception queue".into());
+            if let Some(it) = self.items.remove(&old.item.0) {
+                self.case_item_ended(it.case);
+            }
+        }
     }
 
-    /// Items no rule could place, with the reason, oldest first.
-    pub fn exceptions(&self) -> &[ExceptionEntry] {
+    /// Items no rule could place, with the reason, oldest first (the most recent
+    /// [`Retention::exceptions`]).
+    pub fn exceptions(&self) -> &VecDeque<ExceptionEntry> {
         &self.exceptions
     }
 
@@ -833,7 +1149,7 @@ impl Router {
             && let Some(record) = self.cases.get_mut(&case)
             && record.departments.last() != Some(&d)
         {
-            record.departments.push(d);
+            push_department(record, d, &self.options.retention);
         }
         self.case_step(item.0, || format!("resolved from the exception queue into `{queue}`"));
         self.enqueue(item.0);
@@ -851,7 +1167,9 @@ impl Router {
     }
 
     fn move_queue(&mut self, id: u64, to: usize, now: u64) {
-        let Some(item) = self.items.get_mut(&id) else { return };
+        let Some(item) = self.items.get_mut(&id) else {
+            return;
+        };
         let from = item.queue;
         if from == to {
             return;
@@ -877,7 +1195,7 @@ impl Router {
             && let Some(record) = self.cases.get_mut(&case)
             && record.departments.last() != Some(&d)
         {
-            record.departments.push(d);
+            push_department(record, d, &self.options.retention);
         }
         let name = self.queues[to].spec.name.clone();
         self.case_step(id, || format!("moved to queue `{name}`"));
@@ -971,7 +1289,9 @@ impl Router {
     /// Try to offer a waiting item to a free qualified agent.
     fn dispatch_item(&mut self, id: u64) {
         let now = self.now_ms();
-        let Some(item) = self.items.get(&id) else { return };
+        let Some(item) = self.items.get(&id) else {
+            return;
+        };
         if item.status != ItemStatus::Queued {
             return;
         }
@@ -1011,7 +1331,9 @@ impl Router {
                     if looked > SCAN_LIMIT {
                         break;
                     }
-                    let Some(item) = self.items.get(&id) else { continue };
+                    let Some(item) = self.items.get(&id) else {
+                        continue;
+                    };
                     if self.agents[a].can_take(item.channel) && !item.refused_by(a, now) {
                         picks.push((item.channel == Channel::Case, priority, created, id));
                     }
@@ -1025,7 +1347,9 @@ impl Router {
             picks.sort_unstable();
             let mut offered = false;
             for &(_, _, _, id) in picks.iter().take(SCAN_LIMIT) {
-                let Some(item) = self.items.get(&id) else { continue };
+                let Some(item) = self.items.get(&id) else {
+                    continue;
+                };
                 let mut one = [a];
                 let table = self.candidate_table(item, &mut one, now);
                 let (best, explanation) = self.run_match(item, &table, now);
@@ -1048,7 +1372,9 @@ impl Router {
     fn offer(&mut self, id: u64, a: usize, explanation: Explanation) {
         let now = self.now_ms();
         let name = self.agents[a].spec.name.clone();
-        let Some(item) = self.items.get_mut(&id) else { return };
+        let Some(item) = self.items.get_mut(&id) else {
+            return;
+        };
         let key = item.key();
         self.queues[item.queue].waiting.remove(&key);
         self.queues[item.queue].offered += 1;
@@ -1062,7 +1388,7 @@ impl Router {
         let agent = &mut self.agents[a];
         agent.load[channel.index()] += 1;
         agent.held.push(id);
-        self.arm(now + timeout, Timer::OfferTimeout { item: id, seq });
+        self.arm(now.saturating_add(timeout), Timer::OfferTimeout { item: id, seq });
         self.case_step(id, || format!("offered to {name}"));
         self.emit(Event::Offered { at_ms: now, item: ItemId(id), agent: AgentId(a as u64 + 1) });
     }
@@ -1092,7 +1418,9 @@ impl Router {
             // Cases yield to live and digital work.
             let held = self.agents[a].held.clone();
             for other in held {
-                let Some(o) = self.items.get_mut(&other) else { continue };
+                let Some(o) = self.items.get_mut(&other) else {
+                    continue;
+                };
                 if o.channel == Channel::Case && o.status == ItemStatus::Active {
                     o.status = ItemStatus::Paused;
                     o.worked_ms += now.saturating_sub(o.work_started_ms);
@@ -1120,12 +1448,14 @@ impl Router {
     /// sets the agent away (they are evidently not at their desk).
     fn end_offer(&mut self, id: u64, how: &'static str) {
         let now = self.now_ms();
-        let Some(item) = self.items.get_mut(&id) else { return };
+        let Some(item) = self.items.get_mut(&id) else {
+            return;
+        };
         let Some(a) = item.agent.take() else { return };
         let block = self.departments[item.department].spec.reoffer_block_ms;
         if how != "cancelled" {
             item.refused.retain(|&(_, until)| until > now);
-            item.refused.push((a, now + block));
+            item.refused.push((a, now.saturating_add(block)));
         }
         let channel = item.channel;
         self.queues[item.queue].offered -= 1;
@@ -1137,7 +1467,7 @@ impl Router {
         }
         self.enqueue(id);
         if how != "cancelled" {
-            self.arm(now + block, Timer::Redispatch { item: id });
+            self.arm(now.saturating_add(block), Timer::Redispatch { item: id });
         }
         let name = self.agents[a].spec.name.clone();
         self.case_step(id, || format!("offer to {name} {how}"));
@@ -1183,12 +1513,13 @@ impl Router {
                     closed_ms: None,
                     open_items: 1,
                     departments: vec![department],
-                    history: vec![CaseStep {
+                    history: VecDeque::from([CaseStep {
                         at_ms: created,
                         item,
                         department: self.departments[department].spec.name.clone(),
                         what: "created".into(),
-                    }],
+                    }]),
+                    history_dropped: 0,
                 };
                 self.cases.insert(case.clone(), record);
                 if let Some(it) = self.items.get_mut(&item.0) {
@@ -1206,7 +1537,7 @@ impl Router {
             if wrap_up > 0 {
                 it.status = ItemStatus::WrapUp;
                 it.wrap_up_ms = wrap_up;
-                self.arm(now + wrap_up, Timer::WrapUpEnd { item: item.0 });
+                self.arm(now.saturating_add(wrap_up), Timer::WrapUpEnd { item: item.0 });
             } else {
                 self.finish(item.0);
             }
@@ -1217,7 +1548,9 @@ impl Router {
     /// Free the slot of a handled item and record it.
     fn finish(&mut self, id: u64) {
         let now = self.now_ms();
-        let Some(item) = self.items.remove(&id) else { return };
+        let Some(item) = self.items.remove(&id) else {
+            return;
+        };
         let Some(a) = item.agent else { return };
         let agent = &mut self.agents[a];
         agent.load[item.channel.index()] -= 1;
@@ -1228,6 +1561,7 @@ impl Router {
             && record.last_item == id
         {
             record.last_seen_ms = now;
+            self.customer_expiry.push_back((now, customer.clone()));
         }
         self.emit(Event::Completed {
             at_ms: now,
@@ -1244,7 +1578,9 @@ impl Router {
         if self.agents[a].live_load() == 0 {
             let held = self.agents[a].held.clone();
             for other in held {
-                let Some(o) = self.items.get_mut(&other) else { continue };
+                let Some(o) = self.items.get_mut(&other) else {
+                    continue;
+                };
                 if o.status == ItemStatus::Paused {
                     o.status = ItemStatus::Active;
                     o.work_started_ms = now;
@@ -1265,11 +1601,19 @@ impl Router {
         match it.status {
             ItemStatus::Queued => {}
             ItemStatus::Offered => self.end_offer(item.0, "cancelled"),
-            ItemStatus::Exception => self.exceptions.retain(|e| e.item != item),
-            _ => return Err(Error::Invalid(format!("{item} is already answered; complete it instead"))),
+            ItemStatus::Exception => {
+                if let Some(position) = self.exceptions.iter().position(|e| e.item == item) {
+                    self.exceptions.remove(position);
+                }
+            }
+            _ => {
+                return Err(Error::Invalid(format!("{item} is already answered; complete it instead")));
+            }
         }
         self.case_step(item.0, || "withdrawn by the customer".into());
-        let Some(it) = self.items.remove(&item.0) else { return Ok(()) };
+        let Some(it) = self.items.remove(&item.0) else {
+            return Ok(());
+        };
         if it.status == ItemStatus::Queued {
             self.queues[it.queue].waiting.remove(&it.key());
         }
@@ -1309,7 +1653,9 @@ impl Router {
     fn apply_escalation(&mut self, id: u64, escalation: Escalation, source: &RuleSource, now: u64) {
         let mut notes: Vec<String> = Vec::new();
         for action in escalation.actions {
-            let Some(item) = self.items.get_mut(&id) else { return };
+            let Some(item) = self.items.get_mut(&id) else {
+                return;
+            };
             if item.status != ItemStatus::Queued {
                 break;
             }
@@ -1340,34 +1686,58 @@ impl Router {
                     None => notes.push(format!("ignored: move to unknown queue id {}", queue.0)),
                 },
                 EscalationAction::Alert(message) => {
+                    let message = truncate_to(message, self.options.limits.alert_bytes);
                     let alert = Alert {
+                        id: self.next_alert,
                         at_ms: now,
                         item: ItemId(id),
                         department: self.departments[item.department].spec.name.clone(),
-                        message: message.clone(),
+                        message,
+                        acknowledged: None,
                     };
-                    notes.push(format!("alert: {message}"));
-                    self.alerts.push(alert.clone());
+                    self.next_alert += 1;
+                    notes.push(format!("alert: {}", alert.message));
+                    self.alerts.push_back(alert.clone());
+                    while self.alerts.len() > self.options.retention.alerts.max(1) {
+                        self.alerts.pop_front();
+                        self.stats.alerts_dropped += 1;
+                    }
                     self.emit(Event::Alert(alert));
                 }
             }
         }
-        let Some(item) = self.items.get_mut(&id) else { return };
+        let Some(item) = self.items.get_mut(&id) else {
+            return;
+        };
         item.escalation_generation += 1;
         let generation = item.escalation_generation;
         if !notes.is_empty() {
             item.explanation.priority = item.priority;
-            item.explanation.escalations.push(EscalationNote {
-                at_ms: now,
-                source: source.clone(),
-                actions: notes.clone(),
-            });
+            let explanation = &mut item.explanation;
+            explanation.escalations.push(EscalationNote { at_ms: now, source: source.clone(), actions: notes.clone() });
+            let keep = self.options.retention.notes_per_item.max(1);
+            if explanation.escalations.len() > keep {
+                let excess = explanation.escalations.len() - keep;
+                explanation.escalations.drain(..excess);
+                explanation.escalations_dropped += excess as u64;
+                self.stats.notes_dropped += excess as u64;
+            }
             let text = notes.join(", ");
             self.case_step(id, || format!("escalated: {text}"));
             self.emit(Event::Escalated { at_ms: now, item: ItemId(id), actions: notes.clone() });
         }
         if let Some(ms) = escalation.recheck_in_ms {
-            self.arm(now + ms.max(1), Timer::Escalate { item: id, generation });
+            // At least a tick, at most the cap, and only so many times per item.
+            let floor = self.options.tick_floor_ms.max(1);
+            let ms = ms.max(floor).min(self.options.limits.max_recheck_ms.max(floor));
+            let allowed = self.options.limits.rechecks_per_item;
+            match self.items.get_mut(&id) {
+                Some(item) if item.rechecks < allowed => {
+                    item.rechecks += 1;
+                    self.arm(now.saturating_add(ms), Timer::Escalate { item: id, generation });
+                }
+                _ => self.stats.rechecks_refused += 1,
+            }
         }
         if !notes.is_empty() {
             self.dispatch_item(id);
@@ -1375,7 +1745,9 @@ impl Router {
     }
 
     fn reprioritise(&mut self, id: u64, f: impl FnOnce(i32) -> i32) {
-        let Some(item) = self.items.get_mut(&id) else { return };
+        let Some(item) = self.items.get_mut(&id) else {
+            return;
+        };
         let queued = item.status == ItemStatus::Queued;
         if queued {
             self.queues[item.queue].waiting.remove(&item.key());
@@ -1386,9 +1758,48 @@ impl Router {
         }
     }
 
-    /// Supervisor alerts raised by escalation rules, oldest first.
-    pub fn alerts(&self) -> &[Alert] {
+    /// Supervisor alerts raised by escalation rules, oldest first, with their
+    /// acknowledgement (the most recent [`Retention::alerts`]).
+    pub fn alerts(&self) -> &VecDeque<Alert> {
         &self.alerts
+    }
+
+    /// Alert `id` is acknowledged by `by` now. Acknowledging again keeps the
+    /// first acknowledgement. An alert past retention (or never raised) is
+    /// [`Error::Unknown`].
+    pub fn acknowledge_alert(&mut self, id: u64, by: &str) -> Result<&Alert> {
+        let now = self.now_ms();
+        let by = truncate_to(by.to_owned(), self.options.limits.name_bytes);
+        let position = self
+            .alerts
+            .binary_search_by_key(&id, |a| a.id)
+            .map_err(|_| Error::Unknown { kind: "alert", name: id.to_string() })?;
+        let alert = &mut self.alerts[position];
+        alert.acknowledged.get_or_insert(Acknowledgement { by, at_ms: now });
+        Ok(&self.alerts[position])
+    }
+
+    /// What retention and limits have dropped or refused so far.
+    pub fn retention_stats(&self) -> RetentionStats {
+        self.stats
+    }
+
+    /// How many records of each kind the router holds now (for a gauge).
+    pub fn record_counts(&self) -> RecordCounts {
+        RecordCounts {
+            items: self.items.len(),
+            customers: self.customers.len(),
+            cases: self.cases.len(),
+            alerts: self.alerts.len(),
+            exceptions: self.exceptions.len(),
+            timers: self.timers.len(),
+            interval_entries: self.metrics.interval_entries(),
+        }
+    }
+
+    /// The options the router runs with.
+    pub fn options(&self) -> &RouterOptions {
+        &self.options
     }
 
     // ----- reading ---------------------------------------------------------------------
@@ -1484,7 +1895,8 @@ impl Router {
     /// attributes, wait, priority and the explanation of the routing.
     pub fn desktop(&self, agent: AgentId) -> Result<Desktop> {
         let a = self.agent_ix(agent)?;
-        let items = self.agents[a].held.iter().filter_map(|id| self.items.get(id)).map(|i| self.desktop_item(i)).collect();
+        let items =
+            self.agents[a].held.iter().filter_map(|id| self.items.get(id)).map(|i| self.desktop_item(i)).collect();
         Ok(Desktop { agent, name: self.agents[a].spec.name.clone(), state: self.state_of(a), items })
     }
 
@@ -1497,7 +1909,8 @@ impl Router {
             opened_ms: record.opened_ms,
             closed_ms: record.closed_ms,
             departments: record.departments.iter().map(|&d| self.departments[d].spec.name.clone()).collect(),
-            history: record.history.clone(),
+            history: record.history.iter().cloned().collect(),
+            history_dropped: record.history_dropped,
         })
     }
 

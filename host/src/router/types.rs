@@ -279,8 +279,11 @@ pub struct Explanation {
     pub candidates_qualified: usize,
     /// The agent of the latest offer.
     pub agent: Option<String>,
-    /// Escalation steps taken, oldest first.
+    /// Escalation steps taken, oldest first (the most recent
+    /// [`Retention::notes_per_item`]).
     pub escalations: Vec<EscalationNote>,
+    /// Older escalation steps dropped from `escalations`.
+    pub escalations_dropped: u64,
 }
 
 /// One item as an agent desktop shows it.
@@ -349,21 +352,186 @@ pub struct CaseView {
     pub closed_ms: Option<u64>,
     /// Departments visited, in order (repeats kept).
     pub departments: Vec<String>,
-    /// Every step.
+    /// Every step (the most recent [`Retention::case_steps`]).
     pub history: Vec<CaseStep>,
+    /// Older steps dropped from `history`.
+    pub history_dropped: u64,
 }
 
 /// A supervisor alert raised by an escalation rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
+    /// Id, from 1, increasing: what `acknowledge_alert` takes.
+    pub id: u64,
     /// When.
     pub at_ms: u64,
     /// Item.
     pub item: ItemId,
     /// Department.
     pub department: String,
-    /// The rule's message.
+    /// The rule's message (at most [`Limits::alert_bytes`]).
     pub message: String,
+    /// Who acknowledged it and when; `None` while open.
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// A supervisor's acknowledgement of an [`Alert`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acknowledgement {
+    /// Who (the supervisor's login).
+    pub by: String,
+    /// When, ms on the router's clock.
+    pub at_ms: u64,
+}
+
+/// How long the router remembers what it no longer needs for routing. The
+/// router prunes on [`Router::on_tick`](super::Router::on_tick) and every
+/// [`Retention::prune_every`] new items, popping only what expired (amortised
+/// O(1) per record), never scanning everything per request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    /// Alerts kept (the most recent, acknowledged or not). Default 10,000: more
+    /// than a supervisor works through in days; ~1 KB each at most (message cap
+    /// 4 KiB is the worst case, ~40 MB), so the list stays bounded.
+    pub alerts: usize,
+    /// A closed case's history is forgotten this long after it closed (a new item
+    /// of the same case starts a fresh record). Default 7 days: covers the
+    /// week-long look-back of a supervisor's case search.
+    pub closed_case_ms: u64,
+    /// Steps kept per case history (the most recent; a counter says how many were
+    /// dropped). Default 1,000: a case routed through that many steps is a
+    /// runaway escalation loop, not a story anyone reads.
+    pub case_steps: usize,
+    /// Escalation notes kept per item's explanation (the most recent; a counter
+    /// says how many were dropped). Default 50: the desktop shows a handful.
+    pub notes_per_item: usize,
+    /// Items kept in the exception queue. Past it the oldest entry is discarded
+    /// (its item is forgotten and counted). Default 10,000: ops resolve
+    /// exceptions within hours; a flood of bad items must not grow the daemon.
+    pub exceptions: usize,
+    /// Prune at least every this many new items, for embedders that do not tick.
+    /// Default 1,024.
+    pub prune_every: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            alerts: 10_000,
+            closed_case_ms: 7 * 24 * 3_600_000,
+            case_steps: 1_000,
+            notes_per_item: 50,
+            exceptions: 10_000,
+            prune_every: 1_024,
+        }
+    }
+}
+
+impl Retention {
+    /// Keep everything (bounded runs: the simulator, tests).
+    pub fn unbounded() -> Self {
+        Retention {
+            alerts: usize::MAX,
+            closed_case_ms: u64::MAX,
+            case_steps: usize::MAX,
+            notes_per_item: usize::MAX,
+            exceptions: usize::MAX,
+            prune_every: 1_024,
+        }
+    }
+}
+
+/// Upper bounds on what one item, one agent or one plugin answer may bring in.
+/// An item over a limit is refused by [`Router::check_item`](super::Router::check_item)
+/// with [`Error::Limit`](crate::error::Error::Limit); given to `create_item`
+/// anyway it lands in the exception queue with its oversized data left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Distinct skill and attribute names in the shared catalogue (which only
+    /// grows: plugins cache ids). Default 10,000: a large centre has hundreds.
+    pub catalog_names: usize,
+    /// Total bytes of those names. Default 1 MiB.
+    pub catalog_bytes: usize,
+    /// Bytes of one name: skill, attribute key, department, queue. Default 128.
+    pub name_bytes: usize,
+    /// Attributes per item. Default 64.
+    pub attributes_per_item: usize,
+    /// Bytes of one attribute value. Default 4 KiB (a subject line or a short
+    /// note, not a document).
+    pub attribute_value_bytes: usize,
+    /// Skills per item. Default 32.
+    pub skills_per_item: usize,
+    /// Bytes of a customer or case id. Default 256.
+    pub id_bytes: usize,
+    /// Bytes of an alert message kept (longer ones are cut at a character
+    /// boundary). Default 4 KiB, as the contract's per-message cap.
+    pub alert_bytes: usize,
+    /// Escalation rechecks per item; past it the rule is not asked again for
+    /// that item. Default 10,000 (at a 30 s recheck, 3.5 days of waiting).
+    pub rechecks_per_item: u32,
+    /// Longest recheck delay a rule may ask for; longer ones are shortened.
+    /// Default 30 days.
+    pub max_recheck_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            catalog_names: 10_000,
+            catalog_bytes: 1 << 20,
+            name_bytes: 128,
+            attributes_per_item: 64,
+            attribute_value_bytes: 4 << 10,
+            skills_per_item: 32,
+            id_bytes: 256,
+            alert_bytes: 4 << 10,
+            rechecks_per_item: 10_000,
+            max_recheck_ms: 30 * 24 * 3_600_000,
+        }
+    }
+}
+
+/// How many records of each kind a router holds (for a gauge or a test).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecordCounts {
+    /// Items in the system (waiting, offered, in hand, exceptions).
+    pub items: usize,
+    /// Customer (repeat-contact) records.
+    pub customers: usize,
+    /// Case records, open and closed.
+    pub cases: usize,
+    /// Alerts kept.
+    pub alerts: usize,
+    /// Exception entries.
+    pub exceptions: usize,
+    /// Armed timers, stale ones included.
+    pub timers: usize,
+    /// Per-interval statistics entries (see `Metrics::interval_entries`).
+    pub interval_entries: usize,
+}
+
+/// What retention and limits have dropped or refused so far (for a gauge).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionStats {
+    /// Alerts dropped past [`Retention::alerts`].
+    pub alerts_dropped: u64,
+    /// Closed cases forgotten.
+    pub cases_forgotten: u64,
+    /// Case history steps dropped past [`Retention::case_steps`].
+    pub case_steps_dropped: u64,
+    /// Customer (repeat-contact) records forgotten past every FCR window.
+    pub customers_forgotten: u64,
+    /// Escalation notes dropped past [`Retention::notes_per_item`].
+    pub notes_dropped: u64,
+    /// Exception entries (and their items) discarded past [`Retention::exceptions`].
+    pub exceptions_dropped: u64,
+    /// Items that broke a [`Limits`] entry (sent to the exception queue).
+    pub items_over_limit: u64,
+    /// Escalation rechecks not armed because an item reached
+    /// [`Limits::rechecks_per_item`].
+    pub rechecks_refused: u64,
+    /// Stale timers dropped when the timer heap was compacted.
+    pub timers_compacted: u64,
 }
 
 /// An entry of the exception queue.
@@ -585,4 +753,28 @@ pub enum Event {
         /// New activity.
         activity: Activity,
     },
+}
+
+impl Event {
+    /// When it happened.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Event::Created { at_ms, .. }
+            | Event::Repeat { at_ms, .. }
+            | Event::Offered { at_ms, .. }
+            | Event::Accepted { at_ms, .. }
+            | Event::OfferEnded { at_ms, .. }
+            | Event::Paused { at_ms, .. }
+            | Event::Resumed { at_ms, .. }
+            | Event::Completed { at_ms, .. }
+            | Event::Abandoned { at_ms, .. }
+            | Event::Escalated { at_ms, .. }
+            | Event::Moved { at_ms, .. }
+            | Event::Exception { at_ms, .. }
+            | Event::HandedOff { at_ms, .. }
+            | Event::CaseClosed { at_ms, .. }
+            | Event::Activity { at_ms, .. } => *at_ms,
+            Event::Alert(alert) => alert.at_ms,
+        }
+    }
 }

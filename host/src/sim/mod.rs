@@ -28,8 +28,8 @@ use crate::clock::{Clock, VirtualClock};
 use crate::error::Result;
 use crate::metrics::MetricsConfig;
 use crate::router::{
-    AgentId, AgentSpec, Completion, DepartmentSpec, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence,
-    QueueSpec, Router, RouterOptions,
+    AgentId, AgentSpec, Completion, DepartmentSpec, Event, HandOff, ItemId, ItemStatus, Limits, NewWorkItem,
+    Presence, QueueSpec, Retention, Router, RouterOptions,
 };
 use crate::rules::{RuleSet, SharedCatalog};
 use dist::Sampler;
@@ -171,7 +171,14 @@ pub fn build_router(scenario: &Scenario, clock: Arc<dyn Clock>, catalog: SharedC
             measure_from_ms: secs_to_ms(scenario.warmup_s),
             interval_ms: secs_to_ms(scenario.interval_s).max(1),
             ..MetricsConfig::default()
-        },
+        }
+        // A run is bounded and its report shows every interval from 0.
+        .unbounded(),
+        // Keep what the report reads, and rechecks as the rules ask (the run's
+        // virtual clock has no tick to floor them to).
+        retention: Retention::unbounded(),
+        limits: Limits { rechecks_per_item: u32::MAX, ..Limits::default() },
+        tick_floor_ms: 1,
     };
     Router::new(departments, queues, clock, catalog, options)
 }
