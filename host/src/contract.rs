@@ -45,9 +45,10 @@ pub mod hook {
     pub const MATCH: &str = "match-agents";
 }
 
-/// Bytes of one text of an answer (a priority reason, an alert message). Text
-/// goes to desktops, alerts and case histories that live on in the host: 4 KiB
-/// is a paragraph, and a 1 MiB "alert" is refused rather than kept.
+/// Default bytes of one text of an answer (a priority reason, an alert
+/// message; [`AnswerCaps::message_bytes`]). Text goes to desktops, alerts and
+/// case histories that live on in the host: 4 KiB is a paragraph, and a 1 MiB
+/// "alert" is refused rather than kept.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 10;
 
 /// Longest `recheck-in-ms` an answer may carry: the router's
@@ -60,6 +61,8 @@ pub const MAX_RECHECK_MS: u64 = crate::router::MAX_DURATION_MS;
 pub struct AnswerCaps {
     /// Total bytes of text (reasons, alert messages) in one answer.
     pub text_bytes: usize,
+    /// Bytes of any one text (a reason, an alert message).
+    pub message_bytes: usize,
     /// Escalation actions per item.
     pub actions_per_item: usize,
 }
@@ -116,12 +119,13 @@ pub fn name_kind_from_wit(kind: wit::NameKind) -> NameKind {
 struct TextBudget {
     used: usize,
     cap: usize,
+    message_cap: usize,
 }
 
 impl TextBudget {
     fn spend(&mut self, bytes: usize) -> Result<(), AnswerError> {
-        if bytes > MAX_MESSAGE_BYTES {
-            return Err(AnswerError::TooLarge(format!("a text of {bytes} bytes (at most {MAX_MESSAGE_BYTES})")));
+        if bytes > self.message_cap {
+            return Err(AnswerError::TooLarge(format!("a text of {bytes} bytes (at most {})", self.message_cap)));
         }
         self.used = self.used.saturating_add(bytes);
         if self.used > self.cap {
@@ -146,7 +150,7 @@ pub fn check_priorities(
     caps: AnswerCaps,
 ) -> Result<Vec<Priority>, AnswerError> {
     check_len("priorities", answer.len(), items)?;
-    let mut text = TextBudget { used: 0, cap: caps.text_bytes };
+    let mut text = TextBudget { used: 0, cap: caps.text_bytes, message_cap: caps.message_bytes };
     for (i, p) in answer.iter().enumerate() {
         if let Some(QueueId(queue)) = p.queue
             && queue >= known.queues
@@ -168,7 +172,7 @@ pub fn check_escalations(
     caps: AnswerCaps,
 ) -> Result<Vec<Escalation>, AnswerError> {
     check_len("escalations", answer.len(), items)?;
-    let mut text = TextBudget { used: 0, cap: caps.text_bytes };
+    let mut text = TextBudget { used: 0, cap: caps.text_bytes, message_cap: caps.message_bytes };
     answer
         .into_iter()
         .enumerate()
@@ -259,7 +263,7 @@ pub fn check_match(answer: wit::MatchResult, candidates: usize) -> Result<MatchR
 mod tests {
     use super::*;
 
-    const CAPS: AnswerCaps = AnswerCaps { text_bytes: 16, actions_per_item: 4 };
+    const CAPS: AnswerCaps = AnswerCaps { text_bytes: 16, message_bytes: MAX_MESSAGE_BYTES, actions_per_item: 4 };
     const KNOWN: KnownIds = KnownIds { queues: 2, skills: 3 };
 
     fn p(priority: i32, queue: Option<u32>, reason: Option<&str>) -> Priority {
@@ -305,7 +309,7 @@ mod tests {
 
     #[test]
     fn escalations_refuse_huge_alerts_and_rechecks() {
-        let caps = AnswerCaps { text_bytes: 1 << 20, actions_per_item: 4 };
+        let caps = AnswerCaps { text_bytes: 1 << 20, message_bytes: MAX_MESSAGE_BYTES, actions_per_item: 4 };
         let alert = |n: usize| wit::Escalation {
             actions: vec![wit::EscalationAction::Alert("x".repeat(n))],
             recheck_in_ms: Some(1),

@@ -64,6 +64,10 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Total bytes of text (reasons, alerts) in one answer. Default 1 MiB.
     pub answer_text_bytes: usize,
+    /// Bytes of any one text of an answer (a reason, an alert message). Default
+    /// 4 KiB ([`contract::MAX_MESSAGE_BYTES`]): texts live on in desktops, alerts
+    /// and case histories.
+    pub message_bytes: usize,
     /// Escalation actions per item in one answer. Default 64.
     pub actions_per_item: usize,
     /// Log records (`host.log`) a plugin may write per call; more are dropped and
@@ -92,6 +96,7 @@ impl Default for Limits {
             deadline: Duration::from_millis(50),
             fuel: None,
             answer_text_bytes: MIB,
+            message_bytes: contract::MAX_MESSAGE_BYTES,
             actions_per_item: 64,
             log_records_per_call: 100,
             output_bytes_per_call: 64 * 1024,
@@ -102,7 +107,11 @@ impl Default for Limits {
 impl Limits {
     /// The caps on answers these limits imply.
     pub fn answer_caps(&self) -> contract::AnswerCaps {
-        contract::AnswerCaps { text_bytes: self.answer_text_bytes, actions_per_item: self.actions_per_item }
+        contract::AnswerCaps {
+            text_bytes: self.answer_text_bytes,
+            message_bytes: self.message_bytes,
+            actions_per_item: self.actions_per_item,
+        }
     }
 }
 

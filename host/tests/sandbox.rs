@@ -263,7 +263,9 @@ fn hostile_loop_is_interrupted_at_the_deadline() {
 /// A plugin allocating without bound hits the 16 MiB memory limit.
 #[test]
 fn hostile_memory_bomb_hits_the_memory_limit() {
-    let reason = contained_prioritise(artifacts::HOSTILE_MEMORY_BOMB, DepartmentConfig::new(), FailureKind::Limit, 0);
+    // A generous deadline: growing to the limit can take over 50 ms on a loaded machine.
+    let config = DepartmentConfig::new().with_limits(limits(|l| l.deadline = Duration::from_secs(10)));
+    let reason = contained_prioritise(artifacts::HOSTILE_MEMORY_BOMB, config, FailureKind::Limit, 0);
     assert_eq!(reason, "plugin `hostile_memory_bomb` hit its memory limit of 16 MiB in prioritise");
 }
 
@@ -286,11 +288,27 @@ fn hostile_panic_traps_and_its_message_is_reported() {
 #[test]
 fn hostile_huge_output_is_refused_as_too_large() {
     // A generous deadline: building and lifting 8 MiB takes a while in a debug host.
-    let config = DepartmentConfig::new().with_limits(limits(|l| l.deadline = Duration::from_secs(10)));
+    // No cap on one text here, so the whole answer's cap speaks.
+    let config = DepartmentConfig::new().with_limits(limits(|l| {
+        l.deadline = Duration::from_secs(10);
+        l.message_bytes = usize::MAX;
+    }));
     let reason = contained_prioritise(artifacts::HOSTILE_HUGE_OUTPUT, config, FailureKind::Limit, 0);
     assert_eq!(
         reason,
         "plugin `hostile_huge_output` hit its answer size limit (answer text exceeds 1048576 bytes) in prioritise"
+    );
+}
+
+/// With the default limits, one reason over 4 KiB is refused on its own (texts
+/// live on in desktops and case histories).
+#[test]
+fn one_text_over_the_message_cap_is_refused() {
+    let config = DepartmentConfig::new().with_limits(limits(|l| l.deadline = Duration::from_secs(10)));
+    let reason = contained_prioritise(artifacts::HOSTILE_HUGE_OUTPUT, config, FailureKind::Limit, 0);
+    assert_eq!(
+        reason,
+        "plugin `hostile_huge_output` hit its answer size limit (a text of 2796202 bytes (at most 4096)) in prioritise"
     );
 }
 
@@ -400,11 +418,15 @@ fn deadline_violated() {
     assert_eq!(reason, "plugin `hostile_slow` missed its 100 ms deadline in prioritise");
 }
 
-/// hostile-huge-output with `reason_bytes` of reason text and a generous answer cap.
+/// hostile-huge-output with `reason_bytes` of reason text and a generous answer
+/// cap. A generous deadline too: these pairs are about memory, and building
+/// megabytes of text can take over 50 ms in a debug host on a loaded machine.
 fn huge(reason_bytes: usize, memory_bytes: usize) -> DepartmentConfig {
     DepartmentConfig::new().with("huge_reason_bytes", reason_bytes.to_string()).with_limits(limits(|l| {
+        l.deadline = Duration::from_secs(10);
         l.memory_bytes = memory_bytes;
         l.answer_text_bytes = 64 << 20;
+        l.message_bytes = 64 << 20;
     }))
 }
 
