@@ -329,6 +329,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("get", "/v1/queues", &[Admin, Supervisor, Integration, Agent]),
     route("get", "/v1/queues/{name}", &[Admin, Supervisor, Integration, Agent]),
     route("get", "/v1/alerts", STAFF),
+    route("post", "/v1/alerts/{id}/ack", STAFF),
     route("get", "/v1/plugins", STAFF),
     RouteSpec { body_limit: MAX_COMPONENT_BYTES, ..route("post", "/v1/plugins/{department}", &[Admin]) },
     route("post", "/v1/plugins/{department}/rollback/{generation}", &[Admin]),
@@ -416,6 +417,7 @@ pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
         .route("/v1/queues", get(queues).layer(e("/v1/queues")))
         .route("/v1/queues/{name}", get(queue).layer(e("/v1/queues/{name}")))
         .route("/v1/alerts", get(alerts).layer(e("/v1/alerts")))
+        .route("/v1/alerts/{id}/ack", post(acknowledge_alert).layer(e("/v1/alerts/{id}/ack")))
         .route("/v1/plugins", get(plugins).layer(e("/v1/plugins")))
         .route("/v1/plugins/{department}", post(upload_plugin).layer(e("/v1/plugins/{department}")))
         .route(
@@ -892,6 +894,26 @@ async fn audit(State(state): State<AppState>) -> Reply {
 
 async fn alerts(State(state): State<AppState>) -> Reply {
     with_core(&state, |core| ok(StatusCode::OK, json!(core.router.alerts()))).await?
+}
+
+/// `POST /v1/alerts/{id}/ack`: a supervisor has seen the alert (the first
+/// acknowledgement is kept).
+async fn acknowledge_alert(State(state): State<AppState>, Extension(who): Extension<Identity>, Path(id): Path<String>) -> Reply {
+    let id = id.parse::<u64>().map_err(|_| ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        error: format!("id: `{id}` is not an alert id"),
+        field: Some("id".into()),
+    })?;
+    with_core(&state, move |core| {
+        if !core.router.alerts().iter().any(|a| a.id == id) {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown alert {id} (or past retention)")));
+        }
+        let by = who.agent().map(str::to_owned).unwrap_or_else(|| who.role().as_str().to_owned());
+        core.submit(Op::AlertAcknowledged { alert: id, by })?;
+        let alert = core.router.alerts().iter().find(|a| a.id == id).cloned();
+        ok(StatusCode::OK, json!(alert))
+    })
+    .await?
 }
 
 /// `POST /v1/agents/{id}/token`: a new token for the agent (the old one stops

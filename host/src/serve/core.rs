@@ -291,6 +291,11 @@ impl Core {
                 self.auth.revoke_agent_token(agent);
                 Ok(Applied::Done)
             }
+            Op::AlertAcknowledged { alert, by } => self
+                .router
+                .acknowledge_alert(*alert, by)
+                .map(|_| Applied::Done)
+                .map_err(Refusal::from),
             Op::PluginRefused {
                 department,
                 sha256,
@@ -574,9 +579,14 @@ impl Core {
         if let Some(due) = item.due_in_s
             && seconds_ms(due).is_none()
         {
-            return Err(invalid("due_in_s", format!("{due} is not a duration")));
+            return Err(invalid("due_in_s", format!("{due} is not a duration of at most 366 days")));
         }
-        Ok(())
+        // The router's own limits (names, attributes, skills, catalogue), checked
+        // before journaling so an item over one is a 422, not an exception.
+        self.router.check_item(&to_new_item(item)).map_err(|e| match e {
+            Error::Limit { field, what, limit, got } => invalid(&field, format!("{got} is over the limit of {limit} ({what})")),
+            other => invalid("body", other.to_string()),
+        })
     }
 
     /// Check an agent body before it is journaled.
@@ -592,7 +602,7 @@ impl Core {
         if seconds_ms(agent.wrap_up_s).is_none() {
             return Err(Refusal::Invalid {
                 field: "wrap_up_s".into(),
-                message: format!("{} is not a duration", agent.wrap_up_s),
+                message: format!("{} is not a duration of at most 366 days", agent.wrap_up_s),
             });
         }
         Ok(())

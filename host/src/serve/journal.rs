@@ -135,6 +135,13 @@ pub enum Op {
         /// Agent login.
         agent: String,
     },
+    /// A supervisor acknowledged an alert.
+    AlertAcknowledged {
+        /// Alert id.
+        alert: u64,
+        /// Who (role, or agent login).
+        by: String,
+    },
 }
 
 /// Where the journal lives. Implementations make [`append`](JournalStore::append)

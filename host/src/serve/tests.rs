@@ -181,3 +181,77 @@ fn durations_are_bounded() {
         assert_eq!((status, reply["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("wrap_up_s")));
     });
 }
+
+/// The router's limits are checked before journaling: an item over one is a
+/// 422 naming the field, and nothing is created.
+#[test]
+fn an_item_over_a_router_limit_is_refused_before_it_is_journaled() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let (state, app, _dir) = daemon();
+        let attributes: serde_json::Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let body = json!({ "department": "claims", "queue": "claims", "attributes": attributes });
+        let (status, reply) = send(&app, "POST", "/v1/items", body.to_string().into_bytes()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+        assert!(reply["field"].as_str().is_some_and(|f| f.starts_with("attributes")), "{reply}");
+        let long = json!({ "department": "claims", "queue": "claims", "attributes": { "k": "v".repeat(5000) } });
+        let (status, reply) = send(&app, "POST", "/v1/items", long.to_string().into_bytes()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+        assert!(reply["error"].as_str().is_some_and(|e| e.contains("over the limit")), "{reply}");
+        assert_eq!(state.core.lock().unwrap().router.open_items(), 0);
+    });
+}
+
+/// Rules that raise one alert per waiting item (built-in otherwise).
+struct Alerting;
+
+impl crate::rules::RuleSet for Alerting {
+    fn prioritise(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+        crate::rules::BuiltInRules.prioritise(items)
+    }
+    fn escalate(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
+        let answers = items
+            .rows
+            .iter()
+            .map(|_| switchyard_sdk::Escalation {
+                actions: vec![switchyard_sdk::EscalationAction::Alert("customer waited too long".into())],
+                recheck_in_ms: None,
+            })
+            .collect();
+        crate::rules::Decided::built_in(answers)
+    }
+    fn match_agents(
+        &self,
+        item: &switchyard_sdk::ItemBatch,
+        candidates: &switchyard_sdk::CandidateTable,
+    ) -> crate::rules::Decided<switchyard_sdk::MatchResult> {
+        crate::rules::BuiltInRules.match_agents(item, candidates)
+    }
+}
+
+/// Scenario: an escalation rule raises an alert; a supervisor reads it and
+/// acknowledges it (journaled, the first acknowledgement kept); an unknown alert
+/// is a 404.
+#[test]
+fn alerts_are_listed_and_acknowledged() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let (state, app, _dir) = daemon();
+        state.core.lock().unwrap().router.set_rules("claims", Arc::new(Alerting)).unwrap();
+        // Nobody to take the item: it waits, and the escalation rule runs.
+        let away = json!({ "state": "away" }).to_string().into_bytes();
+        assert_eq!(send(&app, "POST", "/v1/agents/ann/state", away).await.0, StatusCode::OK);
+        let body = json!({ "department": "claims", "queue": "claims" });
+        assert_eq!(send(&app, "POST", "/v1/items", body.to_string().into_bytes()).await.0, StatusCode::CREATED);
+        let (status, alerts) = send(&app, "GET", "/v1/alerts", Vec::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(alerts[0]["message"], "customer waited too long", "{alerts}");
+        assert!(alerts[0]["acknowledged"].is_null());
+        let id = alerts[0]["id"].as_u64().expect("an alert id");
+        let (status, acked) = send(&app, "POST", &format!("/v1/alerts/{id}/ack"), Vec::new()).await;
+        assert_eq!(status, StatusCode::OK, "{acked}");
+        assert_eq!(acked["acknowledged"]["by"], "admin");
+        assert_eq!(send(&app, "POST", "/v1/alerts/999/ack", Vec::new()).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(send(&app, "POST", "/v1/alerts/x/ack", Vec::new()).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    });
+}
