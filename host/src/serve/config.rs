@@ -46,6 +46,12 @@ pub struct ServeConfig {
     /// Limits at the HTTP edge.
     #[serde(default)]
     pub http: HttpLimits,
+    /// How long the daemon remembers what routing no longer needs.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// Upper bounds on what one item or one plugin answer may bring in.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Departments.
     #[serde(default)]
     pub departments: Vec<DepartmentEntry>,
@@ -132,6 +138,118 @@ fn default_request_timeout_s() -> f64 {
 }
 fn default_upload_timeout_s() -> f64 {
     300.0
+}
+
+/// `[retention]`: every map that grows with traffic has a bound. Defaults are
+/// the router's ([`crate::router::Retention`], [`crate::metrics::MetricsConfig`]),
+/// each with the reason for its value there.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Supervisor alerts kept (the most recent). Default 10,000.
+    pub alerts: Option<usize>,
+    /// Days a closed case's history is kept after it closed. Default 7.
+    pub closed_case_days: Option<f64>,
+    /// Steps kept per case history. Default 1,000.
+    pub case_steps: Option<usize>,
+    /// Escalation notes kept per item. Default 50.
+    pub notes_per_item: Option<usize>,
+    /// Items kept in the exception queue. Default 10,000.
+    pub exceptions: Option<usize>,
+    /// Statistics intervals kept per queue and agent (totals are never dropped).
+    /// Default 96: two days of 30-minute intervals.
+    pub statistics_intervals: Option<usize>,
+}
+
+/// `[limits]`: per item and per plugin answer. Defaults are the router's
+/// ([`crate::router::Limits`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Distinct skill and attribute names ever seen. Default 10,000.
+    pub catalog_names: Option<usize>,
+    /// Total bytes of those names. Default 1 MiB.
+    pub catalog_bytes: Option<usize>,
+    /// Bytes of one name (skill, attribute key, department, queue). Default 128.
+    pub name_bytes: Option<usize>,
+    /// Attributes per item. Default 64.
+    pub attributes_per_item: Option<usize>,
+    /// Bytes of one attribute value. Default 4 KiB.
+    pub attribute_value_bytes: Option<usize>,
+    /// Skills per item. Default 32.
+    pub skills_per_item: Option<usize>,
+    /// Bytes of a customer or case id. Default 256.
+    pub id_bytes: Option<usize>,
+    /// Escalation rechecks per item. Default 10,000.
+    pub rechecks_per_item: Option<u32>,
+}
+
+/// Largest count or size a `[retention]` / `[limits]` key accepts: a bound is
+/// meant to bound.
+const MAX_BOUND: usize = 100_000_000;
+
+impl ServeConfig {
+    /// The router's options from `[retention]` and `[limits]` over its defaults.
+    pub fn router_options(&self) -> crate::router::RouterOptions {
+        let mut options = crate::router::RouterOptions::default();
+        let r = &self.retention;
+        let retention = &mut options.retention;
+        retention.alerts = r.alerts.unwrap_or(retention.alerts);
+        if let Some(days) = r.closed_case_days {
+            retention.closed_case_ms = seconds_ms(days * 86_400.0).unwrap_or(retention.closed_case_ms);
+        }
+        retention.case_steps = r.case_steps.unwrap_or(retention.case_steps);
+        retention.notes_per_item = r.notes_per_item.unwrap_or(retention.notes_per_item);
+        retention.exceptions = r.exceptions.unwrap_or(retention.exceptions);
+        if let Some(n) = r.statistics_intervals {
+            options.metrics.keep_intervals = Some(n);
+        }
+        let l = &self.limits;
+        let limits = &mut options.limits;
+        limits.catalog_names = l.catalog_names.unwrap_or(limits.catalog_names);
+        limits.catalog_bytes = l.catalog_bytes.unwrap_or(limits.catalog_bytes);
+        limits.name_bytes = l.name_bytes.unwrap_or(limits.name_bytes);
+        limits.attributes_per_item = l.attributes_per_item.unwrap_or(limits.attributes_per_item);
+        limits.attribute_value_bytes = l.attribute_value_bytes.unwrap_or(limits.attribute_value_bytes);
+        limits.skills_per_item = l.skills_per_item.unwrap_or(limits.skills_per_item);
+        limits.id_bytes = l.id_bytes.unwrap_or(limits.id_bytes);
+        limits.rechecks_per_item = l.rechecks_per_item.unwrap_or(limits.rechecks_per_item);
+        options
+    }
+
+    /// Every `[retention]` and `[limits]` value is a positive bound.
+    fn check_bounds(&self) -> std::result::Result<(), String> {
+        let r = &self.retention;
+        let l = &self.limits;
+        let counts = [
+            ("retention.alerts", r.alerts),
+            ("retention.case_steps", r.case_steps),
+            ("retention.notes_per_item", r.notes_per_item),
+            ("retention.exceptions", r.exceptions),
+            ("retention.statistics_intervals", r.statistics_intervals),
+            ("limits.catalog_names", l.catalog_names),
+            ("limits.catalog_bytes", l.catalog_bytes),
+            ("limits.name_bytes", l.name_bytes),
+            ("limits.attributes_per_item", l.attributes_per_item),
+            ("limits.attribute_value_bytes", l.attribute_value_bytes),
+            ("limits.skills_per_item", l.skills_per_item),
+            ("limits.id_bytes", l.id_bytes),
+            ("limits.rechecks_per_item", l.rechecks_per_item.map(|n| n as usize)),
+        ];
+        for (key, value) in counts {
+            if let Some(v) = value
+                && !(1..=MAX_BOUND).contains(&v)
+            {
+                return Err(format!("key `{key}`: {v} is outside 1-{MAX_BOUND}"));
+            }
+        }
+        if let Some(days) = r.closed_case_days
+            && (seconds_ms(days * 86_400.0).is_none() || days <= 0.0)
+        {
+            return Err(format!("key `retention.closed_case_days`: {days} is not a number of days between 0 and 366"));
+        }
+        Ok(())
+    }
 }
 
 /// One department.
@@ -323,6 +441,7 @@ impl ServeConfig {
         if config.keep_finished > MAX_KEEP_FINISHED {
             return Err(fail(format!("key `keep_finished`: {} is over the limit of {MAX_KEEP_FINISHED}", config.keep_finished)));
         }
+        config.check_bounds().map_err(fail)?;
         let http = &config.http;
         if !(1..=MAX_CONNECTIONS).contains(&http.max_connections) {
             return Err(fail(format!("key `http.max_connections`: {} is outside 1-{MAX_CONNECTIONS}", http.max_connections)));
@@ -547,6 +666,24 @@ mod tests {
             message("[[agents]]\nname = \"a\"\ncapacity = { chat = 2, voice = 300 }\n"),
             "test.toml: line 3: key `capacity.voice`: invalid value: integer `300`, expected u8"
         );
+    }
+
+    #[test]
+    fn retention_and_limits_override_the_routers_defaults_within_bounds() {
+        let config = parse("[retention]\nalerts = 50\nclosed_case_days = 1\nstatistics_intervals = 4\n[limits]\nattributes_per_item = 8\n").unwrap();
+        let options = config.router_options();
+        assert_eq!(options.retention.alerts, 50);
+        assert_eq!(options.retention.closed_case_ms, 86_400_000);
+        assert_eq!(options.metrics.keep_intervals, Some(4));
+        assert_eq!(options.limits.attributes_per_item, 8);
+        let defaults = parse("").unwrap().router_options();
+        assert_eq!(defaults, crate::router::RouterOptions::default());
+        assert_eq!(message("[retention]\nalerts = 0\n"), "test.toml: key `retention.alerts`: 0 is outside 1-100000000");
+        assert_eq!(
+            message("[retention]\nclosed_case_days = 400\n"),
+            "test.toml: key `retention.closed_case_days`: 400 is not a number of days between 0 and 366"
+        );
+        assert!(message("[limits]\nnope = 1\n").contains("unknown field `nope`"));
     }
 
     #[test]

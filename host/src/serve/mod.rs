@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, VirtualClock};
 use crate::error::{Error, Result};
-use crate::router::{DepartmentSpec, Presence, QueueSpec, Router, RouterOptions};
+use crate::router::{DepartmentSpec, Presence, QueueSpec, Router};
 use crate::runtime::{DepartmentConfig, Runtime};
 
 use self::api::Shared;
@@ -107,7 +107,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         queues,
         Arc::new(clock.clone()),
         catalog.clone(),
-        RouterOptions::default(),
+        config.router_options(),
     )
     .map_err(|e| Error::Config {
         path: config.path.clone(),

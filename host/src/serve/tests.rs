@@ -136,7 +136,8 @@ proptest! {
             Just("tick_ms"), Just("keep_finished"), Just("http.max_connections"), Just("http.idle_timeout_s"),
             Just("http.request_timeout_s"), Just("departments.offer_timeout_s"), Just("departments.fcr_window_h"),
             Just("departments.call_deadline_ms"), Just("departments.rule_budget_ms"), Just("queues.service_level_s"),
-            Just("agents.wrap_up_s"), Just("agents.capacity.voice")
+            Just("agents.wrap_up_s"), Just("agents.capacity.voice"), Just("retention.alerts"),
+            Just("retention.closed_case_days"), Just("limits.attributes_per_item"), Just("limits.rechecks_per_item")
         ],
         value in prop_oneof![
             any::<i64>().prop_map(|v| v.to_string()),
@@ -148,7 +149,7 @@ proptest! {
         let (table, field) = key.split_once('.').unwrap_or(("", key));
         let text = match table {
             "" => format!("{field} = {value}\n"),
-            "http" => format!("[http]\n{field} = {value}\n"),
+            "http" | "retention" | "limits" => format!("[{table}]\n{field} = {value}\n"),
             "departments" => format!("[[departments]]\nname = \"b\"\n{field} = {value}\n"),
             "queues" => format!("[[departments]]\nname = \"b\"\n[[queues]]\nname = \"q\"\ndepartment = \"b\"\n{field} = {value}\n"),
             _ => match field.split_once('.') {
