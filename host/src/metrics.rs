@@ -474,16 +474,14 @@ impl Metrics {
                     }
                 }
             }
-            Event::CaseClosed { at_ms, opened_ms, departments, .. } => {
-                if self.measured(*opened_ms) {
-                    let duration = at_ms.saturating_sub(*opened_ms);
-                    let keep = self.config.keep_case_durations;
-                    self.cases.closed += 1;
-                    push_bounded(&mut self.cases.durations_ms, duration, keep);
-                    if departments.len() > 1 {
-                        self.cases.cross_department += 1;
-                        push_bounded(&mut self.cases.cross_department_durations_ms, duration, keep);
-                    }
+            Event::CaseClosed { at_ms, opened_ms, departments, .. } if self.measured(*opened_ms) => {
+                let duration = at_ms.saturating_sub(*opened_ms);
+                let keep = self.config.keep_case_durations;
+                self.cases.closed += 1;
+                push_bounded(&mut self.cases.durations_ms, duration, keep);
+                if departments.len() > 1 {
+                    self.cases.cross_department += 1;
+                    push_bounded(&mut self.cases.cross_department_durations_ms, duration, keep);
                 }
             }
             Event::HandedOff { at_ms, .. } if self.measured(*at_ms) => self.cases.handoffs += 1,

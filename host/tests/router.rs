@@ -795,7 +795,9 @@ fn item_limits_are_obeyed_and_refused_by_name() {
     let base = item("billing", Channel::Voice);
     let attrs = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let skills = |names: &[&str]| names.iter().map(|n| (n.to_string(), 3u8)).collect();
-    let cases: Vec<(NewWorkItem, Option<(&str, u64, u64)>)> = vec![
+    // (item, None when within the limits or Some((field, limit, got)))
+    type Case = (NewWorkItem, Option<(&'static str, u64, u64)>);
+    let cases: Vec<Case> = vec![
         (NewWorkItem { skills: skills(&["a", "b"]), ..base.clone() }, None),
         (NewWorkItem { skills: skills(&["a", "b", "c"]), ..base.clone() }, Some(("skills", 2, 3))),
         (NewWorkItem { skills: skills(&["0123456789x"]), ..base.clone() }, Some(("skills", 10, 11))),

@@ -918,19 +918,19 @@ impl Router {
 
         // Repeat contacts (FCR) and the case.
         let mut contacts = 1u16;
-        if let (Some(customer), None) = (&new.customer, handed_from) {
-            if let Some(record) = self.customers.get(customer) {
-                let window = self.departments[record.last_department].spec.fcr_window_ms;
-                if now.saturating_sub(record.last_seen_ms) <= window {
-                    contacts = record.contacts.saturating_add(1);
-                    let event = Event::Repeat {
-                        at_ms: now,
-                        item: ItemId(id),
-                        previous: ItemId(record.last_item),
-                        previous_queue: record.last_queue,
-                    };
-                    self.emit(event);
-                }
+        if let (Some(customer), None) = (&new.customer, handed_from)
+            && let Some(record) = self.customers.get(customer)
+        {
+            let window = self.departments[record.last_department].spec.fcr_window_ms;
+            if now.saturating_sub(record.last_seen_ms) <= window {
+                contacts = record.contacts.saturating_add(1);
+                let event = Event::Repeat {
+                    at_ms: now,
+                    item: ItemId(id),
+                    previous: ItemId(record.last_item),
+                    previous_queue: record.last_queue,
+                };
+                self.emit(event);
             }
         }
         let mut item = Item {
@@ -992,7 +992,7 @@ impl Router {
             item.status = ItemStatus::Exception;
             self.items.insert(id, item);
             self.emit(Event::Created { at_ms: now, item: ItemId(id), queue: None, channel });
-            self.to_exception(id, reason);
+            self.send_to_exception(id, reason);
             return ItemId(id);
         }
 
@@ -1005,14 +1005,14 @@ impl Router {
         self.items.insert(id, item);
         self.emit(Event::Created { at_ms: now, item: ItemId(id), queue, channel });
         let Some(priority) = answer else {
-            self.to_exception(id, ExceptionReason::NoUsableRule(format!("{} gave no priority", decided.source)));
+            self.send_to_exception(id, ExceptionReason::NoUsableRule(format!("{} gave no priority", decided.source)));
             return ItemId(id);
         };
         if let Some(target) = priority.queue {
             match self.queue_by_catalog.get(&target.0).copied() {
                 Some(to) => self.move_queue(id, to, now),
                 None => {
-                    self.to_exception(
+                    self.send_to_exception(
                         id,
                         ExceptionReason::NoUsableRule(format!(
                             "{} moved the item to unknown queue id {}",
@@ -1084,7 +1084,7 @@ impl Router {
         }
     }
 
-    fn to_exception(&mut self, id: u64, reason: ExceptionReason) {
+    fn send_to_exception(&mut self, id: u64, reason: ExceptionReason) {
         let now = self.now_ms();
         let Some(item) = self.items.get_mut(&id) else {
             return;
