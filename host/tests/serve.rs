@@ -311,6 +311,10 @@ fn check_metrics(text: &str) {
         "switchyard_plugin_generation{department=\"billing\"} 1",
         "switchyard_plugin_breaker_open{department=\"billing\"} 0",
         "# TYPE switchyard_plugin_call_duration_seconds histogram",
+        "switchyard_router_records{kind=\"alerts\"} 0",
+        "switchyard_router_dropped_total{kind=\"customers\"} 0",
+        "switchyard_department_over_rule_budget{department=\"billing\"} 0",
+        "switchyard_journal_commits_total",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in\n{text}");
     }

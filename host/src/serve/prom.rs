@@ -40,6 +40,8 @@ struct Snapshot {
     journal_recovered: u64,
     journal_commits: u64,
     budgets: Vec<(String, super::budget::BudgetView)>,
+    records: crate::router::RecordCounts,
+    retention: crate::router::RetentionStats,
     exceptions: u64,
     alerts: u64,
     escalations: u64,
@@ -111,6 +113,8 @@ fn snapshot(core: &Core) -> Snapshot {
         journal_recovered: core.recovered,
         journal_commits: core.journal.commits(),
         budgets: core.budgets.iter().map(|(d, b)| (d.clone(), b.view())).collect(),
+        records: core.router.record_counts(),
+        retention: core.router.retention_stats(),
         exceptions: core.router.exceptions().len() as u64,
         alerts: metrics.alerts(),
         escalations: metrics.escalations(),
@@ -414,6 +418,37 @@ impl Collector for Snapshot {
             "switchyard_department_budget_fallbacks",
             "Decisions given to the built-in rules because the department had used its rule time budget",
             self.budgets.iter().map(|(d, b)| (vec![("department", d.clone())], b.fallback_decisions)),
+        )?;
+        let r = &self.records;
+        gauges(
+            &mut e,
+            "switchyard_router_records",
+            "Records the router holds, by kind: each is bounded by [retention] or [limits]",
+            [
+                ("items", r.items),
+                ("customers", r.customers),
+                ("cases", r.cases),
+                ("alerts", r.alerts),
+                ("exceptions", r.exceptions),
+                ("timers", r.timers),
+                ("interval-entries", r.interval_entries),
+            ]
+            .map(|(kind, n)| (vec![("kind", kind.to_owned())], n as u64)),
+        )?;
+        let d = &self.retention;
+        counters(
+            &mut e,
+            "switchyard_router_dropped",
+            "Records dropped by retention since start, by kind",
+            [
+                ("alerts", d.alerts_dropped),
+                ("cases", d.cases_forgotten),
+                ("case-steps", d.case_steps_dropped),
+                ("customers", d.customers_forgotten),
+                ("escalation-notes", d.notes_dropped),
+                ("exceptions", d.exceptions_dropped),
+            ]
+            .map(|(kind, n)| (vec![("kind", kind.to_owned())], n)),
         )?;
         gauges(
             &mut e,
