@@ -307,8 +307,14 @@ fn abandonment_is_counted_not_lost() {
     assert_eq!(router.desktop(a).unwrap().items, vec![]);
     assert_eq!(router.agent_state(a).unwrap(), AgentState::Available);
     assert!(router.withdraw(answered).is_err(), "a finished item is gone");
+    // The withdrawn offer's slot is free again: the next call reaches ann at once.
+    offers(&mut router);
+    let next = router.create_item(item("billing", Channel::Voice));
+    assert_eq!(status(&router, next), Some(ItemStatus::Offered), "the withdrawn offer leaked ann's capacity");
+    router.withdraw(next).unwrap();
     let t = router.metrics().queue_totals(0).unwrap();
-    assert_eq!((t.offered, t.answered, t.abandoned, t.short_abandoned), (4, 1, 3, 1));
+    // `next` was withdrawn at once: a second short abandon.
+    assert_eq!((t.offered, t.answered, t.abandoned, t.short_abandoned), (5, 1, 4, 2));
     // SL = answered within 20 s / (offered − short abandons) = 1 / 3.
     assert_eq!(t.service_level(), Some(1.0 / 3.0));
 }

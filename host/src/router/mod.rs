@@ -1598,9 +1598,13 @@ impl Router {
     pub fn withdraw(&mut self, item: ItemId) -> Result<()> {
         let now = self.now_ms();
         let it = self.items.get(&item.0).ok_or_else(|| unknown_item(item))?;
+        let mut freed = None;
         match it.status {
             ItemStatus::Queued => {}
-            ItemStatus::Offered => self.end_offer(item.0, "cancelled"),
+            // Free the agent's slot without putting the item back in its queue:
+            // ending the offer the usual way re-queues and re-offers the item,
+            // and the slot it then took was never given back.
+            ItemStatus::Offered => freed = self.release_offer(item.0),
             ItemStatus::Exception => {
                 if let Some(position) = self.exceptions.iter().position(|e| e.item == item) {
                     self.exceptions.remove(position);
@@ -1621,7 +1625,28 @@ impl Router {
             self.emit(Event::Abandoned { at_ms: now, item, queue: it.queue, created_ms: it.created_ms });
         }
         self.case_item_ended(it.case);
+        if let Some(a) = freed {
+            self.fill_agent(a);
+        }
         Ok(())
+    }
+
+    /// Cancel the pending offer of item `id` (the customer left): the agent's slot
+    /// is free again; the item stays where it is. Returns the agent.
+    fn release_offer(&mut self, id: u64) -> Option<usize> {
+        let now = self.now_ms();
+        let item = self.items.get_mut(&id)?;
+        let a = item.agent.take()?;
+        let channel = item.channel;
+        self.queues[item.queue].offered -= 1;
+        let agent = &mut self.agents[a];
+        agent.load[channel.index()] -= 1;
+        agent.held.retain(|&h| h != id);
+        let name = agent.spec.name.clone();
+        self.case_step(id, || format!("offer to {name} cancelled"));
+        self.emit(Event::OfferEnded { at_ms: now, item: ItemId(id), agent: AgentId(a as u64 + 1), how: "cancelled" });
+        self.update_activity(a);
+        Some(a)
     }
 
     // ----- escalation ------------------------------------------------------------------
