@@ -280,7 +280,11 @@ pub struct DepartmentEntry {
     #[serde(default = "default_call_deadline_ms")]
     pub call_deadline_ms: u64,
     /// Rule time the department's plugin may use per second, ms; past it the
-    /// department decides with the built-in rules until the second ends. Default 100.
+    /// department decides with the built-in rules until the second ends. Default
+    /// 250: a quarter of the router's time, so three departments at their limit
+    /// still leave the others room. Wall time is measured, so a busy machine
+    /// spends the budget faster; a department that routes thousands of items a
+    /// second through a plugin may need more.
     #[serde(default = "default_rule_budget_ms")]
     pub rule_budget_ms: u64,
     /// Key/value configuration the plugin reads through `host.config`.
@@ -292,7 +296,7 @@ fn default_call_deadline_ms() -> u64 {
     20
 }
 fn default_rule_budget_ms() -> u64 {
-    100
+    250
 }
 
 /// One queue.
