@@ -128,6 +128,11 @@ impl Daemon {
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
+    /// The daemon's process id (for `/proc/PID/status` in the soak test).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client for this daemon.
     pub fn client(&self, token: Option<&'static str>) -> Client {
         Client {
