@@ -93,7 +93,10 @@ fn post_item(agent: &ureq::Agent, base: &str, body: &Value) -> (u16, Duration, S
     let started = Instant::now();
     let mut response = agent
         .post(format!("{base}/v1/items"))
-        .header("authorization", &format!("Bearer {}", Tokens::integration()))
+        .header(
+            "authorization",
+            &format!("Bearer {}", Tokens::integration()),
+        )
         .send_json(body)
         .expect("POST /v1/items: connection failed");
     let text = response.body_mut().read_to_string().unwrap_or_default();

@@ -156,7 +156,9 @@ fn agent_body(k: usize, sizes: &Sizes) -> Value {
     }
     for (j, q) in queues.iter().enumerate() {
         if j % in_department.max(1) == local % in_department.max(1) {
-            skills.entry(q.clone()).or_insert(if d == 1 { CLAIMS_LEVEL } else { 5 });
+            skills
+                .entry(q.clone())
+                .or_insert(if d == 1 { CLAIMS_LEVEL } else { 5 });
         }
     }
     let capacity = match d {
@@ -192,7 +194,8 @@ fn item_body(n: u64, sizes: &Sizes) -> Value {
         0 => {
             let channel = if rng.below(3) == 0 { "chat" } else { "voice" };
             let tier = ["standard", "silver", "gold", "platinum"][rng.below(4) as usize];
-            let mut attributes = json!({ "amount": format!("{}", rng.below(2_000)), "ref": format!("r{n}") });
+            let mut attributes =
+                json!({ "amount": format!("{}", rng.below(2_000)), "ref": format!("r{n}") });
             if rng.below(20) == 0 {
                 attributes["reason"] = json!("dispute");
             }
@@ -550,7 +553,12 @@ fn integration(client: Authed, sizes: Sizes, progress: Arc<Progress>, until: Ins
         if progress.stop.load(Ordering::SeqCst) || Instant::now() >= until {
             return;
         }
-        let reply = client.call("POST /v1/items", "POST", "/v1/items", Some(&item_body(n, &sizes)));
+        let reply = client.call(
+            "POST /v1/items",
+            "POST",
+            "/v1/items",
+            Some(&item_body(n, &sizes)),
+        );
         progress.attempted.fetch_add(1, Ordering::SeqCst);
         if let Some((201, body)) = reply {
             progress.created.fetch_add(1, Ordering::SeqCst);
@@ -802,7 +810,9 @@ fn metrics_text(admin: &Authed) -> String {
     {
         Ok(mut r) => {
             let status = r.status().as_u16();
-            admin.stats.record("GET /metrics", started.elapsed(), status);
+            admin
+                .stats
+                .record("GET /metrics", started.elapsed(), status);
             r.body_mut().read_to_string().unwrap_or_default()
         }
         Err(e) => {
@@ -1001,7 +1011,11 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
         .unwrap_or((0, Value::Null));
     let waiting: u64 = queues
         .as_array()
-        .map(|qs| qs.iter().filter_map(|q| q["live"]["waiting"].as_u64()).sum())
+        .map(|qs| {
+            qs.iter()
+                .filter_map(|q| q["live"]["waiting"].as_u64())
+                .sum()
+        })
         .unwrap_or(0);
     println!(
         "soak end: escalation steps {}, supervisor alerts {}, exceptions {}, still waiting {waiting}, unfinished {}; completed {}, withdrawn {}, rejected offers {}, away breaks {}, back from a missed offer {}; end RSS {:.1} MiB",
@@ -1028,10 +1042,7 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
         &transport[..transport.len().min(20)]
     );
     let server_errors: Vec<_> = refusals.iter().filter(|((_, s), _)| *s >= 500).collect();
-    assert!(
-        server_errors.is_empty(),
-        "server errors: {server_errors:?}"
-    );
+    assert!(server_errors.is_empty(), "server errors: {server_errors:?}");
     let driver_errors: Vec<_> = refusals
         .iter()
         .filter(|((_, s), _)| matches!(s, 401 | 403 | 422))
