@@ -90,7 +90,25 @@ fn queues_of(d: usize, queues: usize) -> Vec<String> {
     (0..queues).filter(|i| i % 3 == d).map(queue_name).collect()
 }
 
-/// Agent `k` works in department `k % 3`.
+/// Share of the items (and so of the agents) of each department, percent.
+const DEMAND: [u64; 3] = [45, 15, 40];
+
+/// Agent `k`'s department, index within it and the department's headcount:
+/// agents are split by [`DEMAND`] (at least one each), billing first.
+fn agent_department(k: usize, agents: usize) -> (usize, usize, usize) {
+    let billing = (agents * DEMAND[0] as usize / 100).max(1);
+    let claims = (agents * DEMAND[1] as usize / 100).max(1);
+    let tech = agents.saturating_sub(billing + claims).max(1);
+    if k < billing {
+        (0, k, billing)
+    } else if k < billing + claims {
+        (1, k - billing, claims)
+    } else {
+        (2, k - billing - claims, tech)
+    }
+}
+
+/// Login of agent `k`.
 fn agent_name(k: usize) -> String {
     format!("agent-{k:04}")
 }
@@ -139,10 +157,8 @@ offer_timeout_s = 20
 /// `PUT /v1/agents/{name}` body of agent `k`: skills on a few queues of its
 /// department (every queue is covered), capacity for its department's channels.
 fn agent_body(k: usize, sizes: &Sizes) -> Value {
-    let d = k % 3;
+    let (d, local, in_department) = agent_department(k, sizes.agents);
     let queues = queues_of(d, sizes.queues);
-    let in_department = sizes.agents / 3 + usize::from(d < sizes.agents % 3);
-    let local = k / 3;
     let mut skills = BTreeMap::new();
     let mut rng = Rng::new(k as u64 + 1);
     for t in 0..4 {
@@ -181,9 +197,9 @@ fn item_body(n: u64, sizes: &Sizes) -> Value {
     // About three contacts per case: repeat contacts and hand-offs share it.
     let case = format!("case-{}", n / 3);
     let pick = rng.below(100);
-    let d = if pick < 45 {
+    let d = if pick < DEMAND[0] {
         0
-    } else if pick < 60 {
+    } else if pick < DEMAND[0] + DEMAND[1] {
         1
     } else {
         2
@@ -946,7 +962,7 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
                     SimAgent {
                         client: tokens.agent_client(&http, &stats, &name),
                         name,
-                        department: k % 3,
+                        department: agent_department(k, sizes.agents).0,
                         back_at: None,
                         next_poll: Instant::now(),
                         holding: HashMap::new(),
