@@ -17,7 +17,9 @@
 //! `SWITCHYARD_SOAK_RATE` (items/s offered by the integration client) [150],
 //! `SWITCHYARD_SOAK_IN_FLIGHT` (most unfinished items before the integration
 //! client waits) [1500], `SWITCHYARD_SOAK_POLL_MS` (desktop poll period) [1000],
-//! `SWITCHYARD_SOAK_MAX_S` (hard stop) [14400].
+//! `SWITCHYARD_SOAK_MAX_S` (hard stop) [14400], `SWITCHYARD_SOAK_WITHDRAW_EVERY`
+//! (the integration client withdraws about one item in N soon after posting it,
+//! often while it is offered; 0 = never) [60].
 //!
 //! It prints a report at 10 %, 50 % and 100 % of the items posted (RSS of the
 //! daemon, journal size, items/s, p50/p99 per route kind) and a progress line
@@ -56,6 +58,7 @@ struct Sizes {
     in_flight: u64,
     poll: Duration,
     max_run: Duration,
+    withdraw_every: u64,
 }
 
 impl Sizes {
@@ -69,6 +72,7 @@ impl Sizes {
             in_flight: env_or("SWITCHYARD_SOAK_IN_FLIGHT", 1_500u64).max(1),
             poll: Duration::from_millis(env_or("SWITCHYARD_SOAK_POLL_MS", 1_000u64).max(10)),
             max_run: Duration::from_secs(env_or("SWITCHYARD_SOAK_MAX_S", 14_400u64)),
+            withdraw_every: env_or("SWITCHYARD_SOAK_WITHDRAW_EVERY", 60u64),
         }
     }
 }
@@ -552,8 +556,8 @@ impl Progress {
 // ----- the integration client ---------------------------------------------------
 
 /// Post `sizes.items` items at `sizes.rate` per second, waiting while more than
-/// `sizes.in_flight` are unfinished; withdraw about one in 60 soon after posting
-/// (the customer hung up). Stops by itself at the count, the stop flag or `until`.
+/// `sizes.in_flight` are unfinished; withdraw about one in `sizes.withdraw_every`
+/// soon after posting (the customer hung up). Stops by itself at the count, the stop flag or `until`.
 fn integration(client: Authed, sizes: Sizes, progress: Arc<Progress>, until: Instant) {
     let interval = Duration::from_secs_f64(1.0 / sizes.rate);
     let mut next = Instant::now();
@@ -585,7 +589,7 @@ fn integration(client: Authed, sizes: Sizes, progress: Arc<Progress>, until: Ins
                 }
             }
         }
-        if rng.below(60) == 0 && recent.len() > 2 {
+        if sizes.withdraw_every > 0 && rng.below(sizes.withdraw_every) == 0 && recent.len() > 2 {
             let id = recent.remove(0);
             if let Some((200, _)) = client.call(
                 "DELETE /v1/items/{id}",
