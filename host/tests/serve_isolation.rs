@@ -84,10 +84,15 @@ department = "fast-b"
         // `SWITCHYARD_ISOLATION_DEADLINE_MS` sets A's call deadline (e.g. 50, so
         // its 45 ms calls succeed under the daemon's lock); unset, the daemon's
         // default applies (20 ms: A's calls fall back and its breaker opens).
-        deadline = match std::env::var("SWITCHYARD_ISOLATION_DEADLINE_MS") {
-            Ok(ms) => format!("call_deadline_ms = {ms}"),
-            Err(_) => String::new(),
-        },
+        // `SWITCHYARD_ISOLATION_BUDGET_MS` sets A's rule time per second (1000:
+        // no budget), to see what the budget protects B from.
+        deadline = [
+            ("SWITCHYARD_ISOLATION_DEADLINE_MS", "call_deadline_ms"),
+            ("SWITCHYARD_ISOLATION_BUDGET_MS", "rule_budget_ms")
+        ]
+        .iter()
+        .filter_map(|(var, key)| std::env::var(var).ok().map(|v| format!("{key} = {v}\n")))
+        .collect::<String>(),
     )
 }
 

@@ -36,8 +36,10 @@ state = "available"
 
 fn daemon() -> (AppState, axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml")).expect("the test config parses");
-    let state: AppState = Arc::new(super::start(&config, &dir.path().join("data")).expect("the daemon starts"));
+    let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml"))
+        .expect("the test config parses");
+    let state: AppState =
+        Arc::new(super::start(&config, &dir.path().join("data")).expect("the daemon starts"));
     let app = api::routes(state.clone(), &config.http);
     (state, app, dir)
 }
@@ -48,21 +50,54 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
-        prop_oneof![Just(1e300), Just(-1.0), Just(1e15), Just(0.001), Just(4.0e9)].prop_map(|f| json!(f)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
+        prop_oneof![
+            Just(1e300),
+            Just(-1.0),
+            Just(1e15),
+            Just(0.001),
+            Just(4.0e9)
+        ]
+        .prop_map(|f| json!(f)),
         "[a-z-]{0,12}".prop_map(Value::from),
         prop_oneof![
-            Just("billing"), Just("claims"), Just("billing-general"), Just("voice"), Just("chat"),
-            Just("gold"), Just("available"), Just("away"), Just("offline"), Just("")
+            Just("billing"),
+            Just("claims"),
+            Just("billing-general"),
+            Just("voice"),
+            Just("chat"),
+            Just("gold"),
+            Just("available"),
+            Just("away"),
+            Just("offline"),
+            Just("")
         ]
         .prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         let keys = prop_oneof![
-            Just("department"), Just("queue"), Just("channel"), Just("skills"), Just("attributes"),
-            Just("priority"), Just("tier"), Just("value"), Just("customer"), Just("case"), Just("due_in_s"),
-            Just("group"), Just("capacity"), Just("wrap_up_s"), Just("state"), Just("resolved"),
-            Just("handoff"), Just("billing"), Just("voice"), Just("x")
+            Just("department"),
+            Just("queue"),
+            Just("channel"),
+            Just("skills"),
+            Just("attributes"),
+            Just("priority"),
+            Just("tier"),
+            Just("value"),
+            Just("customer"),
+            Just("case"),
+            Just("due_in_s"),
+            Just("group"),
+            Just("capacity"),
+            Just("wrap_up_s"),
+            Just("state"),
+            Just("resolved"),
+            Just("handoff"),
+            Just("billing"),
+            Just("voice"),
+            Just("x")
         ];
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
@@ -82,10 +117,19 @@ fn request(method: &str, path: &str, body: Vec<u8>) -> Request<Body> {
 }
 
 async fn send(app: &axum::Router, method: &str, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
-    let response = app.clone().oneshot(request(method, path, body)).await.expect("the router answers");
+    let response = app
+        .clone()
+        .oneshot(request(method, path, body))
+        .await
+        .expect("the router answers");
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 const ROUTES_WITH_BODIES: &[(&str, &str)] = &[
@@ -171,15 +215,35 @@ fn durations_are_bounded() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {
         let (_state, app, _dir) = daemon();
-        let ok = json!({ "department": "claims", "queue": "claims", "due_in_s": 366.0 * 24.0 * 3600.0 });
-        assert_eq!(send(&app, "POST", "/v1/items", ok.to_string().into_bytes()).await.0, StatusCode::CREATED);
+        let ok =
+            json!({ "department": "claims", "queue": "claims", "due_in_s": 366.0 * 24.0 * 3600.0 });
+        assert_eq!(
+            send(&app, "POST", "/v1/items", ok.to_string().into_bytes())
+                .await
+                .0,
+            StatusCode::CREATED
+        );
         for due in [366.0 * 24.0 * 3600.0 + 1.0, 1e300, -1.0] {
             let body = json!({ "department": "claims", "queue": "claims", "due_in_s": due });
-            let (status, reply) = send(&app, "POST", "/v1/items", body.to_string().into_bytes()).await;
-            assert_eq!((status, reply["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("due_in_s")), "{due}");
+            let (status, reply) =
+                send(&app, "POST", "/v1/items", body.to_string().into_bytes()).await;
+            assert_eq!(
+                (status, reply["field"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("due_in_s")),
+                "{due}"
+            );
         }
-        let (status, reply) = send(&app, "PUT", "/v1/agents/zed", json!({ "wrap_up_s": 1e12 }).to_string().into_bytes()).await;
-        assert_eq!((status, reply["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("wrap_up_s")));
+        let (status, reply) = send(
+            &app,
+            "PUT",
+            "/v1/agents/zed",
+            json!({ "wrap_up_s": 1e12 }).to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(
+            (status, reply["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("wrap_up_s"))
+        );
     });
 }
 
@@ -207,15 +271,23 @@ fn an_item_over_a_router_limit_is_refused_before_it_is_journaled() {
 struct Alerting;
 
 impl crate::rules::RuleSet for Alerting {
-    fn prioritise(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+    fn prioritise(
+        &self,
+        items: &switchyard_sdk::ItemBatch,
+    ) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
         crate::rules::BuiltInRules.prioritise(items)
     }
-    fn escalate(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
+    fn escalate(
+        &self,
+        items: &switchyard_sdk::ItemBatch,
+    ) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
         let answers = items
             .rows
             .iter()
             .map(|_| switchyard_sdk::Escalation {
-                actions: vec![switchyard_sdk::EscalationAction::Alert("customer waited too long".into())],
+                actions: vec![switchyard_sdk::EscalationAction::Alert(
+                    "customer waited too long".into(),
+                )],
                 recheck_in_ms: None,
             })
             .collect();
@@ -238,12 +310,26 @@ fn alerts_are_listed_and_acknowledged() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {
         let (state, app, _dir) = daemon();
-        state.core.lock().unwrap().router.set_rules("claims", Arc::new(Alerting)).unwrap();
+        state
+            .core
+            .lock()
+            .unwrap()
+            .router
+            .set_rules("claims", Arc::new(Alerting))
+            .unwrap();
         // Nobody to take the item: it waits, and the escalation rule runs.
         let away = json!({ "state": "away" }).to_string().into_bytes();
-        assert_eq!(send(&app, "POST", "/v1/agents/ann/state", away).await.0, StatusCode::OK);
+        assert_eq!(
+            send(&app, "POST", "/v1/agents/ann/state", away).await.0,
+            StatusCode::OK
+        );
         let body = json!({ "department": "claims", "queue": "claims" });
-        assert_eq!(send(&app, "POST", "/v1/items", body.to_string().into_bytes()).await.0, StatusCode::CREATED);
+        assert_eq!(
+            send(&app, "POST", "/v1/items", body.to_string().into_bytes())
+                .await
+                .0,
+            StatusCode::CREATED
+        );
         let (status, alerts) = send(&app, "GET", "/v1/alerts", Vec::new()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(alerts[0]["message"], "customer waited too long", "{alerts}");
@@ -252,7 +338,13 @@ fn alerts_are_listed_and_acknowledged() {
         let (status, acked) = send(&app, "POST", &format!("/v1/alerts/{id}/ack"), Vec::new()).await;
         assert_eq!(status, StatusCode::OK, "{acked}");
         assert_eq!(acked["acknowledged"]["by"], "admin");
-        assert_eq!(send(&app, "POST", "/v1/alerts/999/ack", Vec::new()).await.0, StatusCode::NOT_FOUND);
-        assert_eq!(send(&app, "POST", "/v1/alerts/x/ack", Vec::new()).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            send(&app, "POST", "/v1/alerts/999/ack", Vec::new()).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            send(&app, "POST", "/v1/alerts/x/ack", Vec::new()).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     });
 }

@@ -276,7 +276,10 @@ impl Client {
     /// daemon refuses the request without reading its body and closes the
     /// connection while the client is still sending.
     pub fn try_post_bytes(&self, path: &str, body: &[u8]) -> Result<Reply, String> {
-        let mut r = self.http.post(self.url(path)).header("content-type", "application/wasm");
+        let mut r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/wasm");
         if let Some(a) = self.auth() {
             r = r.header("authorization", a);
         }
