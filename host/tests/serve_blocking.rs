@@ -7,12 +7,16 @@ mod serve_common;
 use serde_json::{Value, json};
 use serve_common::{Daemon, config, fresh_dir};
 
-/// The test config, billing's plugin configured to sleep 10 s in `prioritise`
-/// (hostile-block reads `mode` through `host.config`).
+/// The test config: billing's plugin is hostile-block (from the config file:
+/// an upload would be refused by its smoke call), configured to sleep 10 s in
+/// `prioritise` (hostile-block reads `mode` through `host.config`).
 fn sleeping_billing_config() -> String {
     config("").replacen(
         "name = \"billing\"\n",
-        "name = \"billing\"\nconfig = { mode = \"sleep\" }\n",
+        &format!(
+            "name = \"billing\"\nplugin = {:?}\nconfig = {{ mode = \"sleep\" }}\n",
+            switchyard_plugin_artifacts::HOSTILE_BLOCK
+        ),
         1,
     )
 }
@@ -22,11 +26,11 @@ fn item(reference: &str) -> Value {
 }
 
 /// The reason of a decision whose plugin call trapped on the blocking import.
-const BLOCKED: &str = "plugin `billing` trapped in prioritise: called wasi:io/poll.[method]pollable.block on a pollable \
+const BLOCKED: &str = "plugin `hostile_block` trapped in prioritise: called wasi:io/poll.[method]pollable.block on a pollable \
                        that is not ready: rule plugins may not block";
 
 /// The reason once five blocked calls in a row opened billing's breaker.
-const BREAKER_OPEN: &str = "plugin `billing`: circuit breaker open after 5 consecutive failures";
+const BREAKER_OPEN: &str = "plugin `hostile_block`: circuit breaker open after 5 consecutive failures";
 
 /// Check a created item was prioritised by the built-in rule instead of
 /// billing's plugin; returns the reason.
@@ -34,7 +38,7 @@ fn fell_back(status: u16, created: &Value) -> String {
     assert_eq!(status, 201, "{created}");
     let by = &created["why"]["prioritised_by"];
     assert_eq!(by["kind"], "fallback", "{created}");
-    assert_eq!(by["plugin"], "billing", "{created}");
+    assert_eq!(by["plugin"], "hostile_block", "{created}");
     by["reason"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -46,8 +50,9 @@ fn sample(metrics: &str, series: &str) -> u64 {
         .unwrap_or_else(|| panic!("no sample {series} in\n{metrics}"))
 }
 
-/// Scenario: ops upload hostile-block for billing, whose department config makes
-/// it call `std::thread::sleep(10 s)` in `prioritise`. Items posted to billing
+/// Scenario: billing runs hostile-block, whose department config makes it call
+/// `std::thread::sleep(10 s)` in `prioritise`; uploading it again is refused by
+/// the upload's smoke call. Items posted to billing
 /// (four clients at once) are created with the built-in rule's decision and the
 /// reason naming the blocking import; health, readiness and the queues answer
 /// meanwhile. The daemon is SIGKILLed and restarted on the same data: it listens
@@ -61,9 +66,13 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
     let agent = daemon.gateway();
 
     let bytes = std::fs::read(switchyard_plugin_artifacts::HOSTILE_BLOCK).unwrap();
-    let (status, uploaded) = admin.post_bytes("/v1/plugins/billing", &bytes);
-    assert_eq!(status, 201, "{uploaded}");
-    assert_eq!(uploaded["generation"], 1);
+    let (status, refused) = admin.post_bytes("/v1/plugins/billing", &bytes);
+    assert_eq!((status, refused["field"].as_str()), (422, Some("body")), "{refused}");
+    assert!(
+        refused["error"].as_str().is_some_and(|e| e.contains("smoke call of `prioritise` on one plain item failed")
+            && e.contains("rule plugins may not block")),
+        "{refused}"
+    );
 
     let (status, first) = agent.post("/v1/items", &item("first"));
     assert_eq!(fell_back(status, &first), BLOCKED);

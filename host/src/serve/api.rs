@@ -789,11 +789,15 @@ async fn upload_plugin(State(state): State<AppState>, Path(department): Path<Str
                     format!("unknown department `{department}`"),
                 ));
             }
-            Ok(core
-                .department_configs
-                .get(&department)
-                .cloned()
-                .unwrap_or_default())
+            // A queue of the department, for the smoke call's item.
+            let queue = core
+                .router
+                .queue_specs()
+                .into_iter()
+                .find(|q| q.department == department)
+                .and_then(|q| core.runtime.catalog().read().ok()?.table(switchyard_sdk::NameKind::Queue).id(&q.name))
+                .unwrap_or(0);
+            Ok((core.department_configs.get(&department).cloned().unwrap_or_default(), queue))
         }
     })
     .await??;
@@ -807,8 +811,15 @@ async fn upload_plugin(State(state): State<AppState>, Path(department): Path<Str
     // Compile and validate off the lock: decisions go on meanwhile.
     let runtime = state.runtime.clone();
     let (name, bytes) = (department.clone(), body.clone());
-    let loaded =
-        tokio::task::spawn_blocking(move || runtime.load_bytes(&name, &name, &bytes, config))
+    let (config, queue) = config;
+    // Load, then one smoke call of each exported hook under the department's
+    // deadline: a plugin that traps, hangs or answers nonsense on a plain item is
+    // refused here rather than swapped in.
+    let loaded = tokio::task::spawn_blocking(move || {
+        let plugin = runtime.load_bytes(&name, &name, &bytes, config)?;
+        super::core::smoke_call(&plugin, queue).map_err(crate::error::Error::Invalid)?;
+        Ok::<_, crate::error::Error>(plugin)
+    })
             .await
             .map_err(|e| {
                 ApiError::new(

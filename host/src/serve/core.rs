@@ -641,6 +641,23 @@ pub(crate) enum Applied {
     Completed(Option<ItemId>),
 }
 
+/// One call of each hook `plugin` exports, on one plain item in `queue` (and one
+/// candidate for `match`), under its deadline and limits: what a freshly
+/// uploaded plugin must survive before it is swapped in.
+pub(crate) fn smoke_call(plugin: &Plugin, queue: u32) -> std::result::Result<(), String> {
+    use switchyard_sdk::{CandidateTable, ItemBatch, NewCandidate, NewItem};
+    let now = SystemClock.now_ms();
+    let mut batch = ItemBatch::new(now);
+    batch.push(NewItem { id: 1, channel: Some(Channel::Voice), queue, age_ms: 1_000, ..Default::default() });
+    let fail = |hook: &str, e: Error| format!("smoke call of `{hook}` on one plain item failed: {e}");
+    plugin.prioritise(&batch).map_err(|e| fail("prioritise", e))?;
+    plugin.escalate(&batch).map_err(|e| fail("escalate", e))?;
+    let mut table = CandidateTable::new(Vec::new());
+    table.push(NewCandidate { id: 1, proficiency: &[], idle_ms: 1_000, ..Default::default() });
+    plugin.match_agents(&batch, &table).map_err(|e| fail("match-agents", e))?;
+    Ok(())
+}
+
 /// (rule kind, generation) of a rule source, for logs.
 fn describe(source: Option<&RuleSource>) -> (&'static str, u64) {
     match source {
