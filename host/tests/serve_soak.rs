@@ -191,7 +191,7 @@ fn agent_body(k: usize, sizes: &Sizes) -> Value {
         "group": DEPARTMENTS[d],
         "skills": skills,
         "capacity": capacity,
-        "wrap_up_s": if k % 5 == 0 { 0.5 } else { 0.0 },
+        "wrap_up_s": if k.is_multiple_of(5) { 0.5 } else { 0.0 },
     })
 }
 

@@ -536,12 +536,7 @@ impl Core {
             field: format!("{prefix}{field}"),
             message,
         };
-        if !self
-            .router
-            .department_names()
-            .iter()
-            .any(|d| *d == item.department)
-        {
+        if !self.router.department_names().contains(&item.department) {
             return Err(invalid(
                 "department",
                 format!("unknown department `{}`", item.department),
