@@ -121,32 +121,48 @@ fn agent_name(k: usize) -> String {
 /// so they wait until the claims plugin relaxes the levels (an escalation).
 const CLAIMS_LEVEL: u8 = 8;
 
+/// The soak compresses days of a contact centre's traffic into minutes, so
+/// the time-based retention windows (closed cases 7 days, repeat contacts 24 h,
+/// finished items 100,000) are scaled down with it: memory has to stop growing
+/// once the windows are full, and with the defaults they would not fill within
+/// the run. `SWITCHYARD_SOAK_RETENTION_S` [180] sets the windows.
 fn soak_config(sizes: &Sizes) -> String {
+    let window_s: f64 = env_or("SWITCHYARD_SOAK_RETENTION_S", 180.0f64).max(1.0);
     let mut text = format!(
         r#"listen = "127.0.0.1:0"
 data_dir = "data"
 tick_ms = 50
+keep_finished = {keep_finished}
 
 [auth]
 admin_token = "{ADMIN}"
 integration_token = "{INTEGRATION}"
 
+[retention]
+closed_case_days = {closed_case_days}
+
 [[departments]]
 name = "billing"
 plugin = {billing:?}
 offer_timeout_s = 20
+fcr_window_h = {fcr_window_h}
 
 [[departments]]
 name = "claims"
 plugin = {claims:?}
 offer_timeout_s = 20
+fcr_window_h = {fcr_window_h}
 
 [[departments]]
 name = "tech-support"
 offer_timeout_s = 20
+fcr_window_h = {fcr_window_h}
 "#,
         billing = switchyard_plugin_artifacts::BILLING,
         claims = switchyard_plugin_artifacts::CLAIMS,
+        keep_finished = (window_s * sizes.rate) as u64,
+        closed_case_days = window_s / 86_400.0,
+        fcr_window_h = window_s / 3_600.0,
     );
     for i in 0..sizes.queues {
         text.push_str(&format!(
