@@ -12,6 +12,12 @@
 //! A ticker runs the router's due timers (offer timeouts, after-work, escalation
 //! rechecks) every `tick_ms`, journaling each tick that has something to do so a
 //! replay takes the same decisions at the same times.
+//!
+//! Files: [`config`] (the file, every value bounded), `auth` (roles, tokens),
+//! `api` (route table, auth layer, handlers), `edge` (accept loop: connection
+//! limit, header/idle timeout), `core` (the state behind the lock: validate →
+//! journal → apply), [`journal`] (records, redb store, group commit), `budget`
+//! (per-department rule time), `prom` (`/metrics`).
 
 pub mod config;
 pub mod journal;
