@@ -1090,9 +1090,13 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
     );
     let server_errors: Vec<_> = refusals.iter().filter(|((_, s), _)| *s >= 500).collect();
     assert!(server_errors.is_empty(), "server errors: {server_errors:?}");
+    // An agent answering an offer that timed out (or was withdrawn) an instant
+    // before gets 403: the item is no longer offered to it. That race is part
+    // of a desktop's life; any other 401/403/422 is the driver's mistake.
+    let offer_race = |route: &str, status: u16| status == 403 && route.starts_with("POST offers/");
     let driver_errors: Vec<_> = refusals
         .iter()
-        .filter(|((_, s), _)| matches!(s, 401 | 403 | 422))
+        .filter(|((route, s), _)| matches!(s, 401 | 403 | 422) && !offer_race(route, *s))
         .collect();
     assert!(
         driver_errors.is_empty(),
