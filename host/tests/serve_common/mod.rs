@@ -263,14 +263,8 @@ impl Client {
     }
     /// POST raw bytes.
     pub fn post_bytes(&self, path: &str, body: &[u8]) -> Reply {
-        let mut r = self
-            .http
-            .post(self.url(path))
-            .header("content-type", "application/wasm");
-        if let Some(a) = self.auth() {
-            r = r.header("authorization", a);
-        }
-        reply(r.send(body))
+        self.try_post_bytes(path, body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
     /// POST raw bytes; `Err` when the connection fails — as it may when the
     /// daemon refuses the request without reading its body and closes the
