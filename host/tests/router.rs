@@ -302,8 +302,10 @@ fn abandonment_is_counted_not_lost() {
     router.accept_offer(answered).unwrap();
     router.complete(answered, Completion { resolved: true, handoff: None }).unwrap();
     assert_eq!(status(&router, offered), Some(ItemStatus::Offered));
+    assert_eq!(router.item_holder(offered), Some(a));
     clock.set(50_000);
     router.withdraw(offered).unwrap();
+    assert_eq!(router.item_holder(offered), None);
     assert_eq!(router.desktop(a).unwrap().items, vec![]);
     assert_eq!(router.agent_state(a).unwrap(), AgentState::Available);
     assert!(router.withdraw(answered).is_err(), "a finished item is gone");

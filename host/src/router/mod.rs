@@ -1888,6 +1888,12 @@ impl Router {
         self.items.get(&item.0).map(|i| i.status)
     }
 
+    /// The agent an item is offered to or held by (its desktop shows it).
+    pub fn item_holder(&self, item: ItemId) -> Option<AgentId> {
+        let a = self.items.get(&item.0)?.agent?;
+        Some(AgentId(a as u64 + 1))
+    }
+
     /// Where an item is: status, queue name, priority, required skills (name, level).
     pub fn item_view(&self, item: ItemId) -> Option<DesktopItem> {
         self.items.get(&item.0).map(|i| self.desktop_item(i))

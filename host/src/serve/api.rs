@@ -257,11 +257,9 @@ fn as_agent(who: &Identity, name: &str) -> Result<(), ApiError> {
 /// held by it.
 fn owns_item(core: &Core, who: &Identity, id: u64) -> Result<(), ApiError> {
     let Some(me) = who.agent() else { return Ok(()) };
-    let holds = core
-        .router
-        .agent_id(me)
-        .and_then(|a| core.router.desktop(a).ok())
-        .is_some_and(|d| d.items.iter().any(|i| i.id == ItemId(id)));
+    // The item's holder, not the agent's whole desktop: this runs on every
+    // agent's item, offer and completion request.
+    let holds = core.router.agent_id(me).is_some_and(|a| core.router.item_holder(ItemId(id)) == Some(a));
     if holds {
         Ok(())
     } else {
