@@ -23,7 +23,7 @@ use axum::routing::{get, post, put};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use super::config::HttpLimits;
+use super::config::{HttpLimits, seconds_ms};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -34,7 +34,7 @@ use crate::runtime::Runtime;
 
 use super::auth::{Auth, Denied, Identity, Role};
 use super::core::{Applied, Core, Refusal};
-use super::journal::Op;
+use super::journal::{AgentRecord, ItemRecord, Op};
 
 /// Body of `POST /v1/items` (and of a hand-off in a completion).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +89,49 @@ pub struct AgentBody {
     /// After-work seconds.
     #[serde(default)]
     pub wrap_up_s: f64,
+}
+
+impl ItemBody {
+    /// The journal's record of this item; `prefix` names the field at fault
+    /// (`handoff.` for a hand-off).
+    pub(crate) fn to_record(&self, prefix: &str) -> std::result::Result<ItemRecord, Refusal> {
+        let due_in_ms = match self.due_in_s {
+            None => None,
+            Some(due) => Some(seconds_ms(due).ok_or_else(|| Refusal::Invalid {
+                field: format!("{prefix}due_in_s"),
+                message: format!("{due} is not a duration of at most 366 days"),
+            })?),
+        };
+        Ok(ItemRecord {
+            department: self.department.clone(),
+            queue: self.queue.clone(),
+            channel: self.channel.unwrap_or(Channel::Voice),
+            skills: self.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            attributes: self.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            priority: self.priority,
+            tier: self.tier,
+            value: self.value,
+            customer: self.customer.clone(),
+            case: self.case.clone(),
+            due_in_ms,
+        })
+    }
+}
+
+impl AgentBody {
+    /// The journal's record of this registration.
+    pub(crate) fn to_record(&self) -> std::result::Result<AgentRecord, Refusal> {
+        let wrap_up_ms = seconds_ms(self.wrap_up_s).ok_or_else(|| Refusal::Invalid {
+            field: "wrap_up_s".into(),
+            message: format!("{} is not a duration of at most 366 days", self.wrap_up_s),
+        })?;
+        Ok(AgentRecord {
+            group: self.group.clone(),
+            skills: self.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            capacity: self.capacity,
+            wrap_up_ms,
+        })
+    }
 }
 
 fn default_group() -> String {
@@ -452,6 +495,7 @@ async fn readyz(State(state): State<AppState>) -> Reply {
 
 async fn create_item(State(state): State<AppState>, body: Bytes) -> Reply {
     let item: ItemBody = parse(&body)?;
+    let item = item.to_record("")?;
     with_core(&state, move |core| {
         core.validate_item(&item, "")?;
         let applied = core.submit(Op::CreateItem { item })?;
@@ -552,14 +596,15 @@ async fn complete_item(
                 ));
             }
         }
-        if let Some(h) = &body.handoff {
-            core.validate_item(h, "handoff.")?;
-        }
-        let applied = core.submit(Op::Complete {
-            item: id,
-            resolved: body.resolved,
-            handoff: body.handoff,
-        })?;
+        let handoff = match &body.handoff {
+            Some(h) => {
+                let h = h.to_record("handoff.")?;
+                core.validate_item(&h, "handoff.")?;
+                Some(h)
+            }
+            None => None,
+        };
+        let applied = core.submit(Op::Complete { item: id, resolved: body.resolved, handoff })?;
         let handoff = match applied {
             Applied::Completed(h) => h.map(|h| h.0),
             _ => None,
@@ -587,6 +632,7 @@ async fn list_agents(State(state): State<AppState>) -> Reply {
 
 async fn put_agent(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Reply {
     let agent: AgentBody = parse(&body)?;
+    let agent = agent.to_record()?;
     with_core(&state, move |core| {
         core.validate_agent(&agent)?;
         let existed = core.router.agent_id(&name).is_some();

@@ -207,6 +207,15 @@ impl Auth {
         agents.insert(hash.to_owned(), agent.to_owned());
     }
 
+    /// Every agent token in force, as (agent, SHA-256) sorted by agent: what a
+    /// snapshot keeps.
+    pub(crate) fn agent_tokens(&self) -> Vec<(String, String)> {
+        let agents = self.agents.read().unwrap_or_else(|p| p.into_inner());
+        let mut tokens: Vec<(String, String)> = agents.iter().map(|(h, a)| (a.clone(), h.clone())).collect();
+        tokens.sort();
+        tokens
+    }
+
     /// Take `agent`'s token away; returns whether it had one.
     pub(crate) fn revoke_agent_token(&self, agent: &str) -> bool {
         let mut agents = self.agents.write().unwrap_or_else(|p| p.into_inner());

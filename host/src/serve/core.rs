@@ -24,10 +24,9 @@ use crate::router::{
 use crate::rules::RuleSource;
 use crate::runtime::{DepartmentConfig, Plugin, Runtime};
 
-use super::api::{AgentBody, ItemBody};
-use super::config::seconds_ms;
 use super::auth::Auth;
-use super::journal::{GroupCommit, Op, Record};
+use super::journal::{AgentRecord, GroupCommit, ItemRecord, Op, Record};
+use super::tape::Tape;
 
 /// An item that has left the router (completed or withdrawn), for `GET /v1/items/{id}`.
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +152,10 @@ pub(crate) struct Core {
     pub(crate) department_configs: BTreeMap<String, DepartmentConfig>,
     /// Set while replaying: decisions are logged at debug level only.
     pub(crate) replaying: bool,
+    /// The rule decisions of the input being applied (see [`super::tape`]).
+    pub(crate) tape: Arc<Tape>,
+    /// Records whose replay did not line up with their recorded decisions.
+    pub(crate) diverged: u64,
     /// Records replayed at start.
     pub(crate) recovered: u64,
     /// Records appended since start.
@@ -169,34 +172,56 @@ impl Core {
         SystemClock.now_ms().max(self.clock.now_ms())
     }
 
-    /// Journal `op` at the current time (synced), then apply it.
+    /// Apply `op` now, then hand it to the journal with the rule decisions it
+    /// took. An op refused without deciding anything changed nothing and is not
+    /// journaled (so a client repeating bad requests does not grow the journal).
+    /// The caller waits for [`Core::last_ticket`] to be durable before answering.
     pub(crate) fn submit(&mut self, op: Op) -> std::result::Result<Applied, Refusal> {
-        let record = Record {
-            at_ms: self.now(),
-            op,
-        };
-        self.last_ticket = self.journal.enqueue(record.clone()).map_err(Refusal::Internal)?;
-        self.appended += 1;
-        self.apply(&record)
-    }
-
-    /// Replay every journal record into the (fresh) router.
-    pub(crate) fn recover(&mut self) -> Result<u64> {
-        let records = self.journal.records()?;
-        self.replaying = true;
-        for (_, record) in &records {
-            // A record that failed live fails the same way now; nothing to do.
-            let _ = self.apply(record);
+        // Nothing is applied once the journal has failed: the state in memory
+        // must not run further ahead of the disk.
+        if let Some(why) = self.journal.failure() {
+            return Err(Refusal::Internal(why));
         }
-        self.replaying = false;
-        self.recovered = records.len() as u64;
-        Ok(self.recovered)
+        let at_ms = self.now();
+        self.tape.record();
+        let result = self.apply(at_ms, &op);
+        let outcomes = self.tape.take();
+        if result.is_err() && outcomes.is_empty() {
+            return result;
+        }
+        let record = Record { outcomes, ..Record::new(at_ms, op) };
+        self.last_ticket = self.journal.enqueue(record).map_err(Refusal::Internal)?;
+        self.appended += 1;
+        result
     }
 
-    /// Apply one record at its time. Used live (after journaling) and in replay.
-    pub(crate) fn apply(&mut self, record: &Record) -> std::result::Result<Applied, Refusal> {
-        self.clock.set(record.at_ms);
-        let result = match &record.op {
+    /// Replay the journal's records after sequence number `after` into the
+    /// router, handing each record's recorded decisions back instead of calling
+    /// the rules. Returns the number of records replayed.
+    pub(crate) fn recover(&mut self, after: u64) -> Result<u64> {
+        let journal = self.journal.clone();
+        self.replaying = true;
+        let mut replayed = 0;
+        let result = journal.replay(after, &mut |seq, record| {
+            self.tape.play(record.outcomes);
+            // A record that failed live fails the same way now; nothing to do.
+            let _ = self.apply(record.at_ms, &record.op);
+            if let Err(why) = self.tape.finish() {
+                self.diverged += 1;
+                tracing::warn!(record = seq, reason = %why, "replay did not line up with the recorded decisions; the built-in rule decided instead");
+            }
+            replayed += 1;
+            Ok(())
+        });
+        self.replaying = false;
+        self.recovered += replayed;
+        result.map(|()| replayed)
+    }
+
+    /// Apply one input at its time. Used live (see [`Core::submit`]) and in replay.
+    pub(crate) fn apply(&mut self, at_ms: u64, op: &Op) -> std::result::Result<Applied, Refusal> {
+        self.clock.set(at_ms);
+        let result = match op {
             Op::CreateItem { item } => {
                 let id = self.router.create_item(to_new_item(item));
                 Ok(Applied::Item(id))
@@ -226,9 +251,9 @@ impl Core {
                 let spec = AgentSpec {
                     name: name.clone(),
                     group: agent.group.clone(),
-                    skills: agent.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    skills: agent.skills.clone(),
                     capacity: agent.capacity,
-                    wrap_up_ms: seconds_ms(agent.wrap_up_s).unwrap_or(0),
+                    wrap_up_ms: agent.wrap_up_ms,
                 };
                 self.router
                     .register_agent(spec)
@@ -278,11 +303,11 @@ impl Core {
                 plugin,
                 sha256,
                 generation,
-            } => self.replay_activation(record.at_ms, department, plugin, sha256, *generation),
+            } => self.replay_activation(at_ms, department, plugin, sha256, *generation),
             Op::PluginRolledBack {
                 department,
                 generation,
-            } => self.roll_back(record.at_ms, department, *generation),
+            } => self.roll_back(at_ms, department, *generation),
             Op::AgentToken { agent, sha256 } => {
                 self.auth.set_agent_token(agent, sha256);
                 Ok(Applied::Done)
@@ -302,7 +327,7 @@ impl Core {
                 reason,
             } => {
                 self.audit.push(AuditEntry {
-                    at_ms: record.at_ms,
+                    at_ms,
                     department: department.clone(),
                     action: "refused",
                     generation: None,
@@ -312,7 +337,7 @@ impl Core {
                 Ok(Applied::Done)
             }
         };
-        self.after(&record.op, &result);
+        self.after(op, &result);
         result
     }
 
@@ -527,11 +552,7 @@ impl Core {
     }
 
     /// Check a new item before it is journaled.
-    pub(crate) fn validate_item(
-        &self,
-        item: &ItemBody,
-        prefix: &str,
-    ) -> std::result::Result<(), Refusal> {
+    pub(crate) fn validate_item(&self, item: &ItemRecord, prefix: &str) -> std::result::Result<(), Refusal> {
         let invalid = |field: &str, message: String| Refusal::Invalid {
             field: format!("{prefix}{field}"),
             message,
@@ -571,11 +592,6 @@ impl Core {
         if !item.value.is_finite() {
             return Err(invalid("value", "must be a finite number".into()));
         }
-        if let Some(due) = item.due_in_s
-            && seconds_ms(due).is_none()
-        {
-            return Err(invalid("due_in_s", format!("{due} is not a duration of at most 366 days")));
-        }
         // The router's own limits (names, attributes, skills, catalogue), checked
         // before journaling so an item over one is a 422, not an exception.
         self.router.check_item(&to_new_item(item)).map_err(|e| match e {
@@ -584,8 +600,8 @@ impl Core {
         })
     }
 
-    /// Check an agent body before it is journaled.
-    pub(crate) fn validate_agent(&self, agent: &AgentBody) -> std::result::Result<(), Refusal> {
+    /// Check an agent registration before it is journaled.
+    pub(crate) fn validate_agent(&self, agent: &AgentRecord) -> std::result::Result<(), Refusal> {
         for (skill, level) in &agent.skills {
             if !(1..=10).contains(level) {
                 return Err(Refusal::Invalid {
@@ -593,12 +609,6 @@ impl Core {
                     message: format!("level {level} is outside 1-10"),
                 });
             }
-        }
-        if seconds_ms(agent.wrap_up_s).is_none() {
-            return Err(Refusal::Invalid {
-                field: "wrap_up_s".into(),
-                message: format!("{} is not a duration of at most 366 days", agent.wrap_up_s),
-            });
         }
         Ok(())
     }
@@ -663,24 +673,20 @@ fn describe(source: Option<&RuleSource>) -> (&'static str, u64) {
     }
 }
 
-/// The router's new item from the API body.
-pub(crate) fn to_new_item(item: &ItemBody) -> NewWorkItem {
+/// The router's new item from the journal's.
+pub(crate) fn to_new_item(item: &ItemRecord) -> NewWorkItem {
     NewWorkItem {
         department: item.department.clone(),
         queue: item.queue.clone(),
-        channel: Some(item.channel.unwrap_or(Channel::Voice)),
-        skills: item.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        attributes: item
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        channel: Some(item.channel),
+        skills: item.skills.clone(),
+        attributes: item.attributes.clone(),
         priority: item.priority,
         tier: item.tier,
         value: item.value,
         customer: item.customer.clone(),
         case: item.case.clone(),
-        due_in_ms: item.due_in_s.and_then(seconds_ms),
+        due_in_ms: item.due_in_ms,
     }
 }
 

@@ -29,27 +29,238 @@ use std::sync::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::router::Presence;
+use switchyard_sdk::{Channel, MatchResult, Tier};
 
-use super::api::{AgentBody, ItemBody};
+use crate::router::{Capacity, Presence};
+use crate::rules::RuleSource;
 
-/// One accepted input, at the time it was applied.
+/// The record format this build writes. Every stored record carries it as `v`;
+/// a build that changes a record's shape bumps it and migrates the older ones
+/// (see [`Record::decode`]; `tests/fixtures/journal-v1.jsonl` pins this one).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One accepted input, at the time it was applied, with the rule decisions
+/// it needed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// Format version ([`FORMAT_VERSION`] when written by this build).
+    pub v: u32,
     /// The router's clock when it was applied, ms since the Unix epoch.
     pub at_ms: u64,
     /// What was done.
     pub op: Op,
+    /// Every rule decision the router asked for while applying `op`, in the
+    /// order it asked: replay hands these back instead of calling a plugin, so
+    /// a restart takes the same decisions whatever the rules are now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<Outcome>,
 }
 
-/// The inputs, as the API accepted them (already validated).
+impl Record {
+    /// A record of this build's format with no outcomes (yet).
+    pub fn new(at_ms: u64, op: Op) -> Record {
+        Record { v: FORMAT_VERSION, at_ms, op, outcomes: Vec::new() }
+    }
+
+    /// The stored form.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::Invalid(format!("journal record does not serialise: {e}")))
+    }
+
+    /// Read a stored record, of this format or an older one it can migrate.
+    /// The error says what is wrong; the caller names the record.
+    pub fn decode(bytes: &[u8]) -> std::result::Result<Record, String> {
+        /// Just the version, to explain a record of another format.
+        #[derive(Deserialize)]
+        struct Version {
+            #[serde(default)]
+            v: u32,
+        }
+        match serde_json::from_slice::<Record>(bytes) {
+            Ok(record) if record.v == FORMAT_VERSION => Ok(record),
+            Ok(record) => Err(format!("format {} is newer than this build's ({FORMAT_VERSION})", record.v)),
+            Err(e) => match serde_json::from_slice::<Version>(bytes) {
+                Ok(Version { v: 0 }) => Err(
+                    "format 0 (a development build before versioned records, which replayed by calling plugins) cannot be read; start on a new data directory".into(),
+                ),
+                Ok(Version { v }) if v != FORMAT_VERSION => {
+                    Err(format!("format {v} is not one this build ({FORMAT_VERSION}) reads"))
+                }
+                _ => Err(format!("unreadable: {e}")),
+            },
+        }
+    }
+}
+
+/// A new work item as the journal keeps it: validated, with names (never
+/// interned ids) and durations resolved to ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    /// Department.
+    pub department: String,
+    /// Queue it was posted to.
+    pub queue: String,
+    /// Channel.
+    pub channel: Channel,
+    /// Required skills with minimum level.
+    pub skills: Vec<(String, u8)>,
+    /// Attributes.
+    pub attributes: Vec<(String, String)>,
+    /// Initial priority.
+    pub priority: i32,
+    /// Customer tier.
+    pub tier: Tier,
+    /// Money at stake.
+    pub value: f64,
+    /// Customer id.
+    pub customer: Option<String>,
+    /// Case id.
+    pub case: Option<String>,
+    /// Due time, ms after intake.
+    pub due_in_ms: Option<u64>,
+}
+
+/// An agent's registration as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Group for reports.
+    pub group: String,
+    /// Skills with proficiency 1-10.
+    pub skills: Vec<(String, u8)>,
+    /// Blending capacity.
+    pub capacity: Capacity,
+    /// After-work time, ms.
+    pub wrap_up_ms: u64,
+}
+
+/// Which rule gave a recorded decision (the journal's copy of
+/// [`RuleSource`], so explanations come back the same after a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Origin {
+    /// The built-in rule.
+    BuiltIn,
+    /// A plugin generation.
+    Plugin {
+        /// Plugin name.
+        plugin: String,
+        /// Generation.
+        generation: u64,
+    },
+    /// The built-in rule after the plugin failed.
+    Fallback {
+        /// Plugin name.
+        plugin: String,
+        /// Generation.
+        generation: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<&RuleSource> for Origin {
+    fn from(source: &RuleSource) -> Origin {
+        match source {
+            RuleSource::BuiltIn => Origin::BuiltIn,
+            RuleSource::Plugin { plugin, generation } => {
+                Origin::Plugin { plugin: plugin.to_string(), generation: *generation }
+            }
+            RuleSource::Fallback { plugin, generation, reason } => {
+                Origin::Fallback { plugin: plugin.clone(), generation: *generation, reason: reason.clone() }
+            }
+        }
+    }
+}
+
+impl From<Origin> for RuleSource {
+    fn from(origin: Origin) -> RuleSource {
+        match origin {
+            Origin::BuiltIn => RuleSource::BuiltIn,
+            Origin::Plugin { plugin, generation } => RuleSource::Plugin { plugin: plugin.into(), generation },
+            Origin::Fallback { plugin, generation, reason } => RuleSource::Fallback { plugin, generation, reason },
+        }
+    }
+}
+
+/// One prioritise answer, queue by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorityOutcome {
+    /// Priority.
+    pub priority: i32,
+    /// Queue it was moved to (a name, or `#<id>` for an id no name had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Reason given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One escalation action, names instead of ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionOutcome {
+    /// Raise priority by.
+    RaiseBy(i32),
+    /// Raise priority to at least.
+    RaiseTo(i32),
+    /// Relax every skill level by.
+    RelaxLevels(u8),
+    /// Drop this skill (name, or `#<id>`).
+    DropSkill(String),
+    /// Move to this queue (name, or `#<id>`).
+    MoveTo(String),
+    /// Alert with this text.
+    Alert(String),
+}
+
+/// One escalation answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationOutcome {
+    /// Actions, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionOutcome>,
+    /// Recheck delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck_in_ms: Option<u64>,
+}
+
+/// One rule decision taken while a record was applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "hook", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// `prioritise`: one answer per item of the batch.
+    Prioritise {
+        /// Who answered.
+        by: Origin,
+        /// The answers.
+        answers: Vec<PriorityOutcome>,
+    },
+    /// `escalate`: one answer per item of the batch.
+    Escalate {
+        /// Who answered.
+        by: Origin,
+        /// The answers.
+        answers: Vec<EscalationOutcome>,
+    },
+    /// `match-agents`: the answer over the candidate table the router built
+    /// (the same table on replay, since the state is the same).
+    Match {
+        /// Who answered.
+        by: Origin,
+        /// The answer.
+        result: MatchResult,
+    },
+}
+
+/// The inputs, validated, in the journal's own terms (not the API's bodies:
+/// renaming a request field must not stop an old journal from replaying).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
     /// `POST /v1/items`.
     CreateItem {
-        /// The request body.
-        item: ItemBody,
+        /// The item.
+        item: ItemRecord,
     },
     /// `DELETE /v1/items/{id}`.
     Withdraw {
@@ -63,14 +274,14 @@ pub enum Op {
         /// Resolved at first contact.
         resolved: bool,
         /// Follow-up item in another department.
-        handoff: Option<ItemBody>,
+        handoff: Option<ItemRecord>,
     },
     /// `PUT /v1/agents/{id}` (and the agents of the config file at first start).
     RegisterAgent {
         /// Login.
         name: String,
         /// Skills, capacity, group, after-work.
-        agent: AgentBody,
+        agent: AgentRecord,
     },
     /// `POST /v1/agents/{id}/state`.
     AgentState {
@@ -145,21 +356,42 @@ pub enum Op {
 }
 
 /// Where the journal lives. Implementations make [`append`](JournalStore::append)
-/// durable before returning.
+/// and [`put_snapshot`](JournalStore::put_snapshot) durable before returning.
 pub trait JournalStore: Send {
     /// Append records, in order, as one commit; on return they survive a crash.
     /// Returns the sequence number of the last one.
     fn append(&mut self, records: &[Record]) -> Result<u64>;
-    /// Every record, oldest first, with its sequence number.
-    fn records(&self) -> Result<Vec<(u64, Record)>>;
+    /// Up to `max` records after sequence number `after`, oldest first. A
+    /// record that cannot be read is an error naming it.
+    fn read(&self, after: u64, max: usize) -> Result<Vec<(u64, Record)>>;
+    /// Sequence number of the last record appended (0: none yet).
+    fn last_seq(&self) -> u64;
+    /// Store `state`, which covers every record up to `seq`, as the snapshot to
+    /// start from, and drop those records (compaction), in one durable commit.
+    fn put_snapshot(&mut self, seq: u64, state: &[u8]) -> Result<()>;
+    /// The latest snapshot and the sequence number it covers.
+    fn snapshot(&self) -> Result<Option<(u64, Vec<u8>)>>;
     /// Store a blob (a plugin component) under `key`, durably.
     fn put_blob(&mut self, key: &str, bytes: &[u8]) -> Result<()>;
     /// The blob under `key`.
     fn blob(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Every record after the snapshot, oldest first (tests, tools).
+    fn records(&self) -> Result<Vec<(u64, Record)>> {
+        let mut out = Vec::new();
+        let mut after = self.snapshot()?.map(|(seq, _)| seq).unwrap_or(0);
+        loop {
+            let batch = self.read(after, 4096)?;
+            let Some(&(last, _)) = batch.last() else { return Ok(out) };
+            after = last;
+            out.extend(batch);
+        }
+    }
 }
 
 const RECORDS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("records");
 const BLOBS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("blobs");
+/// At most one row: the latest snapshot, keyed by the last record it covers.
+const SNAPSHOTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("snapshots");
 
 /// redb's page cache. Its default (1 GiB) fills with every page the daemon ever
 /// wrote, so a daemon's memory grew with its history (≈0.5 KB per item in the
@@ -177,45 +409,46 @@ pub struct RedbJournal {
 
 impl std::fmt::Debug for RedbJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbJournal")
-            .field("path", &self.path)
-            .field("next", &self.next)
-            .finish()
+        f.debug_struct("RedbJournal").field("path", &self.path).field("next", &self.next).finish()
     }
 }
 
 impl RedbJournal {
     /// Open (or create) the journal file `path`.
+    ///
+    /// A last record that cannot be read (the tail of a write the machine did
+    /// not finish) is dropped with a warning; redb's commits are atomic, so this
+    /// guards against a store that is not, and against a record cut short by a
+    /// bug. A bad record *before* the last is corruption: [`JournalStore::replay`]
+    /// refuses it by number.
     pub fn open(path: &Path) -> Result<RedbJournal> {
-        let err = |e: &dyn std::fmt::Display| Error::Journal {
-            path: path.to_owned(),
-            message: e.to_string(),
-        };
-        let db = redb::Builder::new()
-            .set_cache_size(JOURNAL_CACHE_BYTES)
-            .create(path)
-            .map_err(|e| err(&e))?;
+        use redb::ReadableTable;
+        let err = |e: &dyn std::fmt::Display| Error::Journal { path: path.to_owned(), message: e.to_string() };
+        let db = redb::Builder::new().set_cache_size(JOURNAL_CACHE_BYTES).create(path).map_err(|e| err(&e))?;
         // Create the tables so a read of a fresh journal finds them.
         let txn = db.begin_write().map_err(|e| err(&e))?;
         let next = {
-            let records = txn.open_table(RECORDS).map_err(|e| err(&e))?;
+            let mut records = txn.open_table(RECORDS).map_err(|e| err(&e))?;
             txn.open_table(BLOBS).map_err(|e| err(&e))?;
-            let last = redb::ReadableTable::last(&records).map_err(|e| err(&e))?;
-            last.map(|(k, _)| k.value() + 1).unwrap_or(1)
+            let snapshots = txn.open_table(SNAPSHOTS).map_err(|e| err(&e))?;
+            let covered = snapshots.last().map_err(|e| err(&e))?.map(|(k, _)| k.value()).unwrap_or(0);
+            let last = records.last().map_err(|e| err(&e))?.map(|(k, v)| (k.value(), Record::decode(v.value())));
+            match last {
+                Some((seq, Err(why))) => {
+                    tracing::warn!(journal = %path.display(), record = seq, reason = %why, "dropping the journal's torn last record");
+                    records.remove(seq).map_err(|e| err(&e))?;
+                    seq.max(covered + 1)
+                }
+                Some((seq, Ok(_))) => seq.max(covered) + 1,
+                None => covered + 1,
+            }
         };
         txn.commit().map_err(|e| err(&e))?;
-        Ok(RedbJournal {
-            db,
-            path: path.to_owned(),
-            next,
-        })
+        Ok(RedbJournal { db, path: path.to_owned(), next })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
-        Error::Journal {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
+        Error::Journal { path: self.path.clone(), message: e.to_string() }
     }
 }
 
@@ -226,10 +459,7 @@ impl JournalStore for RedbJournal {
         {
             let mut table = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
             for record in records {
-                let bytes = serde_json::to_vec(record).map_err(|e| self.err(e))?;
-                table
-                    .insert(seq, bytes.as_slice())
-                    .map_err(|e| self.err(e))?;
+                table.insert(seq, record.encode()?.as_slice()).map_err(|e| self.err(e))?;
                 seq += 1;
             }
         }
@@ -239,18 +469,43 @@ impl JournalStore for RedbJournal {
         Ok(seq - 1)
     }
 
-    fn records(&self) -> Result<Vec<(u64, Record)>> {
-        use redb::{ReadableDatabase, ReadableTable};
+    fn read(&self, after: u64, max: usize) -> Result<Vec<(u64, Record)>> {
+        use redb::ReadableDatabase;
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| self.err(e))? {
+        let mut out = Vec::with_capacity(max.min(4096));
+        for entry in table.range(after.saturating_add(1)..).map_err(|e| self.err(e))?.take(max) {
             let (k, v) = entry.map_err(|e| self.err(e))?;
-            let record: Record = serde_json::from_slice(v.value())
-                .map_err(|e| self.err(format!("record {} is unreadable: {e}", k.value())))?;
-            out.push((k.value(), record));
+            let seq = k.value();
+            let record = Record::decode(v.value()).map_err(|why| self.err(format!("record {seq} is corrupt: {why}")))?;
+            out.push((seq, record));
         }
         Ok(out)
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.next - 1
+    }
+
+    fn put_snapshot(&mut self, seq: u64, state: &[u8]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut snapshots = txn.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+            snapshots.retain(|_, _| false).map_err(|e| self.err(e))?;
+            snapshots.insert(seq, state).map_err(|e| self.err(e))?;
+            let mut records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
+            records.retain_in(..=seq, |_, _| false).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        self.next = self.next.max(seq + 1);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+        Ok(table.last().map_err(|e| self.err(e))?.map(|(k, v)| (k.value(), v.value().to_vec())))
     }
 
     fn put_blob(&mut self, key: &str, bytes: &[u8]) -> Result<()> {
@@ -266,10 +521,7 @@ impl JournalStore for RedbJournal {
         use redb::ReadableDatabase;
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
-        Ok(table
-            .get(key)
-            .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec()))
+        Ok(table.get(key).map_err(|e| self.err(e))?.map(|v| v.value().to_vec()))
     }
 }
 
@@ -294,6 +546,9 @@ struct CommitState {
     failed: Option<String>,
     /// Commits (disk syncs) made, for `/metrics`.
     commits: u64,
+    /// Sequence number of the store's last record when this opened it: the
+    /// record with ticket `t` is stored as `base + t`.
+    base: u64,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -305,7 +560,12 @@ impl std::fmt::Debug for GroupCommit {
 impl GroupCommit {
     /// Commit through `store`.
     pub fn new(store: Box<dyn JournalStore>) -> GroupCommit {
-        GroupCommit { store: Mutex::new(store), state: Mutex::new(CommitState::default()), committed: Condvar::new() }
+        let base = store.last_seq();
+        GroupCommit {
+            store: Mutex::new(store),
+            state: Mutex::new(CommitState { base, ..CommitState::default() }),
+            committed: Condvar::new(),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, CommitState> {
@@ -381,9 +641,44 @@ impl GroupCommit {
         self.state().commits
     }
 
-    /// Every durable record, oldest first (start-up).
+    /// Every durable record after the snapshot, oldest first (tests).
     pub fn records(&self) -> Result<Vec<(u64, Record)>> {
         self.store().records()
+    }
+
+    /// Visit the records after sequence number `after`, oldest first
+    /// (start-up). They are read in batches, so `visit` may use the store (a
+    /// plugin blob) and the history is never in memory at once.
+    pub fn replay(&self, mut after: u64, visit: &mut dyn FnMut(u64, Record) -> Result<()>) -> Result<()> {
+        loop {
+            let batch = self.store().read(after, 4096)?;
+            let Some(&(last, _)) = batch.last() else { return Ok(()) };
+            after = last;
+            for (seq, record) in batch {
+                visit(seq, record)?;
+            }
+        }
+    }
+
+    /// The latest snapshot and the sequence number it covers.
+    pub fn snapshot(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        self.store().snapshot()
+    }
+
+    /// Store `state`, taken right after the record with `ticket` was applied,
+    /// as the snapshot, once that record is durable; the records it covers are
+    /// dropped. Returns the sequence number it covers. Call it outside the
+    /// daemon's state lock: it waits for a commit and writes the snapshot.
+    pub fn put_snapshot(&self, ticket: u64, state: &[u8]) -> std::result::Result<u64, String> {
+        self.wait_durable(ticket)?;
+        let seq = self.state().base + ticket;
+        self.store().put_snapshot(seq, state).map_err(|e| format!("the snapshot could not be written: {e}"))?;
+        Ok(seq)
+    }
+
+    /// Ticket of the last record handed over.
+    pub fn last_ticket(&self) -> u64 {
+        self.state().last_ticket
     }
 
     /// Store a blob durably (outside the daemon's state lock).
@@ -401,19 +696,33 @@ impl GroupCommit {
 #[derive(Debug, Default)]
 pub struct MemoryJournal {
     records: Vec<(u64, Record)>,
+    last: u64,
+    snapshot: Option<(u64, Vec<u8>)>,
     blobs: BTreeMap<String, Vec<u8>>,
 }
 
 impl JournalStore for MemoryJournal {
     fn append(&mut self, records: &[Record]) -> Result<u64> {
         for record in records {
-            let seq = self.records.len() as u64 + 1;
-            self.records.push((seq, record.clone()));
+            self.last += 1;
+            self.records.push((self.last, record.clone()));
         }
-        Ok(self.records.len() as u64)
+        Ok(self.last)
     }
-    fn records(&self) -> Result<Vec<(u64, Record)>> {
-        Ok(self.records.clone())
+    fn read(&self, after: u64, max: usize) -> Result<Vec<(u64, Record)>> {
+        Ok(self.records.iter().filter(|(seq, _)| *seq > after).take(max).cloned().collect())
+    }
+    fn last_seq(&self) -> u64 {
+        self.last
+    }
+    fn put_snapshot(&mut self, seq: u64, state: &[u8]) -> Result<()> {
+        self.records.retain(|(s, _)| *s > seq);
+        self.snapshot = Some((seq, state.to_vec()));
+        self.last = self.last.max(seq);
+        Ok(())
+    }
+    fn snapshot(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        Ok(self.snapshot.clone())
     }
     fn put_blob(&mut self, key: &str, bytes: &[u8]) -> Result<()> {
         self.blobs.insert(key.to_owned(), bytes.to_vec());
@@ -438,19 +747,13 @@ mod tests {
             let mut journal = RedbJournal::open(&path).unwrap();
             assert_eq!(
                 journal
-                    .append(&[Record {
-                        at_ms: 5,
-                        op: Op::Tick
-                    }])
+                    .append(&[Record::new(5, Op::Tick)])
                     .unwrap(),
                 1
             );
             assert_eq!(
                 journal
-                    .append(&[Record {
-                        at_ms: 7,
-                        op: Op::Withdraw { item: 3 }
-                    }])
+                    .append(&[Record::new(7, Op::Withdraw { item: 3 })])
                     .unwrap(),
                 2
             );
@@ -463,17 +766,11 @@ mod tests {
             vec![
                 (
                     1,
-                    Record {
-                        at_ms: 5,
-                        op: Op::Tick
-                    }
+                    Record::new(5, Op::Tick)
                 ),
                 (
                     2,
-                    Record {
-                        at_ms: 7,
-                        op: Op::Withdraw { item: 3 }
-                    }
+                    Record::new(7, Op::Withdraw { item: 3 })
                 )
             ]
         );
@@ -482,14 +779,8 @@ mod tests {
         assert_eq!(
             journal
                 .append(&[
-                    Record {
-                        at_ms: 9,
-                        op: Op::ReturnOffers
-                    },
-                    Record {
-                        at_ms: 9,
-                        op: Op::Tick
-                    }
+                    Record::new(9, Op::ReturnOffers),
+                    Record::new(9, Op::Tick)
                 ])
                 .unwrap(),
             4
@@ -514,7 +805,7 @@ mod tests {
                             let mut order = order.lock().unwrap();
                             let item = t * 1000 + n;
                             order.push(item);
-                            group.enqueue(Record { at_ms: item, op: Op::Withdraw { item } }).unwrap()
+                            group.enqueue(Record::new(item, Op::Withdraw { item })).unwrap()
                         };
                         group.wait_durable(ticket).unwrap();
                         let durable = group.records().unwrap();
@@ -539,8 +830,17 @@ mod tests {
             fn append(&mut self, _: &[Record]) -> Result<u64> {
                 Err(Error::Invalid("disk full".into()))
             }
-            fn records(&self) -> Result<Vec<(u64, Record)>> {
+            fn read(&self, _: u64, _: usize) -> Result<Vec<(u64, Record)>> {
                 Ok(Vec::new())
+            }
+            fn last_seq(&self) -> u64 {
+                0
+            }
+            fn put_snapshot(&mut self, _: u64, _: &[u8]) -> Result<()> {
+                Err(Error::Invalid("disk full".into()))
+            }
+            fn snapshot(&self) -> Result<Option<(u64, Vec<u8>)>> {
+                Ok(None)
             }
             fn put_blob(&mut self, _: &str, _: &[u8]) -> Result<()> {
                 Ok(())
@@ -550,10 +850,101 @@ mod tests {
             }
         }
         let group = GroupCommit::new(Box::new(Broken));
-        let ticket = group.enqueue(Record { at_ms: 1, op: Op::Tick }).unwrap();
+        let ticket = group.enqueue(Record::new(1, Op::Tick)).unwrap();
         let err = group.wait_durable(ticket).unwrap_err();
         assert!(err.contains("disk full") && err.contains("restart the daemon"), "{err}");
-        assert!(group.enqueue(Record { at_ms: 2, op: Op::Tick }).is_err());
+        assert!(group.enqueue(Record::new(2, Op::Tick)).is_err());
         assert!(group.failure().is_some());
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("switchyard-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("journal.redb")
+    }
+
+    /// Write `bytes` as record `seq` behind the journal's back.
+    fn write_raw(path: &Path, seq: u64, bytes: &[u8]) {
+        let db = redb::Database::open(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(RECORDS).unwrap().insert(seq, bytes).unwrap();
+        txn.commit().unwrap();
+    }
+
+    /// Scenario: the machine died while the last record was being written. The
+    /// torn record is dropped at open (with a warning), the records before it
+    /// replay, and the next record takes its number.
+    #[test]
+    fn a_torn_last_record_is_dropped() {
+        let path = scratch("torn");
+        RedbJournal::open(&path).unwrap().append(&[Record::new(1, Op::Tick), Record::new(2, Op::Tick)]).unwrap();
+        write_raw(&path, 3, br#"{"v":1,"at_ms":3,"op":{"op":"wit"#);
+        let mut journal = RedbJournal::open(&path).unwrap();
+        let seqs: Vec<u64> = journal.records().unwrap().into_iter().map(|(seq, _)| seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(journal.append(&[Record::new(4, Op::Tick)]).unwrap(), 3);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// A bad record before the last is corruption: replay refuses, naming it.
+    #[test]
+    fn corruption_before_the_tail_refuses_and_names_the_record() {
+        let path = scratch("corrupt");
+        RedbJournal::open(&path).unwrap().append(&[Record::new(1, Op::Tick), Record::new(2, Op::Tick)]).unwrap();
+        write_raw(&path, 1, b"\x00garbage");
+        let journal = RedbJournal::open(&path).unwrap();
+        let err = journal.records().unwrap_err().to_string();
+        assert!(err.contains("record 1 is corrupt") && err.contains(&path.display().to_string()), "{err}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// Records of another format are named by version, not as garbage.
+    #[test]
+    fn records_of_other_formats_say_which() {
+        let v0 = br#"{"at_ms":5,"op":{"op":"create-item","item":{"department":"billing","queue":"q","due_in_s":3.0}}}"#;
+        let why = Record::decode(v0).unwrap_err();
+        assert!(why.contains("format 0"), "{why}");
+        let v9 = br#"{"v":9,"at_ms":5,"op":{"op":"tick"}}"#;
+        assert!(Record::decode(v9).unwrap_err().contains("format 9"));
+    }
+
+    /// A snapshot covers the records up to its sequence number and drops them;
+    /// numbering goes on after it, also across a reopen.
+    #[test]
+    fn a_snapshot_compacts_the_records_it_covers() {
+        let path = scratch("snapshot");
+        {
+            let mut journal = RedbJournal::open(&path).unwrap();
+            journal.append(&(1..=5).map(|t| Record::new(t, Op::Tick)).collect::<Vec<_>>()).unwrap();
+            journal.put_snapshot(5, b"state at 5").unwrap();
+            assert!(journal.records().unwrap().is_empty());
+            journal.append(&[Record::new(6, Op::Tick)]).unwrap();
+        }
+        let mut journal = RedbJournal::open(&path).unwrap();
+        assert_eq!(journal.snapshot().unwrap(), Some((5, b"state at 5".to_vec())));
+        assert_eq!(journal.records().unwrap().into_iter().map(|(seq, _)| seq).collect::<Vec<_>>(), vec![6]);
+        // A second snapshot replaces the first.
+        journal.put_snapshot(6, b"state at 6").unwrap();
+        assert_eq!(journal.append(&[Record::new(7, Op::Tick)]).unwrap(), 7);
+        drop(journal);
+        let journal = RedbJournal::open(&path).unwrap();
+        assert_eq!(journal.snapshot().unwrap().map(|(seq, _)| seq), Some(6));
+        assert_eq!(journal.last_seq(), 7);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// Group commit maps tickets to sequence numbers across a restart, so a
+    /// snapshot covers exactly the records applied before it.
+    #[test]
+    fn group_commit_snapshots_cover_their_ticket() {
+        let mut store = MemoryJournal::default();
+        store.append(&[Record::new(1, Op::Tick), Record::new(2, Op::Tick)]).unwrap();
+        let group = GroupCommit::new(Box::new(store));
+        let first = group.enqueue(Record::new(3, Op::Tick)).unwrap();
+        group.enqueue(Record::new(4, Op::Tick)).unwrap();
+        assert_eq!(group.put_snapshot(first, b"after 3").unwrap(), 3);
+        let left: Vec<u64> = group.records().unwrap().into_iter().map(|(_, r)| r.at_ms).collect();
+        assert_eq!(left, vec![4]);
     }
 }

@@ -28,6 +28,7 @@ mod budget;
 mod core;
 mod edge;
 mod prom;
+mod tape;
 
 pub use api::{AgentBody, ItemBody, ROUTES, RouteSpec};
 pub use auth::Role;
@@ -87,6 +88,8 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         .cache_dir(data_dir.join("cache"))
         .build()?;
     let clock = VirtualClock::new(0);
+    // One tape for every department: see `tape`.
+    let tape = Arc::new(tape::Tape::default());
     let departments = config
         .departments
         .iter()
@@ -133,6 +136,8 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         audit: Vec::new(),
         department_configs: BTreeMap::new(),
         replaying: false,
+        tape: tape.clone(),
+        diverged: 0,
         recovered: 0,
         appended: 0,
         offers: BTreeMap::new(),
@@ -167,6 +172,9 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
                 as Arc<dyn crate::rules::RuleSet>,
             None => budgeted,
         };
+        // Outermost: replay hands the journal's decisions back without calling
+        // anything inside (budget, recording, plugin).
+        let rules = Arc::new(tape::TapedRules::new(name, rules, tape.clone(), catalog.clone()));
         core.router.set_rules(name, rules)?;
         let Some(plugin) = &d.plugin else { continue };
         let path = config.resolve(plugin);
@@ -187,7 +195,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         runtime.activate(loaded.clone());
         core.keep(SystemClock.now_ms(), loaded, "loaded");
     }
-    let recovered = core.recover()?;
+    let recovered = core.recover(0)?;
     tracing::info!(
         records = recovered,
         open_items = core.router.open_items(),
@@ -204,11 +212,11 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         if core.router.agent_id(name).is_some() {
             continue;
         }
-        let agent = api::AgentBody {
+        let agent = journal::AgentRecord {
             group: a.group.clone(),
-            skills: a.skills.get_ref().clone(),
+            skills: a.skills.get_ref().iter().map(|(k, v)| (k.clone(), *v)).collect(),
             capacity: a.capacity,
-            wrap_up_s: a.wrap_up_s,
+            wrap_up_ms: seconds_ms(a.wrap_up_s).unwrap_or(0),
         };
         core.submit(Op::RegisterAgent {
             name: name.clone(),
