@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 
 /// The host-wide interned names (skills, queues, attribute keys). The router
@@ -20,8 +20,14 @@ fn serialize_name<S: serde::Serializer>(name: &Arc<str>, serializer: S) -> Resul
     serializer.serialize_str(name)
 }
 
+/// Read back what [`serialize_name`] wrote (serde's own `Arc<str>` support needs
+/// its `rc` feature, which shares nothing on the way back in either).
+fn deserialize_name<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+    String::deserialize(deserializer).map(Arc::from)
+}
+
 /// Which rule made a decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum RuleSource {
     /// The host's built-in rule (the department has no plugin for this hook).
@@ -30,7 +36,7 @@ pub enum RuleSource {
     Plugin {
         /// Plugin name (usually the department); shared with the plugin, so an
         /// answer costs no allocation.
-        #[serde(serialize_with = "serialize_name")]
+        #[serde(serialize_with = "serialize_name", deserialize_with = "deserialize_name")]
         plugin: Arc<str>,
         /// Generation of the plugin that answered.
         generation: u64,

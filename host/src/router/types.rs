@@ -118,7 +118,7 @@ impl Capacity {
 }
 
 /// An agent as registered.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentSpec {
     /// Display name / login (unique).
     pub name: String,
@@ -206,7 +206,7 @@ pub struct Completion {
 }
 
 /// Why an item sits in the exception queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
 pub enum ExceptionReason {
     /// The item names a department the router does not know.
@@ -232,7 +232,7 @@ impl std::fmt::Display for ExceptionReason {
 }
 
 /// Where an item is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ItemStatus {
     /// Waiting in its queue.
@@ -250,7 +250,7 @@ pub enum ItemStatus {
 }
 
 /// One escalation step taken on an item, for the explanation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EscalationNote {
     /// When.
     pub at_ms: u64,
@@ -261,7 +261,7 @@ pub struct EscalationNote {
 }
 
 /// Why an item is where it is: rule sources, priority, score and candidates.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
     /// Rule that set the priority.
     pub prioritised_by: Option<RuleSource>,
@@ -327,7 +327,7 @@ pub struct Desktop {
 }
 
 /// One step in a case's life.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseStep {
     /// When.
     pub at_ms: u64,
@@ -359,7 +359,7 @@ pub struct CaseView {
 }
 
 /// A supervisor alert raised by an escalation rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Id, from 1, increasing: what `acknowledge_alert` takes.
     pub id: u64,
@@ -376,7 +376,7 @@ pub struct Alert {
 }
 
 /// A supervisor's acknowledgement of an [`Alert`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acknowledgement {
     /// Who (the supervisor's login).
     pub by: String,
@@ -511,7 +511,7 @@ pub struct RecordCounts {
 }
 
 /// What retention and limits have dropped or refused so far (for a gauge).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionStats {
     /// Alerts dropped past [`Retention::alerts`].
     pub alerts_dropped: u64,
@@ -535,7 +535,7 @@ pub struct RetentionStats {
 }
 
 /// An entry of the exception queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExceptionEntry {
     /// Item.
     pub item: ItemId,
@@ -565,7 +565,7 @@ pub struct QueueSnapshot {
 }
 
 /// What an agent is doing, for time accounting (occupancy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Activity {
     /// Logged in, available, nothing in hand.
