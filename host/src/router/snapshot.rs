@@ -461,3 +461,5 @@ pub(super) mod exact_f64 {
     }
 }
 
+#[cfg(test)]
+mod tests;
