@@ -713,7 +713,9 @@ impl Metrics {
         if let (Some(fixed), Some(was)) = (self.origin_ms, snapshot.origin_ms)
             && fixed != was
         {
-            return Err(format!("metrics.origin_ms: the snapshot's intervals start at {was}, the configuration fixes {fixed}"));
+            return Err(format!(
+                "metrics.origin_ms: the snapshot's intervals start at {was}, the configuration fixes {fixed}"
+            ));
         }
         if !self.agents.is_empty() {
             return Err("metrics already track agents".into());
@@ -726,7 +728,11 @@ impl Metrics {
                 continue;
             };
             if figures.wait_histogram.len() != self.wait_histograms[q].len() {
-                return Err(format!("queue `{}`: wait histogram of {} bins", figures.name, figures.wait_histogram.len()));
+                return Err(format!(
+                    "queue `{}`: wait histogram of {} bins",
+                    figures.name,
+                    figures.wait_histogram.len()
+                ));
             }
             self.totals[q] = figures.totals;
             self.intervals[q] = figures.intervals;

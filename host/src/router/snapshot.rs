@@ -301,8 +301,7 @@ impl Router {
         let mut router = Router::new(departments, queues, clock, catalog, options)?;
         let department_of: Vec<Option<usize>> =
             s.departments.iter().map(|name| router.department_index.get(name).copied()).collect();
-        let queue_of: Vec<Option<usize>> =
-            s.queues.iter().map(|q| router.queue_index.get(&q.name).copied()).collect();
+        let queue_of: Vec<Option<usize>> = s.queues.iter().map(|q| router.queue_index.get(&q.name).copied()).collect();
 
         // Check before changing anything: indices in range, and no work in hand
         // in a queue that is gone.
@@ -444,11 +443,7 @@ pub(super) mod exact_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-        if serializer.is_human_readable() {
-            serializer.collect_str(value)
-        } else {
-            serializer.serialize_f64(*value)
-        }
+        if serializer.is_human_readable() { serializer.collect_str(value) } else { serializer.serialize_f64(*value) }
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {

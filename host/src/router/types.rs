@@ -206,8 +206,11 @@ pub struct Completion {
 }
 
 /// Why an item sits in the exception queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
+///
+/// In JSON (and other human-readable formats) `{"kind": "unknown-queue",
+/// "detail": "sales"}`; binary formats (a router snapshot in postcard) get the
+/// externally tagged form, since they cannot read an adjacently tagged enum.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExceptionReason {
     /// The item names a department the router does not know.
     UnknownDepartment(String),
@@ -218,6 +221,68 @@ pub enum ExceptionReason {
     /// The rules gave no usable answer (e.g. moved the item to a queue that does
     /// not exist) and there is nothing to fall back on.
     NoUsableRule(String),
+}
+
+/// [`ExceptionReason`] as serde sees it in human-readable formats (`S` is
+/// `&str` on the way out, `String` on the way in).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
+enum TaggedReason<S> {
+    UnknownDepartment(S),
+    UnknownQueue(S),
+    InvalidData(S),
+    NoUsableRule(S),
+}
+
+/// [`ExceptionReason`] as serde sees it in binary formats.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PlainReason<S> {
+    UnknownDepartment(S),
+    UnknownQueue(S),
+    InvalidData(S),
+    NoUsableRule(S),
+}
+
+impl Serialize for ExceptionReason {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let (tagged, plain) = match self {
+            ExceptionReason::UnknownDepartment(d) => {
+                (TaggedReason::UnknownDepartment(d.as_str()), PlainReason::UnknownDepartment(d.as_str()))
+            }
+            ExceptionReason::UnknownQueue(q) => {
+                (TaggedReason::UnknownQueue(q.as_str()), PlainReason::UnknownQueue(q.as_str()))
+            }
+            ExceptionReason::InvalidData(m) => {
+                (TaggedReason::InvalidData(m.as_str()), PlainReason::InvalidData(m.as_str()))
+            }
+            ExceptionReason::NoUsableRule(m) => {
+                (TaggedReason::NoUsableRule(m.as_str()), PlainReason::NoUsableRule(m.as_str()))
+            }
+        };
+        if serializer.is_human_readable() { tagged.serialize(serializer) } else { plain.serialize(serializer) }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExceptionReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let plain = if deserializer.is_human_readable() {
+            match TaggedReason::<String>::deserialize(deserializer)? {
+                TaggedReason::UnknownDepartment(d) => PlainReason::UnknownDepartment(d),
+                TaggedReason::UnknownQueue(q) => PlainReason::UnknownQueue(q),
+                TaggedReason::InvalidData(m) => PlainReason::InvalidData(m),
+                TaggedReason::NoUsableRule(m) => PlainReason::NoUsableRule(m),
+            }
+        } else {
+            PlainReason::<String>::deserialize(deserializer)?
+        };
+        Ok(match plain {
+            PlainReason::UnknownDepartment(d) => ExceptionReason::UnknownDepartment(d),
+            PlainReason::UnknownQueue(q) => ExceptionReason::UnknownQueue(q),
+            PlainReason::InvalidData(m) => ExceptionReason::InvalidData(m),
+            PlainReason::NoUsableRule(m) => ExceptionReason::NoUsableRule(m),
+        })
+    }
 }
 
 impl std::fmt::Display for ExceptionReason {

@@ -34,7 +34,12 @@ fn departments() -> Vec<DepartmentSpec> {
 fn queues() -> Vec<QueueSpec> {
     let mut cases = QueueSpec::new("cases", "backoffice");
     cases.skill = Some("casework".into());
-    vec![QueueSpec::new("billing", "billing"), QueueSpec::new("vip", "billing"), QueueSpec::new("claims", "claims"), cases]
+    vec![
+        QueueSpec::new("billing", "billing"),
+        QueueSpec::new("vip", "billing"),
+        QueueSpec::new("claims", "claims"),
+        cases,
+    ]
 }
 
 /// Small retention and interval windows, so dropping and trimming happen in a
@@ -182,11 +187,25 @@ fn restore(snapshot: &RouterSnapshot, queues: Vec<QueueSpec>) -> Result<(Router,
 /// same state.
 #[derive(Debug, Clone)]
 enum Op {
-    Create { queue: u8, channel: u8, priority: i8, tier: u8, customer: Option<u8>, case: Option<u8>, skill: Option<(u8, u8)>, value: u16, due: bool },
+    Create {
+        queue: u8,
+        channel: u8,
+        priority: i8,
+        tier: u8,
+        customer: Option<u8>,
+        case: Option<u8>,
+        skill: Option<(u8, u8)>,
+        value: u16,
+        due: bool,
+    },
     Accept(u8),
     AcceptAll,
     Reject(u8),
-    Complete { agent: u8, resolved: bool, handoff: bool },
+    Complete {
+        agent: u8,
+        resolved: bool,
+        handoff: bool,
+    },
     Withdraw(u8),
     Presence(u8, u8),
     Advance(u32),
@@ -301,7 +320,8 @@ fn apply(router: &mut Router, clock: &VirtualClock, op: &Op) -> String {
             format!("{:?}", router.withdraw(item))
         }
         Op::Presence(k, p) => {
-            let presence = [Presence::Available, Presence::Available, Presence::Away, Presence::Offline][*p as usize % 4];
+            let presence =
+                [Presence::Available, Presence::Available, Presence::Away, Presence::Offline][*p as usize % 4];
             format!("{:?}", router.set_agent_state(agent_at(router, *k), presence))
         }
         Op::Advance(ms) => {
@@ -456,7 +476,12 @@ fn differ(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for key in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
-                differ(x.get(key).unwrap_or(&Value::Null), y.get(key).unwrap_or(&Value::Null), &format!("{path}.{key}"), out);
+                differ(
+                    x.get(key).unwrap_or(&Value::Null),
+                    y.get(key).unwrap_or(&Value::Null),
+                    &format!("{path}.{key}"),
+                    out,
+                );
             }
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
@@ -495,7 +520,9 @@ fn seeded_ops(seed: u64, n: usize) -> Vec<Op> {
             },
             30..45 => Op::Accept(rng.random()),
             45..50 => Op::Reject(rng.random()),
-            50..62 => Op::Complete { agent: rng.random(), resolved: rng.random_bool(0.7), handoff: rng.random_bool(0.1) },
+            50..62 => {
+                Op::Complete { agent: rng.random(), resolved: rng.random_bool(0.7), handoff: rng.random_bool(0.1) }
+            }
             62..67 => Op::Withdraw(rng.random()),
             67..72 => Op::Presence(rng.random(), rng.random()),
             72..92 => Op::Advance(rng.random_range(0..20_000)),
@@ -727,9 +754,10 @@ fn a_reordered_and_extended_configuration_restores() {
         apply(&mut original, &clock, &op);
     }
     let held_in_vip = |router: &Router| {
-        router.agents().iter().any(|(agent, _, _)| {
-            router.desktop(*agent).unwrap().items.iter().any(|i| i.queue == "vip")
-        })
+        router
+            .agents()
+            .iter()
+            .any(|(agent, _, _)| router.desktop(*agent).unwrap().items.iter().any(|i| i.queue == "vip"))
     };
     assert!(held_in_vip(&original), "the prelude leaves vip work in hand");
     let without_vip: Vec<QueueSpec> = queues().into_iter().filter(|q| q.name != "vip").collect();
@@ -788,16 +816,10 @@ fn changed_intervals_are_refused() {
     let (router, clock, _) = setup();
     let mut other = options();
     other.metrics.interval_ms = 15 * 60_000;
-    let error = Router::restore(
-        departments(),
-        queues(),
-        Arc::new(clock.clone()),
-        fresh_catalog(),
-        other,
-        router.snapshot(),
-    )
-    .unwrap_err()
-    .to_string();
+    let error =
+        Router::restore(departments(), queues(), Arc::new(clock.clone()), fresh_catalog(), other, router.snapshot())
+            .unwrap_err()
+            .to_string();
     assert!(error.contains("interval_ms"), "{error}");
 }
 
@@ -877,4 +899,180 @@ proptest! {
         prop_assert_eq!(views(&restored), views(&original));
         run_both((&mut original, &clock), (&mut restored, &restored_clock), &ops[at..]);
     }
+}
+
+/// What a snapshot costs at the scale of a large centre after days of traffic:
+/// 50 queues, 500 agents, 1,000,000 completed items of history, then 500 items
+/// in hand and 20,000 waiting. Prints sizes and times; asserts only that the
+/// restored router reads the same and that the snapshot does not hold history.
+/// `cargo test -p switchyard-host --lib snapshot_at_scale -- --ignored --nocapture`
+#[test]
+#[ignore = "takes minutes in a debug build; prints figures"]
+fn snapshot_at_scale() {
+    use std::time::Instant;
+    const QUEUE_COUNT: usize = 50;
+    const AGENT_COUNT: usize = 500;
+    let history: u64 = std::env::var("SNAPSHOT_HISTORY").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    const OPEN: usize = 20_000;
+
+    let departments: Vec<DepartmentSpec> = (0..5).map(|d| DepartmentSpec::new(format!("dept{d}"))).collect();
+    let queue_specs: Vec<QueueSpec> =
+        (0..QUEUE_COUNT).map(|q| QueueSpec::new(format!("queue{q}"), format!("dept{}", q % 5))).collect();
+    let clock = VirtualClock::new(T0);
+    let catalog = fresh_catalog();
+    let mut router = Router::new(
+        departments.clone(),
+        queue_specs.clone(),
+        Arc::new(clock.clone()),
+        catalog,
+        RouterOptions { keep_events: false, ..RouterOptions::default() },
+    )
+    .unwrap();
+    for a in 0..AGENT_COUNT {
+        let skills = (0..3).map(|k| (format!("queue{}", (a + k * 17) % QUEUE_COUNT), (a % 10) as u8 + 1)).collect();
+        let spec = AgentSpec {
+            name: format!("agent{a}"),
+            group: format!("team{}", a % 20),
+            skills,
+            capacity: Capacity::default(),
+            wrap_up_ms: 0,
+        };
+        let id = router.register_agent(spec).unwrap();
+        router.set_agent_state(id, Presence::Available).unwrap();
+    }
+    let new_item = |i: u64| NewWorkItem {
+        department: format!("dept{}", i % 5),
+        queue: format!("queue{}", i % QUEUE_COUNT as u64),
+        channel: Some(Channel::Voice),
+        attributes: vec![("account".into(), format!("{:08}", i * 7919 % 100_000_000))],
+        customer: Some(format!("customer{}", i % 300_000)),
+        case: (i % 10 == 0).then(|| format!("case{}", i / 10)),
+        value: (i % 1000) as f64 * 1.25,
+        due_in_ms: (i % 4 == 0).then_some(3_600_000),
+        ..Default::default()
+    };
+
+    // History: each item answered at once and completed 250 ms later (about
+    // 70 hours of traffic, past every window: intervals, FCR, closed cases).
+    let started = Instant::now();
+    for i in 0..history {
+        let id = router.create_item(new_item(i));
+        if router.item_status(id) == Some(ItemStatus::Offered) {
+            router.accept_offer(id).unwrap();
+        }
+        clock.advance(250);
+        if router.item_status(id) == Some(ItemStatus::Active) {
+            router.complete(id, Completion { resolved: i % 3 != 0, handoff: None }).unwrap();
+        }
+        if i % 100 == 0 {
+            router.on_tick();
+        }
+    }
+    let history_s = started.elapsed().as_secs_f64();
+    // Live state: every agent on a call, 20,000 waiting.
+    let mut i = history;
+    while router.open_items() < OPEN + AGENT_COUNT {
+        let id = router.create_item(new_item(i));
+        if router.item_status(id) == Some(ItemStatus::Offered) {
+            router.accept_offer(id).unwrap();
+        }
+        i += 1;
+        clock.advance(5);
+    }
+    router.on_tick();
+    let counts = router.record_counts();
+    println!("history of {history} items fed in {history_s:.1} s; records now: {counts:?}");
+
+    let t = Instant::now();
+    let snapshot = router.snapshot();
+    let take = t.elapsed();
+    let t = Instant::now();
+    let json = serde_json::to_vec(&snapshot).unwrap();
+    let to_json = t.elapsed();
+    let t = Instant::now();
+    let back: RouterSnapshot = serde_json::from_slice(&json).unwrap();
+    let from_json = t.elapsed();
+    let t = Instant::now();
+    let compact = postcard::to_allocvec(&snapshot).unwrap();
+    let to_postcard = t.elapsed();
+    let t = Instant::now();
+    let from_compact: RouterSnapshot = postcard::from_bytes(&compact).unwrap();
+    let from_postcard = t.elapsed();
+    assert_eq!(from_compact.open_items(), snapshot.open_items());
+    let t = Instant::now();
+    let restored = Router::restore(
+        departments,
+        queue_specs,
+        Arc::new(VirtualClock::new(snapshot.taken_at_ms())),
+        fresh_catalog(),
+        RouterOptions { keep_events: false, ..RouterOptions::default() },
+        back,
+    )
+    .unwrap();
+    let restore = t.elapsed();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "snapshot of {} open items: take {:.0} ms; JSON {:.1} MB, write {:.0} ms, read {:.0} ms; \
+         postcard {:.1} MB, write {:.0} ms, read {:.0} ms; restore {:.0} ms",
+        snapshot.open_items(),
+        ms(take),
+        json.len() as f64 / 1e6,
+        ms(to_json),
+        ms(from_json),
+        compact.len() as f64 / 1e6,
+        ms(to_postcard),
+        ms(from_postcard),
+        ms(restore),
+    );
+    // Where the bytes are.
+    for (part, bytes) in [
+        ("items", serde_json::to_vec(&snapshot.items).unwrap().len()),
+        ("agents", serde_json::to_vec(&snapshot.agents).unwrap().len()),
+        ("customers", serde_json::to_vec(&snapshot.customers).unwrap().len()),
+        ("customer expiry", serde_json::to_vec(&snapshot.customer_expiry).unwrap().len()),
+        ("cases", serde_json::to_vec(&snapshot.cases).unwrap().len()),
+        ("closed cases", serde_json::to_vec(&snapshot.closed_cases).unwrap().len()),
+        ("metrics", serde_json::to_vec(&snapshot.metrics).unwrap().len()),
+        ("timers", serde_json::to_vec(&snapshot.timers).unwrap().len()),
+    ] {
+        println!("  {part}: {:.1} MB of JSON", bytes as f64 / 1e6);
+    }
+    assert_eq!(restored.record_counts(), router.record_counts());
+    assert_eq!(restored.queue_snapshot("queue7").unwrap(), router.queue_snapshot("queue7").unwrap());
+    assert!(snapshot.open_items() <= OPEN + AGENT_COUNT + counts.exceptions, "no history in the snapshot");
+}
+
+/// The snapshot goes through postcard (a compact binary format) as well.
+#[test]
+fn postcard_round_trip() {
+    let (mut original, clock, _) = setup();
+    for op in prelude() {
+        apply(&mut original, &clock, &op);
+    }
+    let snapshot = original.snapshot();
+    let bytes = postcard::to_allocvec(&snapshot).unwrap();
+    let back: RouterSnapshot = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), serde_json::to_value(&snapshot).unwrap());
+    let restored = Router::restore(
+        departments(),
+        queues(),
+        Arc::new(VirtualClock::new(back.taken_at_ms())),
+        fresh_catalog(),
+        options(),
+        back,
+    )
+    .unwrap();
+    assert_eq!(views(&restored), views(&original));
+}
+
+/// An exception reason keeps its JSON shape (`kind` + `detail`) and reads back
+/// from JSON and from postcard.
+#[test]
+fn exception_reason_serde_shapes() {
+    let reason = ExceptionReason::UnknownQueue("sales".into());
+    let json = serde_json::to_string(&reason).unwrap();
+    assert_eq!(json, r#"{"kind":"unknown-queue","detail":"sales"}"#);
+    assert_eq!(serde_json::from_str::<ExceptionReason>(&json).unwrap(), reason);
+    let bytes = postcard::to_allocvec(&reason).unwrap();
+    assert_eq!(postcard::from_bytes::<ExceptionReason>(&bytes).unwrap(), reason);
 }
