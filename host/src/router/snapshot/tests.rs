@@ -999,11 +999,12 @@ fn snapshot_at_scale() {
     let from_compact: RouterSnapshot = postcard::from_bytes(&compact).unwrap();
     let from_postcard = t.elapsed();
     assert_eq!(from_compact.open_items(), snapshot.open_items());
+    let restore_clock = VirtualClock::new(snapshot.taken_at_ms());
     let t = Instant::now();
     let restored = Router::restore(
         departments,
         queue_specs,
-        Arc::new(VirtualClock::new(snapshot.taken_at_ms())),
+        Arc::new(restore_clock.clone()),
         fresh_catalog(),
         RouterOptions { keep_events: false, ..RouterOptions::default() },
         back,
@@ -1040,6 +1041,23 @@ fn snapshot_at_scale() {
     assert_eq!(restored.record_counts(), router.record_counts());
     assert_eq!(restored.queue_snapshot("queue7").unwrap(), router.queue_snapshot("queue7").unwrap());
     assert!(snapshot.open_items() <= OPEN + AGENT_COUNT + counts.exceptions, "no history in the snapshot");
+
+    // The journal's tail after the snapshot, 10,000 rounds of: an agent
+    // completes their call, accepts the next one offered, a new item arrives.
+    let mut restored = restored;
+    let t = Instant::now();
+    for k in 0..10_000u64 {
+        let agent = AgentId(k % AGENT_COUNT as u64 + 1);
+        restore_clock.advance(25);
+        if let Some(item) = held(&restored, agent, &[ItemStatus::Active]) {
+            restored.complete(item, Completion { resolved: true, handoff: None }).unwrap();
+        }
+        if let Some(item) = held(&restored, agent, &[ItemStatus::Offered]) {
+            restored.accept_offer(item).unwrap();
+        }
+        restored.create_item(new_item(i + k));
+    }
+    println!("a tail of 10,000 rounds (30,000 records) after the restore: {:.0} ms", ms(t.elapsed()));
 }
 
 /// The snapshot goes through postcard (a compact binary format) as well.
