@@ -906,6 +906,15 @@ proptest! {
 /// in hand and 20,000 waiting. Prints sizes and times; asserts only that the
 /// restored router reads the same and that the snapshot does not hold history.
 /// `cargo test -p switchyard-host --lib snapshot_at_scale -- --ignored --nocapture`
+/// (`SNAPSHOT_HISTORY=20000` for a quick run).
+///
+/// Measured 2026-12-01 (2 shared cores; the host crate at opt-level 3 via
+/// `--config 'profile.dev.package.switchyard-host.opt-level=3'`): 300,000
+/// customer records in their FCR window and 102,050 cases in their 7-day
+/// window are live state too; take 446 ms; JSON 134.8 MB, write 642 ms, read
+/// 1,054 ms; postcard 47.3 MB, write 152 ms, read 160 ms; restore 161 ms; a
+/// tail of 30,000 records 192 ms. Of the JSON: cases 53.5 MB, customers
+/// 35.2 MB, customer expiry 23.1 MB, items 14.4 MB, metrics 5.0 MB.
 #[test]
 #[ignore = "takes minutes in a debug build; prints figures"]
 fn snapshot_at_scale() {
