@@ -332,7 +332,7 @@ fn apply(router: &mut Router, clock: &VirtualClock, op: &Op) -> String {
         Op::Ack(k) => {
             let ids: Vec<u64> = router.alerts().iter().map(|a| a.id).collect();
             match ids.get(*k as usize % ids.len().max(1)) {
-                Some(&id) => format!("{:?}", router.acknowledge_alert(id, "sup").map(|a| a.clone())),
+                Some(&id) => format!("{:?}", router.acknowledge_alert(id, "sup").cloned()),
                 None => "no alert".into(),
             }
         }
@@ -955,9 +955,9 @@ fn snapshot_at_scale() {
         channel: Some(Channel::Voice),
         attributes: vec![("account".into(), format!("{:08}", i * 7919 % 100_000_000))],
         customer: Some(format!("customer{}", i % 300_000)),
-        case: (i % 10 == 0).then(|| format!("case{}", i / 10)),
+        case: i.is_multiple_of(10).then(|| format!("case{}", i / 10)),
         value: (i % 1000) as f64 * 1.25,
-        due_in_ms: (i % 4 == 0).then_some(3_600_000),
+        due_in_ms: i.is_multiple_of(4).then_some(3_600_000),
         ..Default::default()
     };
 
