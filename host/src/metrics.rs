@@ -26,7 +26,7 @@
 //!   intervals (older ones are dropped in amortised O(1)); totals are cumulative
 //!   over the whole life and never dropped.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::router::{Activity, AgentId, Event, QueueSpec};
 
@@ -86,7 +86,7 @@ impl Default for MetricsConfig {
 /// intervals. `data[skip..]` are live and `data[0]` is interval `base`; the dead
 /// prefix is drained once it is as long as the live part, so dropping old
 /// intervals costs amortised O(1) and the memory stays under twice the window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Series<T> {
     base: u64,
     skip: usize,
@@ -142,7 +142,7 @@ impl<T: Default + Clone> Series<T> {
 }
 
 /// Counters of one queue over some span of time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueCounters {
     /// Answered + abandoned.
     pub offered: u64,
@@ -218,7 +218,7 @@ impl QueueCounters {
 }
 
 /// Time an agent spent in each activity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentTimes {
     /// Handling or wrapping up, ms.
     pub busy_ms: u64,
@@ -251,7 +251,7 @@ struct QueueMeta {
     short_abandon_ms: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct AgentTrack {
     group: String,
     activity: Activity,
@@ -261,7 +261,7 @@ struct AgentTrack {
 }
 
 /// End-to-end case figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CaseFigures {
     /// Cases closed (opened after the warm-up).
     pub closed: u64,
@@ -630,6 +630,120 @@ impl Metrics {
     /// Escalation steps taken.
     pub fn escalations(&self) -> u64 {
         self.escalations
+    }
+}
+
+/// What [`Metrics`] holds, by queue name, for a router snapshot: restored into
+/// statistics built for a configuration whose queues may be listed in another
+/// order, added or removed (see [`Metrics::restore`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MetricsSnapshot {
+    /// Settings that give the figures their meaning; a restore under other
+    /// values is refused.
+    interval_ms: u64,
+    wait_bin_ms: u64,
+    wait_bins: usize,
+    origin_ms: Option<u64>,
+    start_ms: u64,
+    latest: u64,
+    queues: Vec<QueueFigures>,
+    agents: Vec<AgentTrack>,
+    cases: CaseFigures,
+    exceptions: u64,
+    alerts: u64,
+    escalations: u64,
+}
+
+/// One queue's figures in a [`MetricsSnapshot`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct QueueFigures {
+    name: String,
+    totals: QueueCounters,
+    intervals: Series<QueueCounters>,
+    wait_histogram: Vec<u64>,
+}
+
+impl Metrics {
+    /// Everything the statistics hold, queues by name.
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            interval_ms: self.config.interval_ms,
+            wait_bin_ms: self.config.wait_bin_ms,
+            wait_bins: self.config.wait_bins,
+            origin_ms: self.origin_ms,
+            start_ms: self.start_ms,
+            latest: self.latest,
+            queues: self
+                .queues
+                .iter()
+                .enumerate()
+                .map(|(i, meta)| QueueFigures {
+                    name: meta.name.clone(),
+                    totals: self.totals[i].clone(),
+                    intervals: self.intervals[i].clone(),
+                    wait_histogram: self.wait_histograms[i].clone(),
+                })
+                .collect(),
+            agents: self.agents.clone(),
+            cases: self.cases.clone(),
+            exceptions: self.exceptions,
+            alerts: self.alerts,
+            escalations: self.escalations,
+        }
+    }
+
+    /// Take over the figures of `snapshot` into statistics just built (queues
+    /// registered, no agent, no event yet). Queues are matched by name: a
+    /// queue of the snapshot that is no longer registered loses its figures,
+    /// a queue registered anew starts at zero; the registered queues keep
+    /// their current thresholds. Refused (naming the setting) when the
+    /// interval length, wait bins or a fixed origin differ from the
+    /// snapshot's, since its figures would then be misread.
+    pub(crate) fn restore(&mut self, snapshot: MetricsSnapshot) -> Result<(), String> {
+        let config = &self.config;
+        for (setting, was, is) in [
+            ("interval_ms", snapshot.interval_ms, config.interval_ms),
+            ("wait_bin_ms", snapshot.wait_bin_ms, config.wait_bin_ms),
+            ("wait_bins", snapshot.wait_bins as u64, config.wait_bins as u64),
+        ] {
+            if was != is {
+                return Err(format!("metrics.{setting} was {was} in the snapshot and is {is} now"));
+            }
+        }
+        if let (Some(fixed), Some(was)) = (self.origin_ms, snapshot.origin_ms)
+            && fixed != was
+        {
+            return Err(format!(
+                "metrics.origin_ms: the snapshot's intervals start at {was}, the configuration fixes {fixed}"
+            ));
+        }
+        if !self.agents.is_empty() {
+            return Err("metrics already track agents".into());
+        }
+        self.origin_ms = self.origin_ms.or(snapshot.origin_ms);
+        self.start_ms = snapshot.start_ms;
+        self.latest = snapshot.latest;
+        for figures in snapshot.queues {
+            let Some(q) = self.queues.iter().position(|m| m.name == figures.name) else {
+                continue;
+            };
+            if figures.wait_histogram.len() != self.wait_histograms[q].len() {
+                return Err(format!(
+                    "queue `{}`: wait histogram of {} bins",
+                    figures.name,
+                    figures.wait_histogram.len()
+                ));
+            }
+            self.totals[q] = figures.totals;
+            self.intervals[q] = figures.intervals;
+            self.wait_histograms[q] = figures.wait_histogram;
+        }
+        self.agents = snapshot.agents;
+        self.cases = snapshot.cases;
+        self.exceptions = snapshot.exceptions;
+        self.alerts = snapshot.alerts;
+        self.escalations = snapshot.escalations;
+        Ok(())
     }
 }
 

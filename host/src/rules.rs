@@ -9,20 +9,20 @@
 
 use std::sync::{Arc, RwLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 
 /// The host-wide interned names (skills, queues, attribute keys). The router
 /// interns into it; plugins read it through the `names` import.
 pub type SharedCatalog = Arc<RwLock<switchyard_sdk::Catalog>>;
 
-fn serialize_name<S: serde::Serializer>(name: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(name)
-}
-
 /// Which rule made a decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+///
+/// In JSON (and other human-readable formats) an object tagged by `kind`:
+/// `{"kind": "plugin", "plugin": "billing", "generation": 3}`. Binary formats
+/// (a router snapshot in postcard) get the externally tagged form, since they
+/// cannot read an internally tagged enum back.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleSource {
     /// The host's built-in rule (the department has no plugin for this hook).
     BuiltIn,
@@ -30,7 +30,6 @@ pub enum RuleSource {
     Plugin {
         /// Plugin name (usually the department); shared with the plugin, so an
         /// answer costs no allocation.
-        #[serde(serialize_with = "serialize_name")]
         plugin: Arc<str>,
         /// Generation of the plugin that answered.
         generation: u64,
@@ -45,6 +44,70 @@ pub enum RuleSource {
         /// Why the plugin's answer was not used.
         reason: String,
     },
+}
+
+/// [`RuleSource`] as serde sees it in human-readable formats (`S` is `&str` on
+/// the way out, `String` on the way in).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+enum TaggedSource<S> {
+    BuiltIn,
+    Plugin { plugin: S, generation: u64 },
+    Fallback { plugin: S, generation: u64, reason: S },
+}
+
+/// [`RuleSource`] as serde sees it in binary formats.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PlainSource<S> {
+    BuiltIn,
+    Plugin { plugin: S, generation: u64 },
+    Fallback { plugin: S, generation: u64, reason: S },
+}
+
+impl Serialize for RuleSource {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let human = serializer.is_human_readable();
+        match self {
+            RuleSource::BuiltIn if human => TaggedSource::<&str>::BuiltIn.serialize(serializer),
+            RuleSource::BuiltIn => PlainSource::<&str>::BuiltIn.serialize(serializer),
+            RuleSource::Plugin { plugin, generation } if human => {
+                TaggedSource::Plugin { plugin: &**plugin, generation: *generation }.serialize(serializer)
+            }
+            RuleSource::Plugin { plugin, generation } => {
+                PlainSource::Plugin { plugin: &**plugin, generation: *generation }.serialize(serializer)
+            }
+            RuleSource::Fallback { plugin, generation, reason } if human => {
+                TaggedSource::Fallback { plugin: plugin.as_str(), generation: *generation, reason: reason.as_str() }
+                    .serialize(serializer)
+            }
+            RuleSource::Fallback { plugin, generation, reason } => {
+                PlainSource::Fallback { plugin: plugin.as_str(), generation: *generation, reason: reason.as_str() }
+                    .serialize(serializer)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let plain = if deserializer.is_human_readable() {
+            match TaggedSource::<String>::deserialize(deserializer)? {
+                TaggedSource::BuiltIn => PlainSource::BuiltIn,
+                TaggedSource::Plugin { plugin, generation } => PlainSource::Plugin { plugin, generation },
+                TaggedSource::Fallback { plugin, generation, reason } => {
+                    PlainSource::Fallback { plugin, generation, reason }
+                }
+            }
+        } else {
+            PlainSource::<String>::deserialize(deserializer)?
+        };
+        Ok(match plain {
+            PlainSource::BuiltIn => RuleSource::BuiltIn,
+            PlainSource::Plugin { plugin, generation } => RuleSource::Plugin { plugin: Arc::from(plugin), generation },
+            PlainSource::Fallback { plugin, generation, reason } => RuleSource::Fallback { plugin, generation, reason },
+        })
+    }
 }
 
 impl std::fmt::Display for RuleSource {
@@ -110,10 +173,7 @@ impl BuiltInRules {
         };
         let required = item.skills();
         MatchResult::Scores(
-            candidates
-                .iter()
-                .map(|c| if c.qualifies(required) { c.idle_ms() as f32 / 1000.0 } else { -1.0 })
-                .collect(),
+            candidates.iter().map(|c| if c.qualifies(required) { c.idle_ms() as f32 / 1000.0 } else { -1.0 }).collect(),
         )
     }
 }
@@ -134,6 +194,31 @@ impl RuleSet for BuiltInRules {
 mod tests {
     use super::*;
     use switchyard_sdk::{NewCandidate, NewItem, SkillId, SkillReq};
+
+    /// JSON keeps the `kind`-tagged shape the API and reports show; a binary
+    /// format reads back what it wrote.
+    #[test]
+    fn rule_source_serde_shapes() {
+        let sources = [
+            RuleSource::BuiltIn,
+            RuleSource::Plugin { plugin: "billing".into(), generation: 3 },
+            RuleSource::Fallback { plugin: "claims".into(), generation: 2, reason: "trap".into() },
+        ];
+        let json: Vec<String> = sources.iter().map(|s| serde_json::to_string(s).unwrap()).collect();
+        assert_eq!(
+            json,
+            [
+                r#"{"kind":"built-in"}"#,
+                r#"{"kind":"plugin","plugin":"billing","generation":3}"#,
+                r#"{"kind":"fallback","plugin":"claims","generation":2,"reason":"trap"}"#,
+            ]
+        );
+        for (source, json) in sources.iter().zip(&json) {
+            assert_eq!(&serde_json::from_str::<RuleSource>(json).unwrap(), source);
+            let bytes = postcard::to_allocvec(source).unwrap();
+            assert_eq!(&postcard::from_bytes::<RuleSource>(&bytes).unwrap(), source);
+        }
+    }
 
     #[test]
     fn built_in_match_prefers_longest_idle_qualified_agent() {

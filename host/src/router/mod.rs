@@ -18,14 +18,17 @@
 //! Every change is an [`Event`]; the router feeds them to its [`Metrics`] and
 //! keeps them for the embedder to [`Router::drain_events`].
 
+mod snapshot;
 mod types;
 
+pub use snapshot::{RouterSnapshot, SNAPSHOT_VERSION};
 pub use types::*;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use switchyard_sdk::{
     CandidateTable, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, NewCandidate, NewItem, SkillId,
     SkillReq, Tier,
@@ -73,7 +76,7 @@ fn truncate_to(mut text: String, max: usize) -> String {
 /// Queue order: priority (higher first), then creation time (older first), then id.
 type QueueKey = (Reverse<i32>, u64, u64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Timer {
     OfferTimeout { item: u64, seq: u64 },
     Escalate { item: u64, generation: u64 },
@@ -97,6 +100,9 @@ struct Queue {
     agents: Vec<usize>,
 }
 
+/// A work item in the system. In a [`RouterSnapshot`] `department` and `queue`
+/// index the snapshot's own name lists (remapped on restore).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Item {
     id: u64,
     department: usize,
@@ -106,6 +112,8 @@ struct Item {
     attributes: Vec<(u32, String)>,
     priority: i32,
     tier: Tier,
+    /// Exact through JSON too (see [`snapshot::exact_f64`]): plugins see it.
+    #[serde(with = "snapshot::exact_f64")]
     value: f64,
     customer: Option<String>,
     case: Option<String>,
@@ -139,6 +147,7 @@ impl Item {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Agent {
     spec: AgentSpec,
     /// (skill id, level), sorted by skill id.
@@ -179,6 +188,7 @@ impl Agent {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct CustomerRecord {
     last_item: u64,
     last_queue: usize,
@@ -187,6 +197,7 @@ struct CustomerRecord {
     contacts: u16,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct CaseRecord {
     customer: Option<String>,
     opened_ms: u64,

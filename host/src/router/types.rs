@@ -118,7 +118,7 @@ impl Capacity {
 }
 
 /// An agent as registered.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentSpec {
     /// Display name / login (unique).
     pub name: String,
@@ -206,8 +206,11 @@ pub struct Completion {
 }
 
 /// Why an item sits in the exception queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
+///
+/// In JSON (and other human-readable formats) `{"kind": "unknown-queue",
+/// "detail": "sales"}`; binary formats (a router snapshot in postcard) get the
+/// externally tagged form, since they cannot read an adjacently tagged enum.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExceptionReason {
     /// The item names a department the router does not know.
     UnknownDepartment(String),
@@ -218,6 +221,68 @@ pub enum ExceptionReason {
     /// The rules gave no usable answer (e.g. moved the item to a queue that does
     /// not exist) and there is nothing to fall back on.
     NoUsableRule(String),
+}
+
+/// [`ExceptionReason`] as serde sees it in human-readable formats (`S` is
+/// `&str` on the way out, `String` on the way in).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
+enum TaggedReason<S> {
+    UnknownDepartment(S),
+    UnknownQueue(S),
+    InvalidData(S),
+    NoUsableRule(S),
+}
+
+/// [`ExceptionReason`] as serde sees it in binary formats.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PlainReason<S> {
+    UnknownDepartment(S),
+    UnknownQueue(S),
+    InvalidData(S),
+    NoUsableRule(S),
+}
+
+impl Serialize for ExceptionReason {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let (tagged, plain) = match self {
+            ExceptionReason::UnknownDepartment(d) => {
+                (TaggedReason::UnknownDepartment(d.as_str()), PlainReason::UnknownDepartment(d.as_str()))
+            }
+            ExceptionReason::UnknownQueue(q) => {
+                (TaggedReason::UnknownQueue(q.as_str()), PlainReason::UnknownQueue(q.as_str()))
+            }
+            ExceptionReason::InvalidData(m) => {
+                (TaggedReason::InvalidData(m.as_str()), PlainReason::InvalidData(m.as_str()))
+            }
+            ExceptionReason::NoUsableRule(m) => {
+                (TaggedReason::NoUsableRule(m.as_str()), PlainReason::NoUsableRule(m.as_str()))
+            }
+        };
+        if serializer.is_human_readable() { tagged.serialize(serializer) } else { plain.serialize(serializer) }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExceptionReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let plain = if deserializer.is_human_readable() {
+            match TaggedReason::<String>::deserialize(deserializer)? {
+                TaggedReason::UnknownDepartment(d) => PlainReason::UnknownDepartment(d),
+                TaggedReason::UnknownQueue(q) => PlainReason::UnknownQueue(q),
+                TaggedReason::InvalidData(m) => PlainReason::InvalidData(m),
+                TaggedReason::NoUsableRule(m) => PlainReason::NoUsableRule(m),
+            }
+        } else {
+            PlainReason::<String>::deserialize(deserializer)?
+        };
+        Ok(match plain {
+            PlainReason::UnknownDepartment(d) => ExceptionReason::UnknownDepartment(d),
+            PlainReason::UnknownQueue(q) => ExceptionReason::UnknownQueue(q),
+            PlainReason::InvalidData(m) => ExceptionReason::InvalidData(m),
+            PlainReason::NoUsableRule(m) => ExceptionReason::NoUsableRule(m),
+        })
+    }
 }
 
 impl std::fmt::Display for ExceptionReason {
@@ -232,7 +297,7 @@ impl std::fmt::Display for ExceptionReason {
 }
 
 /// Where an item is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ItemStatus {
     /// Waiting in its queue.
@@ -250,7 +315,7 @@ pub enum ItemStatus {
 }
 
 /// One escalation step taken on an item, for the explanation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EscalationNote {
     /// When.
     pub at_ms: u64,
@@ -261,7 +326,7 @@ pub struct EscalationNote {
 }
 
 /// Why an item is where it is: rule sources, priority, score and candidates.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
     /// Rule that set the priority.
     pub prioritised_by: Option<RuleSource>,
@@ -327,7 +392,7 @@ pub struct Desktop {
 }
 
 /// One step in a case's life.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseStep {
     /// When.
     pub at_ms: u64,
@@ -359,7 +424,7 @@ pub struct CaseView {
 }
 
 /// A supervisor alert raised by an escalation rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Id, from 1, increasing: what `acknowledge_alert` takes.
     pub id: u64,
@@ -376,7 +441,7 @@ pub struct Alert {
 }
 
 /// A supervisor's acknowledgement of an [`Alert`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acknowledgement {
     /// Who (the supervisor's login).
     pub by: String,
@@ -511,7 +576,7 @@ pub struct RecordCounts {
 }
 
 /// What retention and limits have dropped or refused so far (for a gauge).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionStats {
     /// Alerts dropped past [`Retention::alerts`].
     pub alerts_dropped: u64,
@@ -535,7 +600,7 @@ pub struct RetentionStats {
 }
 
 /// An entry of the exception queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExceptionEntry {
     /// Item.
     pub item: ItemId,
@@ -565,7 +630,7 @@ pub struct QueueSnapshot {
 }
 
 /// What an agent is doing, for time accounting (occupancy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Activity {
     /// Logged in, available, nothing in hand.
