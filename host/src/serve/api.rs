@@ -155,6 +155,8 @@ struct CompleteBody {
 /// What the handlers share.
 pub(crate) struct Shared {
     pub(crate) core: Mutex<Core>,
+    /// Held while a snapshot is taken and stored (see `serve::take_snapshot`).
+    pub(crate) snapshotting: Mutex<()>,
     pub(crate) auth: Arc<Auth>,
     pub(crate) runtime: Runtime,
     pub(crate) journal: Arc<super::journal::GroupCommit>,
@@ -486,10 +488,17 @@ async fn readyz(State(state): State<AppState>) -> Reply {
     if let Some(why) = state.journal.failure() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why));
     }
-    let (recovered, appended) = with_core(&state, |c| (c.recovered, c.appended)).await?;
+    let (recovered, appended, snapshot, diverged) =
+        with_core(&state, |c| (c.recovered, c.appended, c.last_snapshot.map(|s| s.0), c.diverged)).await?;
     ok(
         StatusCode::OK,
-        json!({ "status": "ready", "recovered_records": recovered, "journaled_records": appended }),
+        json!({
+            "status": "ready",
+            "recovered_records": recovered,
+            "journaled_records": appended,
+            "snapshot_covers": snapshot,
+            "diverged_records": diverged,
+        }),
     )
 }
 

@@ -35,6 +35,11 @@ pub struct ServeConfig {
     /// `GET /items/{id}`; older ones are forgotten (the journal keeps them all).
     #[serde(default = "default_keep_finished")]
     pub keep_finished: usize,
+    /// Take a snapshot of the state (and drop the journal records it covers)
+    /// after this many records; also at every clean stop. Start-up reads the
+    /// snapshot and replays at most this many records, whatever the history.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
     /// Opt-in: record every rule decision's inputs and answer as JSON lines in
     /// this file (relative to the config file), for `switchyard plugin replay`.
     /// Truncated at start; journal recovery re-records the replayed decisions.
@@ -352,6 +357,9 @@ fn default_tick_ms() -> u64 {
 fn default_keep_finished() -> usize {
     100_000
 }
+fn default_snapshot_every() -> u64 {
+    100_000
+}
 fn yes() -> bool {
     true
 }
@@ -444,6 +452,9 @@ impl ServeConfig {
         }
         if config.keep_finished > MAX_KEEP_FINISHED {
             return Err(fail(format!("key `keep_finished`: {} is over the limit of {MAX_KEEP_FINISHED}", config.keep_finished)));
+        }
+        if !(100..=100_000_000).contains(&config.snapshot_every) {
+            return Err(fail(format!("key `snapshot_every`: {} is outside 100-100000000 records", config.snapshot_every)));
         }
         config.check_bounds().map_err(fail)?;
         let http = &config.http;

@@ -26,7 +26,11 @@ use crate::runtime::{DepartmentConfig, Plugin, Runtime};
 
 use super::auth::Auth;
 use super::journal::{AgentRecord, GroupCommit, ItemRecord, Op, Record};
+use super::snapshot::{self, DaemonSnapshot, DaemonState, FinishedEntry, KeptPlugin};
 use super::tape::Tape;
+
+/// The offer outcomes counted in [`Core::offers`].
+const OFFER_OUTCOMES: [&str; 5] = ["made", "accepted", "rejected", "timed-out", "cancelled"];
 
 /// An item that has left the router (completed or withdrawn), for `GET /v1/items/{id}`.
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +89,11 @@ impl FinishedItems {
     /// The most kept.
     pub fn cap(&self) -> usize {
         self.cap
+    }
+
+    /// The kept items, oldest first.
+    pub fn oldest_first(&self) -> impl Iterator<Item = &Finished> {
+        self.order.iter().filter_map(|id| self.by_id.get(id))
     }
 }
 
@@ -156,6 +165,13 @@ pub(crate) struct Core {
     pub(crate) tape: Arc<Tape>,
     /// Records whose replay did not line up with their recorded decisions.
     pub(crate) diverged: u64,
+    /// Records between snapshots (`snapshot_every`).
+    pub(crate) snapshot_every: u64,
+    /// `appended` when the last snapshot was taken.
+    pub(crate) snapshot_appended: u64,
+    /// The last snapshot: (sequence number covered, bytes, ms the state was
+    /// locked to copy it), for `/metrics`.
+    pub(crate) last_snapshot: Option<(u64, usize, u64)>,
     /// Records replayed at start.
     pub(crate) recovered: u64,
     /// Records appended since start.
@@ -216,6 +232,94 @@ impl Core {
         self.replaying = false;
         self.recovered += replayed;
         result.map(|()| replayed)
+    }
+
+    /// Whether enough records were appended since the last snapshot.
+    pub(crate) fn snapshot_due(&self) -> bool {
+        self.appended - self.snapshot_appended >= self.snapshot_every
+    }
+
+    /// A copy of the state for a snapshot (see [`super::snapshot`]).
+    pub(crate) fn snapshot(&self) -> DaemonSnapshot {
+        let plugins = self
+            .kept
+            .iter()
+            .flat_map(|(department, kept)| {
+                let active = self.runtime.current(department).map(|p| p.load_report().generation);
+                kept.generations.values().map(move |p| {
+                    let report = p.load_report();
+                    KeptPlugin {
+                        department: department.clone(),
+                        plugin: report.plugin.clone(),
+                        generation: report.generation,
+                        sha256: report.sha256.clone(),
+                        active: active == Some(report.generation),
+                    }
+                })
+            })
+            .collect();
+        let daemon = DaemonState {
+            finished: self
+                .finished
+                .oldest_first()
+                .map(|f| FinishedEntry {
+                    id: f.id,
+                    completed: f.status == "completed",
+                    queue: f.queue.clone(),
+                    at_ms: f.at_ms,
+                    resolved: f.resolved,
+                    handle_ms: f.handle_ms,
+                })
+                .collect(),
+            offers: self.offers.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            agent_tokens: self.auth.agent_tokens(),
+            plugins,
+            records: self.recovered + self.appended,
+        };
+        DaemonSnapshot { version: snapshot::VERSION, clock_ms: self.clock.now_ms(), router: self.router.snapshot(), daemon }
+    }
+
+    /// Take over what a snapshot keeps beside the router (which
+    /// [`Router::restore`] rebuilt): finished items, counters, agents' tokens
+    /// and the kept plugin generations, loaded from their journal blobs.
+    pub(crate) fn restore(&mut self, clock_ms: u64, snapshot: DaemonState) {
+        for f in snapshot.finished {
+            self.finished.insert(Finished {
+                id: f.id,
+                status: if f.completed { "completed" } else { "withdrawn" },
+                queue: f.queue,
+                at_ms: f.at_ms,
+                resolved: f.resolved,
+                handle_ms: f.handle_ms,
+            });
+        }
+        for (key, count) in snapshot.offers {
+            if let Some(key) = OFFER_OUTCOMES.iter().find(|k| **k == key) {
+                self.offers.insert(key, count);
+            }
+        }
+        for (agent, hash) in snapshot.agent_tokens {
+            self.auth.set_agent_token(&agent, &hash);
+        }
+        self.recovered = snapshot.records;
+        for kept in snapshot.plugins {
+            let loaded = self.journal.blob(&kept.sha256).map_err(|e| e.to_string()).and_then(|bytes| {
+                let bytes = bytes.ok_or_else(|| format!("plugin blob {} missing from the journal", kept.sha256))?;
+                let config = self.department_configs.get(&kept.department).cloned().unwrap_or_default();
+                self.runtime.load_bytes(&kept.department, &kept.plugin, &bytes, config).map_err(|e| e.to_string())
+            });
+            match loaded {
+                Ok(plugin) => {
+                    if kept.active {
+                        self.runtime.activate(plugin.clone());
+                    }
+                    self.keep(clock_ms, plugin, "restored");
+                }
+                Err(why) => {
+                    tracing::error!(department = %kept.department, generation = kept.generation, reason = %why, "a kept plugin generation could not be restored; the department runs on its built-in rules if it was the active one");
+                }
+            }
+        }
     }
 
     /// Apply one input at its time. Used live (see [`Core::submit`]) and in replay.

@@ -488,9 +488,15 @@ impl JournalStore for RedbJournal {
     }
 
     fn put_snapshot(&mut self, seq: u64, state: &[u8]) -> Result<()> {
+        use redb::ReadableTable;
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut snapshots = txn.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+            let newest = snapshots.last().map_err(|e| self.err(e))?.map(|(k, _)| k.value());
+            if newest.is_some_and(|newest| newest > seq) {
+                // The records between would be gone: never go back.
+                return Err(self.err(format!("a snapshot covering {} is newer than this one ({seq})", newest.unwrap_or(0))));
+            }
             snapshots.retain(|_, _| false).map_err(|e| self.err(e))?;
             snapshots.insert(seq, state).map_err(|e| self.err(e))?;
             let mut records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;

@@ -28,6 +28,7 @@ mod budget;
 mod core;
 mod edge;
 mod prom;
+mod snapshot;
 mod tape;
 
 pub use api::{AgentBody, ItemBody, ROUTES, RouteSpec};
@@ -111,17 +112,27 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
             short_abandon_ms: seconds_ms(q.short_abandon_s).unwrap_or(5_000),
         })
         .collect();
-    let router = Router::new(
-        departments,
-        queues,
-        Arc::new(clock.clone()),
-        catalog.clone(),
-        config.router_options(),
-    )
-    .map_err(|e| Error::Config {
-        path: config.path.clone(),
-        message: e.to_string(),
-    })?;
+    // The latest snapshot, if any: the router starts from it and only the
+    // records after it are replayed.
+    let stored = journal.snapshot()?;
+    let (router, snapshot, after) = match stored {
+        Some((seq, bytes)) => {
+            let snapshot = snapshot::DaemonSnapshot::decode(&bytes).map_err(|why| Error::Journal {
+                path: data_dir.join("journal.redb"),
+                message: format!("snapshot covering records up to {seq}: {why}"),
+            })?;
+            clock.set(snapshot.clock_ms);
+            let snapshot::DaemonSnapshot { clock_ms, router, daemon, .. } = snapshot;
+            let router = Router::restore(departments, queues, Arc::new(clock.clone()), catalog.clone(), config.router_options(), router)
+                .map_err(|e| Error::Config { path: config.path.clone(), message: format!("restoring the snapshot: {e}") })?;
+            (router, Some((clock_ms, daemon, bytes.len())), seq)
+        }
+        None => {
+            let router = Router::new(departments, queues, Arc::new(clock.clone()), catalog.clone(), config.router_options())
+                .map_err(|e| Error::Config { path: config.path.clone(), message: e.to_string() })?;
+            (router, None, 0)
+        }
+    };
 
     let mut core = Core {
         router,
@@ -138,6 +149,9 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         replaying: false,
         tape: tape.clone(),
         diverged: 0,
+        snapshot_every: config.snapshot_every,
+        snapshot_appended: 0,
+        last_snapshot: None,
         recovered: 0,
         appended: 0,
         offers: BTreeMap::new(),
@@ -195,7 +209,15 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         runtime.activate(loaded.clone());
         core.keep(SystemClock.now_ms(), loaded, "loaded");
     }
-    let recovered = core.recover(0)?;
+    if let Some((clock_ms, snapshot, size)) = snapshot {
+        core.last_snapshot = Some((after, size, 0));
+        // Events of the restore (items of a queue no longer configured sent to
+        // the exception queue) are not new decisions to count.
+        core.router.drain_events().for_each(drop);
+        core.restore(clock_ms, snapshot);
+        tracing::info!(records = after, open_items = core.router.open_items(), "snapshot restored");
+    }
+    let recovered = core.recover(after)?;
     tracing::info!(
         records = recovered,
         open_items = core.router.open_items(),
@@ -234,6 +256,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
     journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
     Ok(Shared {
         core: Mutex::new(core),
+        snapshotting: Mutex::new(()),
         auth,
         runtime,
         journal,
@@ -302,10 +325,17 @@ async fn serve(options: ServeOptions) -> Result<()> {
                 interval.tick().await;
                 let state = state.clone();
                 let result = tokio::task::spawn_blocking(move || {
-                    let ticked = state.core.lock().unwrap_or_else(|p| p.into_inner()).tick();
+                    let (ticked, snapshot_due) = {
+                        let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
+                        (core.tick(), core.snapshot_due())
+                    };
                     // The tick's record is committed with the requests' (or alone),
                     // outside the lock.
-                    ticked.and_then(|()| state.journal.flush().map_err(core::Refusal::Internal))
+                    ticked.and_then(|()| state.journal.flush().map_err(core::Refusal::Internal))?;
+                    if snapshot_due {
+                        take_snapshot(&state, "records").map_err(core::Refusal::Internal)?;
+                    }
+                    Ok::<(), core::Refusal>(())
                 })
                 .await;
                 if let Ok(Err(e)) = result {
@@ -321,11 +351,45 @@ async fn serve(options: ServeOptions) -> Result<()> {
     if let Err(e) = state.journal.flush() {
         tracing::error!(error = %e, "journal not flushed at shutdown");
     }
+    // A clean stop leaves a snapshot, so the next start replays nothing.
+    let changed = {
+        let core = state.core.lock().unwrap_or_else(|p| p.into_inner());
+        core.appended != core.snapshot_appended
+    };
+    if changed {
+        let state = state.clone();
+        match tokio::task::spawn_blocking(move || take_snapshot(&state, "stop")).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "no snapshot at shutdown; the next start replays the journal"),
+            Err(e) => tracing::error!(error = %e, "snapshot task failed at shutdown"),
+        }
+    }
     served.map_err(|source| Error::Io {
         path: PathBuf::from(bound.to_string()),
         source,
     })?;
     tracing::info!("switchyard serve stopped");
+    Ok(())
+}
+
+/// Take a snapshot: copy the state under the lock, then encode it and store it
+/// (after the records it covers are durable) outside the lock. One at a time,
+/// so an older snapshot never lands after a newer one.
+fn take_snapshot(state: &Shared, why: &'static str) -> std::result::Result<(), String> {
+    let _one_at_a_time = state.snapshotting.lock().unwrap_or_else(|p| p.into_inner());
+    let started = std::time::Instant::now();
+    let (snapshot, ticket, appended) = {
+        let core = state.core.lock().unwrap_or_else(|p| p.into_inner());
+        (core.snapshot(), core.last_ticket, core.appended)
+    };
+    let locked_ms = started.elapsed().as_millis() as u64;
+    let bytes = snapshot.encode()?;
+    drop(snapshot);
+    let seq = state.journal.put_snapshot(ticket, &bytes)?;
+    let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
+    core.snapshot_appended = appended;
+    core.last_snapshot = Some((seq, bytes.len(), locked_ms));
+    tracing::info!(why, covers = seq, bytes = bytes.len(), locked_ms, total_ms = started.elapsed().as_millis() as u64, "snapshot taken");
     Ok(())
 }
 

@@ -1,0 +1,116 @@
+//! Snapshots of the daemon's state: what makes a restart take seconds whatever
+//! the history.
+//!
+//! A [`DaemonSnapshot`] is the router's [`RouterSnapshot`] plus what the daemon
+//! keeps beside it (finished items for lookup, offer counters, agents' token
+//! hashes, which plugin generations are kept and active). The ticker takes one
+//! every `snapshot_every` records and the daemon takes one at every clean stop;
+//! [`GroupCommit::put_snapshot`](super::journal::GroupCommit::put_snapshot)
+//! stores it once the records it covers are durable and drops those records.
+//! Start-up restores the latest snapshot and replays only the records after it.
+//!
+//! Taking a snapshot copies the state under the daemon's lock (tens of ms for a
+//! busy centre, ≈0.45 s at 20,000 open items and a week of cases); encoding and
+//! writing happen outside it.
+//!
+//! Stored form: [`MAGIC`], then the snapshot in postcard (a third of JSON's size
+//! and several times faster to read; see the figures in `router/snapshot.rs`).
+//! The snapshot carries its own version; a build that cannot read it refuses to
+//! start and says so (the records it covers are gone, so guessing is not an option).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::router::RouterSnapshot;
+
+/// The first bytes of a stored snapshot.
+pub(crate) const MAGIC: &[u8] = b"switchyard-snapshot\n";
+
+/// The daemon snapshot format this build writes and reads.
+pub(crate) const VERSION: u32 = 1;
+
+/// Everything the daemon needs to continue as if it had never stopped; see the
+/// module docs.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DaemonSnapshot {
+    /// [`VERSION`] when written by this build.
+    pub(crate) version: u32,
+    /// The router's clock when taken, ms since the Unix epoch.
+    pub(crate) clock_ms: u64,
+    /// The routing state.
+    pub(crate) router: RouterSnapshot,
+    /// What the daemon keeps beside the router.
+    pub(crate) daemon: DaemonState,
+}
+
+/// The daemon's own part of a snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DaemonState {
+    /// Finished items kept for lookup, oldest first.
+    pub(crate) finished: Vec<FinishedEntry>,
+    /// Offers by outcome.
+    pub(crate) offers: BTreeMap<String, u64>,
+    /// (agent, SHA-256 of its token).
+    pub(crate) agent_tokens: Vec<(String, String)>,
+    /// Plugin generations kept, per department.
+    pub(crate) plugins: Vec<KeptPlugin>,
+    /// Records replayed or appended before this snapshot (for `/readyz`).
+    pub(crate) records: u64,
+}
+
+/// A finished item as a snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FinishedEntry {
+    /// Item id.
+    pub(crate) id: u64,
+    /// Completed (else withdrawn).
+    pub(crate) completed: bool,
+    /// Queue it finished in.
+    pub(crate) queue: String,
+    /// When.
+    pub(crate) at_ms: u64,
+    /// Resolved at first contact.
+    pub(crate) resolved: Option<bool>,
+    /// Handle time.
+    pub(crate) handle_ms: Option<u64>,
+}
+
+/// A kept plugin generation: its bytes are the journal blob `sha256`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct KeptPlugin {
+    /// Department.
+    pub(crate) department: String,
+    /// Plugin name.
+    pub(crate) plugin: String,
+    /// Generation.
+    pub(crate) generation: u64,
+    /// Content hash = blob key.
+    pub(crate) sha256: String,
+    /// The department's active generation.
+    pub(crate) active: bool,
+}
+
+impl DaemonSnapshot {
+    /// The stored form: [`MAGIC`], the format version (u32, little-endian), then
+    /// the snapshot in postcard.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
+        let body = postcard::to_allocvec(self).map_err(|e| format!("the snapshot does not encode: {e}"))?;
+        let mut out = Vec::with_capacity(MAGIC.len() + 4 + body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Read a stored snapshot; the error says why it cannot be used.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<DaemonSnapshot, String> {
+        let rest = bytes.strip_prefix(MAGIC).ok_or("not a switchyard snapshot (bad header)")?;
+        let (version, body) = rest.split_first_chunk::<4>().ok_or("the snapshot is cut short")?;
+        let version = u32::from_le_bytes(*version);
+        if version != VERSION {
+            return Err(format!("snapshot format {version} cannot be read by this build (format {VERSION})"));
+        }
+        postcard::from_bytes(body).map_err(|e| format!("the snapshot (format {VERSION}) is unreadable: {e}"))
+    }
+}
