@@ -37,6 +37,8 @@ pub enum AuditAction {
     /// daemon's journal says which one is active); it was validated when it
     /// was first admitted.
     Restore,
+    /// The fixtures the department's candidates must pass were replaced.
+    Fixtures,
 }
 
 /// What started it.

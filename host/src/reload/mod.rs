@@ -70,7 +70,7 @@ use crate::rules::RuleSet;
 use crate::runtime::Runtime;
 
 pub use audit::{AuditAction, AuditEntry, Outcome, Trigger, TriggerKind};
-pub use shadow::{Differences, HookReport, LatencySummary, ShadowReport};
+pub use shadow::{Differences, Example, ExampleItem, HookReport, LatencySummary, ShadowReport};
 pub use validate::Validation;
 pub use watch::Watcher;
 
@@ -379,6 +379,8 @@ pub struct Restored {
     pub generation: u64,
     /// SHA-256 recorded for it (hex); the bytes must hash to it.
     pub sha256: String,
+    /// The plugin's name.
+    pub plugin: String,
     /// The component, or `None` when it could not be found.
     pub bytes: Option<Vec<u8>>,
 }
@@ -485,6 +487,24 @@ impl ReloadManager {
         state.setup.fixtures = fixtures;
     }
 
+    /// [`set_fixtures`](Self::set_fixtures), audited as `fixtures` with the
+    /// text's hash and who asked.
+    pub fn set_fixtures_by(&self, department: &str, fixtures: Option<Fixtures>, sha256: &str, who: &str) {
+        let cases = fixtures.as_ref().map(|f| f.cases().len()).unwrap_or(0);
+        self.set_fixtures(department, fixtures);
+        self.inner.audit.record(NewEntry {
+            department: department.to_owned(),
+            action: AuditAction::Fixtures,
+            generation: None,
+            previous: None,
+            sha256: sha256.to_owned(),
+            source: "api".to_owned(),
+            trigger: Trigger::api(who),
+            result: Outcome::Ok,
+            reason: Some(format!("{cases} fixture cases")),
+        });
+    }
+
     /// The fixtures `department`'s candidates must pass now.
     pub fn fixtures(&self, department: &str) -> Option<Arc<Fixtures>> {
         Self::lock(&self.slot(department)).setup.fixtures.clone()
@@ -516,7 +536,7 @@ impl ReloadManager {
                     "department `{department}`: the stored component of generation {generation} does not hash to {}",
                     restored.sha256
                 ))),
-                Some(bytes) => self.inner.runtime.load_bytes_as(department, department, bytes, state.setup.effective_config(), generation),
+                Some(bytes) => self.inner.runtime.load_bytes_as(department, &restored.plugin, bytes, state.setup.effective_config(), generation),
             };
             let plugin = match loaded {
                 Ok(plugin) => plugin,
@@ -819,7 +839,16 @@ impl ReloadManager {
             state.setup = setup;
         }
         let sha256 = sha256_hex(bytes);
-        let plugin = match self.inner.runtime.load_bytes(department, department, bytes, state.setup.effective_config()) {
+        // A file's plugin is named after it (`hostile_block.wasm` → `hostile_block`);
+        // bytes from an API call after the department.
+        let name = Path::new(&source)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wasm"))
+            .filter(|n| !n.is_empty())
+            .unwrap_or(department)
+            .to_owned();
+        let plugin = match self.inner.runtime.load_bytes(department, &name, bytes, state.setup.effective_config()) {
             Ok(plugin) => plugin,
             Err(error) => {
                 self.record_refusal(department, sha256, &source, &trigger, error.to_string());
@@ -833,7 +862,10 @@ impl ReloadManager {
             self.inner.runtime.catalog(),
             self.inner.options.fixture_budget,
         );
-        if validation.passed() && self.inner.options.smoke_call {
+        // A file configured for start-up is the operator's deploy: refusing it
+        // would refuse to start, so it gets fixtures but no smoke call.
+        let smoke = self.inner.options.smoke_call && trigger.kind != audit::TriggerKind::Startup;
+        if validation.passed() && smoke {
             let queue = state.setup.smoke_queue.as_deref().and_then(|name| {
                 let catalog = self.inner.runtime.catalog().read().unwrap_or_else(|p| p.into_inner());
                 catalog.table(switchyard_sdk::NameKind::Queue).id(name)

@@ -1,5 +1,7 @@
 //! The daemon's state behind one lock: the router, its clock, the journal, the
-//! department plugins kept for rollback, finished items and the audit log.
+//! journal's record of the department plugins ([`super::plugins::PluginLedger`])
+//! and finished items. The plugins themselves live in the reload manager
+//! ([`super::plugins`]), outside this lock.
 //!
 //! Every mutation follows the same path: validate → take the time → hand the
 //! input to the journal's group commit → apply it to the router → log the
@@ -22,12 +24,13 @@ use crate::router::{
     Router,
 };
 use crate::rules::RuleSource;
-use crate::runtime::{DepartmentConfig, Plugin, Runtime};
+use crate::runtime::Runtime;
 
 use super::api::{AgentBody, ItemBody};
 use super::config::seconds_ms;
 use super::auth::Auth;
 use super::journal::{GroupCommit, Op, Record};
+use super::plugins::PluginLedger;
 
 /// An item that has left the router (completed or withdrawn), for `GET /v1/items/{id}`.
 #[derive(Debug, Clone, Serialize)]
@@ -89,29 +92,6 @@ impl FinishedItems {
     }
 }
 
-/// One entry of the plugin audit log.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEntry {
-    /// When, ms since the Unix epoch.
-    pub at_ms: u64,
-    /// Department.
-    pub department: String,
-    /// `loaded` (from the config at start), `activated` (upload), `rolled-back`, `refused`.
-    pub action: &'static str,
-    /// Generation concerned.
-    pub generation: Option<u64>,
-    /// Content hash.
-    pub sha256: String,
-    /// Why (refusals).
-    pub reason: Option<String>,
-}
-
-/// A department's plugins: every generation kept for rollback.
-#[derive(Default)]
-pub(crate) struct Kept {
-    pub(crate) generations: BTreeMap<u64, Arc<Plugin>>,
-}
-
 /// A request that cannot be applied: status class and the field at fault.
 #[derive(Debug)]
 pub(crate) enum Refusal {
@@ -147,10 +127,10 @@ pub(crate) struct Core {
     /// waits for it to be durable before it is answered.
     pub(crate) last_ticket: u64,
     pub(crate) runtime: Runtime,
-    pub(crate) kept: BTreeMap<String, Kept>,
+    /// Which plugin generation is active, in shadow and kept per department,
+    /// as the journal says (replay applies plugin records here only).
+    pub(crate) plugins: PluginLedger,
     pub(crate) finished: FinishedItems,
-    pub(crate) audit: Vec<AuditEntry>,
-    pub(crate) department_configs: BTreeMap<String, DepartmentConfig>,
     /// Set while replaying: decisions are logged at debug level only.
     pub(crate) replaying: bool,
     /// Records replayed at start.
@@ -273,16 +253,21 @@ impl Core {
                 }
                 Ok(Applied::Done)
             }
-            Op::PluginActivated {
-                department,
-                plugin,
-                sha256,
-                generation,
-            } => self.replay_activation(record.at_ms, department, plugin, sha256, *generation),
-            Op::PluginRolledBack {
-                department,
-                generation,
-            } => self.roll_back(record.at_ms, department, *generation),
+            // Plugin records update the ledger only: no plugin is compiled or
+            // called here (live, the reload manager swaps after journaling;
+            // after replay, `plugins::start_up` loads what the ledger says).
+            Op::PluginActivated { .. }
+            | Op::PluginRolledBack { .. }
+            | Op::PluginRefused { .. }
+            | Op::PluginShadowed { .. }
+            | Op::PluginPromoted { .. }
+            | Op::PluginUnshadowed { .. }
+            | Op::PluginRejected { .. }
+            | Op::PluginFixtures { .. }
+            | Op::PluginFromConfig { .. } => {
+                self.plugins.apply(&record.op);
+                Ok(Applied::Done)
+            }
             Op::AgentToken { agent, sha256 } => {
                 self.auth.set_agent_token(agent, sha256);
                 Ok(Applied::Done)
@@ -296,127 +281,9 @@ impl Core {
                 .acknowledge_alert(*alert, by)
                 .map(|_| Applied::Done)
                 .map_err(Refusal::from),
-            Op::PluginRefused {
-                department,
-                sha256,
-                reason,
-            } => {
-                self.audit.push(AuditEntry {
-                    at_ms: record.at_ms,
-                    department: department.clone(),
-                    action: "refused",
-                    generation: None,
-                    sha256: sha256.clone(),
-                    reason: Some(reason.clone()),
-                });
-                Ok(Applied::Done)
-            }
         };
         self.after(&record.op, &result);
         result
-    }
-
-    /// Plugin activation: live, the plugin is already loaded and active (see
-    /// [`Core::activate`]); in replay, load it from the journal's blob.
-    fn replay_activation(
-        &mut self,
-        at_ms: u64,
-        department: &str,
-        plugin: &str,
-        sha256: &str,
-        generation: u64,
-    ) -> std::result::Result<Applied, Refusal> {
-        if !self.replaying {
-            return Ok(Applied::Done);
-        }
-        let bytes = self
-            .journal
-            .blob(sha256)
-            .map_err(|e| Refusal::Internal(e.to_string()))?
-            .ok_or_else(|| {
-                Refusal::Internal(format!("plugin blob {sha256} missing from the journal"))
-            })?;
-        let config = self
-            .department_configs
-            .get(department)
-            .cloned()
-            .unwrap_or_default();
-        let loaded = self
-            .runtime
-            .load_bytes(department, plugin, &bytes, config)
-            .map_err(|e| {
-                Refusal::Internal(format!(
-                    "replaying the upload of generation {generation}: {e}"
-                ))
-            })?;
-        self.runtime.activate(loaded.clone());
-        self.keep(at_ms, loaded, "activated");
-        Ok(Applied::Done)
-    }
-
-    /// Keep `plugin` for rollback and audit its activation.
-    pub(crate) fn keep(&mut self, at_ms: u64, plugin: Arc<Plugin>, action: &'static str) {
-        let report = plugin.load_report().clone();
-        self.audit.push(AuditEntry {
-            at_ms,
-            department: report.department.clone(),
-            action,
-            generation: Some(report.generation),
-            sha256: report.sha256.clone(),
-            reason: None,
-        });
-        tracing::info!(department = %report.department, plugin = %report.plugin, generation = report.generation, sha256 = %report.sha256, action, "plugin");
-        self.kept
-            .entry(report.department)
-            .or_default()
-            .generations
-            .insert(report.generation, plugin);
-    }
-
-    /// Live upload: `plugin` was loaded and validated, and its bytes stored as a
-    /// journal blob, outside the lock; journal the activation, then swap it in.
-    pub(crate) fn activate(&mut self, plugin: Arc<Plugin>) -> std::result::Result<u64, Refusal> {
-        let report = plugin.load_report().clone();
-        self.submit(Op::PluginActivated {
-            department: report.department.clone(),
-            plugin: report.plugin.clone(),
-            sha256: report.sha256.clone(),
-            generation: report.generation,
-        })?;
-        let at = self.clock.now_ms();
-        self.runtime.activate(plugin.clone());
-        self.keep(at, plugin, "activated");
-        Ok(report.generation)
-    }
-
-    fn roll_back(
-        &mut self,
-        at_ms: u64,
-        department: &str,
-        generation: u64,
-    ) -> std::result::Result<Applied, Refusal> {
-        let plugin = self
-            .kept
-            .get(department)
-            .and_then(|k| k.generations.get(&generation))
-            .cloned()
-            .ok_or_else(|| {
-                Refusal::NotFound(format!(
-                    "department `{department}` keeps no generation {generation}"
-                ))
-            })?;
-        let sha256 = plugin.load_report().sha256.clone();
-        self.runtime.activate(plugin);
-        self.audit.push(AuditEntry {
-            at_ms,
-            department: department.to_owned(),
-            action: "rolled-back",
-            generation: Some(generation),
-            sha256,
-            reason: None,
-        });
-        tracing::info!(department, generation, "plugin rolled back");
-        Ok(Applied::Done)
     }
 
     /// Drain the router's events: remember finished items and log every decision
@@ -634,23 +501,6 @@ pub(crate) enum Applied {
     Agent(AgentId),
     /// A completion, with the hand-off item if any.
     Completed(Option<ItemId>),
-}
-
-/// One call of each hook `plugin` exports, on one plain item in `queue` (and one
-/// candidate for `match`), under its deadline and limits: what a freshly
-/// uploaded plugin must survive before it is swapped in.
-pub(crate) fn smoke_call(plugin: &Plugin, queue: u32) -> std::result::Result<(), String> {
-    use switchyard_sdk::{CandidateTable, ItemBatch, NewCandidate, NewItem};
-    let now = SystemClock.now_ms();
-    let mut batch = ItemBatch::new(now);
-    batch.push(NewItem { id: 1, channel: Some(Channel::Voice), queue, age_ms: 1_000, ..Default::default() });
-    let fail = |hook: &str, e: Error| format!("smoke call of `{hook}` on one plain item failed: {e}");
-    plugin.prioritise(&batch).map_err(|e| fail("prioritise", e))?;
-    plugin.escalate(&batch).map_err(|e| fail("escalate", e))?;
-    let mut table = CandidateTable::new(Vec::new());
-    table.push(NewCandidate { id: 1, proficiency: &[], idle_ms: 1_000, ..Default::default() });
-    plugin.match_agents(&batch, &table).map_err(|e| fail("match-agents", e))?;
-    Ok(())
 }
 
 /// (rule kind, generation) of a rule source, for logs.

@@ -27,6 +27,7 @@ mod auth;
 mod budget;
 mod core;
 mod edge;
+mod plugins;
 mod prom;
 
 pub use api::{AgentBody, ItemBody, ROUTES, RouteSpec};
@@ -38,10 +39,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock, VirtualClock};
+use crate::clock::VirtualClock;
 use crate::error::{Error, Result};
 use crate::router::{DepartmentSpec, Presence, QueueSpec, Router};
-use crate::runtime::{DepartmentConfig, Runtime};
+use crate::reload::{ReloadManager, ReloadOptions};
+use crate::runtime::Runtime;
 
 use self::api::Shared;
 use self::budget::{Budget, BudgetedRules};
@@ -73,7 +75,7 @@ pub fn run(options: ServeOptions) -> Result<()> {
 }
 
 /// Build the daemon's state from the config and recover it from the journal.
-fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
+fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>> {
     let auth = Arc::new(auth::Auth::from_config(&config.auth, &config.path)?);
     std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
         path: data_dir.to_owned(),
@@ -86,6 +88,15 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         .catalog(catalog.clone())
         .cache_dir(data_dir.join("cache"))
         .build()?;
+    // Every rule change goes through the reload manager; its audit log is a
+    // file beside the journal, read back at a restart.
+    let reload = ReloadManager::new(
+        runtime.clone(),
+        ReloadOptions::default()
+            .keep(config.keep_generations)
+            .audit_file(data_dir.join("audit.jsonl"))
+            .smoke_call(true),
+    )?;
     let clock = VirtualClock::new(0);
     let departments = config
         .departments
@@ -128,10 +139,8 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         last_ticket: 0,
         budgets: BTreeMap::new(),
         runtime: runtime.clone(),
-        kept: BTreeMap::new(),
+        plugins: plugins::PluginLedger::new(config.keep_generations),
         finished: FinishedItems::new(config.keep_finished),
-        audit: Vec::new(),
-        department_configs: BTreeMap::new(),
         replaying: false,
         recovered: 0,
         appended: 0,
@@ -142,51 +151,23 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         Some(path) => Some(crate::tools::record::DecisionLog::create_live(&config.resolve(path))?),
         None => None,
     };
-    // Plugins named in the config: loaded first, so a replay decides with them.
+    // Each department decides through the reload manager's rules (the active
+    // generation, and a shadow beside it while one runs) under its time budget.
     for d in &config.departments {
         let name = d.name.get_ref();
-        // Each call is cut at the department's deadline (never above the sandbox's
-        // default): one decision holds the shared router at most that long.
-        let limits = crate::sandbox::Limits::default();
-        let deadline = Duration::from_millis(d.call_deadline_ms).min(limits.deadline);
-        let mut dc = DepartmentConfig::new().with_limits(crate::sandbox::Limits { deadline, ..limits });
-        for (key, value) in &d.config {
-            let text = match value {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            dc = dc.with(key.clone(), text);
-        }
-        core.department_configs.insert(name.clone(), dc.clone());
         let budget = Arc::new(Budget::new(name, Duration::from_millis(d.rule_budget_ms)));
         core.budgets.insert(name.clone(), budget.clone());
         let budgeted: Arc<dyn crate::rules::RuleSet> =
-            Arc::new(BudgetedRules { inner: runtime.rules(name), budget, runtime: runtime.clone() });
+            Arc::new(BudgetedRules { inner: reload.rules(name), budget, runtime: runtime.clone() });
         let rules = match &decision_log {
             Some(log) => Arc::new(crate::tools::record::RecordingRules::new(name, budgeted, catalog.clone(), log.clone()))
                 as Arc<dyn crate::rules::RuleSet>,
             None => budgeted,
         };
         core.router.set_rules(name, rules)?;
-        let Some(plugin) = &d.plugin else { continue };
-        let path = config.resolve(plugin);
-        if !path.is_file() {
-            if d.require_plugin {
-                return Err(Error::Config {
-                    path: config.path.clone(),
-                    message: format!(
-                        "department `{name}`: plugin {} not found (build it, or set `require_plugin = false` to start on the built-in rules)",
-                        path.display()
-                    ),
-                });
-            }
-            tracing::warn!(department = %name, path = %path.display(), "plugin not found; the department starts on the built-in rules");
-            continue;
-        }
-        let loaded = runtime.load_file(name, &path, dc)?;
-        runtime.activate(loaded.clone());
-        core.keep(SystemClock.now_ms(), loaded, "loaded");
     }
+    // Replay applies plugin records to the ledger only; the plugins it names
+    // are loaded afterwards (`plugins::start_up`).
     let recovered = core.recover()?;
     tracing::info!(
         records = recovered,
@@ -194,6 +175,20 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         "journal replayed"
     );
     journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
+    let budgets = core.budgets.clone();
+    let shared = Arc::new(Shared {
+        core: Mutex::new(core),
+        auth,
+        journal: journal.clone(),
+        plugins: plugins::Plugins {
+            reload,
+            budgets,
+            load_errors: Mutex::new(BTreeMap::new()),
+            watcher: Mutex::new(None),
+        },
+    });
+    plugins::start_up(&shared, config)?;
+    let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
     if core.has_pending_offers() {
         core.submit(Op::ReturnOffers)
             .map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
@@ -223,13 +218,9 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
             .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
         }
     }
+    drop(core);
     journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
-    Ok(Shared {
-        core: Mutex::new(core),
-        auth,
-        runtime,
-        journal,
-    })
+    Ok(shared)
 }
 
 async fn serve(options: ServeOptions) -> Result<()> {
@@ -263,7 +254,7 @@ async fn serve(options: ServeOptions) -> Result<()> {
             .await
             .map_err(|e| Error::Invalid(format!("start-up task failed: {e}")))??
     };
-    let state = Arc::new(shared);
+    let state = shared;
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await

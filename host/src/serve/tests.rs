@@ -38,8 +38,7 @@ fn daemon() -> (AppState, axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml"))
         .expect("the test config parses");
-    let state: AppState =
-        Arc::new(super::start(&config, &dir.path().join("data")).expect("the daemon starts"));
+    let state: AppState = super::start(&config, &dir.path().join("data")).expect("the daemon starts");
     let app = api::routes(state.clone(), &config.http);
     (state, app, dir)
 }
