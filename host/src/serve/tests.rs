@@ -347,3 +347,51 @@ fn alerts_are_listed_and_acknowledged() {
         );
     });
 }
+
+/// A journal naming active plugins the daemon can no longer load — billing's
+/// blob is missing, claims' blob is not a component — still starts: both
+/// departments decide with their built-in rules, `GET /v1/plugins` says why,
+/// items are routed, and the next upload numbers after the journal's highest.
+#[test]
+fn an_active_plugin_that_cannot_be_restored_leaves_the_built_in_rules() {
+    use super::journal::{JournalStore, Op, Record, RedbJournal};
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("the data directory");
+    {
+        let mut journal = RedbJournal::open(&data.join("journal.redb")).expect("the journal opens");
+        let garbage = b"not a component".to_vec();
+        let garbage_sha = format!("{:x}", sha2::Sha256::digest(&garbage));
+        journal.put_blob(&garbage_sha, &garbage).expect("a blob");
+        let activated = |department: &str, sha256: &str, generation| Record {
+            at_ms: 1_000,
+            op: Op::PluginActivated { department: department.into(), plugin: department.into(), sha256: sha256.into(), generation },
+        };
+        journal
+            .append(&[activated("billing", &"0".repeat(64), 7), activated("claims", &garbage_sha, 3)])
+            .expect("records");
+    }
+    let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml")).expect("the test config parses");
+    let state: AppState = super::start(&config, &data).expect("the daemon starts anyway");
+    let app = api::routes(state.clone(), &config.http);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let (status, plugins) = send(&app, "GET", "/v1/plugins", Vec::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        for (department, why) in [("billing", "is missing"), ("claims", "cannot load plugin")] {
+            let entry = plugins.as_array().and_then(|a| a.iter().find(|d| d["department"] == department)).cloned().unwrap_or_default();
+            assert_eq!(entry["rules"], "built-in", "{entry}");
+            assert!(entry["built_in_because"].as_str().is_some_and(|w| w.contains(why)), "{entry}");
+        }
+        let item = json!({ "department": "billing", "queue": "billing-general" });
+        let (status, created) = send(&app, "POST", "/v1/items", item.to_string().into_bytes()).await;
+        assert_eq!((status, &created["why"]["prioritised_by"]["kind"]), (StatusCode::CREATED, &json!("built-in")), "{created}");
+        let wasm = std::fs::read(switchyard_plugin_artifacts::BILLING).expect("the billing component");
+        let (status, uploaded) = send(&app, "POST", "/v1/plugins/billing", wasm).await;
+        assert_eq!((status, uploaded["generation"].as_u64()), (StatusCode::CREATED, Some(8)), "{uploaded}");
+        let (_, audit) = send(&app, "GET", "/v1/audit?action=restore", Vec::new()).await;
+        assert_eq!(audit.as_array().map(Vec::len), Some(2), "{audit}");
+        assert!(audit.as_array().is_some_and(|a| a.iter().all(|e| e["result"] == "rejected")), "{audit}");
+    });
+}
