@@ -48,6 +48,28 @@
 //! [`ReloadManager::generations`] lists the kept ones: the last
 //! [`ReloadOptions::keep`] that passed validation (the active one and the shadow
 //! always kept, whatever their age) and as many recent rejected ones.
+//!
+//! ## Validation
+//! A candidate must compile and link (contract, world, imports), instantiate
+//! within its limits and pass every case of the department's fixtures; with
+//! [`ReloadOptions::smoke_call`] on (off by default; `switchyard serve` turns it
+//! on), each hook it exports is also called once on a plain item under its
+//! deadline, so one that traps, hangs or blocks on anything is refused
+//! ([`Error::Rejected`] says which check: `fixtures` or
+//! `smoke call`). Start-up loads (trigger [`TriggerKind::Startup`]) skip the
+//! smoke call.
+//!
+//! ## Durability: the commit hook and restore
+//! An embedder that must survive restarts hands the manager a
+//! [`CommitHook`] ([`ReloadManager::set_commit`]): every [`Change`] (activation
+//! with the component's bytes, shadow, rollback, promotion, stop of a shadow,
+//! and — informational — a refused generation number) is passed to it under the
+//! department's lock *before* it takes effect, and a failing hook refuses the
+//! change. After a restart, [`ReloadManager::restore`] loads the recorded
+//! generations with their own numbers and hashes (no fixtures run again) and
+//! makes the recorded one active; later candidates number after the highest.
+//! With [`ReloadOptions::audit_file`] the audit log is read back at start, so it
+//! too survives restarts.
 
 pub mod audit;
 pub mod shadow;

@@ -1,13 +1,18 @@
 //! `switchyard serve`: the routing daemon. It owns one [`Router`] on the real-time
-//! clock, the departments' plugins, a durable journal and the HTTP API.
+//! clock, the departments' plugins (through one [`ReloadManager`]), a durable
+//! journal and the HTTP API.
 //!
 //! Start-up: read the config ([`config`]) → check the tokens → open the journal
-//! ([`journal`]) → build the plugin runtime and the router → load the configured
-//! plugins → replay the journal into the router (queues, offers, cases and
-//! statistics come back; offers pending at the stop return to their queues) →
-//! register config agents the journal does not know → listen, print the bound
-//! address on stdout → serve until SIGTERM or ctrl-c, then finish the requests in
-//! flight and stop.
+//! ([`journal`]) → build the plugin runtime, the reload manager and the router
+//! (each department's rules: the manager's, under the department's time budget)
+//! → replay the journal into the router (queues, offers, cases and statistics
+//! come back; plugin records only say which generation is active and kept) →
+//! load those generations from their blobs with their journaled numbers, then
+//! config-file plugins that are new, then start watching `plugin_dir`
+//! (`plugins`) → offers pending at the stop return to their queues → register
+//! config agents the journal does not know → listen, print the bound address on
+//! stdout → serve until SIGTERM or ctrl-c, then finish the requests in flight and
+//! stop.
 //!
 //! A ticker runs the router's due timers (offer timeouts, after-work, escalation
 //! rechecks) every `tick_ms`, journaling each tick that has something to do so a
@@ -16,7 +21,9 @@
 //! Files: [`config`] (the file, every value bounded), `auth` (roles, tokens),
 //! `api` (route table, auth layer, handlers), `edge` (accept loop: connection
 //! limit, header/idle timeout), `core` (the state behind the lock: validate →
-//! journal → apply), [`journal`] (records, redb store, group commit), `budget`
+//! journal → apply), [`journal`] (records, redb store, group commit), `plugins`
+//! (the one plugin life cycle: upload, rollback, shadow, fixtures, watched
+//! directory, start-up restore, audit; the journal's plugin ledger), `budget`
 //! (per-department rule time), `prom` (`/metrics`).
 
 pub mod config;
