@@ -339,13 +339,33 @@ fn load_config_plugin(shared: &Shared, config: &ServeConfig, name: &str, recorde
         use sha2::Digest;
         format!("{:x}", sha2::Sha256::digest(&bytes))
     };
-    if recorded.from_config.as_deref() == Some(sha256.as_str()) {
-        return Ok(());
+    let mark = |sha256: String| {
+        journal(shared, Op::PluginFromConfig { department: name.to_owned(), sha256 })
+            .map_err(|message| Error::Journal { path: PathBuf::from("journal.redb"), message })
+    };
+    match (&recorded.from_config, &recorded.active) {
+        // The file loaded at an earlier start: what the journal says stands.
+        (Some(loaded), _) if *loaded == sha256 => return Ok(()),
+        // A journal from before config loads were recorded (or one where only
+        // uploads and the directory made generations): its active generation
+        // stands; remember the file so a later change of it is loaded.
+        (None, Some((generation, _))) => {
+            tracing::info!(department = %name, generation, path = %path.display(), "the journal's active generation stands over the config's plugin file");
+            return mark(sha256);
+        }
+        _ => {}
     }
     let source = path.display().to_string();
-    shared.plugins.reload.reload_from(name, &bytes, &source, Trigger::startup(source.clone()))?;
-    journal(shared, Op::PluginFromConfig { department: name.to_owned(), sha256 })
-        .map_err(|message| Error::Journal { path: PathBuf::from("journal.redb"), message })
+    match shared.plugins.reload.reload_from(name, &bytes, &source, Trigger::startup(source.clone())) {
+        Ok(_) => mark(sha256),
+        // A changed file that fails: the journal's active generation keeps
+        // deciding (it is tried again at the next start).
+        Err(error) if recorded.active.is_some() => {
+            tracing::error!(department = %name, path = %path.display(), "the config's plugin file was refused; the journal's active generation keeps deciding: {error}");
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 // ---- HTTP -----------------------------------------------------------------

@@ -139,6 +139,7 @@ const ROUTES_WITH_BODIES: &[(&str, &str)] = &[
     ("POST", "/v1/items/1/complete"),
     ("POST", "/v1/offers/1/accept"),
     ("DELETE", "/v1/items/1"),
+    ("PUT", "/v1/plugins/billing/fixtures"),
 ];
 
 proptest! {
@@ -393,5 +394,44 @@ fn an_active_plugin_that_cannot_be_restored_leaves_the_built_in_rules() {
         let (_, audit) = send(&app, "GET", "/v1/audit?action=restore", Vec::new()).await;
         assert_eq!(audit.as_array().map(Vec::len), Some(2), "{audit}");
         assert!(audit.as_array().is_some_and(|a| a.iter().all(|e| e["result"] == "rejected")), "{audit}");
+    });
+}
+
+/// A journal written before config loads were journaled (an upload made
+/// generation 2; generation 1 came from the config file and is not in it): at
+/// start the journal's generation 2 stays active rather than the config file
+/// becoming a new generation, and the next upload is generation 3.
+#[test]
+fn an_older_journal_keeps_its_active_generation_over_the_config_file() {
+    use super::journal::{JournalStore, Op, Record, RedbJournal};
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("the data directory");
+    let wasm = std::fs::read(switchyard_plugin_artifacts::BILLING).expect("the billing component");
+    let sha = format!("{:x}", sha2::Sha256::digest(&wasm));
+    {
+        let mut journal = RedbJournal::open(&data.join("journal.redb")).expect("the journal opens");
+        journal.put_blob(&sha, &wasm).expect("a blob");
+        let op = Op::PluginActivated { department: "billing".into(), plugin: "billing".into(), sha256: sha.clone(), generation: 2 };
+        journal.append(&[Record { at_ms: 1_000, op }]).expect("records");
+    }
+    let text = CONFIG.replacen(
+        "name = \"billing\"\n",
+        &format!("name = \"billing\"\nplugin = {:?}\n", switchyard_plugin_artifacts::BILLING),
+        1,
+    );
+    let config = ServeConfig::parse(&text, &dir.path().join("switchyard.toml")).expect("the test config parses");
+    let state: AppState = super::start(&config, &data).expect("the daemon starts");
+    let app = api::routes(state.clone(), &config.http);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let (_, plugins) = send(&app, "GET", "/v1/plugins", Vec::new()).await;
+        assert_eq!(plugins[0]["department"], "billing");
+        assert_eq!((&plugins[0]["current"]["generation"], &plugins[0]["current"]["sha256"]), (&json!(2), &json!(sha)), "{plugins}");
+        let (_, swaps) = send(&app, "GET", "/v1/audit?action=swap", Vec::new()).await;
+        assert_eq!(swaps.as_array().map(Vec::len), Some(0), "{swaps}");
+        let (status, uploaded) = send(&app, "POST", "/v1/plugins/billing", wasm.clone()).await;
+        assert_eq!((status, uploaded["generation"].as_u64()), (StatusCode::CREATED, Some(3)), "{uploaded}");
     });
 }
