@@ -344,3 +344,29 @@ fn a_restart_keeps_the_journaled_generations() {
     let restored: Vec<(String, Option<u64>)> = audit(&admin, "action=restore");
     assert_eq!(restored.len(), 4, "{restored:?}");
 }
+
+/// Scenario (slow, run with `--ignored`): 1,200 uploads of billing — more than
+/// the pooling allocator's 1,000 component instances — each answered 201, with
+/// items still decided by the plugin at the end: pruning to `keep_generations`
+/// drops old generations with their instances. (Before pruning, every upload
+/// was kept with an instance and about a thousand exhausted the pool.)
+#[test]
+#[ignore]
+fn more_uploads_than_the_instance_pool_holds() {
+    let dir = fresh_dir("serve-plugins-many");
+    let daemon = Daemon::start(&dir, Some(&billing_config("")));
+    let admin = daemon.admin();
+    let billing = read(artifacts::BILLING);
+    let started = Instant::now();
+    for n in 0..1_200 {
+        let (status, reply) = admin.post_bytes("/v1/plugins/billing", &billing);
+        assert_eq!(status, 201, "upload {n}: {reply}");
+        if n % 20 == 0 {
+            let (_, created) = daemon.gateway().post("/v1/items", &item("billing", "billing-general", &format!("m-{n}")));
+            assert_eq!(decided_by(&created).0, "plugin", "after upload {n}: {created}");
+        }
+    }
+    let billing_entry = plugins_of(&daemon.supervisor(), "billing");
+    assert_eq!(kept_generations(&billing_entry).len(), 5, "{billing_entry}");
+    eprintln!("1,200 uploads in {:.1} s", started.elapsed().as_secs_f64());
+}
