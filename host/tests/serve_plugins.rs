@@ -94,6 +94,8 @@ fn uploads_are_validated_swapped_under_load_pruned_and_audited() {
     let (status, stored) = admin.put_text("/v1/plugins/billing/fixtures", &fixtures);
     assert_eq!(status, 200, "{stored}");
     assert!(stored["cases"].as_u64().unwrap_or(0) > 3, "{stored}");
+    assert_eq!(stored["active"]["generation"], 1, "{stored}");
+    assert_eq!(stored["active"]["validation"]["result"], "passed", "the running generation passes them: {stored}");
     assert_eq!(admin.put_text("/v1/plugins/billing/fixtures", "[[prioritise]]\nnope = 1\n").0, 422);
     assert_eq!(sup.put_text("/v1/plugins/billing/fixtures", &fixtures).0, 403, "fixtures are an admin's");
     assert_eq!(plugins_of(&sup, "billing")["fixtures"]["cases"], stored["cases"]);

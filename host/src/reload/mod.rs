@@ -527,6 +527,15 @@ impl ReloadManager {
         });
     }
 
+    /// Run `fixtures` against the department's active generation (nothing
+    /// changes): whether what decides now would pass them. `None` without an
+    /// active generation.
+    pub fn check_active(&self, department: &str, fixtures: &Fixtures) -> Option<(u64, Validation)> {
+        let plugin = self.inner.runtime.current(department)?;
+        let validation = validate::run_fixtures(&plugin, Some(fixtures), self.inner.runtime.catalog(), self.inner.options.fixture_budget);
+        Some((plugin.generation(), validation))
+    }
+
     /// The fixtures `department`'s candidates must pass now.
     pub fn fixtures(&self, department: &str) -> Option<Arc<Fixtures>> {
         Self::lock(&self.slot(department)).setup.fixtures.clone()

@@ -505,7 +505,9 @@ pub(crate) async fn rollback(
 }
 
 /// `PUT /v1/plugins/{department}/fixtures`: the department's fixtures (TOML,
-/// the `switchyard_sdk::fixtures` format) every later candidate must pass.
+/// the `switchyard_sdk::fixtures` format) every later candidate must pass. The
+/// answer says whether the active generation passes them too (it stays active
+/// either way: fixtures gate candidates, not what already runs).
 pub(crate) async fn put_fixtures(
     State(state): State<AppState>,
     identity: Option<Extension<Identity>>,
@@ -532,8 +534,14 @@ pub(crate) async fn put_fixtures(
     let op = Op::PluginFixtures { department: department.clone(), sha256: sha256.clone() };
     with_core(&state, move |core| core.submit(op).map(|_| ())).await?.map_err(ApiError::from)?;
     let (d, sha) = (department.clone(), sha256.clone());
-    on_manager(&state, move |r| r.set_fixtures_by(&d, Some(fixtures), &sha, &who)).await?;
-    ok(StatusCode::OK, json!({ "department": department, "sha256": sha256, "cases": cases }))
+    let active = on_manager(&state, move |r| {
+        let active = r.check_active(&d, &fixtures);
+        r.set_fixtures_by(&d, Some(fixtures), &sha, &who);
+        active
+    })
+    .await?
+    .map(|(generation, validation)| json!({ "generation": generation, "validation": validation }));
+    ok(StatusCode::OK, json!({ "department": department, "sha256": sha256, "cases": cases, "active": active }))
 }
 
 /// `POST /v1/plugins/{department}/shadow`: validate a candidate and run it
