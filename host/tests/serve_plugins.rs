@@ -284,6 +284,12 @@ fn a_component_dropped_into_the_plugin_dir_is_swapped_in() {
     let (_, swaps) = sup.get("/v1/audit?department=billing&action=swap");
     assert_eq!(swaps[0]["trigger"]["kind"], "watcher", "{swaps}");
 
+    // A component for a department the daemon does not have is refused.
+    std::fs::write(plugin_dir.join("nowhere.wasm"), read(artifacts::BILLING)).unwrap();
+    wait_for("the unknown department's refusal", || !audit(&sup, "department=nowhere&action=reject").is_empty());
+    let (_, nowhere) = sup.get("/v1/audit?department=nowhere&action=reject");
+    assert!(nowhere[0]["reason"].as_str().is_some_and(|r| r.contains("unknown department `nowhere`")), "{nowhere}");
+
     drop_in(&read(artifacts::HOSTILE_PANIC));
     wait_for("the hostile build's rejection", || !audit(&sup, "department=billing&action=reject").is_empty());
     let (_, rejected) = sup.get("/v1/audit?department=billing&action=reject");

@@ -391,6 +391,20 @@ pub enum Change<'a> {
     },
 }
 
+impl Change<'_> {
+    /// The department it changes.
+    pub fn department(&self) -> &str {
+        match *self {
+            Change::Activate { department, .. }
+            | Change::Shadow { department, .. }
+            | Change::Reject { department, .. }
+            | Change::Rollback { department, .. }
+            | Change::Promote { department, .. }
+            | Change::Unshadow { department, .. } => department,
+        }
+    }
+}
+
 /// Makes a [`Change`] durable (e.g. journals it); an error refuses the change.
 pub type CommitHook = Arc<dyn Fn(&Change<'_>) -> Result<()> + Send + Sync>;
 

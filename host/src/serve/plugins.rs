@@ -202,6 +202,10 @@ pub(crate) fn department_setups(config: &ServeConfig) -> Result<BTreeMap<String,
 /// releasing it.
 pub(crate) fn commit(shared: &Shared, change: &Change<'_>) -> Result<()> {
     let journal_error = |message: String| Error::Journal { path: PathBuf::from("journal.redb"), message };
+    // A file in `plugin_dir` named after no configured department.
+    if !shared.plugins.budgets.contains_key(change.department()) {
+        return Err(Error::Unknown { kind: "department", name: change.department().to_owned() });
+    }
     let op = match *change {
         Change::Activate { department, plugin, sha256, generation, bytes } => {
             shared.journal.put_blob(sha256, bytes)?;
