@@ -435,3 +435,20 @@ fn an_older_journal_keeps_its_active_generation_over_the_config_file() {
         assert_eq!((status, uploaded["generation"].as_u64()), (StatusCode::CREATED, Some(3)), "{uploaded}");
     });
 }
+
+/// `plugin_dir` and a department's `fixtures` are checked at start, and a
+/// refusal names the key.
+#[test]
+fn plugin_dir_and_fixtures_keys_are_checked_at_start() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (text, key) in [
+        (format!("plugin_dir = \"missing\"\n{CONFIG}"), "key `plugin_dir`"),
+        (CONFIG.replacen("name = \"billing\"\n", "name = \"billing\"\nfixtures = \"missing.toml\"\n", 1), "key `fixtures`"),
+    ] {
+        let config = ServeConfig::parse(&text, &dir.path().join("switchyard.toml")).expect("the config parses");
+        match super::start(&config, &dir.path().join("data")) {
+            Ok(_) => panic!("started with {key} wrong"),
+            Err(e) => assert!(e.to_string().contains(key), "{e}"),
+        }
+    }
+}
