@@ -550,3 +550,35 @@ fn a_commit_hook_gates_changes_and_restore_keeps_the_numbers() {
     let restores = actions(&restarted.audit(), AuditAction::Restore).len();
     assert_eq!(restores, 3);
 }
+
+/// Listing generations and fixtures never waits for a reload in progress (which
+/// holds the department while it compiles and runs the fixtures): hostile-slow
+/// configured to take 400 ms per call is being validated while the listing
+/// answers at once.
+#[test]
+fn listing_does_not_wait_for_a_reload_in_progress() {
+    use std::time::Instant;
+    use switchyard_host::runtime::DepartmentConfig;
+    let cache = tempfile::tempdir().unwrap();
+    let reload = manager(cache.path(), ReloadOptions::default());
+    reload.reload(DEPARTMENT, &read(BILLING)).unwrap();
+    reload.configure(
+        DEPARTMENT,
+        DepartmentSetup::new().with_config(DepartmentConfig::new().with("delay_ms", "400")).with_fixtures(fixtures()),
+    );
+    let slow = {
+        let reload = reload.clone();
+        std::thread::spawn(move || reload.reload(DEPARTMENT, &read(HOSTILE_SLOW)))
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let started = Instant::now();
+    let listed = reload.generations(DEPARTMENT);
+    let has_fixtures = reload.fixtures(DEPARTMENT).is_some();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(100), "listing took {took:?}");
+    assert_eq!(listed.iter().map(|g| g.generation).collect::<Vec<_>>(), [1]);
+    assert!(has_fixtures);
+    let swapped = slow.join().unwrap().unwrap_or_else(|e| panic!("hostile-slow: {e}"));
+    assert_eq!(swapped.generation, 2);
+    assert_eq!(reload.generations(DEPARTMENT).len(), 2);
+}

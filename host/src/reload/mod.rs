@@ -81,7 +81,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use switchyard_sdk::fixtures::Fixtures;
@@ -315,6 +315,27 @@ struct DeptSlot {
     state: Mutex<DeptState>,
     /// The candidate in shadow, read lock-free by the decision path.
     shadow: Arc<ArcSwapOption<Shadow>>,
+    /// What [`ReloadManager::generations`] and [`ReloadManager::fixtures`]
+    /// answer, published after each change: a reader (an admin listing) never
+    /// waits for a reload in progress, which holds `state` while it compiles.
+    listing: ArcSwap<Listing>,
+}
+
+/// A department's generations and fixtures as last published.
+#[derive(Default)]
+struct Listing {
+    /// Each kept record and whether it is loaded (validated).
+    history: Vec<(GenerationInfo, bool)>,
+    fixtures: Option<Arc<Fixtures>>,
+}
+
+impl DeptSlot {
+    fn publish(&self, state: &DeptState) {
+        self.listing.store(Arc::new(Listing {
+            history: state.history.iter().map(|r| (r.info.clone(), r.plugin.is_some())).collect(),
+            fixtures: state.setup.fixtures.clone(),
+        }));
+    }
 }
 
 struct Inner {
@@ -495,7 +516,11 @@ impl ReloadManager {
         let mut map = self.inner.departments.write().unwrap_or_else(|p| p.into_inner());
         map.entry(department.to_owned())
             .or_insert_with(|| {
-                Arc::new(DeptSlot { state: Mutex::new(DeptState::default()), shadow: Arc::new(ArcSwapOption::empty()) })
+                Arc::new(DeptSlot {
+                    state: Mutex::new(DeptState::default()),
+                    shadow: Arc::new(ArcSwapOption::empty()),
+                    listing: ArcSwap::from_pointee(Listing::default()),
+                })
             })
             .clone()
     }
@@ -511,6 +536,7 @@ impl ReloadManager {
         let mut state = Self::lock(&slot);
         state.base = setup.clone();
         state.setup = setup;
+        slot.publish(&state);
     }
 
     /// Replace the fixtures `department`'s candidates must pass (`None`: load
@@ -521,6 +547,7 @@ impl ReloadManager {
         let fixtures = fixtures.map(Arc::new);
         state.base.fixtures = fixtures.clone();
         state.setup.fixtures = fixtures;
+        slot.publish(&state);
     }
 
     /// [`set_fixtures`](Self::set_fixtures), audited as `fixtures` with the
@@ -552,7 +579,7 @@ impl ReloadManager {
 
     /// The fixtures `department`'s candidates must pass now.
     pub fn fixtures(&self, department: &str) -> Option<Arc<Fixtures>> {
-        Self::lock(&self.slot(department)).setup.fixtures.clone()
+        self.slot(department).listing.load().fixtures.clone()
     }
 
     /// Load generations recorded before a restart with their own numbers (no
@@ -631,6 +658,7 @@ impl ReloadManager {
             self.record(department, AuditAction::Restore, &plugin, "journal", None, &trigger, Some(role.into()));
         }
         state.history.sort_by_key(|r| r.info.generation);
+        slot.publish(&state);
         errors
     }
 
@@ -777,16 +805,16 @@ impl ReloadManager {
     /// The department's kept generations, oldest first.
     pub fn generations(&self, department: &str) -> Vec<GenerationInfo> {
         let slot = self.slot(department);
-        let state = Self::lock(&slot);
+        let listing = slot.listing.load();
         let active = self.active_generation(department);
         let shadow = slot.shadow.load().as_ref().map(|s| s.plugin.generation());
-        state
+        listing
             .history
             .iter()
-            .map(|r| GenerationInfo {
-                active: Some(r.info.generation) == active && r.plugin.is_some(),
-                shadow: Some(r.info.generation) == shadow && r.plugin.is_some(),
-                ..r.info.clone()
+            .map(|(info, loaded)| GenerationInfo {
+                active: Some(info.generation) == active && *loaded,
+                shadow: Some(info.generation) == shadow && *loaded,
+                ..info.clone()
             })
             .collect()
     }
@@ -897,6 +925,7 @@ impl ReloadManager {
             Ok(plugin) => plugin,
             Err(error) => {
                 self.record_refusal(department, sha256, &source, &trigger, error.to_string());
+                slot.publish(&state);
                 return Err(error);
             }
         };
@@ -1009,5 +1038,7 @@ impl ReloadManager {
                 tracing::debug!(department, generation = dropped.info.generation, "generation no longer kept");
             }
         }
+        // Every change ends here: publish what readers see.
+        self.slot(department).publish(state);
     }
 }
