@@ -260,7 +260,8 @@ fn shadow_report_promote_and_discard_over_http() {
 /// (written beside it, renamed over) swaps billing's rules like an upload:
 /// journaled, audited with the watcher as trigger. A hostile build dropped over
 /// it is refused and the good one keeps routing. A restart on the same data and
-/// directory keeps the generation.
+/// directory keeps the generation, and does not load the directory's file over
+/// a rollback made since.
 #[test]
 fn a_component_dropped_into_the_plugin_dir_is_swapped_in() {
     let dir = fresh_dir("serve-plugins-dir");
@@ -301,11 +302,21 @@ fn a_component_dropped_into_the_plugin_dir_is_swapped_in() {
     wait_for("the good build again", || plugins_of(&sup, "billing")["current"]["generation"] == 3);
     let sha = plugins_of(&sup, "billing")["current"]["sha256"].clone();
     daemon.kill();
-    let daemon = Daemon::start(&dir, None);
+    let mut daemon = Daemon::start(&dir, None);
     let sup = daemon.supervisor();
     let billing = plugins_of(&sup, "billing");
     assert_eq!((&billing["current"]["generation"], &billing["current"]["sha256"]), (&json!(3), &sha), "{billing}");
     assert_eq!(audit(&sup, "department=billing&action=swap").len(), 2, "the unchanged file is not loaded again");
+
+    // Ops roll back past the directory's file; a restart keeps the rollback
+    // (the journal remembers the watcher handled that file).
+    assert_eq!(daemon.admin().post_empty("/v1/plugins/billing/rollback/1").0, 200);
+    daemon.kill();
+    let daemon = Daemon::start(&dir, None);
+    let sup = daemon.supervisor();
+    assert_eq!(plugins_of(&sup, "billing")["current"]["generation"], 1);
+    assert_eq!(audit(&sup, "department=billing&action=swap").len(), 2);
+    assert_eq!(audit(&sup, "department=billing&action=reject").len(), 1, "only the hostile build's, before the restarts");
 }
 
 /// Scenario: billing goes through uploads (generations 2, 3), a refused one

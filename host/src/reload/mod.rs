@@ -309,6 +309,9 @@ struct DeptState {
     history: Vec<Record>,
     /// Hash of the files the watcher last tried, so one save reloads once.
     last_tried: Option<String>,
+    /// Hash of the component the watcher handled before a restart
+    /// ([`ReloadManager::seed_watched`]): the first look skips that file.
+    watched_before: Option<String>,
 }
 
 struct DeptSlot {
@@ -355,6 +358,8 @@ pub enum Change<'a> {
     Activate {
         /// Department.
         department: &'a str,
+        /// Who or what asked (the watcher, an API caller, start-up).
+        trigger: &'a Trigger,
         /// Plugin name.
         plugin: &'a str,
         /// SHA-256 of `bytes` (hex).
@@ -368,6 +373,8 @@ pub enum Change<'a> {
     Shadow {
         /// Department.
         department: &'a str,
+        /// Who or what asked.
+        trigger: &'a Trigger,
         /// Plugin name.
         plugin: &'a str,
         /// SHA-256 of `bytes` (hex).
@@ -382,6 +389,8 @@ pub enum Change<'a> {
     Reject {
         /// Department.
         department: &'a str,
+        /// Who or what asked.
+        trigger: &'a Trigger,
         /// SHA-256 of the component (hex).
         sha256: &'a str,
         /// The generation number it had.
@@ -566,6 +575,15 @@ impl ReloadManager {
             result: Outcome::Ok,
             reason: Some(format!("{cases} fixture cases")),
         });
+    }
+
+    /// Tell the watcher that the directory's `<department>.wasm` with hash
+    /// `sha256` was already handled before a restart (swapped in or refused,
+    /// as the embedder's journal recorded): its first look at that file does
+    /// not load it again, so what was chosen since (an upload, a rollback)
+    /// stands. Call before [`watch`](Self::watch).
+    pub fn seed_watched(&self, department: &str, sha256: &str) {
+        Self::lock(&self.slot(department)).watched_before = Some(sha256.to_owned());
     }
 
     /// Run `fixtures` against the department's active generation (nothing
@@ -974,11 +992,11 @@ impl ReloadManager {
                 previous: None,
                 sha256: sha256.clone(),
                 source: source.clone(),
-                trigger,
+                trigger: trigger.clone(),
                 result: Outcome::Rejected,
                 reason: Some(reason.clone()),
             });
-            if let Err(error) = self.commit(Change::Reject { department, sha256: &sha256, generation, reason: &reason }) {
+            if let Err(error) = self.commit(Change::Reject { department, trigger: &trigger, sha256: &sha256, generation, reason: &reason }) {
                 tracing::warn!(department, generation, "the refusal was not recorded: {error}");
             }
             let active = self.active_generation(department);
@@ -987,8 +1005,8 @@ impl ReloadManager {
             return Err(Error::Rejected { department: department.to_owned(), generation, check, source_name: source, reason });
         }
         let change = match mode {
-            Mode::Activate => Change::Activate { department, plugin: plugin.name(), sha256: &sha256, generation, bytes },
-            Mode::Shadow => Change::Shadow { department, plugin: plugin.name(), sha256: &sha256, generation, bytes },
+            Mode::Activate => Change::Activate { department, trigger: &trigger, plugin: plugin.name(), sha256: &sha256, generation, bytes },
+            Mode::Shadow => Change::Shadow { department, trigger: &trigger, plugin: plugin.name(), sha256: &sha256, generation, bytes },
         };
         if let Err(error) = self.commit(change) {
             self.record_refusal(department, sha256.clone(), &source, &trigger, format!("not recorded, so not swapped in: {error}"));

@@ -196,12 +196,17 @@ impl ReloadManager {
                 return;
             }
             // The first look at a department whose active generation is already
-            // this component (restored at a restart): nothing to reload.
+            // this component (restored at a restart), or whose file was handled
+            // before the restart: nothing to reload.
             let first_look = state.last_tried.is_none();
             state.last_tried = Some(key);
             let active_sha = self.inner.runtime.current(department).map(|p| p.load_report().sha256.clone());
             if first_look && active_sha.as_deref() == Some(sha256.as_str()) {
                 tracing::debug!(department, "{} is the active generation already", wasm.display());
+                return;
+            }
+            if first_look && state.watched_before.as_deref() == Some(sha256.as_str()) {
+                tracing::debug!(department, "{} was handled before the restart", wasm.display());
                 return;
             }
             state.base.clone()

@@ -264,7 +264,8 @@ impl Core {
             | Op::PluginUnshadowed { .. }
             | Op::PluginRejected { .. }
             | Op::PluginFixtures { .. }
-            | Op::PluginFromConfig { .. } => {
+            | Op::PluginFromConfig { .. }
+            | Op::PluginFromDir { .. } => {
                 self.plugins.apply(&record.op);
                 Ok(Applied::Done)
             }

@@ -198,6 +198,15 @@ pub enum Op {
         /// Content hash of the file (hex).
         sha256: String,
     },
+    /// The watcher handled `plugin_dir`'s `<department>.wasm` with this hash
+    /// (swapped in or refused): at a restart the same file is not loaded again,
+    /// so a later upload or rollback stands.
+    PluginFromDir {
+        /// Department.
+        department: String,
+        /// Content hash of the file (hex).
+        sha256: String,
+    },
 }
 
 /// Where the journal lives. Implementations make [`append`](JournalStore::append)

@@ -18,6 +18,12 @@
 //! highest ever handed out. A department whose active blob is missing or no
 //! longer loads decides with its built-in rules; `GET /v1/plugins` says why.
 //!
+//! A restart does not reload what was handled before: the config's `plugin =`
+//! file only when it changed since it was last loaded at start
+//! (`PluginFromConfig`), a `plugin_dir` file only when it is not the one the
+//! watcher last handled (`PluginFromDir`), so an upload or rollback made since
+//! stands.
+//!
 //! **Fixtures** per department, in order of precedence: uploaded with
 //! `PUT /v1/plugins/{department}/fixtures` (TOML, journaled as a blob), the
 //! `plugin_dir`'s `<department>.fixtures.toml`, the department's `fixtures` key
@@ -35,7 +41,7 @@ use serde_json::{Value, json};
 use switchyard_sdk::fixtures::Fixtures;
 
 use crate::error::{Error, Result};
-use crate::reload::{AuditAction, Change, DepartmentSetup, ReloadManager, Restored, Trigger, Watcher};
+use crate::reload::{AuditAction, Change, DepartmentSetup, ReloadManager, Restored, Trigger, TriggerKind, Watcher};
 use crate::runtime::DepartmentConfig;
 
 use super::api::{ApiError, AppState, Reply, Shared, ok, with_core};
@@ -60,6 +66,8 @@ pub(crate) struct DepartmentPlugins {
     pub(crate) fixtures: Option<String>,
     /// Hash of the config file's plugin when it was last loaded at start.
     pub(crate) from_config: Option<String>,
+    /// Hash of the `plugin_dir` component the watcher last handled.
+    pub(crate) from_dir: Option<String>,
 }
 
 /// The plugin records of the journal, applied: live (after the commit hook
@@ -130,6 +138,7 @@ impl PluginLedger {
             }
             Op::PluginFixtures { department, sha256 } => entry(departments, department).fixtures = Some(sha256.clone()),
             Op::PluginFromConfig { department, sha256 } => entry(departments, department).from_config = Some(sha256.clone()),
+            Op::PluginFromDir { department, sha256 } => entry(departments, department).from_dir = Some(sha256.clone()),
             _ => {}
         }
     }
@@ -206,23 +215,35 @@ pub(crate) fn commit(shared: &Shared, change: &Change<'_>) -> Result<()> {
     if !shared.plugins.budgets.contains_key(change.department()) {
         return Err(Error::Unknown { kind: "department", name: change.department().to_owned() });
     }
+    // The watcher's file is remembered too, so a restart does not load it again.
+    let mut from_dir = None;
     let op = match *change {
-        Change::Activate { department, plugin, sha256, generation, bytes } => {
+        Change::Activate { department, trigger, plugin, sha256, generation, bytes } => {
             shared.journal.put_blob(sha256, bytes)?;
+            if trigger.kind == TriggerKind::Watcher {
+                from_dir = Some(Op::PluginFromDir { department: department.into(), sha256: sha256.into() });
+            }
             Op::PluginActivated { department: department.into(), plugin: plugin.into(), sha256: sha256.into(), generation }
         }
-        Change::Shadow { department, plugin, sha256, generation, bytes } => {
+        Change::Shadow { department, plugin, sha256, generation, bytes, .. } => {
             shared.journal.put_blob(sha256, bytes)?;
             Op::PluginShadowed { department: department.into(), plugin: plugin.into(), sha256: sha256.into(), generation }
         }
-        Change::Reject { department, sha256, generation, reason } => {
+        Change::Reject { department, trigger, sha256, generation, reason } => {
+            if trigger.kind == TriggerKind::Watcher {
+                from_dir = Some(Op::PluginFromDir { department: department.into(), sha256: sha256.into() });
+            }
             Op::PluginRejected { department: department.into(), sha256: sha256.into(), generation, reason: reason.into() }
         }
         Change::Rollback { department, generation } => Op::PluginRolledBack { department: department.into(), generation },
         Change::Promote { department, generation } => Op::PluginPromoted { department: department.into(), generation },
         Change::Unshadow { department, generation } => Op::PluginUnshadowed { department: department.into(), generation },
     };
-    journal(shared, op).map_err(journal_error)
+    journal(shared, op).map_err(journal_error)?;
+    match from_dir {
+        Some(op) => journal(shared, op).map_err(journal_error),
+        None => Ok(()),
+    }
 }
 
 /// Journal `op` (applied to the ledger) and wait until it is durable.
@@ -281,6 +302,9 @@ pub(crate) fn start_up(shared: &Arc<Shared>, config: &ServeConfig) -> Result<()>
         reload.configure(&name, setup);
         reload.runtime().reserve_generations(&name, recorded.highest);
         restore(shared, &name, &recorded)?;
+        if let Some(sha256) = &recorded.from_dir {
+            reload.seed_watched(&name, sha256);
+        }
         load_config_plugin(shared, config, &name, &recorded)?;
     }
     if let Some(dir) = plugin_dir {
