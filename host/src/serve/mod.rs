@@ -190,6 +190,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         plugins: plugins::Plugins {
             reload,
             budgets,
+            order: config.departments.iter().map(|d| d.name.get_ref().clone()).collect(),
             load_errors: Mutex::new(BTreeMap::new()),
             watcher: Mutex::new(None),
         },

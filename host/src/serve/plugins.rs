@@ -164,6 +164,8 @@ pub(crate) struct Plugins {
     pub(crate) reload: ReloadManager,
     /// Departments of the config, with their rule time budgets.
     pub(crate) budgets: BTreeMap<String, Arc<Budget>>,
+    /// The departments in the config's order (how `GET /v1/plugins` lists them).
+    pub(crate) order: Vec<String>,
     /// Why a department's journaled active generation could not be loaded at start.
     pub(crate) load_errors: Mutex<BTreeMap<String, String>>,
     /// The `plugin_dir` watcher, while the daemon runs.
@@ -461,8 +463,9 @@ pub(crate) async fn list(State(state): State<AppState>) -> Reply {
             let errors = state.plugins.load_errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
             state
                 .plugins
-                .budgets
+                .order
                 .iter()
+                .filter_map(|d| Some((d, state.plugins.budgets.get(d)?)))
                 .map(|(d, budget)| {
                     let current = reload.runtime().current(d).map(|p| {
                         let r = p.load_report();
