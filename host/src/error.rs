@@ -129,12 +129,14 @@ pub enum Error {
     /// validation (a fixture case trapped, ran over budget or decided otherwise
     /// than expected). The running generation stays active; the author fixes the
     /// build or the fixtures.
-    #[error("department `{department}`: generation {generation} from {source_name} rejected: {reason}")]
+    #[error("department `{department}`: generation {generation} from {source_name} rejected by its {check}: {reason}")]
     Rejected {
         /// Department.
         department: String,
         /// The generation number the candidate was given.
         generation: u64,
+        /// Which check refused it: `fixtures` or `smoke call`.
+        check: &'static str,
         /// Where the candidate came from (file path, or who called the API).
         source_name: String,
         /// Why: the failing case and what went wrong.

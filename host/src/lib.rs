@@ -19,7 +19,8 @@
 //! - [`runtime`]: the embedding API ([`Runtime`](runtime::Runtime)): register
 //!   department plugins, ask for decisions (sync and async), read stats.
 //! - [`reload`]: hot reload: the watched plugin directory, validation against the
-//!   department's fixtures, generations and rollback, the audit log, shadow mode.
+//!   department's fixtures (and a smoke call), generations and rollback, the audit
+//!   log, shadow mode, a commit hook and restore for embedders that journal.
 //! - [`clock`]: time passed in (system clock for `serve`, virtual clock for `simulate`).
 //! - [`router`]: queues, agents, blending, offers, escalation, abandonment, cases,
 //!   the exception queue and explanations.
@@ -27,7 +28,8 @@
 //! - [`report`]: JSON and HTML reports of a run.
 //! - [`sim`]: scenarios, distributions and the discrete-event simulator.
 //! - [`serve`]: the `switchyard serve` daemon: config, HTTP API, auth, durable
-//!   journal and recovery, Prometheus metrics.
+//!   journal and recovery, the plugin life cycle over the reload manager,
+//!   Prometheus metrics.
 //! - [`tools`]: the plugin author's tools (`switchyard plugin new|check|run|replay`)
 //!   and opt-in decision recording.
 #![deny(missing_docs)]

@@ -182,21 +182,56 @@ impl Runtime {
         self.load(department, name, format!("{name} (bytes)"), bytes, config)
     }
 
+    /// Load and validate a plugin from bytes as generation `generation` (a
+    /// restart restoring the generations it had before), without activating it.
+    /// Later loads of the department are numbered after the highest generation
+    /// seen, so numbers are never reused.
+    pub fn load_bytes_as(
+        &self,
+        department: &str,
+        name: &str,
+        bytes: &[u8],
+        config: DepartmentConfig,
+        generation: u64,
+    ) -> Result<Arc<Plugin>> {
+        self.load_numbered(department, name, format!("{name} (bytes)"), bytes, config, Some(generation))
+    }
+
+    /// Number the department's next load after `generation` at least (a
+    /// generation handed out before a restart, even one that was refused).
+    pub fn reserve_generations(&self, department: &str, generation: u64) {
+        let dept = self.department(department);
+        let mut last = dept.last_generation.lock().unwrap_or_else(|p| p.into_inner());
+        *last = (*last).max(generation);
+    }
+
     fn load(&self, department: &str, name: &str, source: String, bytes: &[u8], config: DepartmentConfig) -> Result<Arc<Plugin>> {
+        self.load_numbered(department, name, source, bytes, config, None)
+    }
+
+    fn load_numbered(
+        &self,
+        department: &str,
+        name: &str,
+        source: String,
+        bytes: &[u8],
+        config: DepartmentConfig,
+        generation: Option<u64>,
+    ) -> Result<Arc<Plugin>> {
         let dept = self.department(department);
         let mut last = dept.last_generation.lock().unwrap_or_else(|p| p.into_inner());
         let spec = crate::plugin::LoadSpec {
             department,
             name,
             source,
-            generation: *last + 1,
+            generation: generation.unwrap_or(*last + 1),
             limits: config.limits.clone().unwrap_or_else(|| self.inner.limits.clone()),
             breaker: config.breaker.unwrap_or(self.inner.breaker),
             config: &config,
             catalog: self.inner.catalog.clone(),
         };
         let plugin = Plugin::load(self.inner.sandbox.clone(), bytes, spec)?;
-        *last = plugin.generation();
+        *last = (*last).max(plugin.generation());
         Ok(Arc::new(plugin))
     }
 

@@ -463,3 +463,122 @@ fn shadow_counts_agreement_and_promotes() {
     assert_eq!((report.prioritise.decisions, report.prioritise.failures), (0, 1));
     assert!(report.last_failure.as_deref().is_some_and(|f| f.contains("trapped")), "{report:?}");
 }
+
+/// Smoke call (`ReloadOptions::smoke_call`), obeyed and violated: with it off a
+/// candidate without fixtures that panics on any item is admitted (the
+/// library's default, which the hostile-plugin tests rely on); with it on the
+/// same candidate is refused naming the smoke call, and billing stays active.
+#[test]
+fn the_smoke_call_refuses_a_plugin_that_traps_on_a_plain_item() {
+    let cache = tempfile::tempdir().unwrap();
+    for smoke in [false, true] {
+        let reload = manager(cache.path(), ReloadOptions::default().smoke_call(smoke));
+        reload.configure(DEPARTMENT, DepartmentSetup::new());
+        reload.reload(DEPARTMENT, &read(BILLING)).unwrap_or_else(|e| panic!("billing: {e}"));
+        let panic = reload.reload(DEPARTMENT, &read(HOSTILE_PANIC));
+        match (smoke, panic) {
+            (false, Ok(info)) => assert!(info.active),
+            (true, Err(Error::Rejected { check, reason, generation, .. })) => {
+                assert_eq!((check, generation), ("smoke call", 2));
+                assert!(reason.contains("smoke call of `prioritise` on one plain item failed"), "{reason}");
+                assert_eq!(reload.active_generation(DEPARTMENT), Some(1));
+            }
+            (smoke, other) => panic!("smoke {smoke}: {other:?}"),
+        }
+    }
+}
+
+/// The commit hook sees each change before it takes effect, and a refusing hook
+/// leaves the active generation as it was; `restore` brings recorded
+/// generations back with their own numbers (a missing one is reported and
+/// skipped), and later loads number after the highest.
+#[test]
+fn a_commit_hook_gates_changes_and_restore_keeps_the_numbers() {
+    use std::sync::Mutex;
+    use switchyard_host::reload::{Change, Restored};
+    let cache = tempfile::tempdir().unwrap();
+    let reload = manager(cache.path(), ReloadOptions::default());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let refuse = Arc::new(AtomicBool::new(false));
+    {
+        let (seen, refuse) = (seen.clone(), refuse.clone());
+        reload.set_commit(Arc::new(move |change: &Change<'_>| {
+            let what = match change {
+                Change::Activate { generation, .. } => format!("activate {generation}"),
+                Change::Rollback { generation, .. } => format!("rollback {generation}"),
+                Change::Reject { generation, .. } => format!("reject {generation}"),
+                other => format!("{other:?}"),
+            };
+            seen.lock().unwrap().push(what);
+            if refuse.load(Ordering::Relaxed) { Err(Error::Invalid("journal full".into())) } else { Ok(()) }
+        }));
+    }
+    let billing = read(BILLING);
+    reload.reload(DEPARTMENT, &billing).unwrap();
+    reload.reload(DEPARTMENT, &billing).unwrap();
+    assert!(reload.reload(DEPARTMENT, &read(CLAIMS)).is_err(), "claims fails the fixtures");
+    refuse.store(true, Ordering::Relaxed);
+    assert!(matches!(reload.rollback(DEPARTMENT, 1), Err(Error::Invalid(m)) if m == "journal full"));
+    assert!(reload.reload(DEPARTMENT, &billing).is_err());
+    assert_eq!(reload.active_generation(DEPARTMENT), Some(2), "refused changes did not happen");
+    assert_eq!(*seen.lock().unwrap(), ["activate 1", "activate 2", "reject 3", "rollback 1", "activate 4"]);
+
+    // A fresh manager (a restart) restores 2 as active and 1 as kept; 9 is gone.
+    let restarted = manager(cache.path(), ReloadOptions::default());
+    let sha = |bytes: &[u8]| {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(bytes))
+    };
+    let restored = |generation, bytes: Option<Vec<u8>>| Restored {
+        generation,
+        sha256: sha(&billing),
+        plugin: "billing".into(),
+        bytes,
+    };
+    let errors = restarted.restore(
+        DEPARTMENT,
+        vec![restored(1, Some(billing.clone())), restored(2, Some(billing.clone())), restored(9, None)],
+        Some(2),
+        None,
+    );
+    assert_eq!(errors.iter().map(|(g, _)| *g).collect::<Vec<_>>(), [9]);
+    assert_eq!(restarted.active_generation(DEPARTMENT), Some(2));
+    let kept: Vec<u64> = restarted.generations(DEPARTMENT).iter().map(|g| g.generation).collect();
+    assert_eq!(kept, [1, 2]);
+    assert_eq!(restarted.reload(DEPARTMENT, &billing).unwrap().generation, 10, "after the highest, missing or not");
+    restarted.rollback(DEPARTMENT, 1).unwrap();
+    let restores = actions(&restarted.audit(), AuditAction::Restore).len();
+    assert_eq!(restores, 3);
+}
+
+/// Listing generations and fixtures never waits for a reload in progress (which
+/// holds the department while it compiles and runs the fixtures): hostile-slow
+/// configured to take 400 ms per call is being validated while the listing
+/// answers at once.
+#[test]
+fn listing_does_not_wait_for_a_reload_in_progress() {
+    use std::time::Instant;
+    use switchyard_host::runtime::DepartmentConfig;
+    let cache = tempfile::tempdir().unwrap();
+    let reload = manager(cache.path(), ReloadOptions::default());
+    reload.reload(DEPARTMENT, &read(BILLING)).unwrap();
+    reload.configure(
+        DEPARTMENT,
+        DepartmentSetup::new().with_config(DepartmentConfig::new().with("delay_ms", "400")).with_fixtures(fixtures()),
+    );
+    let slow = {
+        let reload = reload.clone();
+        std::thread::spawn(move || reload.reload(DEPARTMENT, &read(HOSTILE_SLOW)))
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let started = Instant::now();
+    let listed = reload.generations(DEPARTMENT);
+    let has_fixtures = reload.fixtures(DEPARTMENT).is_some();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(100), "listing took {took:?}");
+    assert_eq!(listed.iter().map(|g| g.generation).collect::<Vec<_>>(), [1]);
+    assert!(has_fixtures);
+    let swapped = slow.join().unwrap().unwrap_or_else(|e| panic!("hostile-slow: {e}"));
+    assert_eq!(swapped.generation, 2);
+    assert_eq!(reload.generations(DEPARTMENT).len(), 2);
+}

@@ -33,6 +33,12 @@ pub enum AuditAction {
     Promote,
     /// The shadow was stopped without promotion.
     Unshadow,
+    /// A generation recorded before a restart was loaded again at start (the
+    /// daemon's journal says which one is active); it was validated when it
+    /// was first admitted.
+    Restore,
+    /// The fixtures the department's candidates must pass were replaced.
+    Fixtures,
 }
 
 /// What started it.
@@ -47,6 +53,8 @@ pub enum TriggerKind {
     Rollback,
     /// A promotion of the shadow.
     Promotion,
+    /// Start-up: a plugin named in the configuration, or restored from the journal.
+    Startup,
 }
 
 /// Who or what triggered an action.
@@ -78,6 +86,11 @@ impl Trigger {
     pub fn promotion(who: impl Into<String>) -> Self {
         Trigger { kind: TriggerKind::Promotion, who: who.into() }
     }
+
+    /// Start-up, loading `what` (a configured file, or `journal`).
+    pub fn startup(what: impl Into<String>) -> Self {
+        Trigger { kind: TriggerKind::Startup, who: what.into() }
+    }
 }
 
 impl std::fmt::Display for Trigger {
@@ -87,6 +100,7 @@ impl std::fmt::Display for Trigger {
             TriggerKind::Watcher => "watcher",
             TriggerKind::Rollback => "rollback",
             TriggerKind::Promotion => "promotion",
+            TriggerKind::Startup => "startup",
         };
         write!(f, "{kind} ({})", self.who)
     }
@@ -161,8 +175,39 @@ pub(crate) struct AuditLog {
 
 impl AuditLog {
     /// A log keeping the last `capacity` entries in memory and appending to
-    /// `file` (created if missing) when given.
+    /// `file` (created if missing) when given. The entries already in the file
+    /// (a restart) are read back, the last `capacity` of them kept, and
+    /// numbering goes on after the highest; a line that does not parse (a
+    /// write cut by a crash) is skipped with a warning.
     pub(crate) fn new(capacity: usize, file: Option<&Path>) -> Result<AuditLog> {
+        let capacity = capacity.max(1);
+        let mut entries = VecDeque::new();
+        let mut next_seq = 1;
+        if let Some(path) = file {
+            match File::open(path) {
+                Ok(existing) => {
+                    use std::io::BufRead;
+                    for (n, line) in std::io::BufReader::new(existing).lines().enumerate() {
+                        let line = line.map_err(|source| Error::Io { path: path.to_owned(), source })?;
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        match serde_json::from_str::<AuditEntry>(&line) {
+                            Ok(entry) => {
+                                next_seq = next_seq.max(entry.seq + 1);
+                                entries.push_back(entry);
+                                if entries.len() > capacity {
+                                    entries.pop_front();
+                                }
+                            }
+                            Err(e) => tracing::warn!(audit_file = %path.display(), line = n + 1, "skipping an unreadable audit line: {e}"),
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::Io { path: path.to_owned(), source }),
+            }
+        }
         let file = match file {
             Some(path) => {
                 let opened = std::fs::OpenOptions::new()
@@ -174,10 +219,7 @@ impl AuditLog {
             }
             None => None,
         };
-        Ok(AuditLog {
-            capacity: capacity.max(1),
-            state: Mutex::new(State { entries: VecDeque::new(), next_seq: 1, file, subscribers: Vec::new() }),
-        })
+        Ok(AuditLog { capacity, state: Mutex::new(State { entries, next_seq, file, subscribers: Vec::new() }) })
     }
 
     /// Number, stamp, keep, write and publish an entry.

@@ -185,6 +185,56 @@ pub struct ShadowReport {
     pub last_failure: Option<String>,
     /// The latest disagreements, described (oldest first).
     pub samples: Vec<String>,
+    /// The latest disagreements as examples: the item and both answers (oldest
+    /// first, at most one per decision).
+    pub examples: Vec<Example>,
+}
+
+/// One decision on which the shadow disagreed with the active rules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Example {
+    /// `prioritise`, `escalate` or `match`.
+    pub hook: &'static str,
+    /// The item decided (the first one that differed in a batch).
+    pub item: ExampleItem,
+    /// The active rules' answer for it (the one applied).
+    pub active: String,
+    /// The shadow's answer for it.
+    pub shadow: String,
+}
+
+/// The item of an [`Example`], as the plugins saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExampleItem {
+    /// Item id.
+    pub id: u64,
+    /// Queue id (interned).
+    pub queue: u32,
+    /// Channel.
+    pub channel: switchyard_sdk::Channel,
+    /// Customer tier.
+    pub tier: switchyard_sdk::Tier,
+    /// Priority before the decision.
+    pub priority: i32,
+    /// Age, ms.
+    pub age_ms: u64,
+    /// Contacts of the customer so far.
+    pub contacts: u16,
+}
+
+impl ExampleItem {
+    fn of(items: &ItemBatch, index: usize) -> Option<ExampleItem> {
+        let item = items.get(index)?;
+        Some(ExampleItem {
+            id: item.id(),
+            queue: item.queue().0,
+            channel: item.channel(),
+            tier: item.tier(),
+            priority: item.priority(),
+            age_ms: item.age_ms(),
+            contacts: item.contacts(),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -233,6 +283,7 @@ pub(crate) struct Shadow {
     escalate: Tally,
     matching: Tally,
     samples: Mutex<VecDeque<String>>,
+    examples: Mutex<VecDeque<Example>>,
     last_failure: Mutex<Option<String>>,
 }
 
@@ -245,6 +296,7 @@ impl Shadow {
             escalate: Tally::default(),
             matching: Tally::default(),
             samples: Mutex::new(VecDeque::new()),
+            examples: Mutex::new(VecDeque::new()),
             last_failure: Mutex::new(None),
         }
     }
@@ -260,6 +312,7 @@ impl Shadow {
             match_agents: self.matching.report(),
             last_failure: self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             samples: self.samples.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect(),
+            examples: self.examples.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect(),
         }
     }
 
@@ -303,6 +356,15 @@ impl Shadow {
         }
     }
 
+    fn example(&self, hook: &'static str, items: &ItemBatch, index: usize, active: String, shadow: String) {
+        let Some(item) = ExampleItem::of(items, index) else { return };
+        let mut examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
+        if examples.len() == SAMPLES {
+            examples.pop_front();
+        }
+        examples.push_back(Example { hook, item, active, shadow });
+    }
+
     fn settle(&self, tally: &Tally, problems: Vec<String>, hook: &str) {
         tally.decisions.fetch_add(1, Ordering::Relaxed);
         if problems.is_empty() {
@@ -335,6 +397,9 @@ impl Shadow {
             priority = true;
             problems.push(format!("{} answers (active) vs {} (shadow)", active.len(), shadow.len()));
         }
+        if let Some(i) = active.iter().zip(&shadow).position(|(a, s)| a.priority != s.priority || a.queue != s.queue) {
+            self.example("prioritise", items, i, format!("{:?}", active[i]), format!("{:?}", shadow[i]));
+        }
         if priority {
             tally.priority.fetch_add(1, Ordering::Relaxed);
         }
@@ -366,6 +431,9 @@ impl Shadow {
             actions = true;
             problems.push(format!("{} answers (active) vs {} (shadow)", active.len(), shadow.len()));
         }
+        if let Some(i) = active.iter().zip(&shadow).position(|(a, s)| a.actions != s.actions || a.recheck_in_ms != s.recheck_in_ms) {
+            self.example("escalate", items, i, format!("{:?}", active[i]), format!("{:?}", shadow[i]));
+        }
         if actions {
             tally.actions.fetch_add(1, Ordering::Relaxed);
         }
@@ -391,6 +459,10 @@ impl Shadow {
         } else if active.ranking() != shadow.ranking() {
             tally.ranking.fetch_add(1, Ordering::Relaxed);
             problems.push(format!("ranking {:?} (active) vs {:?} (shadow)", active.ranking(), shadow.ranking()));
+        }
+        if !problems.is_empty() {
+            let answer = |m: &MatchResult| format!("best {:?}, ranking {:?}", id(m.best()), m.ranking());
+            self.example("match", item, 0, answer(active), answer(&shadow));
         }
         self.settle(tally, problems, "match");
     }

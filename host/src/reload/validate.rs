@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use switchyard_sdk::fixtures::{Case, Fixtures, Hook};
+use switchyard_sdk::{CandidateTable, Channel, ItemBatch, NewCandidate, NewItem};
 
 use crate::plugin::Plugin;
 use crate::rules::{BuiltInRules, SharedCatalog};
@@ -118,4 +119,25 @@ pub(crate) fn run_case(plugin: &Plugin, case: &Case<'_>, catalog: &SharedCatalog
         // The mismatch names the file itself; strip it so the caller's prefix is not doubled.
         (_, Err(mismatch)) => Err(format!("{} case `{}`: {}", mismatch.hook, mismatch.case, mismatch.problems.join("; "))),
     }
+}
+
+/// One call of each hook `plugin` exports, on one plain item in `queue` (and one
+/// candidate for `match`), under the plugin's deadline and limits: what every
+/// candidate must survive before it may be swapped in, fixtures or not. A
+/// plugin that traps, hangs, blocks or answers nonsense on a plain item is
+/// refused here rather than costing fallback decisions once active.
+pub(crate) fn smoke_call(plugin: &Plugin, queue: u32) -> Result<(), String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut batch = ItemBatch::new(now);
+    batch.push(NewItem { id: 1, channel: Some(Channel::Voice), queue, age_ms: 1_000, ..Default::default() });
+    let fail = |hook: &str, e: crate::Error| format!("smoke call of `{hook}` on one plain item failed: {e}");
+    plugin.prioritise(&batch).map_err(|e| fail("prioritise", e))?;
+    plugin.escalate(&batch).map_err(|e| fail("escalate", e))?;
+    let mut table = CandidateTable::new(Vec::new());
+    table.push(NewCandidate { id: 1, proficiency: &[], idle_ms: 1_000, ..Default::default() });
+    plugin.match_agents(&batch, &table).map_err(|e| fail("match-agents", e))?;
+    Ok(())
 }

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use notify_debouncer_full::notify::{EventKind, RecursiveMode, event::AccessKind, event::AccessMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
-use super::{DepartmentSetup, Mode, ReloadManager, Trigger, parse_config, sha256_hex};
+use super::{Mode, ReloadManager, Trigger, parse_config, sha256_hex};
 use crate::error::{Error, Result};
 
 /// The component of a department: `<department>.wasm`.
@@ -188,19 +188,33 @@ impl ReloadManager {
             format!("{sha256}\0{}\0{}", fixtures_text.as_deref().unwrap_or(""), config_text.as_deref().unwrap_or(""))
                 .as_bytes(),
         );
-        {
+        let base = {
             let slot = self.slot(department);
             let mut state = Self::lock(&slot);
             if state.last_tried.as_deref() == Some(key.as_str()) {
                 tracing::debug!(department, "files unchanged since the last reload; nothing to do");
                 return;
             }
+            // The first look at a department whose active generation is already
+            // this component (restored at a restart), or whose file was handled
+            // before the restart: nothing to reload.
+            let first_look = state.last_tried.is_none();
             state.last_tried = Some(key);
-        }
-        let mut setup = DepartmentSetup::new();
+            let active_sha = self.inner.runtime.current(department).map(|p| p.load_report().sha256.clone());
+            if first_look && active_sha.as_deref() == Some(sha256.as_str()) {
+                tracing::debug!(department, "{} is the active generation already", wasm.display());
+                return;
+            }
+            if first_look && state.watched_before.as_deref() == Some(sha256.as_str()) {
+                tracing::debug!(department, "{} was handled before the restart", wasm.display());
+                return;
+            }
+            state.base.clone()
+        };
+        let mut setup = base.clone();
         if let Some(text) = &config_text {
             match parse_config(text, &config_path) {
-                Ok(config) => setup.config = config,
+                Ok(config) => setup = base.overlaid(config),
                 Err(error) => {
                     self.record_refusal(department, sha256, &source, &trigger, error.to_string());
                     return;

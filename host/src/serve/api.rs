@@ -30,9 +30,9 @@ use serde_json::{Value, json};
 use switchyard_sdk::{Channel, Tier};
 
 use crate::router::{Capacity, ItemId, Presence};
-use crate::runtime::Runtime;
 
 use super::auth::{Auth, Denied, Identity, Role};
+use super::plugins;
 use super::core::{Applied, Core, Refusal};
 use super::journal::{AgentRecord, ItemRecord, Op};
 
@@ -158,8 +158,10 @@ pub(crate) struct Shared {
     /// Held while a snapshot is taken and stored (see `serve::take_snapshot`).
     pub(crate) snapshotting: Mutex<()>,
     pub(crate) auth: Arc<Auth>,
-    pub(crate) runtime: Runtime,
     pub(crate) journal: Arc<super::journal::GroupCommit>,
+    /// The department plugins' life cycle (see [`super::plugins`]); never
+    /// touched under the core's lock.
+    pub(crate) plugins: super::plugins::Plugins,
 }
 
 pub(crate) type AppState = Arc<Shared>;
@@ -173,12 +175,17 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
             error: error.into(),
             field: None,
         }
+    }
+
+    /// A 422 naming `field`.
+    pub(crate) fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
+        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, error: format!("{field}: {message}"), field: Some(field.to_owned()) }
     }
 }
 
@@ -221,7 +228,7 @@ impl From<Denied> for ApiError {
     }
 }
 
-type Reply = Result<Response, ApiError>;
+pub(crate) type Reply = Result<Response, ApiError>;
 
 /// Parse a JSON body; a bad one is a 422 naming the field at fault.
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
@@ -258,7 +265,7 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 /// Run `f` on the core off the async threads; if it journaled anything, wait
 /// until that is synced — after releasing the lock, so other requests go on
 /// meanwhile and share the disk sync (group commit).
-async fn with_core<R: Send + 'static>(
+pub(crate) async fn with_core<R: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&mut Core) -> R + Send + 'static,
 ) -> Result<R, ApiError> {
@@ -312,7 +319,7 @@ fn owns_item(core: &Core, who: &Identity, id: u64) -> Result<(), ApiError> {
     }
 }
 
-fn ok(status: StatusCode, body: Value) -> Reply {
+pub(crate) fn ok(status: StatusCode, body: Value) -> Reply {
     Ok((status, axum::Json(body)).into_response())
 }
 
@@ -339,8 +346,11 @@ pub struct RouteSpec {
 
 /// Largest JSON body: an item with its attributes is a few KiB.
 const JSON_BODY_LIMIT: usize = 64 << 10;
-/// Largest plugin component accepted by `POST /v1/plugins/{department}`.
+/// Largest plugin component accepted by `POST /v1/plugins/{department}` (and
+/// its shadow).
 const MAX_COMPONENT_BYTES: usize = 64 << 20;
+/// Largest fixture file accepted by `PUT /v1/plugins/{department}/fixtures`.
+const MAX_FIXTURES_BYTES: usize = 1 << 20;
 
 use Role::{Admin, Agent, Integration, Supervisor};
 const OPEN: &[Role] = &[];
@@ -376,6 +386,11 @@ pub const ROUTES: &[RouteSpec] = &[
     route("get", "/v1/plugins", STAFF),
     RouteSpec { body_limit: MAX_COMPONENT_BYTES, ..route("post", "/v1/plugins/{department}", &[Admin]) },
     route("post", "/v1/plugins/{department}/rollback/{generation}", &[Admin]),
+    RouteSpec { body_limit: MAX_FIXTURES_BYTES, ..route("put", "/v1/plugins/{department}/fixtures", &[Admin]) },
+    RouteSpec { body_limit: MAX_COMPONENT_BYTES, ..route("post", "/v1/plugins/{department}/shadow", &[Admin]) },
+    route("get", "/v1/plugins/{department}/shadow", STAFF),
+    route("delete", "/v1/plugins/{department}/shadow", &[Admin]),
+    route("post", "/v1/plugins/{department}/shadow/promote", &[Admin]),
     route("get", "/v1/audit", STAFF),
 ];
 
@@ -461,13 +476,22 @@ pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
         .route("/v1/queues/{name}", get(queue).layer(e("/v1/queues/{name}")))
         .route("/v1/alerts", get(alerts).layer(e("/v1/alerts")))
         .route("/v1/alerts/{id}/ack", post(acknowledge_alert).layer(e("/v1/alerts/{id}/ack")))
-        .route("/v1/plugins", get(plugins).layer(e("/v1/plugins")))
-        .route("/v1/plugins/{department}", post(upload_plugin).layer(e("/v1/plugins/{department}")))
+        .route("/v1/plugins", get(plugins::list).layer(e("/v1/plugins")))
+        .route("/v1/plugins/{department}", post(plugins::upload).layer(e("/v1/plugins/{department}")))
         .route(
             "/v1/plugins/{department}/rollback/{generation}",
-            post(rollback_plugin).layer(e("/v1/plugins/{department}/rollback/{generation}")),
+            post(plugins::rollback).layer(e("/v1/plugins/{department}/rollback/{generation}")),
         )
-        .route("/v1/audit", get(audit).layer(e("/v1/audit")))
+        .route("/v1/plugins/{department}/fixtures", put(plugins::put_fixtures).layer(e("/v1/plugins/{department}/fixtures")))
+        .route(
+            "/v1/plugins/{department}/shadow",
+            post(plugins::start_shadow)
+                .get(plugins::shadow_report)
+                .delete(plugins::discard_shadow)
+                .layer(e("/v1/plugins/{department}/shadow")),
+        )
+        .route("/v1/plugins/{department}/shadow/promote", post(plugins::promote).layer(e("/v1/plugins/{department}/shadow/promote")))
+        .route("/v1/audit", get(plugins::audit).layer(e("/v1/audit")))
         // Outermost of the route's layers, so it runs before the body limit and
         // the handler: no body byte is read for a caller without a valid token.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorise))
@@ -805,155 +829,6 @@ async fn queue(State(state): State<AppState>, Path(name): Path<String>) -> Reply
         }
     })
     .await?
-}
-
-async fn plugins(State(state): State<AppState>) -> Reply {
-    with_core(&state, |core| {
-        let all: Vec<Value> = core
-            .router
-            .department_names()
-            .into_iter()
-            .map(|d| {
-                let current = core.runtime.current(&d).map(|p| {
-                    let r = p.load_report();
-                    json!({ "plugin": r.plugin, "generation": r.generation, "sha256": r.sha256, "hooks": r.hooks, "stats": p.stats() })
-                });
-                let kept: Vec<Value> = core
-                    .kept
-                    .get(&d)
-                    .map(|k| k.generations.values().map(|p| json!({ "generation": p.generation(), "sha256": p.load_report().sha256 })).collect())
-                    .unwrap_or_default();
-                let budget = core.budgets.get(&d).map(|b| b.view());
-                json!({ "department": d, "current": current, "kept": kept, "budget": budget })
-            })
-            .collect();
-        ok(StatusCode::OK, json!(all))
-    })
-    .await?
-}
-
-async fn upload_plugin(State(state): State<AppState>, Path(department): Path<String>, body: Bytes) -> Reply {
-    let config = with_core(&state, {
-        let department = department.clone();
-        move |core| {
-            if !core.router.department_names().contains(&department) {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("unknown department `{department}`"),
-                ));
-            }
-            // A queue of the department, for the smoke call's item.
-            let queue = core
-                .router
-                .queue_specs()
-                .into_iter()
-                .find(|q| q.department == department)
-                .and_then(|q| core.runtime.catalog().read().ok()?.table(switchyard_sdk::NameKind::Queue).id(&q.name))
-                .unwrap_or(0);
-            Ok((core.department_configs.get(&department).cloned().unwrap_or_default(), queue))
-        }
-    })
-    .await??;
-    if body.is_empty() {
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            error: "body: the component bytes are missing".into(),
-            field: Some("body".into()),
-        });
-    }
-    // Compile and validate off the lock: decisions go on meanwhile.
-    let runtime = state.runtime.clone();
-    let (name, bytes) = (department.clone(), body.clone());
-    let (config, queue) = config;
-    // Load, then one smoke call of each exported hook under the department's
-    // deadline: a plugin that traps, hangs or answers nonsense on a plain item is
-    // refused here rather than swapped in.
-    let loaded = tokio::task::spawn_blocking(move || {
-        let plugin = runtime.load_bytes(&name, &name, &bytes, config)?;
-        super::core::smoke_call(&plugin, queue).map_err(crate::error::Error::Invalid)?;
-        Ok::<_, crate::error::Error>(plugin)
-    })
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("load task failed: {e}"),
-                )
-            })?;
-    let sha = {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(&body);
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
-    match loaded {
-        Ok(plugin) => {
-            // The component is stored (and synced) before its activation is
-            // journaled, outside the daemon's lock.
-            let journal = state.journal.clone();
-            let (key, bytes) = (plugin.load_report().sha256.clone(), body.clone());
-            tokio::task::spawn_blocking(move || journal.put_blob(&key, &bytes))
-                .await
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store task failed: {e}")))?
-                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-            with_core(&state, move |core| {
-            let generation = core.activate(plugin.clone())?;
-            let r = plugin.load_report();
-            ok(StatusCode::CREATED, json!({ "department": department, "generation": generation, "sha256": r.sha256, "hooks": r.hooks }))
-        })
-        .await?
-        }
-        Err(e) => {
-            let reason = e.to_string();
-            let department2 = department.clone();
-            let reason2 = reason.clone();
-            with_core(&state, move |core| core.submit(Op::PluginRefused { department: department2, sha256: sha, reason: reason2 }).map(|_| ()))
-                .await?
-                .map_err(ApiError::from)?;
-            Err(ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, error: reason, field: Some("body".into()) })
-        }
-    }
-}
-
-async fn rollback_plugin(State(state): State<AppState>, Path((department, generation)): Path<(String, String)>) -> Reply {
-    let generation = generation.parse::<u64>().map_err(|_| ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        error: format!("generation: `{generation}` is not a generation number"),
-        field: Some("generation".into()),
-    })?;
-    with_core(&state, move |core| {
-        if !core.router.department_names().contains(&department) {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("unknown department `{department}`"),
-            ));
-        }
-        if !core
-            .kept
-            .get(&department)
-            .is_some_and(|k| k.generations.contains_key(&generation))
-        {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("department `{department}` keeps no generation {generation}"),
-            ));
-        }
-        core.submit(Op::PluginRolledBack {
-            department: department.clone(),
-            generation,
-        })?;
-        ok(
-            StatusCode::OK,
-            json!({ "department": department, "generation": generation }),
-        )
-    })
-    .await?
-}
-
-async fn audit(State(state): State<AppState>) -> Reply {
-    with_core(&state, |core| ok(StatusCode::OK, json!(core.audit))).await?
 }
 
 async fn alerts(State(state): State<AppState>) -> Reply {

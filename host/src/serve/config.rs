@@ -45,6 +45,17 @@ pub struct ServeConfig {
     /// Truncated at start; journal recovery re-records the replayed decisions.
     #[serde(default)]
     pub record_decisions: Option<PathBuf>,
+    /// A plugin directory to watch (relative to the config file): a
+    /// `<department>.wasm` written there is validated and swapped in like an
+    /// upload, with `<department>.fixtures.toml` and `<department>.config.toml`
+    /// beside it (see [`crate::reload`]). Default: none.
+    #[serde(default)]
+    pub plugin_dir: Option<PathBuf>,
+    /// Validated plugin generations kept per department for rollback (the
+    /// active one and the shadow are kept whatever their age); older ones are
+    /// dropped with their compiled code and instances. Default 5.
+    #[serde(default = "default_keep_generations")]
+    pub keep_generations: usize,
     /// Tokens.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -265,6 +276,11 @@ pub struct DepartmentEntry {
     pub name: Spanned<String>,
     /// Path of the department's plugin component, relative to the config file.
     pub plugin: Option<PathBuf>,
+    /// Fixture file (the [`switchyard_sdk::fixtures`] format) every candidate
+    /// plugin of the department must pass, relative to the config file.
+    /// Fixtures uploaded with `PUT /v1/plugins/{department}/fixtures` take its
+    /// place. Default: none (load checks and the smoke call only).
+    pub fixtures: Option<PathBuf>,
     /// When `plugin` names a file that does not exist: `true` (default) refuses to
     /// start, `false` starts with the built-in rules and logs a warning.
     #[serde(default = "yes")]
@@ -360,6 +376,9 @@ fn default_keep_finished() -> usize {
 fn default_snapshot_every() -> u64 {
     100_000
 }
+fn default_keep_generations() -> usize {
+    5
+}
 fn yes() -> bool {
     true
 }
@@ -397,6 +416,8 @@ const MAX_KEEP_FINISHED: usize = 10_000_000;
 const MAX_CONNECTIONS: usize = 1 << 20;
 const MAX_EDGE_TIMEOUT_S: f64 = 3600.0;
 const MAX_CALL_DEADLINE_MS: u64 = 10_000;
+/// Each kept generation holds compiled code and idle instances (a few MB).
+const MAX_KEEP_GENERATIONS: usize = 100;
 
 /// Seconds to milliseconds, refusing negative, non-finite and over-long values
 /// (over [`MAX_DURATION_MS`]).
@@ -455,6 +476,12 @@ impl ServeConfig {
         }
         if !(100..=100_000_000).contains(&config.snapshot_every) {
             return Err(fail(format!("key `snapshot_every`: {} is outside 100-100000000 records", config.snapshot_every)));
+        }
+        if !(1..=MAX_KEEP_GENERATIONS).contains(&config.keep_generations) {
+            return Err(fail(format!(
+                "key `keep_generations`: {} is outside 1-{MAX_KEEP_GENERATIONS}",
+                config.keep_generations
+            )));
         }
         config.check_bounds().map_err(fail)?;
         let http = &config.http;
@@ -699,6 +726,16 @@ mod tests {
             "test.toml: key `retention.closed_case_days`: 400 is not a number of days between 0 and 366"
         );
         assert!(message("[limits]\nnope = 1\n").contains("unknown field `nope`"));
+    }
+
+    #[test]
+    fn plugin_keys_are_checked_and_named() {
+        let config = parse("plugin_dir = \"plugins\"\n").unwrap();
+        assert_eq!(config.keep_generations, 5, "the default");
+        assert_eq!(config.plugin_dir.as_deref(), Some(Path::new("plugins")));
+        assert_eq!(message("keep_generations = 0\n"), "test.toml: key `keep_generations`: 0 is outside 1-100");
+        assert!(message("plugin_dir = 3\n").contains("key `plugin_dir`"), "{}", message("plugin_dir = 3\n"));
+        assert!(parse("[[departments]]\nname = \"b\"\nfixtures = \"b.fixtures.toml\"\n").is_ok());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The daemon's state behind one lock: the router, its clock, the journal, the
-//! department plugins kept for rollback, finished items and the audit log.
+//! journal's record of the department plugins ([`super::plugins::PluginLedger`])
+//! and finished items. The plugins themselves live in the reload manager
+//! ([`super::plugins`]), outside this lock.
 //!
 //! Every mutation follows the same path: validate → take the time → hand the
 //! input to the journal's group commit → apply it to the router → log the
@@ -13,7 +15,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
-use switchyard_sdk::Channel;
 
 use crate::clock::{Clock, SystemClock, VirtualClock};
 use crate::error::{Error, Result};
@@ -22,11 +23,12 @@ use crate::router::{
     Router,
 };
 use crate::rules::RuleSource;
-use crate::runtime::{DepartmentConfig, Plugin, Runtime};
+use crate::runtime::Runtime;
 
 use super::auth::Auth;
 use super::journal::{AgentRecord, GroupCommit, ItemRecord, Op, Record};
-use super::snapshot::{self, DaemonSnapshot, DaemonState, FinishedEntry, KeptPlugin};
+use super::plugins::PluginLedger;
+use super::snapshot::{self, DaemonSnapshot, DaemonState, FinishedEntry};
 use super::tape::Tape;
 
 /// The offer outcomes counted in [`Core::offers`].
@@ -97,29 +99,6 @@ impl FinishedItems {
     }
 }
 
-/// One entry of the plugin audit log.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEntry {
-    /// When, ms since the Unix epoch.
-    pub at_ms: u64,
-    /// Department.
-    pub department: String,
-    /// `loaded` (from the config at start), `activated` (upload), `rolled-back`, `refused`.
-    pub action: &'static str,
-    /// Generation concerned.
-    pub generation: Option<u64>,
-    /// Content hash.
-    pub sha256: String,
-    /// Why (refusals).
-    pub reason: Option<String>,
-}
-
-/// A department's plugins: every generation kept for rollback.
-#[derive(Default)]
-pub(crate) struct Kept {
-    pub(crate) generations: BTreeMap<u64, Arc<Plugin>>,
-}
-
 /// A request that cannot be applied: status class and the field at fault.
 #[derive(Debug)]
 pub(crate) enum Refusal {
@@ -155,10 +134,10 @@ pub(crate) struct Core {
     /// waits for it to be durable before it is answered.
     pub(crate) last_ticket: u64,
     pub(crate) runtime: Runtime,
-    pub(crate) kept: BTreeMap<String, Kept>,
+    /// Which plugin generation is active, in shadow and kept per department,
+    /// as the journal says (replay applies plugin records here only).
+    pub(crate) plugins: PluginLedger,
     pub(crate) finished: FinishedItems,
-    pub(crate) audit: Vec<AuditEntry>,
-    pub(crate) department_configs: BTreeMap<String, DepartmentConfig>,
     /// Set while replaying: decisions are logged at debug level only.
     pub(crate) replaying: bool,
     /// The rule decisions of the input being applied (see [`super::tape`]).
@@ -241,23 +220,6 @@ impl Core {
 
     /// A copy of the state for a snapshot (see [`super::snapshot`]).
     pub(crate) fn snapshot(&self) -> DaemonSnapshot {
-        let plugins = self
-            .kept
-            .iter()
-            .flat_map(|(department, kept)| {
-                let active = self.runtime.current(department).map(|p| p.load_report().generation);
-                kept.generations.values().map(move |p| {
-                    let report = p.load_report();
-                    KeptPlugin {
-                        department: department.clone(),
-                        plugin: report.plugin.clone(),
-                        generation: report.generation,
-                        sha256: report.sha256.clone(),
-                        active: active == Some(report.generation),
-                    }
-                })
-            })
-            .collect();
         let daemon = DaemonState {
             finished: self
                 .finished
@@ -273,7 +235,7 @@ impl Core {
                 .collect(),
             offers: self.offers.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             agent_tokens: self.auth.agent_tokens(),
-            plugins,
+            plugins: self.plugins.departments.clone(),
             records: self.recovered + self.appended,
         };
         DaemonSnapshot { version: snapshot::VERSION, clock_ms: self.clock.now_ms(), router: self.router.snapshot(), daemon }
@@ -281,8 +243,9 @@ impl Core {
 
     /// Take over what a snapshot keeps beside the router (which
     /// [`Router::restore`] rebuilt): finished items, counters, agents' tokens
-    /// and the kept plugin generations, loaded from their journal blobs.
-    pub(crate) fn restore(&mut self, clock_ms: u64, snapshot: DaemonState) {
+    /// and the plugin ledger (its plugins are loaded after replay, as for a
+    /// journal without a snapshot).
+    pub(crate) fn restore(&mut self, snapshot: DaemonState) {
         for f in snapshot.finished {
             self.finished.insert(Finished {
                 id: f.id,
@@ -302,24 +265,7 @@ impl Core {
             self.auth.set_agent_token(&agent, &hash);
         }
         self.recovered = snapshot.records;
-        for kept in snapshot.plugins {
-            let loaded = self.journal.blob(&kept.sha256).map_err(|e| e.to_string()).and_then(|bytes| {
-                let bytes = bytes.ok_or_else(|| format!("plugin blob {} missing from the journal", kept.sha256))?;
-                let config = self.department_configs.get(&kept.department).cloned().unwrap_or_default();
-                self.runtime.load_bytes(&kept.department, &kept.plugin, &bytes, config).map_err(|e| e.to_string())
-            });
-            match loaded {
-                Ok(plugin) => {
-                    if kept.active {
-                        self.runtime.activate(plugin.clone());
-                    }
-                    self.keep(clock_ms, plugin, "restored");
-                }
-                Err(why) => {
-                    tracing::error!(department = %kept.department, generation = kept.generation, reason = %why, "a kept plugin generation could not be restored; the department runs on its built-in rules if it was the active one");
-                }
-            }
-        }
+        self.plugins.departments = snapshot.plugins;
     }
 
     /// Apply one input at its time. Used live (see [`Core::submit`]) and in replay.
@@ -402,16 +348,22 @@ impl Core {
                 }
                 Ok(Applied::Done)
             }
-            Op::PluginActivated {
-                department,
-                plugin,
-                sha256,
-                generation,
-            } => self.replay_activation(at_ms, department, plugin, sha256, *generation),
-            Op::PluginRolledBack {
-                department,
-                generation,
-            } => self.roll_back(at_ms, department, *generation),
+            // Plugin records update the ledger only: no plugin is compiled or
+            // called here (live, the reload manager swaps after journaling;
+            // after replay, `plugins::start_up` loads what the ledger says).
+            Op::PluginActivated { .. }
+            | Op::PluginRolledBack { .. }
+            | Op::PluginRefused { .. }
+            | Op::PluginShadowed { .. }
+            | Op::PluginPromoted { .. }
+            | Op::PluginUnshadowed { .. }
+            | Op::PluginRejected { .. }
+            | Op::PluginFixtures { .. }
+            | Op::PluginFromConfig { .. }
+            | Op::PluginFromDir { .. } => {
+                self.plugins.apply(op);
+                Ok(Applied::Done)
+            }
             Op::AgentToken { agent, sha256 } => {
                 self.auth.set_agent_token(agent, sha256);
                 Ok(Applied::Done)
@@ -425,127 +377,9 @@ impl Core {
                 .acknowledge_alert(*alert, by)
                 .map(|_| Applied::Done)
                 .map_err(Refusal::from),
-            Op::PluginRefused {
-                department,
-                sha256,
-                reason,
-            } => {
-                self.audit.push(AuditEntry {
-                    at_ms,
-                    department: department.clone(),
-                    action: "refused",
-                    generation: None,
-                    sha256: sha256.clone(),
-                    reason: Some(reason.clone()),
-                });
-                Ok(Applied::Done)
-            }
         };
         self.after(op, &result);
         result
-    }
-
-    /// Plugin activation: live, the plugin is already loaded and active (see
-    /// [`Core::activate`]); in replay, load it from the journal's blob.
-    fn replay_activation(
-        &mut self,
-        at_ms: u64,
-        department: &str,
-        plugin: &str,
-        sha256: &str,
-        generation: u64,
-    ) -> std::result::Result<Applied, Refusal> {
-        if !self.replaying {
-            return Ok(Applied::Done);
-        }
-        let bytes = self
-            .journal
-            .blob(sha256)
-            .map_err(|e| Refusal::Internal(e.to_string()))?
-            .ok_or_else(|| {
-                Refusal::Internal(format!("plugin blob {sha256} missing from the journal"))
-            })?;
-        let config = self
-            .department_configs
-            .get(department)
-            .cloned()
-            .unwrap_or_default();
-        let loaded = self
-            .runtime
-            .load_bytes(department, plugin, &bytes, config)
-            .map_err(|e| {
-                Refusal::Internal(format!(
-                    "replaying the upload of generation {generation}: {e}"
-                ))
-            })?;
-        self.runtime.activate(loaded.clone());
-        self.keep(at_ms, loaded, "activated");
-        Ok(Applied::Done)
-    }
-
-    /// Keep `plugin` for rollback and audit its activation.
-    pub(crate) fn keep(&mut self, at_ms: u64, plugin: Arc<Plugin>, action: &'static str) {
-        let report = plugin.load_report().clone();
-        self.audit.push(AuditEntry {
-            at_ms,
-            department: report.department.clone(),
-            action,
-            generation: Some(report.generation),
-            sha256: report.sha256.clone(),
-            reason: None,
-        });
-        tracing::info!(department = %report.department, plugin = %report.plugin, generation = report.generation, sha256 = %report.sha256, action, "plugin");
-        self.kept
-            .entry(report.department)
-            .or_default()
-            .generations
-            .insert(report.generation, plugin);
-    }
-
-    /// Live upload: `plugin` was loaded and validated, and its bytes stored as a
-    /// journal blob, outside the lock; journal the activation, then swap it in.
-    pub(crate) fn activate(&mut self, plugin: Arc<Plugin>) -> std::result::Result<u64, Refusal> {
-        let report = plugin.load_report().clone();
-        self.submit(Op::PluginActivated {
-            department: report.department.clone(),
-            plugin: report.plugin.clone(),
-            sha256: report.sha256.clone(),
-            generation: report.generation,
-        })?;
-        let at = self.clock.now_ms();
-        self.runtime.activate(plugin.clone());
-        self.keep(at, plugin, "activated");
-        Ok(report.generation)
-    }
-
-    fn roll_back(
-        &mut self,
-        at_ms: u64,
-        department: &str,
-        generation: u64,
-    ) -> std::result::Result<Applied, Refusal> {
-        let plugin = self
-            .kept
-            .get(department)
-            .and_then(|k| k.generations.get(&generation))
-            .cloned()
-            .ok_or_else(|| {
-                Refusal::NotFound(format!(
-                    "department `{department}` keeps no generation {generation}"
-                ))
-            })?;
-        let sha256 = plugin.load_report().sha256.clone();
-        self.runtime.activate(plugin);
-        self.audit.push(AuditEntry {
-            at_ms,
-            department: department.to_owned(),
-            action: "rolled-back",
-            generation: Some(generation),
-            sha256,
-            reason: None,
-        });
-        tracing::info!(department, generation, "plugin rolled back");
-        Ok(Applied::Done)
     }
 
     /// Drain the router's events: remember finished items and log every decision
@@ -748,23 +582,6 @@ pub(crate) enum Applied {
     Agent(AgentId),
     /// A completion, with the hand-off item if any.
     Completed(Option<ItemId>),
-}
-
-/// One call of each hook `plugin` exports, on one plain item in `queue` (and one
-/// candidate for `match`), under its deadline and limits: what a freshly
-/// uploaded plugin must survive before it is swapped in.
-pub(crate) fn smoke_call(plugin: &Plugin, queue: u32) -> std::result::Result<(), String> {
-    use switchyard_sdk::{CandidateTable, ItemBatch, NewCandidate, NewItem};
-    let now = SystemClock.now_ms();
-    let mut batch = ItemBatch::new(now);
-    batch.push(NewItem { id: 1, channel: Some(Channel::Voice), queue, age_ms: 1_000, ..Default::default() });
-    let fail = |hook: &str, e: Error| format!("smoke call of `{hook}` on one plain item failed: {e}");
-    plugin.prioritise(&batch).map_err(|e| fail("prioritise", e))?;
-    plugin.escalate(&batch).map_err(|e| fail("escalate", e))?;
-    let mut table = CandidateTable::new(Vec::new());
-    table.push(NewCandidate { id: 1, proficiency: &[], idle_ms: 1_000, ..Default::default() });
-    plugin.match_agents(&batch, &table).map_err(|e| fail("match-agents", e))?;
-    Ok(())
 }
 
 /// (rule kind, generation) of a rule source, for logs.

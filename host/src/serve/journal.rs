@@ -353,6 +353,71 @@ pub enum Op {
         /// Who (role, or agent login).
         by: String,
     },
+    /// A validated plugin started running in shadow beside the active one. Its
+    /// bytes are the blob `sha256`.
+    PluginShadowed {
+        /// Department.
+        department: String,
+        /// Plugin name.
+        plugin: String,
+        /// Content hash (hex) = blob key.
+        sha256: String,
+        /// Its generation.
+        generation: u64,
+    },
+    /// The shadow generation became the active one.
+    PluginPromoted {
+        /// Department.
+        department: String,
+        /// The shadow's generation.
+        generation: u64,
+    },
+    /// The shadow was stopped without promotion (it stays kept for rollback).
+    PluginUnshadowed {
+        /// Department.
+        department: String,
+        /// The shadow's generation.
+        generation: u64,
+    },
+    /// A candidate got a generation number and was then refused by its
+    /// validation (fixtures or smoke call); recorded so the number is never
+    /// handed out again. Changes nothing else.
+    PluginRejected {
+        /// Department.
+        department: String,
+        /// Content hash (hex); the bytes are not stored.
+        sha256: String,
+        /// The generation number it had.
+        generation: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The department's fixtures were replaced by an upload: the blob `sha256`
+    /// holds the TOML text.
+    PluginFixtures {
+        /// Department.
+        department: String,
+        /// Content hash (hex) = blob key.
+        sha256: String,
+    },
+    /// The plugin file named in the config was loaded at start (and activated
+    /// by the `PluginActivated` that follows): a restart with the same file
+    /// keeps what the journal says is active; a changed file is loaded again.
+    PluginFromConfig {
+        /// Department.
+        department: String,
+        /// Content hash of the file (hex).
+        sha256: String,
+    },
+    /// The watcher handled `plugin_dir`'s `<department>.wasm` with this hash
+    /// (swapped in or refused): at a restart the same file is not loaded again,
+    /// so a later upload or rollback stands.
+    PluginFromDir {
+        /// Department.
+        department: String,
+        /// Content hash of the file (hex).
+        sha256: String,
+    },
 }
 
 /// Where the journal lives. Implementations make [`append`](JournalStore::append)

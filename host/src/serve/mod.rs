@@ -1,13 +1,18 @@
 //! `switchyard serve`: the routing daemon. It owns one [`Router`] on the real-time
-//! clock, the departments' plugins, a durable journal and the HTTP API.
+//! clock, the departments' plugins (through one [`ReloadManager`]), a durable
+//! journal and the HTTP API.
 //!
 //! Start-up: read the config ([`config`]) → check the tokens → open the journal
-//! ([`journal`]) → build the plugin runtime and the router → load the configured
-//! plugins → replay the journal into the router (queues, offers, cases and
-//! statistics come back; offers pending at the stop return to their queues) →
-//! register config agents the journal does not know → listen, print the bound
-//! address on stdout → serve until SIGTERM or ctrl-c, then finish the requests in
-//! flight and stop.
+//! ([`journal`]) → build the plugin runtime, the reload manager and the router
+//! (each department's rules: the manager's, under the department's time budget)
+//! → replay the journal into the router (queues, offers, cases and statistics
+//! come back; plugin records only say which generation is active and kept) →
+//! load those generations from their blobs with their journaled numbers, then
+//! config-file plugins that are new, then start watching `plugin_dir`
+//! (`plugins`) → offers pending at the stop return to their queues → register
+//! config agents the journal does not know → listen, print the bound address on
+//! stdout → serve until SIGTERM or ctrl-c, then finish the requests in flight and
+//! stop.
 //!
 //! A ticker runs the router's due timers (offer timeouts, after-work, escalation
 //! rechecks) every `tick_ms`, journaling each tick that has something to do so a
@@ -16,7 +21,9 @@
 //! Files: [`config`] (the file, every value bounded), `auth` (roles, tokens),
 //! `api` (route table, auth layer, handlers), `edge` (accept loop: connection
 //! limit, header/idle timeout), `core` (the state behind the lock: validate →
-//! journal → apply), [`journal`] (records, redb store, group commit), `budget`
+//! journal → apply), [`journal`] (records, redb store, group commit), `plugins`
+//! (the one plugin life cycle: upload, rollback, shadow, fixtures, watched
+//! directory, start-up restore, audit; the journal's plugin ledger), `budget`
 //! (per-department rule time), `prom` (`/metrics`).
 
 pub mod config;
@@ -27,6 +34,7 @@ mod auth;
 mod budget;
 mod core;
 mod edge;
+mod plugins;
 mod prom;
 mod snapshot;
 mod tape;
@@ -40,10 +48,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock, VirtualClock};
+use crate::clock::VirtualClock;
 use crate::error::{Error, Result};
 use crate::router::{DepartmentSpec, Presence, QueueSpec, Router};
-use crate::runtime::{DepartmentConfig, Runtime};
+use crate::reload::{ReloadManager, ReloadOptions};
+use crate::runtime::Runtime;
 
 use self::api::Shared;
 use self::budget::{Budget, BudgetedRules};
@@ -75,7 +84,7 @@ pub fn run(options: ServeOptions) -> Result<()> {
 }
 
 /// Build the daemon's state from the config and recover it from the journal.
-fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
+fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>> {
     let auth = Arc::new(auth::Auth::from_config(&config.auth, &config.path)?);
     std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
         path: data_dir.to_owned(),
@@ -88,6 +97,15 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         .catalog(catalog.clone())
         .cache_dir(data_dir.join("cache"))
         .build()?;
+    // Every rule change goes through the reload manager; its audit log is a
+    // file beside the journal, read back at a restart.
+    let reload = ReloadManager::new(
+        runtime.clone(),
+        ReloadOptions::default()
+            .keep(config.keep_generations)
+            .audit_file(data_dir.join("audit.jsonl"))
+            .smoke_call(true),
+    )?;
     let clock = VirtualClock::new(0);
     // One tape for every department: see `tape`.
     let tape = Arc::new(tape::Tape::default());
@@ -122,10 +140,10 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
                 message: format!("snapshot covering records up to {seq}: {why}"),
             })?;
             clock.set(snapshot.clock_ms);
-            let snapshot::DaemonSnapshot { clock_ms, router, daemon, .. } = snapshot;
+            let snapshot::DaemonSnapshot { router, daemon, .. } = snapshot;
             let router = Router::restore(departments, queues, Arc::new(clock.clone()), catalog.clone(), config.router_options(), router)
                 .map_err(|e| Error::Config { path: config.path.clone(), message: format!("restoring the snapshot: {e}") })?;
-            (router, Some((clock_ms, daemon, bytes.len())), seq)
+            (router, Some((daemon, bytes.len())), seq)
         }
         None => {
             let router = Router::new(departments, queues, Arc::new(clock.clone()), catalog.clone(), config.router_options())
@@ -142,10 +160,8 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         last_ticket: 0,
         budgets: BTreeMap::new(),
         runtime: runtime.clone(),
-        kept: BTreeMap::new(),
+        plugins: plugins::PluginLedger::new(config.keep_generations),
         finished: FinishedItems::new(config.keep_finished),
-        audit: Vec::new(),
-        department_configs: BTreeMap::new(),
         replaying: false,
         tape: tape.clone(),
         diverged: 0,
@@ -161,26 +177,14 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         Some(path) => Some(crate::tools::record::DecisionLog::create_live(&config.resolve(path))?),
         None => None,
     };
-    // Plugins named in the config: loaded first, so a replay decides with them.
+    // Each department decides through the reload manager's rules (the active
+    // generation, and a shadow beside it while one runs) under its time budget.
     for d in &config.departments {
         let name = d.name.get_ref();
-        // Each call is cut at the department's deadline (never above the sandbox's
-        // default): one decision holds the shared router at most that long.
-        let limits = crate::sandbox::Limits::default();
-        let deadline = Duration::from_millis(d.call_deadline_ms).min(limits.deadline);
-        let mut dc = DepartmentConfig::new().with_limits(crate::sandbox::Limits { deadline, ..limits });
-        for (key, value) in &d.config {
-            let text = match value {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            dc = dc.with(key.clone(), text);
-        }
-        core.department_configs.insert(name.clone(), dc.clone());
         let budget = Arc::new(Budget::new(name, Duration::from_millis(d.rule_budget_ms)));
         core.budgets.insert(name.clone(), budget.clone());
         let budgeted: Arc<dyn crate::rules::RuleSet> =
-            Arc::new(BudgetedRules { inner: runtime.rules(name), budget, runtime: runtime.clone() });
+            Arc::new(BudgetedRules { inner: reload.rules(name), budget, runtime: runtime.clone() });
         let rules = match &decision_log {
             Some(log) => Arc::new(crate::tools::record::RecordingRules::new(name, budgeted, catalog.clone(), log.clone()))
                 as Arc<dyn crate::rules::RuleSet>,
@@ -190,33 +194,18 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         // anything inside (budget, recording, plugin).
         let rules = Arc::new(tape::TapedRules::new(name, rules, tape.clone(), catalog.clone()));
         core.router.set_rules(name, rules)?;
-        let Some(plugin) = &d.plugin else { continue };
-        let path = config.resolve(plugin);
-        if !path.is_file() {
-            if d.require_plugin {
-                return Err(Error::Config {
-                    path: config.path.clone(),
-                    message: format!(
-                        "department `{name}`: plugin {} not found (build it, or set `require_plugin = false` to start on the built-in rules)",
-                        path.display()
-                    ),
-                });
-            }
-            tracing::warn!(department = %name, path = %path.display(), "plugin not found; the department starts on the built-in rules");
-            continue;
-        }
-        let loaded = runtime.load_file(name, &path, dc)?;
-        runtime.activate(loaded.clone());
-        core.keep(SystemClock.now_ms(), loaded, "loaded");
     }
-    if let Some((clock_ms, snapshot, size)) = snapshot {
+    if let Some((snapshot, size)) = snapshot {
         core.last_snapshot = Some((after, size, 0));
         // Events of the restore (items of a queue no longer configured sent to
         // the exception queue) are not new decisions to count.
         core.router.drain_events().for_each(drop);
-        core.restore(clock_ms, snapshot);
+        core.restore(snapshot);
         tracing::info!(records = after, open_items = core.router.open_items(), "snapshot restored");
     }
+    // Replay hands back the recorded rule decisions and applies plugin records
+    // to the ledger only; the plugins it names are loaded afterwards
+    // (`plugins::start_up`).
     let recovered = core.recover(after)?;
     tracing::info!(
         records = recovered,
@@ -224,6 +213,22 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
         "journal replayed"
     );
     journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
+    let budgets = core.budgets.clone();
+    let shared = Arc::new(Shared {
+        core: Mutex::new(core),
+        snapshotting: Mutex::new(()),
+        auth,
+        journal: journal.clone(),
+        plugins: plugins::Plugins {
+            reload,
+            budgets,
+            order: config.departments.iter().map(|d| d.name.get_ref().clone()).collect(),
+            load_errors: Mutex::new(BTreeMap::new()),
+            watcher: Mutex::new(None),
+        },
+    });
+    plugins::start_up(&shared, config)?;
+    let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
     if core.has_pending_offers() {
         core.submit(Op::ReturnOffers)
             .map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
@@ -253,14 +258,9 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Shared> {
             .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
         }
     }
+    drop(core);
     journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
-    Ok(Shared {
-        core: Mutex::new(core),
-        snapshotting: Mutex::new(()),
-        auth,
-        runtime,
-        journal,
-    })
+    Ok(shared)
 }
 
 async fn serve(options: ServeOptions) -> Result<()> {
@@ -294,7 +294,7 @@ async fn serve(options: ServeOptions) -> Result<()> {
             .await
             .map_err(|e| Error::Invalid(format!("start-up task failed: {e}")))??
     };
-    let state = Arc::new(shared);
+    let state = shared;
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await

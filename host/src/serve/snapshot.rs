@@ -3,7 +3,7 @@
 //!
 //! A [`DaemonSnapshot`] is the router's [`RouterSnapshot`] plus what the daemon
 //! keeps beside it (finished items for lookup, offer counters, agents' token
-//! hashes, which plugin generations are kept and active). The ticker takes one
+//! hashes, the plugin ledger: which generations are active, in shadow, kept). The ticker takes one
 //! every `snapshot_every` records and the daemon takes one at every clean stop;
 //! [`GroupCommit::put_snapshot`](super::journal::GroupCommit::put_snapshot)
 //! stores it once the records it covers are durable and drops those records.
@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::router::RouterSnapshot;
+
+use super::plugins::DepartmentPlugins;
 
 /// The first bytes of a stored snapshot.
 pub(crate) const MAGIC: &[u8] = b"switchyard-snapshot\n";
@@ -53,8 +55,9 @@ pub(crate) struct DaemonState {
     pub(crate) offers: BTreeMap<String, u64>,
     /// (agent, SHA-256 of its token).
     pub(crate) agent_tokens: Vec<(String, String)>,
-    /// Plugin generations kept, per department.
-    pub(crate) plugins: Vec<KeptPlugin>,
+    /// The plugin ledger: per department, the active, shadow and kept
+    /// generations (their bytes are journal blobs).
+    pub(crate) plugins: BTreeMap<String, DepartmentPlugins>,
     /// Records replayed or appended before this snapshot (for `/readyz`).
     pub(crate) records: u64,
 }
@@ -74,21 +77,6 @@ pub(crate) struct FinishedEntry {
     pub(crate) resolved: Option<bool>,
     /// Handle time.
     pub(crate) handle_ms: Option<u64>,
-}
-
-/// A kept plugin generation: its bytes are the journal blob `sha256`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct KeptPlugin {
-    /// Department.
-    pub(crate) department: String,
-    /// Plugin name.
-    pub(crate) plugin: String,
-    /// Generation.
-    pub(crate) generation: u64,
-    /// Content hash = blob key.
-    pub(crate) sha256: String,
-    /// The department's active generation.
-    pub(crate) active: bool,
 }
 
 impl DaemonSnapshot {

@@ -38,8 +38,7 @@ fn daemon() -> (AppState, axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml"))
         .expect("the test config parses");
-    let state: AppState =
-        Arc::new(super::start(&config, &dir.path().join("data")).expect("the daemon starts"));
+    let state: AppState = super::start(&config, &dir.path().join("data")).expect("the daemon starts");
     let app = api::routes(state.clone(), &config.http);
     (state, app, dir)
 }
@@ -140,6 +139,7 @@ const ROUTES_WITH_BODIES: &[(&str, &str)] = &[
     ("POST", "/v1/items/1/complete"),
     ("POST", "/v1/offers/1/accept"),
     ("DELETE", "/v1/items/1"),
+    ("PUT", "/v1/plugins/billing/fixtures"),
 ];
 
 proptest! {
@@ -347,4 +347,108 @@ fn alerts_are_listed_and_acknowledged() {
             StatusCode::UNPROCESSABLE_ENTITY
         );
     });
+}
+
+/// A journal naming active plugins the daemon can no longer load — billing's
+/// blob is missing, claims' blob is not a component — still starts: both
+/// departments decide with their built-in rules, `GET /v1/plugins` says why,
+/// items are routed, and the next upload numbers after the journal's highest.
+#[test]
+fn an_active_plugin_that_cannot_be_restored_leaves_the_built_in_rules() {
+    use super::journal::{JournalStore, Op, Record, RedbJournal};
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("the data directory");
+    {
+        let mut journal = RedbJournal::open(&data.join("journal.redb")).expect("the journal opens");
+        let garbage = b"not a component".to_vec();
+        let garbage_sha = format!("{:x}", sha2::Sha256::digest(&garbage));
+        journal.put_blob(&garbage_sha, &garbage).expect("a blob");
+        let activated = |department: &str, sha256: &str, generation| {
+            let op = Op::PluginActivated { department: department.into(), plugin: department.into(), sha256: sha256.into(), generation };
+            Record::new(1_000, op)
+        };
+        journal
+            .append(&[activated("billing", &"0".repeat(64), 7), activated("claims", &garbage_sha, 3)])
+            .expect("records");
+    }
+    let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml")).expect("the test config parses");
+    let state: AppState = super::start(&config, &data).expect("the daemon starts anyway");
+    let app = api::routes(state.clone(), &config.http);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let (status, plugins) = send(&app, "GET", "/v1/plugins", Vec::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        for (department, why) in [("billing", "is missing"), ("claims", "cannot load plugin")] {
+            let entry = plugins.as_array().and_then(|a| a.iter().find(|d| d["department"] == department)).cloned().unwrap_or_default();
+            assert_eq!(entry["rules"], "built-in", "{entry}");
+            assert!(entry["built_in_because"].as_str().is_some_and(|w| w.contains(why)), "{entry}");
+        }
+        let item = json!({ "department": "billing", "queue": "billing-general" });
+        let (status, created) = send(&app, "POST", "/v1/items", item.to_string().into_bytes()).await;
+        assert_eq!((status, &created["why"]["prioritised_by"]["kind"]), (StatusCode::CREATED, &json!("built-in")), "{created}");
+        let wasm = std::fs::read(switchyard_plugin_artifacts::BILLING).expect("the billing component");
+        let (status, uploaded) = send(&app, "POST", "/v1/plugins/billing", wasm).await;
+        assert_eq!((status, uploaded["generation"].as_u64()), (StatusCode::CREATED, Some(8)), "{uploaded}");
+        let (_, audit) = send(&app, "GET", "/v1/audit?action=restore", Vec::new()).await;
+        assert_eq!(audit.as_array().map(Vec::len), Some(2), "{audit}");
+        assert!(audit.as_array().is_some_and(|a| a.iter().all(|e| e["result"] == "rejected")), "{audit}");
+    });
+}
+
+/// A journal written before config loads were journaled (an upload made
+/// generation 2; generation 1 came from the config file and is not in it): at
+/// start the journal's generation 2 stays active rather than the config file
+/// becoming a new generation, and the next upload is generation 3.
+#[test]
+fn an_older_journal_keeps_its_active_generation_over_the_config_file() {
+    use super::journal::{JournalStore, Op, Record, RedbJournal};
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("the data directory");
+    let wasm = std::fs::read(switchyard_plugin_artifacts::BILLING).expect("the billing component");
+    let sha = format!("{:x}", sha2::Sha256::digest(&wasm));
+    {
+        let mut journal = RedbJournal::open(&data.join("journal.redb")).expect("the journal opens");
+        journal.put_blob(&sha, &wasm).expect("a blob");
+        let op = Op::PluginActivated { department: "billing".into(), plugin: "billing".into(), sha256: sha.clone(), generation: 2 };
+        journal.append(&[Record::new(1_000, op)]).expect("records");
+    }
+    let text = CONFIG.replacen(
+        "name = \"billing\"\n",
+        &format!("name = \"billing\"\nplugin = {:?}\n", switchyard_plugin_artifacts::BILLING),
+        1,
+    );
+    let config = ServeConfig::parse(&text, &dir.path().join("switchyard.toml")).expect("the test config parses");
+    let state: AppState = super::start(&config, &data).expect("the daemon starts");
+    let app = api::routes(state.clone(), &config.http);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let (_, plugins) = send(&app, "GET", "/v1/plugins", Vec::new()).await;
+        assert_eq!(plugins[0]["department"], "billing");
+        assert_eq!((&plugins[0]["current"]["generation"], &plugins[0]["current"]["sha256"]), (&json!(2), &json!(sha)), "{plugins}");
+        let (_, swaps) = send(&app, "GET", "/v1/audit?action=swap", Vec::new()).await;
+        assert_eq!(swaps.as_array().map(Vec::len), Some(0), "{swaps}");
+        let (status, uploaded) = send(&app, "POST", "/v1/plugins/billing", wasm.clone()).await;
+        assert_eq!((status, uploaded["generation"].as_u64()), (StatusCode::CREATED, Some(3)), "{uploaded}");
+    });
+}
+
+/// `plugin_dir` and a department's `fixtures` are checked at start, and a
+/// refusal names the key.
+#[test]
+fn plugin_dir_and_fixtures_keys_are_checked_at_start() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (text, key) in [
+        (format!("plugin_dir = \"missing\"\n{CONFIG}"), "key `plugin_dir`"),
+        (CONFIG.replacen("name = \"billing\"\n", "name = \"billing\"\nfixtures = \"missing.toml\"\n", 1), "key `fixtures`"),
+    ] {
+        let config = ServeConfig::parse(&text, &dir.path().join("switchyard.toml")).expect("the config parses");
+        match super::start(&config, &dir.path().join("data")) {
+            Ok(_) => panic!("started with {key} wrong"),
+            Err(e) => assert!(e.to_string().contains(key), "{e}"),
+        }
+    }
 }

@@ -298,6 +298,14 @@ impl Client {
         }
         reply(r.send_json(body))
     }
+    /// PUT a text body (a TOML file).
+    pub fn put_text(&self, path: &str, body: &str) -> Reply {
+        let mut r = self.http.put(self.url(path)).header("content-type", "application/toml");
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        reply(r.send(body))
+    }
     /// Send `method` with `body` (for the OpenAPI checks).
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
         match (method, body) {
