@@ -56,9 +56,10 @@ fn fill(daemon: &Daemon, items: usize) -> (usize, f64) {
             std::thread::spawn(move || {
                 let mut kept = 0;
                 for n in 0..share {
+                    let tier = ["standard", "silver", "gold", "platinum"][n % 4];
                     let body = json!({
                         "department": "billing", "queue": "billing-general",
-                        "tier": ["standard", "silver", "gold", "platinum"][n % 4],
+                        "tier": tier,
                         "attributes": { "amount": format!("{}", (n * 37) % 2_000) },
                         "customer": format!("cust-{}", (c * 7919 + n) % 5_000),
                     });

@@ -353,7 +353,6 @@ impl Core {
             // after replay, `plugins::start_up` loads what the ledger says).
             Op::PluginActivated { .. }
             | Op::PluginRolledBack { .. }
-            | Op::PluginRefused { .. }
             | Op::PluginShadowed { .. }
             | Op::PluginPromoted { .. }
             | Op::PluginUnshadowed { .. }

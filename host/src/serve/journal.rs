@@ -3,16 +3,30 @@
 //! something, plugin swaps), with the time it was applied at, written and synced
 //! *before* the daemon answers the request.
 //!
-//! Recovery replays the records, in order and at their recorded times, into a
-//! fresh router: the router is deterministic for the same inputs at the same
-//! times, so queues, offers, cases and statistics come back as they were.
+//! **Records** are the journal's own types ([`Op`], [`ItemRecord`],
+//! [`AgentRecord`]: names, not interned ids; durations in ms), never the API's
+//! request bodies, and carry a format version ([`FORMAT_VERSION`]). Each record
+//! also carries the rule decisions ([`Outcome`]) the router took while applying
+//! it. Recovery replays the records, in order and at their recorded times, and
+//! hands those decisions back instead of calling the rules (`serve/tape.rs`):
+//! the router is deterministic for the same inputs, times and decisions, so
+//! queues, offers, cases and statistics come back as they were whatever the
+//! plugins are now. `tests/fixtures/journal-v1.jsonl` pins format 1: a later
+//! format must migrate it in [`Record::decode`].
+//!
+//! **Snapshots** ([`JournalStore::put_snapshot`]) cover every record up to a
+//! sequence number and drop them in the same commit, so start-up reads the
+//! snapshot and replays only what came after: restart time follows the live
+//! state, not the history (`serve/snapshot.rs`). A torn last record is dropped
+//! at open with a warning; an unreadable record before it refuses to start and
+//! is named.
 //!
 //! The store sits behind [`JournalStore`] so a networked store can be added later;
 //! [`RedbJournal`] is the embedded default (redb: pure Rust, ACID, each commit
 //! synced to disk), and [`MemoryJournal`] serves tests.
 //!
-//! **Group commit** ([`GroupCommit`]): the daemon hands a record over under its
-//! state lock (cheap: a push onto a list) and applies it; the request then waits,
+//! **Group commit** ([`GroupCommit`]): the daemon applies an input and hands its
+//! record over under its state lock (cheap: a push onto a list); the request then waits,
 //! *outside* that lock, until a commit that contains its record has been synced.
 //! Whoever waits first while no commit runs becomes the leader and writes every
 //! pending record in one synced transaction; the others wait for it. So concurrent
@@ -323,15 +337,6 @@ pub enum Op {
         department: String,
         /// Generation made current again.
         generation: u64,
-    },
-    /// An upload that failed validation (kept for the audit log; changes nothing).
-    PluginRefused {
-        /// Department.
-        department: String,
-        /// Content hash (hex).
-        sha256: String,
-        /// Why.
-        reason: String,
     },
     /// An admin issued `agent` a new token (replacing any other); only its
     /// SHA-256 is kept.

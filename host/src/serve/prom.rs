@@ -39,6 +39,9 @@ struct Snapshot {
     journal_appended: u64,
     journal_recovered: u64,
     journal_commits: u64,
+    /// (sequence number covered, bytes, ms the state was locked) of the last snapshot.
+    snapshot: Option<(u64, usize, u64)>,
+    journal_diverged: u64,
     budgets: Vec<(String, super::budget::BudgetView)>,
     records: crate::router::RecordCounts,
     retention: crate::router::RetentionStats,
@@ -112,6 +115,8 @@ fn snapshot(core: &Core) -> Snapshot {
         journal_appended: core.appended,
         journal_recovered: core.recovered,
         journal_commits: core.journal.commits(),
+        snapshot: core.last_snapshot,
+        journal_diverged: core.diverged,
         budgets: core.budgets.iter().map(|(d, b)| (d.clone(), b.view())).collect(),
         records: core.router.record_counts(),
         retention: core.router.retention_stats(),
@@ -453,9 +458,35 @@ impl Collector for Snapshot {
         gauges(
             &mut e,
             "switchyard_journal_recovered_records",
-            "Records replayed from the journal at start",
+            "Records recovered at start (those the snapshot covered, and those replayed after it)",
             [(Labels::new(), self.journal_recovered)],
         )?;
+        gauges(
+            &mut e,
+            "switchyard_journal_replay_diverged_records",
+            "Records whose replay did not line up with their recorded rule decisions (normally 0)",
+            [(Labels::new(), self.journal_diverged)],
+        )?;
+        if let Some((covers, bytes, locked_ms)) = self.snapshot {
+            gauges(
+                &mut e,
+                "switchyard_journal_snapshot_covers",
+                "Sequence number of the last journal record the latest snapshot covers",
+                [(Labels::new(), covers)],
+            )?;
+            gauges(
+                &mut e,
+                "switchyard_journal_snapshot_bytes",
+                "Size of the latest snapshot",
+                [(Labels::new(), bytes as u64)],
+            )?;
+            gauges(
+                &mut e,
+                "switchyard_journal_snapshot_locked_ms",
+                "How long taking the latest snapshot held the daemon's state (0 for one restored at start)",
+                [(Labels::new(), locked_ms)],
+            )?;
+        }
         gauges(
             &mut e,
             "switchyard_exceptions",
