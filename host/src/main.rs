@@ -71,6 +71,11 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
+        // A log that cannot be written (disk full, closed stderr) must not
+        // cost a request: by default the subscriber reports its own write
+        // errors with eprintln!, which panics when stderr fails too (seen as
+        // 500s on every request once the disk filled up under load).
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     match cli.command {

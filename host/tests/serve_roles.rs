@@ -285,3 +285,22 @@ fn an_open_daemon_refuses_a_non_loopback_address() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("key `auth.insecure_local`: an open daemon may listen only on a loopback address, not 0.0.0.0:0"), "{stderr}");
 }
+
+/// Scenario: the disk holding the daemon's log is full (stderr is
+/// `/dev/full`) and every item is logged (`RUST_LOG=info`). Requests are still
+/// answered: a log line that cannot be written is lost, not a 500.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_log_that_cannot_be_written_costs_no_request() {
+    let dir = fresh_dir("serve-log-full");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let daemon = Daemon::start_logging(&dir, Some(&config("")), full, "info");
+    let gateway = daemon.gateway();
+    for n in 0..20 {
+        let (status, reply) =
+            gateway.post("/v1/items", &json!({ "department": "claims", "queue": "claims", "attributes": { "n": n.to_string() } }));
+        assert_eq!(status, 201, "{reply}");
+    }
+    let (status, queue) = daemon.supervisor().get("/v1/queues/claims");
+    assert_eq!((status, &queue["live"]["waiting"]), (200, &json!(20)), "{queue}");
+}

@@ -77,19 +77,25 @@ impl Daemon {
     /// Write `config` to `dir/switchyard.toml` (unless `None`: keep the file there)
     /// and start the binary on it; wait for the bound address on stdout.
     pub fn start(dir: &Path, config: Option<&str>) -> Daemon {
-        let path = dir.join("switchyard.toml");
-        if let Some(text) = config {
-            std::fs::write(&path, text).unwrap();
-        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("stderr.log"))
             .unwrap();
+        Daemon::start_logging(dir, config, log, "warn")
+    }
+
+    /// [`Daemon::start`] with the daemon's log (stderr) going to `log`, at
+    /// `RUST_LOG` level `level`.
+    pub fn start_logging(dir: &Path, config: Option<&str>, log: std::fs::File, level: &str) -> Daemon {
+        let path = dir.join("switchyard.toml");
+        if let Some(text) = config {
+            std::fs::write(&path, text).unwrap();
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--config"])
             .arg(&path)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .env_remove("SWITCHYARD_ADMIN_TOKEN")
             .env_remove("SWITCHYARD_SUPERVISOR_TOKEN")
             .env_remove("SWITCHYARD_INTEGRATION_TOKEN")
