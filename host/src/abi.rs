@@ -266,7 +266,7 @@ unsafe impl Lift for PrioritiesAnswer {
 
 fn lift_priorities(cx: &mut LiftContext<'_>, ptr: usize, len: usize) -> wasmtime::Result<PrioritiesAnswer> {
     let bytes = len.checked_mul(PRIORITY_SIZE).ok_or_else(|| wasmtime::format_err!("answer list length overflows"))?;
-    if ptr % 4 != 0 {
+    if !ptr.is_multiple_of(4) {
         wasmtime::bail!("answer list pointer {ptr:#x} is not aligned");
     }
     let list = ptr

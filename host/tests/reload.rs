@@ -371,7 +371,8 @@ fn rollback_and_the_audit_file() {
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
     assert_eq!(lines, reload.audit());
-    let digest: Vec<(AuditAction, Option<u64>, Option<u64>, TriggerKind, &str, Outcome)> = lines
+    type Digest<'a> = (AuditAction, Option<u64>, Option<u64>, TriggerKind, &'a str, Outcome);
+    let digest: Vec<Digest<'_>> = lines
         .iter()
         .map(|e| (e.action, e.generation, e.previous, e.trigger.kind, e.trigger.who.as_str(), e.result))
         .collect();
@@ -416,7 +417,7 @@ fn shadow_counts_agreement_and_promotes() {
     }
     // A single voice item of priority 0: both answer 10.
     let mut voice = ItemBatch::new(items.now_ms);
-    let mut row = items.rows[0].clone();
+    let mut row = items.rows[0];
     row.priority = 0;
     voice.rows.push(row);
     for _ in 0..3 {

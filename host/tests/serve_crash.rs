@@ -151,7 +151,7 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
         );
     }
     assert_eq!(found.get(&1).map(|f| f.0.as_str()), Some("completed"));
-    let pending = found.get(&2).map(|f| f.clone());
+    let pending = found.get(&2).cloned();
     assert!(
         matches!(
             pending.as_ref().map(|p| (p.0.as_str(), p.1.as_str())),

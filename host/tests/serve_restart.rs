@@ -65,7 +65,7 @@ fn fill(daemon: &Daemon, items: usize) -> (usize, f64) {
                     });
                     let (status, reply) = client.post("/v1/items", &body);
                     assert_eq!(status, 201, "{reply}");
-                    if (c * share + n) % 50 == 0 {
+                    if (c * share + n).is_multiple_of(50) {
                         kept += 1;
                         continue;
                     }

@@ -31,6 +31,9 @@ pub(crate) fn department_of(path: &Path) -> Option<String> {
     (!department.is_empty()).then(|| department.to_owned())
 }
 
+/// A department and the file of it that changed.
+type ChangedFile = (String, PathBuf);
+
 /// A running watch of one plugin directory. Dropping it stops watching (after
 /// the reload in progress, if any).
 pub struct Watcher {
@@ -50,7 +53,8 @@ impl Watcher {
     pub(crate) fn start(manager: ReloadManager, dir: &Path) -> Result<Watcher> {
         let watch_error = |message: String| Error::Watch { path: dir.to_owned(), message };
         let dir = dir.canonicalize().map_err(|e| watch_error(e.to_string()))?;
-        let (tx, rx): (Sender<(String, PathBuf)>, Receiver<(String, PathBuf)>) = channel();
+        // (department, file that changed) from the debouncer to the worker.
+        let (tx, rx): (Sender<ChangedFile>, Receiver<ChangedFile>) = channel();
 
         // Watch first, then scan: a file written in between is seen twice and
         // reloaded once (the content hash is the same).
@@ -62,11 +66,13 @@ impl Watcher {
         let mut debouncer = new_debouncer(quiet / 4, None, move |result: DebounceEventResult| match result {
             Ok(batch) => {
                 for event in batch {
-                    let relevant = match event.kind {
-                        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
-                        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-                        _ => false,
-                    };
+                    let relevant = matches!(
+                        event.kind,
+                        EventKind::Create(_)
+                            | EventKind::Modify(_)
+                            | EventKind::Remove(_)
+                            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+                    );
                     if !relevant {
                         continue;
                     }

@@ -374,7 +374,7 @@ impl Sim<'_> {
                 self.handle(event)?;
             }
             self.drain()?;
-            if count % 16_384 == 0
+            if count.is_multiple_of(16_384)
                 && let Some(p) = progress.as_mut()
             {
                 p(at, self.end_ms);

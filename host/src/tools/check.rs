@@ -89,7 +89,7 @@ pub fn check(wasm: &Path, options: &CheckOptions, out: &mut dyn Write) -> Result
     )
     .map_err(io)?;
     // The sandbox's compile is a cache hit here: the load above compiled it.
-    let compiled = runtime.sandbox().compile(&bytes).map_err(|message| Error::Invalid(message))?;
+    let compiled = runtime.sandbox().compile(&bytes).map_err(Error::Invalid)?;
     let imports: Vec<String> =
         compiled.component.component_type().imports(runtime.sandbox().engine()).map(|(name, _)| name.to_owned()).collect();
     writeln!(out, "imports      {}", if imports.is_empty() { "none".to_owned() } else { imports.join(", ") }).map_err(io)?;
