@@ -136,13 +136,17 @@ fn restart_after_a_long_history() {
     assert_eq!(waiting(&daemon), kept as u64, "every open item is back after the SIGKILL");
     let (_, ready) = daemon.admin().get("/readyz");
     println!(
-        "restart after SIGKILL: {killed_s:.2} s (snapshot covers {}, {} records in all); journal {:.1} MiB",
-        ready["snapshot_covers"], ready["recovered_records"], journal_mib(&dir)
+        "restart after SIGKILL: {killed_s:.2} s (snapshot covers {}, {} replayed after it, {} records in all); journal {:.1} MiB",
+        ready["snapshot_covers"],
+        ready["replayed_records"],
+        ready["recovered_records"],
+        journal_mib(&dir)
     );
     assert!(daemon.terminate(), "SIGTERM ends the daemon cleanly");
     let (daemon, stopped_s) = restart(&dir);
     assert_eq!(waiting(&daemon), kept as u64, "every open item is back after the SIGTERM");
     let (_, ready) = daemon.admin().get("/readyz");
+    assert_eq!(ready["replayed_records"], 0, "the stop took a snapshot of everything: {ready}");
     println!(
         "restart after SIGTERM: {stopped_s:.2} s (snapshot covers {}); journal {:.1} MiB",
         ready["snapshot_covers"],

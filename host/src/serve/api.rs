@@ -512,13 +512,16 @@ async fn readyz(State(state): State<AppState>) -> Reply {
     if let Some(why) = state.journal.failure() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why));
     }
-    let (recovered, appended, snapshot, diverged) =
-        with_core(&state, |c| (c.recovered, c.appended, c.last_snapshot.map(|s| s.0), c.diverged)).await?;
+    let (recovered, replayed, appended, snapshot, diverged) = with_core(&state, |c| {
+        (c.recovered, c.replayed_at_start, c.appended, c.last_snapshot.map(|s| s.0), c.diverged)
+    })
+    .await?;
     ok(
         StatusCode::OK,
         json!({
             "status": "ready",
             "recovered_records": recovered,
+            "replayed_records": replayed,
             "journaled_records": appended,
             "snapshot_covers": snapshot,
             "diverged_records": diverged,

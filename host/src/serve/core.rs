@@ -148,6 +148,11 @@ pub(crate) struct Core {
     pub(crate) snapshot_every: u64,
     /// `appended` when the last snapshot was taken.
     pub(crate) snapshot_appended: u64,
+    /// Records replayed at start after the snapshot it restored (0 once a
+    /// snapshot has been taken since): they count towards the next snapshot.
+    pub(crate) tail_replayed: u64,
+    /// Records replayed at start (after the snapshot, if one was restored).
+    pub(crate) replayed_at_start: u64,
     /// The last snapshot: (sequence number covered, bytes, ms the state was
     /// locked to copy it), for `/metrics`.
     pub(crate) last_snapshot: Option<(u64, usize, u64)>,
@@ -215,7 +220,12 @@ impl Core {
 
     /// Whether enough records were appended since the last snapshot.
     pub(crate) fn snapshot_due(&self) -> bool {
-        self.appended - self.snapshot_appended >= self.snapshot_every
+        self.records_since_snapshot() >= self.snapshot_every
+    }
+
+    /// Records the next start would replay if the daemon stopped now.
+    pub(crate) fn records_since_snapshot(&self) -> u64 {
+        self.tail_replayed + (self.appended - self.snapshot_appended)
     }
 
     /// A copy of the state for a snapshot (see [`super::snapshot`]).

@@ -167,6 +167,8 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         diverged: 0,
         snapshot_every: config.snapshot_every,
         snapshot_appended: 0,
+        tail_replayed: 0,
+        replayed_at_start: 0,
         last_snapshot: None,
         recovered: 0,
         appended: 0,
@@ -207,6 +209,8 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
     // to the ledger only; the plugins it names are loaded afterwards
     // (`plugins::start_up`).
     let recovered = core.recover(after)?;
+    core.tail_replayed = recovered;
+    core.replayed_at_start = recovered;
     tracing::info!(
         records = recovered,
         open_items = core.router.open_items(),
@@ -354,7 +358,7 @@ async fn serve(options: ServeOptions) -> Result<()> {
     // A clean stop leaves a snapshot, so the next start replays nothing.
     let changed = {
         let core = state.core.lock().unwrap_or_else(|p| p.into_inner());
-        core.appended != core.snapshot_appended
+        core.records_since_snapshot() > 0
     };
     if changed {
         let state = state.clone();
@@ -388,6 +392,7 @@ fn take_snapshot(state: &Shared, why: &'static str) -> std::result::Result<(), S
     let seq = state.journal.put_snapshot(ticket, &bytes)?;
     let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
     core.snapshot_appended = appended;
+    core.tail_replayed = 0;
     core.last_snapshot = Some((seq, bytes.len(), locked_ms));
     tracing::info!(why, covers = seq, bytes = bytes.len(), locked_ms, total_ms = started.elapsed().as_millis() as u64, "snapshot taken");
     Ok(())
