@@ -41,7 +41,9 @@ use serde_json::{Value, json};
 use switchyard_sdk::fixtures::Fixtures;
 
 use crate::error::{Error, Result};
-use crate::reload::{AuditAction, Change, DepartmentSetup, ReloadManager, Restored, Trigger, TriggerKind, Watcher};
+use crate::reload::{
+    AuditAction, Change, DepartmentSetup, GenerationInfo, ReloadManager, Restored, Trigger, TriggerKind, Watcher,
+};
 use crate::runtime::DepartmentConfig;
 
 use super::api::{ApiError, AppState, Reply, Shared, ok, with_core};
@@ -509,10 +511,22 @@ pub(crate) async fn upload(
     Path(department): Path<String>,
     body: Bytes,
 ) -> Reply {
-    known(&state, &department)?;
+    candidate(&state, identity, department, body, ReloadManager::reload_with).await
+}
+
+/// An uploaded candidate for `department` handed to the manager (`swap` or
+/// `shadow`): 201 with its generation, or a 422 naming the check that refused it.
+async fn candidate(
+    state: &AppState,
+    identity: Option<Extension<Identity>>,
+    department: String,
+    body: Bytes,
+    take: fn(&ReloadManager, &str, &[u8], Trigger) -> Result<GenerationInfo>,
+) -> Reply {
+    known(state, &department)?;
     let bytes = component(&body)?;
     let who = who(identity.as_deref());
-    match on_manager(&state, move |r| r.reload_with(&department, &bytes, Trigger::api(who))).await? {
+    match on_manager(state, move |r| take(r, &department, &bytes, Trigger::api(who))).await? {
         Ok(info) => ok(StatusCode::CREATED, json!(info)),
         Err(error) => refused(error),
     }
@@ -583,13 +597,7 @@ pub(crate) async fn start_shadow(
     Path(department): Path<String>,
     body: Bytes,
 ) -> Reply {
-    known(&state, &department)?;
-    let bytes = component(&body)?;
-    let who = who(identity.as_deref());
-    match on_manager(&state, move |r| r.shadow_with(&department, &bytes, Trigger::api(who))).await? {
-        Ok(info) => ok(StatusCode::CREATED, json!(info)),
-        Err(error) => refused(error),
-    }
+    candidate(&state, identity, department, body, ReloadManager::shadow_with).await
 }
 
 /// `GET /v1/plugins/{department}/shadow`: the disagreement report.
