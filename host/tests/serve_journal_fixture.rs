@@ -105,6 +105,10 @@ fn drive(daemon: &Daemon) -> u64 {
     let handoff = json!({ "resolved": false, "handoff": { "department": "claims", "queue": "claims", "channel": "case" } });
     assert_eq!(ann.post(&format!("/v1/items/{second}/complete"), &handoff).0, 200);
     assert_eq!(admin.post_empty("/v1/agents/cid/token").0 / 100, 2);
+    // Ann takes a break: her pending offer goes back to its queue. Nothing is
+    // left for a restart to do at *its* time (returning offers, dispatching),
+    // so what the daemon shows depends on the journal alone.
+    assert_eq!(ann.post("/v1/agents/ann/state", &json!({ "state": "away" })).0, 200);
     let _ = (gold, dispute, chat, claim);
     // The items so far and the hand-off.
     gone + 1
