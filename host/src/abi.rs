@@ -30,12 +30,93 @@ use wasmtime::ValRaw;
 
 use crate::contract::wit;
 
+/// One field of a record as the canonical ABI (wasm32) lays it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Field {
+    /// Its WIT name.
+    pub name: &'static str,
+    /// Byte offset in the record.
+    pub offset: usize,
+    /// Bytes it occupies (for an `option`, discriminant and payload together).
+    pub size: usize,
+}
+
+/// A record's canonical-ABI layout: the one table this module writes and reads
+/// by. `layout_tests` derives the same tables from `wit/routing.wit` and fails
+/// on any difference, so an edited WIT cannot silently disagree with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordLayout {
+    /// Size in bytes (a multiple of `align`).
+    pub size: usize,
+    /// Alignment in bytes.
+    pub align: usize,
+    /// The fields, in WIT order.
+    pub fields: &'static [Field],
+}
+
+const fn f(name: &'static str, offset: usize, size: usize) -> Field {
+    Field { name, offset, size }
+}
+
+/// `item-row`.
+pub(crate) const ITEM_ROW: RecordLayout = RecordLayout {
+    size: 64,
+    align: 8,
+    fields: &[
+        f("id", 0, 8),
+        f("channel", 8, 1),
+        f("queue", 12, 4),
+        f("tier", 16, 1),
+        f("contacts", 18, 2),
+        f("priority", 20, 4),
+        f("age-ms", 24, 8),
+        f("due-in-ms", 32, 8),
+        f("value", 40, 8),
+        f("skill-start", 48, 4),
+        f("skill-count", 52, 4),
+        f("attr-start", 56, 4),
+        f("attr-count", 60, 4),
+    ],
+};
+
+/// `skill-req`.
+pub(crate) const SKILL_REQ: RecordLayout =
+    RecordLayout { size: 8, align: 4, fields: &[f("skill", 0, 4), f("level", 4, 1)] };
+
+/// `priority`: `queue` is an `option<u32>` (discriminant, then the id at +4),
+/// `reason` an `option<string>` (discriminant, then pointer and length at +4, +8).
+pub(crate) const PRIORITY: RecordLayout =
+    RecordLayout { size: 24, align: 4, fields: &[f("priority", 0, 4), f("queue", 4, 8), f("reason", 12, 12)] };
+
+/// Offset of field `name` of `layout`; a missing name fails the build.
+const fn offset(layout: &RecordLayout, name: &str) -> usize {
+    let mut i = 0;
+    while i < layout.fields.len() {
+        let field = layout.fields[i].name.as_bytes();
+        let want = name.as_bytes();
+        if field.len() == want.len() {
+            let mut j = 0;
+            while j < want.len() && field[j] == want[j] {
+                j += 1;
+            }
+            if j == want.len() {
+                return layout.fields[i].offset;
+            }
+        }
+        i += 1;
+    }
+    panic!("no such field in the layout table")
+}
+
 /// Size of an `item-row` in the canonical ABI.
-const ROW_SIZE: usize = 64;
+const ROW_SIZE: usize = ITEM_ROW.size;
 /// Size of a `skill-req` in the canonical ABI.
-const SKILL_SIZE: usize = 8;
+const SKILL_SIZE: usize = SKILL_REQ.size;
 /// Size of a `priority` in the canonical ABI.
-const PRIORITY_SIZE: usize = 24;
+const PRIORITY_SIZE: usize = PRIORITY.size;
+/// Where `priority`'s fields lie.
+const PRIORITY_QUEUE_AT: usize = offset(&PRIORITY, "queue");
+const PRIORITY_REASON_AT: usize = offset(&PRIORITY, "reason");
 
 /// An `item-batch` argument borrowed from the SDK's [`ItemBatch`].
 #[derive(ComponentType, Lower, Clone, Copy)]
@@ -197,7 +278,25 @@ struct CanonicalRow {
     attr_count: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<CanonicalRow>() == ROW_SIZE);
+// `CanonicalRow` follows the layout table field by field: a table edited to
+// match a changed WIT fails here until the struct is changed too.
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<CanonicalRow>() == ROW_SIZE && align_of::<CanonicalRow>() == ITEM_ROW.align);
+    assert!(offset_of!(CanonicalRow, id) == offset(&ITEM_ROW, "id"));
+    assert!(offset_of!(CanonicalRow, channel) == offset(&ITEM_ROW, "channel"));
+    assert!(offset_of!(CanonicalRow, queue) == offset(&ITEM_ROW, "queue"));
+    assert!(offset_of!(CanonicalRow, tier) == offset(&ITEM_ROW, "tier"));
+    assert!(offset_of!(CanonicalRow, contacts) == offset(&ITEM_ROW, "contacts"));
+    assert!(offset_of!(CanonicalRow, priority) == offset(&ITEM_ROW, "priority"));
+    assert!(offset_of!(CanonicalRow, age_ms) == offset(&ITEM_ROW, "age-ms"));
+    assert!(offset_of!(CanonicalRow, due_in_ms) == offset(&ITEM_ROW, "due-in-ms"));
+    assert!(offset_of!(CanonicalRow, value) == offset(&ITEM_ROW, "value"));
+    assert!(offset_of!(CanonicalRow, skill_start) == offset(&ITEM_ROW, "skill-start"));
+    assert!(offset_of!(CanonicalRow, skill_count) == offset(&ITEM_ROW, "skill-count"));
+    assert!(offset_of!(CanonicalRow, attr_start) == offset(&ITEM_ROW, "attr-start"));
+    assert!(offset_of!(CanonicalRow, attr_count) == offset(&ITEM_ROW, "attr-count"));
+};
 
 fn write_row(row: &ItemRow, out: &mut [u8; ROW_SIZE]) {
     let canonical = CanonicalRow {
@@ -224,9 +323,11 @@ fn write_row(row: &ItemRow, out: &mut [u8; ROW_SIZE]) {
 }
 
 fn write_skill(skill: &SkillReq, out: &mut [u8; SKILL_SIZE]) {
+    const SKILL_AT: usize = offset(&SKILL_REQ, "skill");
+    const LEVEL_AT: usize = offset(&SKILL_REQ, "level");
     let mut bytes = [0u8; SKILL_SIZE];
-    bytes[0..4].copy_from_slice(&skill.skill.0.to_le_bytes());
-    bytes[4] = skill.level;
+    bytes[SKILL_AT..SKILL_AT + 4].copy_from_slice(&skill.skill.0.to_le_bytes());
+    bytes[LEVEL_AT] = skill.level;
     *out = bytes;
 }
 
@@ -279,26 +380,29 @@ fn lift_priorities(cx: &mut LiftContext<'_>, ptr: usize, len: usize) -> wasmtime
     let mut with_reason = Vec::new();
     for (i, row) in list.chunks_exact(PRIORITY_SIZE).enumerate() {
         let u32_at = |o: usize| u32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]]);
-        let queue = match row[4] {
+        let queue = match row[PRIORITY_QUEUE_AT] {
             0 => None,
-            1 => Some(QueueId(u32_at(8))),
+            1 => Some(QueueId(u32_at(PRIORITY_QUEUE_AT + 4))),
             d => wasmtime::bail!("invalid `option` discriminant {d} in priority {i}"),
         };
-        match row[12] {
+        match row[PRIORITY_REASON_AT] {
             0 => {}
             1 => with_reason.push(i),
             d => wasmtime::bail!("invalid `option` discriminant {d} in priority {i}"),
         }
-        out.push(Priority { priority: u32_at(0) as i32, queue, reason: None });
+        out.push(Priority { priority: u32_at(offset(&PRIORITY, "priority")) as i32, queue, reason: None });
     }
     for i in with_reason {
-        let at = ptr + i * PRIORITY_SIZE + 16;
+        let at = ptr + i * PRIORITY_SIZE + PRIORITY_REASON_AT + 4;
         let mut pair = [0u8; 8];
         pair.copy_from_slice(&cx.memory()[at..at + 8]);
         out[i].reason = Some(<String as Lift>::linear_lift_from_memory(cx, InterfaceType::String, &pair)?);
     }
     Ok(PrioritiesAnswer(out))
 }
+
+#[cfg(test)]
+mod conformance;
 
 #[cfg(test)]
 mod tests {
