@@ -13,13 +13,35 @@
 //! `candidate-table` exactly as the generated types do, so any component of the
 //! contract — Rust, Python, JavaScript — receives the same bytes.
 //!
-//! Layout of `item-row` in the canonical ABI (size 64, alignment 8):
-//! `id` u64 @0, `channel` u8 @8, `queue` u32 @12, `tier` u8 @16, `contacts` u16
-//! @18, `priority` s32 @20, `age-ms` u64 @24, `due-in-ms` s64 @32, `value` f64
-//! @40, `skill-start` u32 @48, `skill-count` u32 @52, `attr-start` u32 @56,
-//! `attr-count` u32 @60. Padding bytes are written as zeros, so nothing of the
-//! host's memory leaks into the plugin. `skill-req`: `skill` u32 @0, `level` u8
-//! @4 (size 8, alignment 4).
+//! **Layouts.** The offsets and sizes of `item-row`, `skill-req` and `priority`
+//! come from `switchyard-abi-layout` (`sdk/layout`), which computes them from
+//! `wit/routing.wit` at build time; `CanonicalRow`, `write_skill` and
+//! `lift_priorities` are checked against it at compile time, so a WIT edit that
+//! moves or retypes a field fails the build here. Padding bytes are written as
+//! zeros, so nothing of the host's memory leaks into the plugin. The property
+//! tests in `abi/conformance.rs` send random batches through this path and
+//! through the generated bindings to the `echo-abi` plugin and require the same
+//! answers and bytes.
+//!
+//! **wasmtime internals.** This is the one module (with its test child) that
+//! uses `wasmtime::component::__internal`, which has no stability promise;
+//! wasmtime is pinned exactly (`=48.0.8`) in the workspace `Cargo.toml` for it.
+//! On a wasmtime upgrade, re-check:
+//!
+//! - the `__internal` items used here — `CanonicalAbiInfo` (`POINTER_PAIR`),
+//!   `InstanceType`, `InterfaceType`, `LowerContext` (`realloc`,
+//!   `as_slice_mut`, `get`), `LiftContext` (`memory`) — and the signatures of
+//!   `ComponentType::typecheck`, `Lower::linear_lower_to_{flat,memory}` and
+//!   `Lift::linear_lift_from_{flat,memory}`, which the `unsafe impl`s below
+//!   implement by hand;
+//! - that a list still lowers to a (pointer, length) pair of `ValRaw::i64` /
+//!   `get_u32`, and that `match-agents` (23 flat parameters, above
+//!   `MAX_FLAT_PARAMS` = 16) still passes its arguments through memory;
+//! - that `TypedFunc::new_unchecked` (in `plugin.rs`) is still sound after the
+//!   once-per-instance `Func::typed` check, and that calls still run
+//!   post-return themselves;
+//! - then run `cargo test -p switchyard-host --lib abi` (the conformance
+//!   property tests) and the `ratios` benchmark (the reason this module exists).
 
 use std::mem::MaybeUninit;
 
@@ -30,83 +52,7 @@ use wasmtime::ValRaw;
 
 use crate::contract::wit;
 
-/// One field of a record as the canonical ABI (wasm32) lays it out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Field {
-    /// Its WIT name.
-    pub name: &'static str,
-    /// Byte offset in the record.
-    pub offset: usize,
-    /// Bytes it occupies (for an `option`, discriminant and payload together).
-    pub size: usize,
-}
-
-/// A record's canonical-ABI layout: the one table this module writes and reads
-/// by. `layout_tests` derives the same tables from `wit/routing.wit` and fails
-/// on any difference, so an edited WIT cannot silently disagree with them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RecordLayout {
-    /// Size in bytes (a multiple of `align`).
-    pub size: usize,
-    /// Alignment in bytes.
-    pub align: usize,
-    /// The fields, in WIT order.
-    pub fields: &'static [Field],
-}
-
-const fn f(name: &'static str, offset: usize, size: usize) -> Field {
-    Field { name, offset, size }
-}
-
-/// `item-row`.
-pub(crate) const ITEM_ROW: RecordLayout = RecordLayout {
-    size: 64,
-    align: 8,
-    fields: &[
-        f("id", 0, 8),
-        f("channel", 8, 1),
-        f("queue", 12, 4),
-        f("tier", 16, 1),
-        f("contacts", 18, 2),
-        f("priority", 20, 4),
-        f("age-ms", 24, 8),
-        f("due-in-ms", 32, 8),
-        f("value", 40, 8),
-        f("skill-start", 48, 4),
-        f("skill-count", 52, 4),
-        f("attr-start", 56, 4),
-        f("attr-count", 60, 4),
-    ],
-};
-
-/// `skill-req`.
-pub(crate) const SKILL_REQ: RecordLayout =
-    RecordLayout { size: 8, align: 4, fields: &[f("skill", 0, 4), f("level", 4, 1)] };
-
-/// `priority`: `queue` is an `option<u32>` (discriminant, then the id at +4),
-/// `reason` an `option<string>` (discriminant, then pointer and length at +4, +8).
-pub(crate) const PRIORITY: RecordLayout =
-    RecordLayout { size: 24, align: 4, fields: &[f("priority", 0, 4), f("queue", 4, 8), f("reason", 12, 12)] };
-
-/// Offset of field `name` of `layout`; a missing name fails the build.
-const fn offset(layout: &RecordLayout, name: &str) -> usize {
-    let mut i = 0;
-    while i < layout.fields.len() {
-        let field = layout.fields[i].name.as_bytes();
-        let want = name.as_bytes();
-        if field.len() == want.len() {
-            let mut j = 0;
-            while j < want.len() && field[j] == want[j] {
-                j += 1;
-            }
-            if j == want.len() {
-                return layout.fields[i].offset;
-            }
-        }
-        i += 1;
-    }
-    panic!("no such field in the layout table")
-}
+use switchyard_abi_layout::{ITEM_ROW, PRIORITY, SKILL_REQ};
 
 /// Size of an `item-row` in the canonical ABI.
 const ROW_SIZE: usize = ITEM_ROW.size;
@@ -114,9 +60,18 @@ const ROW_SIZE: usize = ITEM_ROW.size;
 const SKILL_SIZE: usize = SKILL_REQ.size;
 /// Size of a `priority` in the canonical ABI.
 const PRIORITY_SIZE: usize = PRIORITY.size;
-/// Where `priority`'s fields lie.
-const PRIORITY_QUEUE_AT: usize = offset(&PRIORITY, "queue");
-const PRIORITY_REASON_AT: usize = offset(&PRIORITY, "reason");
+/// Where `priority`'s `option` fields lie: the discriminant, then the payload
+/// at +4 (both payloads are 4-aligned; the sizes asserted below pin the shapes).
+const PRIORITY_QUEUE_AT: usize = PRIORITY.offset("queue");
+const PRIORITY_REASON_AT: usize = PRIORITY.offset("reason");
+const _: () = {
+    assert!(PRIORITY.fields.len() == 3 && PRIORITY.align == 4);
+    assert!(PRIORITY.field("priority").size == 4);
+    // option<u32>: discriminant u8, u32 at +4.
+    assert!(PRIORITY.field("queue").size == 8);
+    // option<string>: discriminant u8, pointer at +4, length at +8.
+    assert!(PRIORITY.field("reason").size == 12);
+};
 
 /// An `item-batch` argument borrowed from the SDK's [`ItemBatch`].
 #[derive(ComponentType, Lower, Clone, Copy)]
@@ -278,24 +233,32 @@ struct CanonicalRow {
     attr_count: u32,
 }
 
-// `CanonicalRow` follows the layout table field by field: a table edited to
-// match a changed WIT fails here until the struct is changed too.
+// `CanonicalRow` is the WIT's `item-row` field by field (offset and size), and
+// has every field of it: a WIT edit fails the build here until the struct and
+// `write_row` follow.
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
     assert!(size_of::<CanonicalRow>() == ROW_SIZE && align_of::<CanonicalRow>() == ITEM_ROW.align);
-    assert!(offset_of!(CanonicalRow, id) == offset(&ITEM_ROW, "id"));
-    assert!(offset_of!(CanonicalRow, channel) == offset(&ITEM_ROW, "channel"));
-    assert!(offset_of!(CanonicalRow, queue) == offset(&ITEM_ROW, "queue"));
-    assert!(offset_of!(CanonicalRow, tier) == offset(&ITEM_ROW, "tier"));
-    assert!(offset_of!(CanonicalRow, contacts) == offset(&ITEM_ROW, "contacts"));
-    assert!(offset_of!(CanonicalRow, priority) == offset(&ITEM_ROW, "priority"));
-    assert!(offset_of!(CanonicalRow, age_ms) == offset(&ITEM_ROW, "age-ms"));
-    assert!(offset_of!(CanonicalRow, due_in_ms) == offset(&ITEM_ROW, "due-in-ms"));
-    assert!(offset_of!(CanonicalRow, value) == offset(&ITEM_ROW, "value"));
-    assert!(offset_of!(CanonicalRow, skill_start) == offset(&ITEM_ROW, "skill-start"));
-    assert!(offset_of!(CanonicalRow, skill_count) == offset(&ITEM_ROW, "skill-count"));
-    assert!(offset_of!(CanonicalRow, attr_start) == offset(&ITEM_ROW, "attr-start"));
-    assert!(offset_of!(CanonicalRow, attr_count) == offset(&ITEM_ROW, "attr-count"));
+    assert!(ITEM_ROW.fields.len() == 13);
+    macro_rules! at {
+        ($field:ident: $ty:ty = $name:literal) => {
+            assert!(offset_of!(CanonicalRow, $field) == ITEM_ROW.offset($name));
+            assert!(size_of::<$ty>() == ITEM_ROW.field($name).size);
+        };
+    }
+    at!(id: u64 = "id");
+    at!(channel: u8 = "channel");
+    at!(queue: u32 = "queue");
+    at!(tier: u8 = "tier");
+    at!(contacts: u16 = "contacts");
+    at!(priority: i32 = "priority");
+    at!(age_ms: u64 = "age-ms");
+    at!(due_in_ms: i64 = "due-in-ms");
+    at!(value: f64 = "value");
+    at!(skill_start: u32 = "skill-start");
+    at!(skill_count: u32 = "skill-count");
+    at!(attr_start: u32 = "attr-start");
+    at!(attr_count: u32 = "attr-count");
 };
 
 fn write_row(row: &ItemRow, out: &mut [u8; ROW_SIZE]) {
@@ -323,8 +286,11 @@ fn write_row(row: &ItemRow, out: &mut [u8; ROW_SIZE]) {
 }
 
 fn write_skill(skill: &SkillReq, out: &mut [u8; SKILL_SIZE]) {
-    const SKILL_AT: usize = offset(&SKILL_REQ, "skill");
-    const LEVEL_AT: usize = offset(&SKILL_REQ, "level");
+    const SKILL_AT: usize = SKILL_REQ.offset("skill");
+    const LEVEL_AT: usize = SKILL_REQ.offset("level");
+    const _: () = assert!(
+        SKILL_REQ.fields.len() == 2 && SKILL_REQ.field("skill").size == 4 && SKILL_REQ.field("level").size == 1
+    );
     let mut bytes = [0u8; SKILL_SIZE];
     bytes[SKILL_AT..SKILL_AT + 4].copy_from_slice(&skill.skill.0.to_le_bytes());
     bytes[LEVEL_AT] = skill.level;
@@ -390,7 +356,7 @@ fn lift_priorities(cx: &mut LiftContext<'_>, ptr: usize, len: usize) -> wasmtime
             1 => with_reason.push(i),
             d => wasmtime::bail!("invalid `option` discriminant {d} in priority {i}"),
         }
-        out.push(Priority { priority: u32_at(offset(&PRIORITY, "priority")) as i32, queue, reason: None });
+        out.push(Priority { priority: u32_at(PRIORITY.offset("priority")) as i32, queue, reason: None });
     }
     for i in with_reason {
         let at = ptr + i * PRIORITY_SIZE + PRIORITY_REASON_AT + 4;
@@ -408,15 +374,17 @@ mod conformance;
 mod tests {
     use super::*;
 
-    /// The canonical ABI sizes this module writes by hand match what wasmtime
-    /// computes for the contract's types.
+    /// The layouts computed from the WIT (wit-parser, `sdk/layout`) have the
+    /// sizes and alignments wasmtime computes for the generated types: two
+    /// implementations of the canonical ABI agree.
     #[test]
-    fn hand_written_sizes_match_the_canonical_abi() {
-        assert_eq!(<wit::ItemRow as ComponentType>::SIZE32, ROW_SIZE);
-        assert_eq!(<wit::ItemRow as ComponentType>::ALIGN32, 8);
-        assert_eq!(<wit::SkillReq as ComponentType>::SIZE32, SKILL_SIZE);
-        assert_eq!(<wit::SkillReq as ComponentType>::ALIGN32, 4);
-        assert_eq!(<wit::Priority as ComponentType>::SIZE32, PRIORITY_SIZE);
-        assert_eq!(<wit::Priority as ComponentType>::ALIGN32, 4);
+    fn layouts_from_the_wit_match_wasmtimes_canonical_abi() {
+        for (layout, size, align) in [
+            (ITEM_ROW, <wit::ItemRow as ComponentType>::SIZE32, <wit::ItemRow as ComponentType>::ALIGN32),
+            (SKILL_REQ, <wit::SkillReq as ComponentType>::SIZE32, <wit::SkillReq as ComponentType>::ALIGN32),
+            (PRIORITY, <wit::Priority as ComponentType>::SIZE32, <wit::Priority as ComponentType>::ALIGN32),
+        ] {
+            assert_eq!((layout.size, layout.align), (size, align as usize), "{}", layout.name);
+        }
     }
 }

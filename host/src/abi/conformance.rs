@@ -30,7 +30,8 @@ use wasmtime::component::{ComponentType, InstancePre, Lower};
 use wasmtime::{Store, ValRaw};
 
 use super::{BatchArg, CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext, PrioritiesAnswer, Rows, Skills, TableArg};
-use super::{ITEM_ROW, RecordLayout, SKILL_REQ};
+use super::{ITEM_ROW, SKILL_REQ};
+use switchyard_abi_layout::RecordLayout;
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
 use crate::contract::{self, wit};
 use crate::sandbox::{EngineOptions, Limits, PluginState, Sandbox, StoreSpec, WasiPolicy};
