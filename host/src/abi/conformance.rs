@@ -2,9 +2,11 @@
 //! uses) and wasmtime's generated lowering (`contract::bindings`) must put the
 //! same values into a plugin.
 //!
-//! Random batches and candidate tables go to the `echo-abi` plugin
-//! (`plugins/echo-abi`, lifted by wit-bindgen code generated from the WIT) both
-//! ways. Each property requires
+//! Random batches and candidate tables go both ways to two echo plugins:
+//! `echo-abi` (`plugins/echo-abi`, lifted by wit-bindgen code generated from
+//! the WIT) and `echo-sdk` (`plugins/echo-sdk`, the same answers through the
+//! SDK's hand-written guest glue, `sdk/src/abi.rs`). Each property requires, of
+//! each plugin,
 //!
 //! - the same answer from both paths;
 //! - that the answer echoes exactly what was sent: the plugin serialises every
@@ -40,21 +42,39 @@ use crate::sandbox::{EngineOptions, Limits, PluginState, Sandbox, StoreSpec, Was
 // The echo plugin, loaded once
 // ---------------------------------------------------------------------------
 
+/// Which echo plugin, and so which answers to expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    /// `plugins/echo-abi` (wit-bindgen): `now-ms` in row 0's description only;
+    /// queue and recheck for even batch indices; `match-agents` digests every row.
+    Abi,
+    /// `plugins/echo-sdk` (the SDK): `now-ms` in every description; queue and
+    /// recheck for even ids; `match-agents` sees the first row only.
+    Sdk,
+}
+
+const FLAVOURS: [Flavour; 2] = [Flavour::Abi, Flavour::Sdk];
+
 struct Echo {
     sandbox: Sandbox,
     pre: InstancePre<PluginState>,
     spec: StoreSpec,
 }
 
-fn echo() -> &'static Echo {
-    static ECHO: OnceLock<Echo> = OnceLock::new();
-    ECHO.get_or_init(|| {
+fn echo(flavour: Flavour) -> &'static Echo {
+    static ABI: OnceLock<Echo> = OnceLock::new();
+    static SDK: OnceLock<Echo> = OnceLock::new();
+    let (cell, path) = match flavour {
+        Flavour::Abi => (&ABI, switchyard_plugin_artifacts::ECHO_ABI),
+        Flavour::Sdk => (&SDK, switchyard_plugin_artifacts::ECHO_SDK),
+    };
+    cell.get_or_init(|| {
         let sandbox = Sandbox::new(EngineOptions { pool: None, ..EngineOptions::default() }).unwrap();
-        let bytes = std::fs::read(switchyard_plugin_artifacts::ECHO_ABI).unwrap();
+        let bytes = std::fs::read(path).unwrap();
         let component = sandbox.compile(&bytes).unwrap().component;
         let pre = sandbox.link(&component).unwrap();
         let spec = StoreSpec {
-            plugin: Arc::from("echo-abi"),
+            plugin: Arc::from(path),
             config: Arc::default(),
             catalog: Arc::new(RwLock::new(Catalog::default())),
             limits: Limits { memory_bytes: 64 << 20, ..Limits::default() },
@@ -65,8 +85,8 @@ fn echo() -> &'static Echo {
 }
 
 /// A fresh instance with a generous deadline (debug build, shared cores).
-fn instance() -> (Store<PluginState>, wasmtime::component::Instance) {
-    let echo = echo();
+fn instance(flavour: Flavour) -> (Store<PluginState>, wasmtime::component::Instance) {
+    let echo = echo(flavour);
     let mut store = Store::new(echo.sandbox.engine(), PluginState::new(&echo.spec));
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(echo.sandbox.deadline_ticks(Duration::from_secs(60)));
@@ -81,7 +101,7 @@ fn func(store: &mut Store<PluginState>, instance: &wasmtime::component::Instance
 }
 
 // ---------------------------------------------------------------------------
-// What the plugin answers, recomputed from the inputs (mirrors plugins/echo-abi)
+// What the plugins answer, recomputed from the inputs (mirrors plugins/echo-*)
 // ---------------------------------------------------------------------------
 
 const FNV_START: u32 = 0x811c_9dc5;
@@ -94,11 +114,11 @@ fn digest(text: &str) -> u32 {
     fnv(FNV_START, text.as_bytes())
 }
 
-/// `echo-abi`'s serialisation of row `i` with its skills and attributes.
-fn describe(batch: &ItemBatch, i: usize) -> String {
+/// The echo plugins' serialisation of row `i` with its skills and attributes.
+fn describe(flavour: Flavour, batch: &ItemBatch, i: usize) -> String {
     let row = &batch.rows[i];
     let mut out = String::new();
-    if i == 0 {
+    if i == 0 || flavour == Flavour::Sdk {
         write!(out, "now={};", batch.now_ms).unwrap();
     }
     write!(
@@ -135,20 +155,29 @@ fn describe(batch: &ItemBatch, i: usize) -> String {
     out
 }
 
-fn expected_priorities(batch: &ItemBatch) -> Vec<Priority> {
+/// Whether the plugin sets the optional parts (queue, recheck) for row `i`.
+fn even(flavour: Flavour, batch: &ItemBatch, i: usize) -> bool {
+    match flavour {
+        Flavour::Abi => i.is_multiple_of(2),
+        Flavour::Sdk => batch.rows[i].id.is_multiple_of(2),
+    }
+}
+
+fn expected_priorities(flavour: Flavour, batch: &ItemBatch) -> Vec<Priority> {
     (0..batch.rows.len())
         .map(|i| {
-            let text = describe(batch, i);
-            Priority { priority: digest(&text) as i32, queue: (i % 2 == 0).then_some(QueueId(batch.rows[i].queue)), reason: Some(text) }
+            let text = describe(flavour, batch, i);
+            let queue = even(flavour, batch, i).then_some(QueueId(batch.rows[i].queue));
+            Priority { priority: digest(&text) as i32, queue, reason: Some(text) }
         })
         .collect()
 }
 
-fn expected_escalations(batch: &ItemBatch) -> Vec<wit::Escalation> {
+fn expected_escalations(flavour: Flavour, batch: &ItemBatch) -> Vec<wit::Escalation> {
     (0..batch.rows.len())
         .map(|i| {
             let row = &batch.rows[i];
-            let text = describe(batch, i);
+            let text = describe(flavour, batch, i);
             let mut actions = vec![
                 wit::EscalationAction::RaiseBy(row.priority),
                 wit::EscalationAction::RaiseTo(digest(&text) as i32),
@@ -158,21 +187,27 @@ fn expected_escalations(batch: &ItemBatch) -> Vec<wit::Escalation> {
             let (start, count) = (row.skill_start as usize, row.skill_count as usize);
             actions.extend(batch.skills[start..start + count].iter().map(|s| wit::EscalationAction::DropSkill(s.skill.0)));
             actions.push(wit::EscalationAction::Alert(text));
-            wit::Escalation { actions, recheck_in_ms: (i % 2 == 0).then_some(row.age_ms) }
+            wit::Escalation { actions, recheck_in_ms: even(flavour, batch, i).then_some(row.age_ms) }
         })
         .collect()
 }
 
-fn expected_scores(item: &ItemBatch, table: &CandidateTable) -> Vec<f32> {
+fn expected_match(flavour: Flavour, item: &ItemBatch, table: &CandidateTable) -> wit::MatchResult {
+    let rows = match flavour {
+        Flavour::Abi => item.rows.len(),
+        // The SDK answers an empty batch itself, and shows the rule row 0 only.
+        Flavour::Sdk if item.rows.is_empty() => return wit::MatchResult::Ranked(Vec::new()),
+        Flavour::Sdk => 1,
+    };
     let mut base = FNV_START;
-    for i in 0..item.rows.len() {
-        base = fnv(base, describe(item, i).as_bytes());
+    for i in 0..rows {
+        base = fnv(base, describe(flavour, item, i).as_bytes());
     }
     for column in &table.skill_columns {
         base = fnv(base, &column.to_le_bytes());
     }
     let k = table.skill_columns.len();
-    (0..table.agent_ids.len())
+    let scores = (0..table.agent_ids.len())
         .map(|i| {
             let mut h = fnv(base, &table.agent_ids[i].to_le_bytes());
             h = fnv(h, &table.proficiency[i * k..(i + 1) * k]);
@@ -181,7 +216,8 @@ fn expected_scores(item: &ItemBatch, table: &CandidateTable) -> Vec<f32> {
             h = fnv(h, &table.load[i * 4..(i + 1) * 4]);
             (h >> 8) as f32
         })
-        .collect()
+        .collect();
+    wit::MatchResult::Scores(scores)
 }
 
 // ---------------------------------------------------------------------------
@@ -463,105 +499,143 @@ prop_compose! {
 // The properties
 // ---------------------------------------------------------------------------
 
+/// `prioritise`: the fast path's answer (lifted by `PrioritiesAnswer`)
+/// equals the generated bindings', it echoes the batch, and both paths put the
+/// same bytes into the plugin.
+fn prioritise_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestCaseError> {
+    let (mut store, instance) = instance(flavour);
+    let f = func(&mut store, &instance, contract::PRIORITISER, "prioritise");
+
+    let fast = f.typed::<(BatchArg<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
+    let (PrioritiesAnswer(fast_answer),) = fast.call(&mut store, (BatchArg::of(batch),)).unwrap();
+
+    let guest = prioritiser::GuestIndices::new(&echo(flavour).pre).unwrap().load(&mut store, &instance).unwrap();
+    let generated: Vec<Priority> =
+        guest.call_prioritise(&mut store, &wit_batch(batch)).unwrap().into_iter().map(sdk_priority).collect();
+
+    prop_assert_eq!(&fast_answer, &generated, "{:?}: fast path and generated bindings disagree", flavour);
+    prop_assert_eq!(&fast_answer, &expected_priorities(flavour, batch), "{:?}: the plugin did not see what was sent", flavour);
+
+    // The bytes, spied on in the flat (register) parameter form.
+    let (fast_seen, generated_seen) = (Seen::default(), Seen::default());
+    let spied = f.typed::<(FastSpied<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
+    let (PrioritiesAnswer(spied_answer),) = spied
+        .call(
+            &mut store,
+            (FastSpied {
+                now_ms: batch.now_ms,
+                rows: Spy { inner: Rows(&batch.rows), elem: ITEM_ROW.size, seen: &fast_seen.rows },
+                skills: Spy { inner: Skills(&batch.skills), elem: SKILL_REQ.size, seen: &fast_seen.skills },
+                attr_keys: &batch.attr_keys,
+                attr_value_ends: &batch.attr_value_ends,
+                attr_values: &batch.attr_values,
+            },),
+        )
+        .unwrap();
+    prop_assert_eq!(&spied_answer, &fast_answer);
+    let wit = wit_batch(batch);
+    let spied = f.typed::<(GeneratedSpied<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
+    let (PrioritiesAnswer(spied_answer),) = spied
+        .call(
+            &mut store,
+            (GeneratedSpied {
+                now_ms: wit.now_ms,
+                rows: Spy { inner: &wit.rows, elem: ITEM_ROW.size, seen: &generated_seen.rows },
+                skills: Spy { inner: &wit.skills, elem: SKILL_REQ.size, seen: &generated_seen.skills },
+                attr_keys: &wit.attr_keys,
+                attr_value_ends: &wit.attr_value_ends,
+                attr_values: &wit.attr_values,
+            },),
+        )
+        .unwrap();
+    prop_assert_eq!(&spied_answer, &fast_answer);
+    assert_same_bytes("prioritise", &fast_seen, &generated_seen);
+    Ok(())
+}
+
+/// `escalate`: the batch lowered by the fast path and by the generated
+/// bindings gets the same answer, and it echoes the batch.
+fn escalate_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestCaseError> {
+    let (mut store, instance) = instance(flavour);
+    let f = func(&mut store, &instance, contract::ESCALATOR, "escalate");
+    let fast = f.typed::<(BatchArg<'_>,), (Vec<wit::Escalation>,)>(&store).unwrap();
+    let (fast_answer,) = fast.call(&mut store, (BatchArg::of(batch),)).unwrap();
+    let guest = escalator::GuestIndices::new(&echo(flavour).pre).unwrap().load(&mut store, &instance).unwrap();
+    let generated = guest.call_escalate(&mut store, &wit_batch(batch)).unwrap();
+    // The generated types have no `PartialEq`; their `Debug` shows every value.
+    let (fast_answer, generated) = (format!("{fast_answer:?}"), format!("{generated:?}"));
+    prop_assert_eq!(&fast_answer, &generated, "{:?}: fast path and generated bindings disagree", flavour);
+    let want = format!("{:?}", expected_escalations(flavour, batch));
+    prop_assert_eq!(&fast_answer, &want, "{:?}: the plugin did not see what was sent", flavour);
+    Ok(())
+}
+
+/// `match-agents`: its 23 flat parameters go through memory; the item and
+/// table lowered both ways get the same scores, the scores digest every column
+/// sent, and the row and skill bytes are the same.
+fn match_both_ways(flavour: Flavour, item: &ItemBatch, table: &CandidateTable) -> Result<(), TestCaseError> {
+    let (mut store, instance) = instance(flavour);
+    let f = func(&mut store, &instance, contract::MATCHER, "match-agents");
+    let fast = f.typed::<(BatchArg<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
+    let (fast_answer,) = fast.call(&mut store, (BatchArg::of(item), TableArg::of(table))).unwrap();
+    let guest = matcher::GuestIndices::new(&echo(flavour).pre).unwrap().load(&mut store, &instance).unwrap();
+    let generated = guest.call_match_agents(&mut store, &wit_batch(item), &wit_table(table)).unwrap();
+    prop_assert_eq!(match_bits(&fast_answer), match_bits(&generated), "{:?}: fast path and generated bindings disagree", flavour);
+    let want = expected_match(flavour, item, table);
+    prop_assert_eq!(match_bits(&fast_answer), match_bits(&want), "{:?}: the plugin did not see what was sent", flavour);
+
+    let (fast_seen, generated_seen) = (Seen::default(), Seen::default());
+    let spied = f.typed::<(FastSpied<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
+    let fast_batch = FastSpied {
+        now_ms: item.now_ms,
+        rows: Spy { inner: Rows(&item.rows), elem: ITEM_ROW.size, seen: &fast_seen.rows },
+        skills: Spy { inner: Skills(&item.skills), elem: SKILL_REQ.size, seen: &fast_seen.skills },
+        attr_keys: &item.attr_keys,
+        attr_value_ends: &item.attr_value_ends,
+        attr_values: &item.attr_values,
+    };
+    let (spied_answer,) = spied.call(&mut store, (fast_batch, TableArg::of(table))).unwrap();
+    prop_assert_eq!(match_bits(&spied_answer), match_bits(&fast_answer));
+    let wit = wit_batch(item);
+    let spied = f.typed::<(GeneratedSpied<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
+    let generated_batch = GeneratedSpied {
+        now_ms: wit.now_ms,
+        rows: Spy { inner: &wit.rows, elem: ITEM_ROW.size, seen: &generated_seen.rows },
+        skills: Spy { inner: &wit.skills, elem: SKILL_REQ.size, seen: &generated_seen.skills },
+        attr_keys: &wit.attr_keys,
+        attr_value_ends: &wit.attr_value_ends,
+        attr_values: &wit.attr_values,
+    };
+    let (spied_answer,) = spied.call(&mut store, (generated_batch, TableArg::of(table))).unwrap();
+    prop_assert_eq!(match_bits(&spied_answer), match_bits(&fast_answer));
+    assert_same_bytes("match-agents", &fast_seen, &generated_seen);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// `prioritise`: the fast path's answer (lifted by `PrioritiesAnswer`)
-    /// equals the generated bindings', both echo the batch, and both paths put
-    /// the same bytes into the plugin.
+    /// `prioritise` of both echo plugins (see [`prioritise_both_ways`]).
     #[test]
     fn prioritise_sees_the_same_batch_both_ways(batch in any_batch(6)) {
-        let (mut store, instance) = instance();
-        let f = func(&mut store, &instance, contract::PRIORITISER, "prioritise");
-
-        let fast = f.typed::<(BatchArg<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
-        let (PrioritiesAnswer(fast_answer),) = fast.call(&mut store, (BatchArg::of(&batch),)).unwrap();
-
-        let guest = prioritiser::GuestIndices::new(&echo().pre).unwrap().load(&mut store, &instance).unwrap();
-        let generated: Vec<Priority> =
-            guest.call_prioritise(&mut store, &wit_batch(&batch)).unwrap().into_iter().map(sdk_priority).collect();
-
-        prop_assert_eq!(&fast_answer, &generated, "fast path and generated bindings disagree");
-        prop_assert_eq!(&fast_answer, &expected_priorities(&batch), "the plugin did not see what was sent");
-
-        // The bytes, spied on in the flat (register) parameter form.
-        let (fast_seen, generated_seen) = (Seen::default(), Seen::default());
-        let spied = f.typed::<(FastSpied<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
-        let (PrioritiesAnswer(spied_answer),) = spied.call(&mut store, (FastSpied {
-            now_ms: batch.now_ms,
-            rows: Spy { inner: Rows(&batch.rows), elem: ITEM_ROW.size, seen: &fast_seen.rows },
-            skills: Spy { inner: Skills(&batch.skills), elem: SKILL_REQ.size, seen: &fast_seen.skills },
-            attr_keys: &batch.attr_keys,
-            attr_value_ends: &batch.attr_value_ends,
-            attr_values: &batch.attr_values,
-        },)).unwrap();
-        prop_assert_eq!(&spied_answer, &fast_answer);
-        let wit = wit_batch(&batch);
-        let spied = f.typed::<(GeneratedSpied<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
-        let (PrioritiesAnswer(spied_answer),) = spied.call(&mut store, (GeneratedSpied {
-            now_ms: wit.now_ms,
-            rows: Spy { inner: &wit.rows, elem: ITEM_ROW.size, seen: &generated_seen.rows },
-            skills: Spy { inner: &wit.skills, elem: SKILL_REQ.size, seen: &generated_seen.skills },
-            attr_keys: &wit.attr_keys,
-            attr_value_ends: &wit.attr_value_ends,
-            attr_values: &wit.attr_values,
-        },)).unwrap();
-        prop_assert_eq!(&spied_answer, &fast_answer);
-        assert_same_bytes("prioritise", &fast_seen, &generated_seen);
+        for flavour in FLAVOURS {
+            prioritise_both_ways(flavour, &batch)?;
+        }
     }
 
-    /// `escalate`: the batch lowered by the fast path and by the generated
-    /// bindings gets the same answer, and it echoes the batch.
+    /// `escalate` of both echo plugins (see [`escalate_both_ways`]).
     #[test]
     fn escalate_sees_the_same_batch_both_ways(batch in any_batch(6)) {
-        let (mut store, instance) = instance();
-        let f = func(&mut store, &instance, contract::ESCALATOR, "escalate");
-        let fast = f.typed::<(BatchArg<'_>,), (Vec<wit::Escalation>,)>(&store).unwrap();
-        let (fast_answer,) = fast.call(&mut store, (BatchArg::of(&batch),)).unwrap();
-        let guest = escalator::GuestIndices::new(&echo().pre).unwrap().load(&mut store, &instance).unwrap();
-        let generated = guest.call_escalate(&mut store, &wit_batch(&batch)).unwrap();
-        // The generated types have no `PartialEq`; their `Debug` shows every value.
-        prop_assert_eq!(format!("{fast_answer:?}"), format!("{generated:?}"), "fast path and generated bindings disagree");
-        prop_assert_eq!(format!("{fast_answer:?}"), format!("{:?}", expected_escalations(&batch)), "the plugin did not see what was sent");
+        for flavour in FLAVOURS {
+            escalate_both_ways(flavour, &batch)?;
+        }
     }
 
-    /// `match-agents`: its 23 flat parameters go through memory; the item and
-    /// table lowered both ways get the same scores, the scores digest every
-    /// column sent, and the row and skill bytes are the same.
+    /// `match-agents` of both echo plugins (see [`match_both_ways`]).
     #[test]
     fn match_agents_sees_the_same_item_and_table_both_ways(item in any_batch(2), table in any_table()) {
-        let (mut store, instance) = instance();
-        let f = func(&mut store, &instance, contract::MATCHER, "match-agents");
-        let fast = f.typed::<(BatchArg<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
-        let (fast_answer,) = fast.call(&mut store, (BatchArg::of(&item), TableArg::of(&table))).unwrap();
-        let guest = matcher::GuestIndices::new(&echo().pre).unwrap().load(&mut store, &instance).unwrap();
-        let generated = guest.call_match_agents(&mut store, &wit_batch(&item), &wit_table(&table)).unwrap();
-        prop_assert_eq!(match_bits(&fast_answer), match_bits(&generated), "fast path and generated bindings disagree");
-        let want = wit::MatchResult::Scores(expected_scores(&item, &table));
-        prop_assert_eq!(match_bits(&fast_answer), match_bits(&want), "the plugin did not see what was sent");
-
-        let (fast_seen, generated_seen) = (Seen::default(), Seen::default());
-        let spied = f.typed::<(FastSpied<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
-        let (spied_answer,) = spied.call(&mut store, (FastSpied {
-            now_ms: item.now_ms,
-            rows: Spy { inner: Rows(&item.rows), elem: ITEM_ROW.size, seen: &fast_seen.rows },
-            skills: Spy { inner: Skills(&item.skills), elem: SKILL_REQ.size, seen: &fast_seen.skills },
-            attr_keys: &item.attr_keys,
-            attr_value_ends: &item.attr_value_ends,
-            attr_values: &item.attr_values,
-        }, TableArg::of(&table))).unwrap();
-        prop_assert_eq!(match_bits(&spied_answer), match_bits(&fast_answer));
-        let wit = wit_batch(&item);
-        let spied = f.typed::<(GeneratedSpied<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
-        let (spied_answer,) = spied.call(&mut store, (GeneratedSpied {
-            now_ms: wit.now_ms,
-            rows: Spy { inner: &wit.rows, elem: ITEM_ROW.size, seen: &generated_seen.rows },
-            skills: Spy { inner: &wit.skills, elem: SKILL_REQ.size, seen: &generated_seen.skills },
-            attr_keys: &wit.attr_keys,
-            attr_value_ends: &wit.attr_value_ends,
-            attr_values: &wit.attr_values,
-        }, TableArg::of(&table))).unwrap();
-        prop_assert_eq!(match_bits(&spied_answer), match_bits(&fast_answer));
-        assert_same_bytes("match-agents", &fast_seen, &generated_seen);
+        for flavour in FLAVOURS {
+            match_both_ways(flavour, &item, &table)?;
+        }
     }
 }

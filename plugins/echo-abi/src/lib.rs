@@ -120,7 +120,7 @@ impl prioritiser::Guest for Plugin {
                 let text = describe(&items, i);
                 Priority {
                     priority: digest(&text) as i32,
-                    queue: (i % 2 == 0).then(|| items.rows[i].queue),
+                    queue: i.is_multiple_of(2).then(|| items.rows[i].queue),
                     reason: Some(text),
                 }
             })
@@ -148,7 +148,7 @@ impl escalator::Guest for Plugin {
                     }
                 }
                 actions.push(EscalationAction::Alert(text));
-                Escalation { actions, recheck_in_ms: (i % 2 == 0).then_some(row.age_ms) }
+                Escalation { actions, recheck_in_ms: i.is_multiple_of(2).then_some(row.age_ms) }
             })
             .collect()
     }
