@@ -13,13 +13,35 @@
 //! `candidate-table` exactly as the generated types do, so any component of the
 //! contract — Rust, Python, JavaScript — receives the same bytes.
 //!
-//! Layout of `item-row` in the canonical ABI (size 64, alignment 8):
-//! `id` u64 @0, `channel` u8 @8, `queue` u32 @12, `tier` u8 @16, `contacts` u16
-//! @18, `priority` s32 @20, `age-ms` u64 @24, `due-in-ms` s64 @32, `value` f64
-//! @40, `skill-start` u32 @48, `skill-count` u32 @52, `attr-start` u32 @56,
-//! `attr-count` u32 @60. Padding bytes are written as zeros, so nothing of the
-//! host's memory leaks into the plugin. `skill-req`: `skill` u32 @0, `level` u8
-//! @4 (size 8, alignment 4).
+//! **Layouts.** The offsets and sizes of `item-row`, `skill-req` and `priority`
+//! come from `switchyard-abi-layout` (`sdk/layout`), which computes them from
+//! `wit/routing.wit` at build time; `CanonicalRow`, `write_skill` and
+//! `lift_priorities` are checked against it at compile time, so a WIT edit that
+//! moves or retypes a field fails the build here. Padding bytes are written as
+//! zeros, so nothing of the host's memory leaks into the plugin. The property
+//! tests in `abi/conformance.rs` send random batches through this path and
+//! through the generated bindings to the `echo-abi` plugin and require the same
+//! answers and bytes.
+//!
+//! **wasmtime internals.** This is the one module (with its test child) that
+//! uses `wasmtime::component::__internal`, which has no stability promise;
+//! wasmtime is pinned exactly (`=48.0.8`) in the workspace `Cargo.toml` for it.
+//! On a wasmtime upgrade, re-check:
+//!
+//! - the `__internal` items used here — `CanonicalAbiInfo` (`POINTER_PAIR`),
+//!   `InstanceType`, `InterfaceType`, `LowerContext` (`realloc`,
+//!   `as_slice_mut`, `get`), `LiftContext` (`memory`) — and the signatures of
+//!   `ComponentType::typecheck`, `Lower::linear_lower_to_{flat,memory}` and
+//!   `Lift::linear_lift_from_{flat,memory}`, which the `unsafe impl`s below
+//!   implement by hand;
+//! - that a list still lowers to a (pointer, length) pair of `ValRaw::i64` /
+//!   `get_u32`, and that `match-agents` (23 flat parameters, above
+//!   `MAX_FLAT_PARAMS` = 16) still passes its arguments through memory;
+//! - that `TypedFunc::new_unchecked` (in `plugin.rs`) is still sound after the
+//!   once-per-instance `Func::typed` check, and that calls still run
+//!   post-return themselves;
+//! - then run `cargo test -p switchyard-host --lib abi` (the conformance
+//!   property tests) and the `ratios` benchmark (the reason this module exists).
 
 use std::mem::MaybeUninit;
 
@@ -30,12 +52,26 @@ use wasmtime::ValRaw;
 
 use crate::contract::wit;
 
+use switchyard_abi_layout::{ITEM_ROW, PRIORITY, SKILL_REQ};
+
 /// Size of an `item-row` in the canonical ABI.
-const ROW_SIZE: usize = 64;
+const ROW_SIZE: usize = ITEM_ROW.size;
 /// Size of a `skill-req` in the canonical ABI.
-const SKILL_SIZE: usize = 8;
+const SKILL_SIZE: usize = SKILL_REQ.size;
 /// Size of a `priority` in the canonical ABI.
-const PRIORITY_SIZE: usize = 24;
+const PRIORITY_SIZE: usize = PRIORITY.size;
+/// Where `priority`'s `option` fields lie: the discriminant, then the payload
+/// at +4 (both payloads are 4-aligned; the sizes asserted below pin the shapes).
+const PRIORITY_QUEUE_AT: usize = PRIORITY.offset("queue");
+const PRIORITY_REASON_AT: usize = PRIORITY.offset("reason");
+const _: () = {
+    assert!(PRIORITY.fields.len() == 3 && PRIORITY.align == 4);
+    assert!(PRIORITY.field("priority").size == 4);
+    // option<u32>: discriminant u8, u32 at +4.
+    assert!(PRIORITY.field("queue").size == 8);
+    // option<string>: discriminant u8, pointer at +4, length at +8.
+    assert!(PRIORITY.field("reason").size == 12);
+};
 
 /// An `item-batch` argument borrowed from the SDK's [`ItemBatch`].
 #[derive(ComponentType, Lower, Clone, Copy)]
@@ -197,7 +233,33 @@ struct CanonicalRow {
     attr_count: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<CanonicalRow>() == ROW_SIZE);
+// `CanonicalRow` is the WIT's `item-row` field by field (offset and size), and
+// has every field of it: a WIT edit fails the build here until the struct and
+// `write_row` follow.
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<CanonicalRow>() == ROW_SIZE && align_of::<CanonicalRow>() == ITEM_ROW.align);
+    assert!(ITEM_ROW.fields.len() == 13);
+    macro_rules! at {
+        ($field:ident: $ty:ty = $name:literal) => {
+            assert!(offset_of!(CanonicalRow, $field) == ITEM_ROW.offset($name));
+            assert!(size_of::<$ty>() == ITEM_ROW.field($name).size);
+        };
+    }
+    at!(id: u64 = "id");
+    at!(channel: u8 = "channel");
+    at!(queue: u32 = "queue");
+    at!(tier: u8 = "tier");
+    at!(contacts: u16 = "contacts");
+    at!(priority: i32 = "priority");
+    at!(age_ms: u64 = "age-ms");
+    at!(due_in_ms: i64 = "due-in-ms");
+    at!(value: f64 = "value");
+    at!(skill_start: u32 = "skill-start");
+    at!(skill_count: u32 = "skill-count");
+    at!(attr_start: u32 = "attr-start");
+    at!(attr_count: u32 = "attr-count");
+};
 
 fn write_row(row: &ItemRow, out: &mut [u8; ROW_SIZE]) {
     let canonical = CanonicalRow {
@@ -224,9 +286,14 @@ fn write_row(row: &ItemRow, out: &mut [u8; ROW_SIZE]) {
 }
 
 fn write_skill(skill: &SkillReq, out: &mut [u8; SKILL_SIZE]) {
+    const SKILL_AT: usize = SKILL_REQ.offset("skill");
+    const LEVEL_AT: usize = SKILL_REQ.offset("level");
+    const _: () = assert!(
+        SKILL_REQ.fields.len() == 2 && SKILL_REQ.field("skill").size == 4 && SKILL_REQ.field("level").size == 1
+    );
     let mut bytes = [0u8; SKILL_SIZE];
-    bytes[0..4].copy_from_slice(&skill.skill.0.to_le_bytes());
-    bytes[4] = skill.level;
+    bytes[SKILL_AT..SKILL_AT + 4].copy_from_slice(&skill.skill.0.to_le_bytes());
+    bytes[LEVEL_AT] = skill.level;
     *out = bytes;
 }
 
@@ -279,20 +346,20 @@ fn lift_priorities(cx: &mut LiftContext<'_>, ptr: usize, len: usize) -> wasmtime
     let mut with_reason = Vec::new();
     for (i, row) in list.chunks_exact(PRIORITY_SIZE).enumerate() {
         let u32_at = |o: usize| u32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]]);
-        let queue = match row[4] {
+        let queue = match row[PRIORITY_QUEUE_AT] {
             0 => None,
-            1 => Some(QueueId(u32_at(8))),
+            1 => Some(QueueId(u32_at(PRIORITY_QUEUE_AT + 4))),
             d => wasmtime::bail!("invalid `option` discriminant {d} in priority {i}"),
         };
-        match row[12] {
+        match row[PRIORITY_REASON_AT] {
             0 => {}
             1 => with_reason.push(i),
             d => wasmtime::bail!("invalid `option` discriminant {d} in priority {i}"),
         }
-        out.push(Priority { priority: u32_at(0) as i32, queue, reason: None });
+        out.push(Priority { priority: u32_at(PRIORITY.offset("priority")) as i32, queue, reason: None });
     }
     for i in with_reason {
-        let at = ptr + i * PRIORITY_SIZE + 16;
+        let at = ptr + i * PRIORITY_SIZE + PRIORITY_REASON_AT + 4;
         let mut pair = [0u8; 8];
         pair.copy_from_slice(&cx.memory()[at..at + 8]);
         out[i].reason = Some(<String as Lift>::linear_lift_from_memory(cx, InterfaceType::String, &pair)?);
@@ -301,18 +368,23 @@ fn lift_priorities(cx: &mut LiftContext<'_>, ptr: usize, len: usize) -> wasmtime
 }
 
 #[cfg(test)]
+mod conformance;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The canonical ABI sizes this module writes by hand match what wasmtime
-    /// computes for the contract's types.
+    /// The layouts computed from the WIT (wit-parser, `sdk/layout`) have the
+    /// sizes and alignments wasmtime computes for the generated types: two
+    /// implementations of the canonical ABI agree.
     #[test]
-    fn hand_written_sizes_match_the_canonical_abi() {
-        assert_eq!(<wit::ItemRow as ComponentType>::SIZE32, ROW_SIZE);
-        assert_eq!(<wit::ItemRow as ComponentType>::ALIGN32, 8);
-        assert_eq!(<wit::SkillReq as ComponentType>::SIZE32, SKILL_SIZE);
-        assert_eq!(<wit::SkillReq as ComponentType>::ALIGN32, 4);
-        assert_eq!(<wit::Priority as ComponentType>::SIZE32, PRIORITY_SIZE);
-        assert_eq!(<wit::Priority as ComponentType>::ALIGN32, 4);
+    fn layouts_from_the_wit_match_wasmtimes_canonical_abi() {
+        for (layout, size, align) in [
+            (ITEM_ROW, <wit::ItemRow as ComponentType>::SIZE32, <wit::ItemRow as ComponentType>::ALIGN32),
+            (SKILL_REQ, <wit::SkillReq as ComponentType>::SIZE32, <wit::SkillReq as ComponentType>::ALIGN32),
+            (PRIORITY, <wit::Priority as ComponentType>::SIZE32, <wit::Priority as ComponentType>::ALIGN32),
+        ] {
+            assert_eq!((layout.size, layout.align), (size, align as usize), "{}", layout.name);
+        }
     }
 }

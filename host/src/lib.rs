@@ -14,6 +14,10 @@
 //!   plugin answer passes.
 //! - [`sandbox`]: the wasmtime engine, compiled-component cache, epoch ticker,
 //!   per-plugin limits, locked-down WASI and the host imports.
+//! - `abi` (private): the fast canonical-ABI path for batches, candidate tables and
+//!   `prioritise` answers; the crate's only use of wasmtime's unstable
+//!   `component::__internal` (its docs list what to re-check on a wasmtime
+//!   upgrade), checked against the WIT's layouts and by conformance property tests.
 //! - [`plugin`]: one loaded plugin generation: load, validate, instance pool, calls.
 //! - [`stats`]: per-plugin statistics and the circuit breaker.
 //! - [`runtime`]: the embedding API ([`Runtime`](runtime::Runtime)): register

@@ -26,6 +26,10 @@ struct Plugin {
     package: String,
     /// Library name: the component is `<lib>.wasm`.
     lib: String,
+    /// False for a test plugin that is no department's rules (its manifest says
+    /// `[package.metadata.switchyard] department = false`, e.g. `echo-abi`):
+    /// `foreach_department!` leaves it out, so it needs no fixtures.
+    department: bool,
 }
 
 fn main() {
@@ -102,8 +106,8 @@ fn main() {
     foreach_macro(
         &mut code,
         "department",
-        "every plugin that is not a `hostile-*` test plugin",
-        plugins.iter().filter(|p| !hostile(p)),
+        "every department plugin (not a `hostile-*` plugin, not marked `department = false`)",
+        plugins.iter().filter(|p| !hostile(p) && p.department),
     );
     foreach_macro(
         &mut code,
@@ -165,10 +169,18 @@ fn find_plugins(plugins_dir: &Path, own_dir: &Path) -> Vec<Plugin> {
         let Some(dir_name) = dir.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
+        let department = manifest
+            .get("package")
+            .and_then(|p| p.get("metadata"))
+            .and_then(|m| m.get("switchyard"))
+            .and_then(|s| s.get("department"))
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
         plugins.push(Plugin {
             dir: dir_name.to_owned(),
             package: package.to_owned(),
             lib: lib_name,
+            department,
         });
     }
     plugins

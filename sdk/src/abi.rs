@@ -531,6 +531,24 @@ pub unsafe fn post_match_agents(ret: *mut u8) {
 // and `SkillReq` (types.rs).
 const _: () = assert!(MATCH_PARAMS_SIZE == 8 + 2 * 11 * P);
 
+// On wasm32 the answer layouts above are the canonical ABI's: check them
+// against the layouts computed from the WIT (`switchyard_abi_layout`), so a WIT
+// edit fails every plugin's build instead of writing wrong bytes.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use switchyard_abi_layout::{ESCALATION, PRIORITY};
+    assert!(PRIORITY_SIZE == PRIORITY.size && PRIORITY_ALIGN == PRIORITY.align);
+    assert!(PRIORITY.fields.len() == 3 && PRIORITY.offset("priority") == 0);
+    // option<u32>: discriminant @4, id @8 (what `write_priority` writes).
+    assert!(PRIORITY.offset("queue") == 4 && PRIORITY.field("queue").size == 8);
+    // option<string>: discriminant @8+P, (pointer, length) @8+2P.
+    assert!(PRIORITY.offset("reason") == 8 + P && PRIORITY.field("reason").size == 3 * P);
+    assert!(ESCALATION_SIZE == ESCALATION.size && ESCALATION_ALIGN == ESCALATION.align);
+    assert!(ESCALATION.fields.len() == 2 && ESCALATION.offset("actions") == 0);
+    // option<u64>: discriminant @2P, value @8+2P.
+    assert!(ESCALATION.offset("recheck-in-ms") == 2 * P && ESCALATION.field("recheck-in-ms").size == 16);
+};
+
 #[cfg(test)]
 mod tests {
     //! The hooks driven natively the way a host drives them: lists allocated

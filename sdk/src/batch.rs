@@ -12,7 +12,7 @@ use crate::types::{AttrKey, Channel, QueueId, SkillId, SkillReq, Tier, NO_DUE};
 ///
 /// `#[repr(C)]` with the fields in WIT order: on every target its layout is the
 /// canonical-ABI layout of `item-row` (size 64, align 8; checked at compile time
-/// below), so the guest glue adopts the `list<item-row>` the host lowered as a
+/// below against the layout computed from the WIT), so the guest glue adopts the `list<item-row>` the host lowered as a
 /// `Vec<ItemRow>` without copying (see `crate::abi`). Keep the fields in WIT order.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
@@ -45,24 +45,34 @@ pub struct ItemRow {
     pub attr_count: u32,
 }
 
-// The canonical-ABI layout of `item-row`: the guest glue views the host's list in
-// place, so any drift from it must fail the build, on every target.
+// The canonical-ABI layout of `item-row`, as computed from the WIT
+// (`switchyard_abi_layout`): the guest glue views the host's list in place, so
+// any drift from it (a WIT field moved, retyped or added) fails the build, on
+// every target.
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<ItemRow>() == 64 && align_of::<ItemRow>() == 8);
-    assert!(offset_of!(ItemRow, id) == 0);
-    assert!(offset_of!(ItemRow, channel) == 8);
-    assert!(offset_of!(ItemRow, queue) == 12);
-    assert!(offset_of!(ItemRow, tier) == 16);
-    assert!(offset_of!(ItemRow, contacts) == 18);
-    assert!(offset_of!(ItemRow, priority) == 20);
-    assert!(offset_of!(ItemRow, age_ms) == 24);
-    assert!(offset_of!(ItemRow, due_in_ms) == 32);
-    assert!(offset_of!(ItemRow, value) == 40);
-    assert!(offset_of!(ItemRow, skill_start) == 48);
-    assert!(offset_of!(ItemRow, skill_count) == 52);
-    assert!(offset_of!(ItemRow, attr_start) == 56);
-    assert!(offset_of!(ItemRow, attr_count) == 60);
+    use switchyard_abi_layout::ITEM_ROW;
+    assert!(size_of::<ItemRow>() == ITEM_ROW.size && align_of::<ItemRow>() == ITEM_ROW.align);
+    assert!(ITEM_ROW.fields.len() == 13);
+    macro_rules! at {
+        ($field:ident: $ty:ty = $name:literal) => {
+            assert!(offset_of!(ItemRow, $field) == ITEM_ROW.offset($name));
+            assert!(size_of::<$ty>() == ITEM_ROW.field($name).size);
+        };
+    }
+    at!(id: u64 = "id");
+    at!(channel: Channel = "channel");
+    at!(queue: u32 = "queue");
+    at!(tier: u8 = "tier");
+    at!(contacts: u16 = "contacts");
+    at!(priority: i32 = "priority");
+    at!(age_ms: u64 = "age-ms");
+    at!(due_in_ms: i64 = "due-in-ms");
+    at!(value: f64 = "value");
+    at!(skill_start: u32 = "skill-start");
+    at!(skill_count: u32 = "skill-count");
+    at!(attr_start: u32 = "attr-start");
+    at!(attr_count: u32 = "attr-count");
 };
 
 /// A batch of work items in struct-of-arrays form (`item-batch` in WIT).

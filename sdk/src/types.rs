@@ -136,11 +136,15 @@ pub struct SkillReq {
     pub level: u8,
 }
 
-// The canonical-ABI layout of `skill-req` (see `crate::abi`).
+// The canonical-ABI layout of `skill-req` (see `crate::abi`), as computed from
+// the WIT (`switchyard_abi_layout`): a WIT edit fails the build here.
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<SkillReq>() == 8 && align_of::<SkillReq>() == 4);
-    assert!(offset_of!(SkillReq, skill) == 0 && offset_of!(SkillReq, level) == 4);
+    use switchyard_abi_layout::SKILL_REQ;
+    assert!(size_of::<SkillReq>() == SKILL_REQ.size && align_of::<SkillReq>() == SKILL_REQ.align);
+    assert!(SKILL_REQ.fields.len() == 2);
+    assert!(offset_of!(SkillReq, skill) == SKILL_REQ.offset("skill") && SKILL_REQ.field("skill").size == 4);
+    assert!(offset_of!(SkillReq, level) == SKILL_REQ.offset("level") && SKILL_REQ.field("level").size == 1);
     assert!(size_of::<Channel>() == 1 && align_of::<Channel>() == 1);
 };
 
