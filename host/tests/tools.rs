@@ -212,6 +212,11 @@ fn rust_scaffold_builds_a_component_that_passes_check() {
     let dir = temp_dir("scaffold-rust");
     let target = dir.join("fresh-rules");
     new_plugin(&NewOptions { lang: Lang::Rust, name: "fresh-rules".into(), dir: Some(target.clone()), sdk: None }).expect("scaffold");
+    // Outside this repository the SDK is a versioned dependency; only the
+    // patch (while the SDK is unpublished) names this checkout.
+    let manifest = std::fs::read_to_string(target.join("Cargo.toml")).expect("the manifest");
+    assert!(manifest.contains(&format!("switchyard-sdk = \"{}\"", env!("CARGO_PKG_VERSION"))), "{manifest}");
+    assert!(manifest.contains("[patch.crates-io]") && manifest.contains("[workspace]"), "{manifest}");
     // One shared target dir across runs keeps this to one incremental build.
     let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
     let output = std::process::Command::new(env!("CARGO"))

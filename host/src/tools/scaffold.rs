@@ -118,8 +118,24 @@ pub fn new_plugin(options: &NewOptions) -> Result<Vec<PathBuf>> {
             };
             let sdk = sdk.canonicalize().unwrap_or(sdk);
             let absolute_dir = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
-            let workspace = if inside_workspace(&absolute_dir) { "" } else { "\n# A workspace of its own, so it builds wherever it is put.\n[workspace]\n" };
-            let manifest = fill(RUST_CARGO).replace("{{sdk}}", &sdk.display().to_string()).replace("{{workspace}}", workspace);
+            let (dependency, workspace) = if inside_workspace(&absolute_dir) {
+                // A member of this repository's workspace builds against the SDK beside it.
+                (format!("switchyard-sdk = {{ path = {:?} }}", sdk.display().to_string()), String::new())
+            } else {
+                // Anywhere else: the published SDK by version, its own workspace,
+                // and (while the SDK is not on crates.io) a patch to this copy of it.
+                (
+                    format!("switchyard-sdk = \"{SDK_VERSION}\""),
+                    format!(
+                        "\n# A workspace of its own, so it builds wherever it is put.\n[workspace]\n\n\
+                         # Until switchyard-sdk is on crates.io: build against this copy of it.\n\
+                         # Remove these two lines once it is published.\n\
+                         [patch.crates-io]\nswitchyard-sdk = {{ path = {:?} }}\n",
+                        sdk.display().to_string()
+                    ),
+                )
+            };
+            let manifest = fill(RUST_CARGO).replace("{{sdk}}", &dependency).replace("{{workspace}}", &workspace);
             files.push(write(&dir, "Cargo.toml", &manifest)?);
             files.push(write(&dir, "src/lib.rs", &fill(RUST_LIB))?);
             files.push(write(&dir, "README.md", &fill(RUST_README))?);
@@ -170,6 +186,9 @@ agents = [
 expect = { best = 3, vetoed = [1] }
 "#;
 
+/// The SDK version a scaffold asks for: this host's (they are released together).
+const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 const RUST_CARGO: &str = r#"[package]
 name = "{{name}}"
 version = "0.1.0"
@@ -181,7 +200,7 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-switchyard-sdk = { path = "{{sdk}}" }
+{{sdk}}
 {{workspace}}"#;
 
 const RUST_LIB: &str = r#"//! The {{name}} department's routing rules.

@@ -22,8 +22,10 @@ use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 use syn::{ImplItem, ItemImpl};
 
-/// The contract's WIT directory (`sdk/wit` is a symlink to the workspace's `wit/`).
-const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
+/// The contract's WIT directory, inside this package (`sdk/macros/wit` is a
+/// symlink to the workspace's `wit/`, which `cargo package` follows), so a
+/// published macro finds it wherever the registry unpacked it.
+const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/wit");
 
 /// The WIT package (name and version) the glue exports against.
 const PACKAGE: &str = "switchyard:routing";
