@@ -1,7 +1,7 @@
 //! Hot reload of department rules: watch → load off the decision path →
 //! validate → swap atomically → record a generation and an audit entry. A bad
 //! build never replaces a good one; ops roll back to any kept generation with one
-//! call, and can run a candidate in [shadow](shadow) on live traffic first.
+//! call, and can run a candidate in [shadow] on live traffic first.
 //!
 //! ```no_run
 //! use switchyard_host::reload::{ReloadManager, ReloadOptions};

@@ -74,7 +74,7 @@ use crate::rules::SharedCatalog;
 pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// A router's state at one instant, as plain serde data (see the
-/// [module docs](self) for what it covers and how it is restored).
+/// module docs (`router::snapshot`) for what it covers and how it is restored).
 ///
 /// ```
 /// use std::sync::{Arc, RwLock};
@@ -265,7 +265,7 @@ impl Router {
     /// [`RouterSnapshot::taken_at_ms`].
     ///
     /// The configuration may differ from the one the snapshot was taken under
-    /// (see the [module docs](self)): queues and departments are matched by
+    /// (see the module docs (`router::snapshot`)): queues and departments are matched by
     /// name; waiting items of a queue no longer configured go to the exception
     /// queue. Fails with [`Error::Invalid`] for another snapshot version, an
     /// item held by an agent in a queue no longer configured, changed

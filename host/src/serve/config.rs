@@ -85,7 +85,7 @@ pub struct ServeConfig {
 
 /// Bearer tokens of the admin, supervisor and integration roles (agents get
 /// their own tokens from an admin through the API). Each may be written in plain
-/// text or as `sha256:<hex>`; see [`super::auth`].
+/// text or as `sha256:<hex>`; see the `serve::auth` module.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {

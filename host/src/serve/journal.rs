@@ -489,7 +489,7 @@ impl RedbJournal {
     /// A last record that cannot be read (the tail of a write the machine did
     /// not finish) is dropped with a warning; redb's commits are atomic, so this
     /// guards against a store that is not, and against a record cut short by a
-    /// bug. A bad record *before* the last is corruption: [`JournalStore::replay`]
+    /// bug. A bad record *before* the last is corruption: [`JournalStore::read`]
     /// refuses it by number.
     pub fn open(path: &Path) -> Result<RedbJournal> {
         use redb::ReadableTable;

@@ -10,9 +10,9 @@
 //!
 //! | mode | `prioritise` | `escalate` | `match-agents` |
 //! |---|---|---|---|
-//! | 0 | one priority too many (n + 1) | `move-to` unknown queue [`UNKNOWN_ID`] for every item | a NaN score for every candidate |
+//! | 0 | one priority too many (n + 1) | `move-to` unknown queue `UNKNOWN_ID` for every item | a NaN score for every candidate |
 //! | 1 | no priorities at all (0 for n items) | one escalation too many (n + 1) | one score too many (candidates + 1) |
-//! | 2 | every item moved to unknown queue [`UNKNOWN_ID`] | `drop-skill` of unknown skill [`UNKNOWN_ID`] | `ranked` with out-of-range indices (n, then `u32::MAX`) |
+//! | 2 | every item moved to unknown queue `UNKNOWN_ID` | `drop-skill` of unknown skill `UNKNOWN_ID` | `ranked` with out-of-range indices (n, then `u32::MAX`) |
 //! | 3 | valid: priority 7, no move, reason "hostile-garbage: valid" | valid: no actions, no recheck | valid: `ranked` 0..n |
 //! | 4 | a reason that is not UTF-8 (the lift itself fails) | as 0 | as 0 |
 
