@@ -1023,4 +1023,32 @@ mod tests {
         let left: Vec<u64> = group.records().unwrap().into_iter().map(|(_, r)| r.at_ms).collect();
         assert_eq!(left, vec![4]);
     }
+
+    proptest::proptest! {
+        /// Whatever bytes a damaged store hands back, reading them is an error
+        /// that says why (or a record), never a panic: a record of this
+        /// format with bytes flipped, cut or appended.
+        #[test]
+        fn damaged_records_are_refused_not_panicked_on(flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..8), cut in 0usize..4096) {
+            let item = ItemRecord {
+                department: "billing".into(), queue: "q".into(), channel: Channel::Chat,
+                skills: vec![("billing".into(), 3)], attributes: vec![("ref".into(), "x".into())],
+                priority: 5, tier: Tier::Gold, value: 12.5, customer: Some("c".into()), case: None, due_in_ms: Some(9),
+            };
+            let record = Record {
+                outcomes: vec![Outcome::Match { by: Origin::BuiltIn, result: MatchResult::Scores(vec![1.0, -1.0]) }],
+                ..Record::new(7, Op::CreateItem { item })
+            };
+            let mut bytes = record.encode().unwrap();
+            for (at, byte) in flips {
+                let len = bytes.len();
+                bytes[at % len] = byte;
+            }
+            bytes.truncate(cut.max(1));
+            match Record::decode(&bytes) {
+                Ok(read) => proptest::prop_assert_eq!(read.v, FORMAT_VERSION),
+                Err(why) => proptest::prop_assert!(!why.is_empty()),
+            }
+        }
+    }
 }
