@@ -147,6 +147,15 @@ impl Item {
     }
 }
 
+/// What [`Router::build_item`] makes of a new item.
+struct Built {
+    item: Item,
+    /// Why it goes to the exception queue, if it does.
+    problem: Option<ExceptionReason>,
+    /// (previous item, its queue) when the customer calls again within the FCR window.
+    repeat_of: Option<(u64, usize)>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Agent {
     spec: AgentSpec,
@@ -864,14 +873,57 @@ impl Router {
         self.check_catalog(&unknown)
     }
 
+    /// Reserve the id the next [`Router::create_item_as`] may use: a front end
+    /// that asks the rules before it takes its lock (see [`Router::plan_intake`])
+    /// shows the plugin the id the item will have.
+    pub fn reserve_item_id(&mut self) -> ItemId {
+        let id = self.next_item;
+        self.next_item += 1;
+        ItemId(id)
+    }
+
+    /// [`Router::create_item`] under an id from [`Router::reserve_item_id`] (or
+    /// one a journal recorded); an id already in use gets a new one.
+    pub fn create_item_as(&mut self, id: ItemId, new: NewWorkItem) -> ItemId {
+        if id.0 == 0 || self.items.contains_key(&id.0) {
+            return self.create(new, None);
+        }
+        self.next_item = self.next_item.max(id.0 + 1);
+        self.create_with(id.0, new, None)
+    }
+
+    /// The `prioritise` batch [`Router::create_item_as`] would hand the item's
+    /// department for `new` under `id` at `now`, and the department's name, or
+    /// `None` if the item would not reach its rules (over a limit, unknown
+    /// department or queue, invalid data). Read-only but for interning names.
+    ///
+    /// A front end calls it under its lock, asks the rules *outside* the lock,
+    /// and hands the answer back for the create (the daemon's tape does): so a
+    /// slow plugin holds only its own request.
+    pub fn plan_intake(&self, id: ItemId, new: &NewWorkItem, now: u64) -> Option<(String, ItemBatch)> {
+        if self.check_item(new).is_err() {
+            return None;
+        }
+        let built = self.build_item(id.0, new, now, None);
+        if built.problem.is_some() {
+            return None;
+        }
+        let department = self.departments[built.item.department].spec.name.clone();
+        Some((department, self.batch_of(&[&built.item], now)))
+    }
+
     fn create(&mut self, new: NewWorkItem, handed_from: Option<u64>) -> ItemId {
+        let id = self.next_item;
+        self.next_item += 1;
+        self.create_with(id, new, handed_from)
+    }
+
+    fn create_with(&mut self, id: u64, new: NewWorkItem, handed_from: Option<u64>) -> ItemId {
         self.created_since_prune += 1;
         if self.created_since_prune >= self.options.retention.prune_every {
             self.prune();
         }
         let now = self.now_ms();
-        let id = self.next_item;
-        self.next_item += 1;
         let channel = new.channel.unwrap_or(Channel::Voice);
 
         // Over a limit: keep nothing oversized, send it to the exception queue.
@@ -892,87 +944,13 @@ impl Router {
             }
         };
 
-        // Where does it go, and is it well-formed?
-        let mut problem: Option<ExceptionReason> = None;
+        let Built { mut item, problem: built_problem, repeat_of } = self.build_item(id, &new, now, handed_from);
+        let problem = over_limit.or(built_problem);
         let department = self.department_index.get(&new.department).copied();
         let queue = self.queue_index.get(&new.queue).copied();
-        match (department, queue) {
-            (None, _) => problem = Some(ExceptionReason::UnknownDepartment(new.department.clone())),
-            (Some(d), Some(q)) if self.queues[q].department == d => {}
-            (Some(_), _) => problem = Some(ExceptionReason::UnknownQueue(new.queue.clone())),
+        if let Some((last_item, last_queue)) = repeat_of {
+            self.emit(Event::Repeat { at_ms: now, item: ItemId(id), previous: ItemId(last_item), previous_queue: last_queue });
         }
-        if over_limit.is_some() {
-            problem = over_limit;
-        }
-        let mut skills: Vec<SkillReq> = Vec::new();
-        if let Some(q) = queue {
-            skills.push(SkillReq { skill: SkillId(self.queues[q].skill), level: 1 });
-        }
-        for (name, level) in &new.skills {
-            if !(1..=10).contains(level) {
-                problem.get_or_insert(ExceptionReason::InvalidData(format!(
-                    "skill `{name}` has level {level}, expected 1-10"
-                )));
-                continue;
-            }
-            let skill = SkillId(self.intern_skill(name));
-            match skills.iter_mut().find(|r| r.skill == skill) {
-                Some(r) => r.level = *level,
-                None => skills.push(SkillReq { skill, level: *level }),
-            }
-        }
-        if !new.value.is_finite() {
-            problem.get_or_insert(ExceptionReason::InvalidData(format!("value {} is not a number", new.value)));
-        }
-        let attributes: Vec<(u32, String)> =
-            new.attributes.iter().map(|(k, v)| (self.intern_attribute(k), v.clone())).collect();
-
-        // Repeat contacts (FCR) and the case.
-        let mut contacts = 1u16;
-        if let (Some(customer), None) = (&new.customer, handed_from)
-            && let Some(record) = self.customers.get(customer)
-        {
-            let window = self.departments[record.last_department].spec.fcr_window_ms;
-            if now.saturating_sub(record.last_seen_ms) <= window {
-                contacts = record.contacts.saturating_add(1);
-                let event = Event::Repeat {
-                    at_ms: now,
-                    item: ItemId(id),
-                    previous: ItemId(record.last_item),
-                    previous_queue: record.last_queue,
-                };
-                self.emit(event);
-            }
-        }
-        let mut item = Item {
-            id,
-            department: department.unwrap_or(0),
-            queue: queue.unwrap_or(0),
-            channel,
-            skills,
-            attributes,
-            priority: new.priority,
-            tier: new.tier,
-            value: if new.value.is_finite() { new.value } else { 0.0 },
-            customer: new.customer.clone(),
-            case: new.case.clone(),
-            created_ms: now,
-            due_ms: new.due_in_ms.map(|d| now.saturating_add(d)),
-            contacts,
-            status: ItemStatus::Queued,
-            agent: None,
-            offer_seq: 0,
-            refused: Vec::new(),
-            explanation: Explanation { priority: new.priority, ..Default::default() },
-            escalation_generation: 0,
-            answered_ms: None,
-            work_started_ms: 0,
-            worked_ms: 0,
-            wrap_up_ms: 0,
-            resolved: false,
-            rechecks: 0,
-            asked: (new.department.clone(), new.queue.clone()),
-        };
         if let Some(case) = &new.case {
             let record = self.cases.entry(case.clone()).or_insert_with(|| CaseRecord {
                 customer: new.customer.clone(),
@@ -1046,6 +1024,88 @@ impl Router {
             self.run_escalations(vec![id]);
         }
         ItemId(id)
+    }
+
+    /// The item `create` routes for `new`, and why it cannot be routed if so,
+    /// and the customer's previous contact if this one repeats it. Changes
+    /// nothing but the name catalogue (interning), so [`Router::plan_intake`]
+    /// builds the very batch `create` will.
+    fn build_item(&self, id: u64, new: &NewWorkItem, now: u64, handed_from: Option<u64>) -> Built {
+        let channel = new.channel.unwrap_or(Channel::Voice);
+        // Where does it go, and is it well-formed?
+        let mut problem: Option<ExceptionReason> = None;
+        let department = self.department_index.get(&new.department).copied();
+        let queue = self.queue_index.get(&new.queue).copied();
+        match (department, queue) {
+            (None, _) => problem = Some(ExceptionReason::UnknownDepartment(new.department.clone())),
+            (Some(d), Some(q)) if self.queues[q].department == d => {}
+            (Some(_), _) => problem = Some(ExceptionReason::UnknownQueue(new.queue.clone())),
+        }
+        let mut skills: Vec<SkillReq> = Vec::new();
+        if let Some(q) = queue {
+            skills.push(SkillReq { skill: SkillId(self.queues[q].skill), level: 1 });
+        }
+        for (name, level) in &new.skills {
+            if !(1..=10).contains(level) {
+                problem.get_or_insert(ExceptionReason::InvalidData(format!(
+                    "skill `{name}` has level {level}, expected 1-10"
+                )));
+                continue;
+            }
+            let skill = SkillId(self.intern_skill(name));
+            match skills.iter_mut().find(|r| r.skill == skill) {
+                Some(r) => r.level = *level,
+                None => skills.push(SkillReq { skill, level: *level }),
+            }
+        }
+        if !new.value.is_finite() {
+            problem.get_or_insert(ExceptionReason::InvalidData(format!("value {} is not a number", new.value)));
+        }
+        let attributes: Vec<(u32, String)> =
+            new.attributes.iter().map(|(k, v)| (self.intern_attribute(k), v.clone())).collect();
+
+        // Repeat contacts (FCR).
+        let mut contacts = 1u16;
+        let mut repeat_of = None;
+        if let (Some(customer), None) = (&new.customer, handed_from)
+            && let Some(record) = self.customers.get(customer)
+        {
+            let window = self.departments[record.last_department].spec.fcr_window_ms;
+            if now.saturating_sub(record.last_seen_ms) <= window {
+                contacts = record.contacts.saturating_add(1);
+                repeat_of = Some((record.last_item, record.last_queue));
+            }
+        }
+        let item = Item {
+            id,
+            department: department.unwrap_or(0),
+            queue: queue.unwrap_or(0),
+            channel,
+            skills,
+            attributes,
+            priority: new.priority,
+            tier: new.tier,
+            value: if new.value.is_finite() { new.value } else { 0.0 },
+            customer: new.customer.clone(),
+            case: new.case.clone(),
+            created_ms: now,
+            due_ms: new.due_in_ms.map(|d| now.saturating_add(d)),
+            contacts,
+            status: ItemStatus::Queued,
+            agent: None,
+            offer_seq: 0,
+            refused: Vec::new(),
+            explanation: Explanation { priority: new.priority, ..Default::default() },
+            escalation_generation: 0,
+            answered_ms: None,
+            work_started_ms: 0,
+            worked_ms: 0,
+            wrap_up_ms: 0,
+            resolved: false,
+            rechecks: 0,
+            asked: (new.department.clone(), new.queue.clone()),
+        };
+        Built { item, problem, repeat_of }
     }
 
     fn record_customer(&mut self, id: u64) {

@@ -532,9 +532,28 @@ async fn readyz(State(state): State<AppState>) -> Reply {
 async fn create_item(State(state): State<AppState>, body: Bytes) -> Reply {
     let item: ItemBody = parse(&body)?;
     let item = item.to_record("")?;
+    // Under the lock only to reserve the id and build the batch: the
+    // department's rules are asked outside it, so a slow plugin holds its own
+    // request, not every department's (the tape hands the answer to the create).
+    let plan = {
+        let item = item.clone();
+        with_core(&state, move |core| core.validate_item(&item, "").map(|()| core.plan_intake(&item))).await??
+    };
+    let id = plan.id;
+    let answer = match plan.call {
+        Some((department, batch, rules)) => tokio::task::spawn_blocking(move || Some((department, rules.prioritise(&batch))))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("rules task failed: {e}")))?,
+        None => None,
+    };
     with_core(&state, move |core| {
         core.validate_item(&item, "")?;
-        let applied = core.submit(Op::CreateItem { item })?;
+        if let Some((department, answer)) = answer {
+            core.tape.preload(department, answer);
+        }
+        let applied = core.submit(Op::CreateItem { item, id: Some(id) });
+        core.tape.clear_preloaded();
+        let applied = applied?;
         let Applied::Item(id) = applied else { return Err(Refusal::Internal("no item id".into()).into()) };
         let body = match core.router.item_view(id) {
             Some(v) => json!({

@@ -144,6 +144,9 @@ pub(crate) struct Core {
     pub(crate) tape: Arc<Tape>,
     /// Records whose replay did not line up with their recorded decisions.
     pub(crate) diverged: u64,
+    /// Each department's rules below the tape (budget, recording, reload
+    /// manager): what a new item's `prioritise` is asked of outside the lock.
+    pub(crate) intake_rules: BTreeMap<String, Arc<dyn crate::rules::RuleSet>>,
     /// Records between snapshots (`snapshot_every`).
     pub(crate) snapshot_every: u64,
     /// `appended` when the last snapshot was taken.
@@ -218,6 +221,18 @@ impl Core {
         result.map(|()| replayed)
     }
 
+    /// Reserve an id for `item` and, if it will reach its department's rules,
+    /// the `prioritise` call to make for it *outside* the lock (see
+    /// [`super::tape`]): a slow plugin then holds only its own request.
+    pub(crate) fn plan_intake(&mut self, item: &ItemRecord) -> IntakePlan {
+        let id = self.router.reserve_item_id();
+        let call = self.router.plan_intake(id, &to_new_item(item), self.now()).and_then(|(department, batch)| {
+            let rules = self.intake_rules.get(&department)?.clone();
+            Some((department, batch, rules))
+        });
+        IntakePlan { id: id.0, call }
+    }
+
     /// Whether enough records were appended since the last snapshot.
     pub(crate) fn snapshot_due(&self) -> bool {
         self.records_since_snapshot() >= self.snapshot_every
@@ -282,8 +297,11 @@ impl Core {
     pub(crate) fn apply(&mut self, at_ms: u64, op: &Op) -> std::result::Result<Applied, Refusal> {
         self.clock.set(at_ms);
         let result = match op {
-            Op::CreateItem { item } => {
-                let id = self.router.create_item(to_new_item(item));
+            Op::CreateItem { item, id } => {
+                let id = match id {
+                    Some(id) => self.router.create_item_as(ItemId(*id), to_new_item(item)),
+                    None => self.router.create_item(to_new_item(item)),
+                };
                 Ok(Applied::Item(id))
             }
             Op::Withdraw { item } => self
@@ -394,7 +412,7 @@ impl Core {
     /// Drain the router's events: remember finished items and log every decision
     /// with item, department and the plugin generation that made it.
     fn after(&mut self, op: &Op, result: &std::result::Result<Applied, Refusal>) {
-        if let (Op::CreateItem { item }, Ok(Applied::Item(id))) = (op, result) {
+        if let (Op::CreateItem { item, .. }, Ok(Applied::Item(id))) = (op, result) {
             let view = self.router.item_view(*id);
             let (queue, priority, source) = match &view {
                 Some(v) => (
@@ -578,6 +596,14 @@ impl Core {
                 .unwrap_or(false)
         })
     }
+}
+
+/// A new item's reserved id and the rules call to make for it outside the lock.
+pub(crate) struct IntakePlan {
+    /// The reserved id (journaled with the item).
+    pub(crate) id: u64,
+    /// (department, the `prioritise` batch, the department's rules below the tape).
+    pub(crate) call: Option<(String, switchyard_sdk::ItemBatch, Arc<dyn crate::rules::RuleSet>)>,
 }
 
 /// What applying an op produced.

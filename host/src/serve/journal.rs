@@ -275,6 +275,10 @@ pub enum Op {
     CreateItem {
         /// The item.
         item: ItemRecord,
+        /// The id reserved for it when its rules were asked before the create
+        /// (`serve/tape.rs`); absent: the router's next id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
     /// `DELETE /v1/items/{id}`.
     Withdraw {
@@ -1037,7 +1041,7 @@ mod tests {
             };
             let record = Record {
                 outcomes: vec![Outcome::Match { by: Origin::BuiltIn, result: MatchResult::Scores(vec![1.0, -1.0]) }],
-                ..Record::new(7, Op::CreateItem { item })
+                ..Record::new(7, Op::CreateItem { item, id: Some(3) })
             };
             let mut bytes = record.encode().unwrap();
             for (at, byte) in flips {

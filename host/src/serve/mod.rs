@@ -165,6 +165,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         replaying: false,
         tape: tape.clone(),
         diverged: 0,
+        intake_rules: BTreeMap::new(),
         snapshot_every: config.snapshot_every,
         snapshot_appended: 0,
         tail_replayed: 0,
@@ -194,6 +195,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         };
         // Outermost: replay hands the journal's decisions back without calling
         // anything inside (budget, recording, plugin).
+        core.intake_rules.insert(name.clone(), rules.clone());
         let rules = Arc::new(tape::TapedRules::new(name, rules, tape.clone(), catalog.clone()));
         core.router.set_rules(name, rules)?;
     }

@@ -46,6 +46,10 @@ struct TapeState {
     playing: VecDeque<Outcome>,
     /// Replay: calls the tape had no fitting decision for.
     missed: Vec<String>,
+    /// Live: a new item's `prioritise` answer, asked outside the daemon's lock
+    /// before its create (department, answer); used by the create's first
+    /// `prioritise` call of that department, if it fits.
+    preloaded: Option<(String, Decided<Vec<Priority>>)>,
 }
 
 impl Tape {
@@ -58,6 +62,18 @@ impl Tape {
         let mut state = self.state();
         state.replaying = false;
         state.recorded.clear();
+    }
+
+    /// Hand the next live `prioritise` of `department` this answer (asked
+    /// outside the lock); see [`Tape::clear_preloaded`].
+    pub(crate) fn preload(&self, department: String, answer: Decided<Vec<Priority>>) {
+        self.state().preloaded = Some((department, answer));
+    }
+
+    /// Drop a preloaded answer the create did not use (the item went to the
+    /// exception queue, say).
+    pub(crate) fn clear_preloaded(&self) {
+        self.state().preloaded = None;
     }
 
     /// The decisions recorded since [`Tape::record`].
@@ -173,7 +189,19 @@ impl RuleSet for TapedRules {
             },
             Some(_) => Decided { value: BuiltInRules::prioritise(items), source: self.replay_fallback() },
             None => {
-                let decided = self.inner.prioritise(items);
+                let preloaded = {
+                    let mut state = self.tape.state();
+                    match state.preloaded.take() {
+                        Some((department, answer)) if department == self.department && answer.value.len() == n => {
+                            Some(answer)
+                        }
+                        other => {
+                            state.preloaded = other;
+                            None
+                        }
+                    }
+                };
+                let decided = preloaded.unwrap_or_else(|| self.inner.prioritise(items));
                 let answers = {
                     let catalog = self.catalog();
                     decided
@@ -382,5 +410,33 @@ mod tests {
         let why = tape.finish().unwrap_err();
         assert!(why.contains("prioritise for billing") && why.contains("1 recorded decision(s) not asked for"), "{why}");
         assert_eq!(rules.calls.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    /// An answer asked outside the lock is used by the create's `prioritise`
+    /// of its department (and journaled like any other), not asked again; one
+    /// for another department, or of another size, is not used.
+    #[test]
+    fn a_preloaded_answer_is_used_once_by_its_department() {
+        let catalog: SharedCatalog = Default::default();
+        let rules = Arc::new(Distinct { catalog: catalog.clone(), calls: Default::default() });
+        let tape = Arc::new(Tape::default());
+        let taped = TapedRules::new("billing", rules.clone(), tape.clone(), catalog);
+        let mut one = ItemBatch::new(1_000);
+        one.push(NewItem { id: 1, ..Default::default() });
+        let asked_outside = Decided { value: vec![Priority::new(77)], source: RuleSource::BuiltIn };
+        let calls = || rules.calls.load(std::sync::atomic::Ordering::Relaxed);
+
+        tape.record();
+        tape.preload("claims".into(), asked_outside.clone());
+        assert_eq!(taped.prioritise(&one).value[0].priority, 42, "another department's answer is not used");
+        tape.preload("billing".into(), asked_outside.clone());
+        assert_eq!(taped.prioritise(&batch()).value[0].priority, 42, "an answer for one item does not serve two");
+        assert_eq!(calls(), 2);
+        assert_eq!(taped.prioritise(&one).value[0].priority, 77);
+        assert_eq!(calls(), 2, "the preloaded answer was used, not asked again");
+        assert_eq!(taped.prioritise(&one).value[0].priority, 42, "and only once");
+        let recorded = tape.take();
+        assert_eq!(recorded.len(), 4, "every answer is journaled, the preloaded one too");
+        assert!(matches!(&recorded[2], Outcome::Prioritise { answers, .. } if answers[0].priority == 77));
     }
 }
