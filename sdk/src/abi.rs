@@ -393,6 +393,7 @@ unsafe fn write_escalation(base: *mut u8, e: Escalation) {
 /// instance's `cabi_realloc`. The returned area stays valid until
 /// [`post_prioritise`] runs.
 pub unsafe fn prioritise<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *mut u8 {
+    ctx.begin_call();
     // SAFETY: forwarded from the caller; `write_priority` writes one record.
     unsafe {
         answer_each(flat, PRIORITY_SIZE, PRIORITY_ALIGN, |item, record| {
@@ -429,6 +430,7 @@ pub unsafe fn post_prioritise(ret: *mut u8) {
 /// # Safety
 /// As [`prioritise`], for the `escalator#escalate` export and [`post_escalate`].
 pub unsafe fn escalate<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *mut u8 {
+    ctx.begin_call();
     // SAFETY: forwarded from the caller; `write_escalation` writes one record,
     // whose action list post-return always frees.
     unsafe {
