@@ -14,7 +14,6 @@
 //! tech-support's chat with two required skills and a language, against a table
 //! of agents with blended load.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -94,15 +93,21 @@ fn snapshot(catalog: &SharedCatalog) -> Catalog {
 /// The native side's context for `department`: the host's names and the same
 /// config, kept for the whole run (one per plugin, like one instance).
 pub fn native_context(catalog: &SharedCatalog, department: &str) -> Context {
+    native_context_with(catalog, department, &[])
+}
+
+/// [`native_context`] with `extra` config keys.
+pub fn native_context_with(catalog: &SharedCatalog, department: &str, extra: &[(&str, &str)]) -> Context {
     let config: BTreeMap<String, String> = config(department)
         .into_iter()
+        .chain(extra.iter().copied())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     Context::for_tests(TestHost {
         catalog: snapshot(catalog),
         config,
         now_ms: NOW_MS,
-        logs: RefCell::default(),
+        ..TestHost::default()
     })
 }
 

@@ -2,8 +2,13 @@
 //! team would pick (Extism, Rhai), as ratios measured in one run (issue 8).
 //!
 //! ```sh
-//! cargo bench -p switchyard-host --features bench-alternatives --bench ratios
+//! cargo bench -p switchyard-host --bench ratios
+//! cargo bench -p switchyard-host --features bench-alternatives --bench ratios  # + Extism, Rhai
 //! ```
+//!
+//! Beside the benchmark rule it measures the department plugins users copy
+//! against their own crates compiled natively, and the Python / JavaScript
+//! plugins per item against the Rust ones (`departments`, issue 19).
 //!
 //! writes `target/switchyard-bench/ratios.json` — a list of `{"name",
 //! "switchyard_ns", "baseline", "baseline_ns", "ratio"}` with ratio = switchyard /
@@ -610,6 +615,32 @@ fn departments_cases(bench: &mut Bench, runtime: &Runtime, catalog: &SharedCatal
             n,
             target(n, true),
             || billing.prioritise(&batch),
+            || prioritise_batch(&billing::Billing, &ctx, &batch),
+        );
+    }
+
+    // The same rule when the host does not want explanations (`switchyard.explain
+    // = false`): what billing's reasons cost, on each side.
+    runtime.register_file(
+        "billing-quiet",
+        switchyard_plugin_artifacts::BILLING,
+        departments::department_config("billing").with(switchyard_sdk::EXPLAIN_KEY, "false"),
+    )?;
+    let quiet = runtime.rules("billing-quiet");
+    let ctx = departments::native_context_with(catalog, "billing", &[(switchyard_sdk::EXPLAIN_KEY, "false")]);
+    for n in [64usize, 1024] {
+        let batch = departments::billing_batch(catalog, n, 11 + n as u64);
+        let native = prioritise_batch(&billing::Billing, &ctx, &batch);
+        let decided = quiet.prioritise(&batch);
+        from_plugin(&decided, "billing prioritise without reasons")?;
+        ensure!(decided.value == native, "billing prioritise/{n} without reasons: plugin and native disagree");
+        ensure!(native.iter().all(|p| p.reason.is_none()), "reasons were built though the host did not ask");
+        bench.pair_items(
+            &format!("billing prioritise {n} items, no reasons"),
+            "native",
+            n,
+            target(n, true),
+            || quiet.prioritise(&batch),
             || prioritise_batch(&billing::Billing, &ctx, &batch),
         );
     }
