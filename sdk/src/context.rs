@@ -22,7 +22,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::names::Catalog;
 use crate::types::{AttrKey, LogLevel, NameKind, QueueId, SkillId};
@@ -72,7 +72,7 @@ enum Backend {
 #[derive(Debug, Clone)]
 struct ConfigValue {
     /// The value, `None` when the department config lacks the key.
-    raw: Option<Rc<str>>,
+    raw: Option<Arc<str>>,
     /// `raw` parsed as a number (surrounding whitespace ignored).
     number: Option<f64>,
     /// `raw` parsed as a flag: true/yes/on/1 or false/no/off/0, any case.
@@ -87,7 +87,7 @@ impl ConfigValue {
             "false" | "no" | "off" | "0" => Some(false),
             _ => None,
         });
-        ConfigValue { raw: raw.map(Rc::from), number, flag }
+        ConfigValue { raw: raw.map(Arc::from), number, flag }
     }
 }
 
@@ -283,7 +283,7 @@ impl Context {
     }
 
     /// One key of the department's configuration, shared with the cache (no copy).
-    pub fn config_str(&self, key: &str) -> Option<Rc<str>> {
+    pub fn config_str(&self, key: &str) -> Option<Arc<str>> {
         self.config_value(key, |v| v.raw.clone())
     }
 
@@ -386,3 +386,10 @@ mod tests {
         assert!(!Context::for_tests(host(&[(EXPLAIN_KEY, "false")])).explain());
     }
 }
+
+/// A test context may move to another thread (as it could before config was
+/// cached); it is not shared between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Context>();
+};
