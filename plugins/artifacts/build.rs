@@ -262,6 +262,11 @@ fn build(workspace: &Path, target_dir: &Path, plugins: &[Plugin]) {
     // made every plugin ≈3 MB — hashed on every load and parsed on every compile.
     cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
     cmd.env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+    // One codegen unit with LTO: the SDK's lookups, formatting and batch loop
+    // inline into the rule (issue 19: measured on billing, see README
+    // "Benchmarks"). Guests are small, so the build stays quick.
+    cmd.env("CARGO_PROFILE_RELEASE_LTO", "true");
+    cmd.env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
     // A build script's stdout is read by cargo as directives: keep the nested
     // cargo's output on stderr.
     cmd.stdout(std::io::stderr());

@@ -4,12 +4,33 @@
 //! Inside a component these calls go to the `host` imports of the contract; in a
 //! native `cargo test` they go to an in-memory [`TestHost`], so the same rule code
 //! runs in both places.
+//!
+//! ## What a lookup costs
+//! A call into the host crosses the component boundary (the key is lowered into
+//! the host, the answer lifted back into a fresh allocation), so the context
+//! crosses it as rarely as it can:
+//! - **config**: a department's configuration is read-only for the life of a
+//!   plugin generation (the host builds a new instance for a new config), so each
+//!   key is fetched from the host once per instance, parsed once, and served from
+//!   a map afterwards — an absent key too. [`Context::config_f64`],
+//!   [`Context::config_i64`] and [`Context::config_bool`] are a hash lookup.
+//! - **names**: ids never change meaning, so known names are served from a cache;
+//!   an unknown name asks the host for new names at most once per table per hook
+//!   call (names an item carries were interned before the call, so asking again
+//!   within the call cannot find it).
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use crate::names::Catalog;
 use crate::types::{AttrKey, LogLevel, NameKind, QueueId, SkillId};
+
+/// The department config key a host sets to `"false"` when it does not want
+/// explanations (reasons) from the plugin — e.g. a simulation or a batch
+/// re-prioritisation nobody reads. Absent (the daemon's default), rules explain.
+pub const EXPLAIN_KEY: &str = "switchyard.explain";
 
 /// A log record a rule wrote, as captured by [`TestHost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +55,9 @@ pub struct TestHost {
     pub now_ms: u64,
     /// What the rule logged.
     pub logs: RefCell<Vec<LogRecord>>,
+    /// How many lookups reached this host (a config key fetched, a name table
+    /// refreshed) — what a component would pay in boundary crossings.
+    pub lookups: Cell<u64>,
 }
 
 enum Backend {
@@ -44,11 +68,42 @@ enum Backend {
     Test(TestHost),
 }
 
-/// The rule's window on its host. Name lookups are cached: a component asks the
-/// host only for names it has not seen yet.
+/// One department config key as fetched from the host, parsed once.
+#[derive(Debug, Clone)]
+struct ConfigValue {
+    /// The value, `None` when the department config lacks the key.
+    raw: Option<Arc<str>>,
+    /// `raw` parsed as a number (surrounding whitespace ignored).
+    number: Option<f64>,
+    /// `raw` parsed as a flag: true/yes/on/1 or false/no/off/0, any case.
+    flag: Option<bool>,
+}
+
+impl ConfigValue {
+    fn new(raw: Option<String>) -> Self {
+        let number = raw.as_deref().and_then(|v| v.trim().parse::<f64>().ok());
+        let flag = raw.as_deref().and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Some(true),
+            "false" | "no" | "off" | "0" => Some(false),
+            _ => None,
+        });
+        ConfigValue { raw: raw.map(Arc::from), number, flag }
+    }
+}
+
+/// The rule's window on its host. Name lookups and config values are cached for
+/// the life of the context (one per component instance): see the module docs for
+/// what each lookup costs.
 pub struct Context {
     backend: Backend,
     cache: RefCell<Catalog>,
+    /// Config keys fetched so far, absent ones included.
+    config: RefCell<HashMap<Box<str>, ConfigValue, BuildHasherDefault<KeyHasher>>>,
+    /// Number of the hook call in progress (see [`Context::begin_call`]).
+    call: Cell<u64>,
+    /// Per name table (skill, queue, attribute): the call during which the table
+    /// was last refreshed from the host.
+    refreshed: [Cell<u64>; 3],
 }
 
 impl std::fmt::Debug for Context {
@@ -57,16 +112,84 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// The config cache's hash: FxHash's multiply-rotate over 8 bytes at a time.
+/// std's SipHash resists collision attacks, which these keys cannot mount: they
+/// are the names a plugin asks for (its own literals) — and it was the largest
+/// single cost of a cached lookup (≈40 % of it in the profile of claims'
+/// escalate, which reads five keys per item).
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn kind_index(kind: NameKind) -> usize {
+    match kind {
+        NameKind::Skill => 0,
+        NameKind::Queue => 1,
+        NameKind::Attribute => 2,
+    }
+}
+
 impl Context {
     /// A context backed by the component's host imports.
     #[doc(hidden)]
     pub fn component() -> Self {
-        Context { backend: Backend::Component, cache: RefCell::default() }
+        Context::with_backend(Backend::Component, Catalog::default())
     }
 
     /// A context backed by an in-memory host (native tests).
     pub fn for_tests(host: TestHost) -> Self {
-        Context { cache: RefCell::new(host.catalog.clone()), backend: Backend::Test(host) }
+        let names = host.catalog.clone();
+        Context::with_backend(Backend::Test(host), names)
+    }
+
+    fn with_backend(backend: Backend, names: Catalog) -> Self {
+        Context {
+            backend,
+            cache: RefCell::new(names),
+            config: RefCell::default(),
+            // Call 1 is in progress until a hook says otherwise, so a lookup
+            // outside any hook (a test) may refresh once.
+            call: Cell::new(1),
+            refreshed: Default::default(),
+        }
+    }
+
+    /// Mark the start of a hook call (the batch drivers and the component's
+    /// export glue call it): an unknown name may be looked up at the host again.
+    pub(crate) fn begin_call(&self) {
+        self.call.set(self.call.get().wrapping_add(1));
     }
 
     /// The in-memory host, when this is a test context.
@@ -93,11 +216,20 @@ impl Context {
         self.cache.borrow().table(kind).name(id).map(str::to_owned)
     }
 
-    /// Pull names the host interned since we last asked.
+    /// Pull names the host interned since we last asked — at most once per table
+    /// per hook call.
     fn refresh(&self, kind: NameKind) {
+        let slot = &self.refreshed[kind_index(kind)];
+        if slot.get() == self.call.get() {
+            return;
+        }
+        slot.set(self.call.get());
         let from = self.cache.borrow().table(kind).len() as u32;
         let fresh: Vec<String> = match &self.backend {
-            Backend::Test(host) => host.catalog.table(kind).tail(from).to_vec(),
+            Backend::Test(host) => {
+                host.lookups.set(host.lookups.get() + 1);
+                host.catalog.table(kind).tail(from).to_vec()
+            }
             Backend::Component => crate::wasm::names(kind, from),
         };
         if !fresh.is_empty() {
@@ -126,17 +258,59 @@ impl Context {
         self.lookup_name(NameKind::Queue, id.0)
     }
 
-    /// One key of the department's read-only configuration.
-    pub fn config(&self, key: &str) -> Option<String> {
-        match &self.backend {
-            Backend::Test(host) => host.config.get(key).cloned(),
-            Backend::Component => crate::wasm::config(key),
+    /// Read `key` through the cache, fetching it from the host the first time.
+    fn config_value<T>(&self, key: &str, read: impl FnOnce(&ConfigValue) -> T) -> T {
+        if let Some(value) = self.config.borrow().get(key) {
+            return read(value);
         }
+        let raw = match &self.backend {
+            Backend::Test(host) => {
+                host.lookups.set(host.lookups.get() + 1);
+                host.config.get(key).cloned()
+            }
+            Backend::Component => crate::wasm::config(key),
+        };
+        let value = ConfigValue::new(raw);
+        let out = read(&value);
+        self.config.borrow_mut().insert(key.into(), value);
+        out
     }
 
-    /// A configuration key parsed as a number, or `default` when absent or not a number.
+    /// One key of the department's read-only configuration, as an owned string
+    /// (one allocation per call; [`Context::config_str`] shares the cached value).
+    pub fn config(&self, key: &str) -> Option<String> {
+        self.config_value(key, |v| v.raw.as_deref().map(str::to_owned))
+    }
+
+    /// One key of the department's configuration, shared with the cache (no copy).
+    pub fn config_str(&self, key: &str) -> Option<Arc<str>> {
+        self.config_value(key, |v| v.raw.clone())
+    }
+
+    /// A configuration key parsed as a number, or `default` when absent or not a
+    /// number. Parsed once per instance; afterwards a hash lookup.
     pub fn config_f64(&self, key: &str, default: f64) -> f64 {
-        self.config(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+        self.config_value(key, |v| v.number).unwrap_or(default)
+    }
+
+    /// A configuration key as a whole number (a number with a fraction is
+    /// rounded; out-of-range values saturate), or `default` when absent or not a
+    /// number.
+    pub fn config_i64(&self, key: &str, default: i64) -> i64 {
+        self.config_value(key, |v| v.number).filter(|n| n.is_finite()).map_or(default, |n| n.round() as i64)
+    }
+
+    /// A configuration key as a flag (`true`/`yes`/`on`/`1` or
+    /// `false`/`no`/`off`/`0`, any case), or `default` when absent or neither.
+    pub fn config_bool(&self, key: &str, default: bool) -> bool {
+        self.config_value(key, |v| v.flag).unwrap_or(default)
+    }
+
+    /// Whether the host wants explanations ([`crate::Priority::because_with`],
+    /// [`crate::Reason`]): true unless the department config sets [`EXPLAIN_KEY`]
+    /// to false. A cached lookup.
+    pub fn explain(&self) -> bool {
+        self.config_bool(EXPLAIN_KEY, true)
     }
 
     /// The time of the decision, ms since the Unix epoch (virtual in simulation).
@@ -159,3 +333,63 @@ impl Context {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(config: &[(&str, &str)]) -> TestHost {
+        let mut host = TestHost::default();
+        host.catalog.queues.intern("billing");
+        for (k, v) in config {
+            host.config.insert((*k).to_owned(), (*v).to_owned());
+        }
+        host
+    }
+
+    #[test]
+    fn each_config_key_reaches_the_host_once_and_is_parsed_once() {
+        let ctx = Context::for_tests(host(&[("weight", " 2.5 "), ("on", "Yes"), ("name", "x")]));
+        for _ in 0..100 {
+            assert_eq!(ctx.config_f64("weight", 1.0), 2.5);
+            assert_eq!(ctx.config_i64("weight", 0), 3);
+            assert_eq!(ctx.config_f64("absent", 7.0), 7.0);
+            assert_eq!(ctx.config_f64("name", 7.0), 7.0);
+            assert!(ctx.config_bool("on", false));
+            assert!(!ctx.config_bool("name", false));
+            assert_eq!(ctx.config("name").as_deref(), Some("x"));
+            assert_eq!(ctx.config_str("absent"), None);
+        }
+        let lookups = ctx.test_host().map(|h| h.lookups.get());
+        assert_eq!(lookups, Some(4), "weight, absent, name and on: one host lookup each");
+    }
+
+    #[test]
+    fn an_unknown_name_asks_the_host_once_per_call() {
+        let ctx = Context::for_tests(host(&[]));
+        assert_eq!(ctx.queue("billing"), Some(QueueId(0)));
+        let lookups = || ctx.test_host().map_or(0, |h| h.lookups.get());
+        assert_eq!(lookups(), 0, "a known name is served from the cache");
+        for _ in 0..50 {
+            assert_eq!(ctx.queue("billing-disputes"), None);
+        }
+        assert_eq!(lookups(), 1);
+        ctx.begin_call();
+        assert_eq!(ctx.queue("billing-disputes"), None);
+        assert_eq!(ctx.attribute("amount"), None);
+        assert_eq!(lookups(), 3, "a new call may ask again, once per table");
+    }
+
+    #[test]
+    fn explanations_are_on_unless_the_config_turns_them_off() {
+        assert!(Context::for_tests(host(&[])).explain());
+        assert!(!Context::for_tests(host(&[(EXPLAIN_KEY, "false")])).explain());
+    }
+}
+
+/// A test context may move to another thread (as it could before config was
+/// cached); it is not shared between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Context>();
+};

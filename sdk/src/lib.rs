@@ -29,7 +29,7 @@ pub mod types;
 pub mod wasm;
 
 pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem};
-pub use context::{Context, LogRecord, TestHost};
+pub use context::{Context, EXPLAIN_KEY, LogRecord, TestHost};
 pub use names::{Catalog, NameTable};
 pub use rules::Rules;
 pub use switchyard_sdk_macros::rules;

@@ -51,17 +51,20 @@ pub trait Rules {
 /// Run `prioritise` over a batch: one answer per item, in order. The export glue,
 /// the native test harness and the host's native baseline all go through here.
 pub fn prioritise_batch<R: Rules + ?Sized>(rules: &R, ctx: &Context, batch: &ItemBatch) -> Vec<Priority> {
+    ctx.begin_call();
     batch.iter().map(|item| rules.prioritise(ctx, item)).collect()
 }
 
 /// Run `escalate` over a batch: one answer per item, in order.
 pub fn escalate_batch<R: Rules + ?Sized>(rules: &R, ctx: &Context, batch: &ItemBatch) -> Vec<Escalation> {
+    ctx.begin_call();
     batch.iter().map(|item| rules.escalate(ctx, item)).collect()
 }
 
 /// Run `match_agents` for the single item of `item` (a batch of one). An empty
 /// batch vetoes everyone.
 pub fn match_one<R: Rules + ?Sized>(rules: &R, ctx: &Context, item: &ItemBatch, candidates: &CandidateTable) -> MatchResult {
+    ctx.begin_call();
     match item.get(0) {
         Some(item) => rules.match_agents(ctx, item, candidates),
         None => MatchResult::Ranked(Vec::new()),

@@ -450,6 +450,7 @@ impl<R: Rules> TestBench<R> {
             config: self.config.clone(),
             now_ms: self.now_ms,
             logs: RefCell::default(),
+            lookups: Default::default(),
         });
         let out = f(&ctx);
         if let Some(host) = ctx.test_host() {
@@ -556,6 +557,7 @@ pub fn run_fixtures_with<R: Rules + ?Sized>(rules: &R, fixtures: &Fixtures) -> F
             config: fixtures.config.clone(),
             now_ms: batch.now_ms,
             logs: RefCell::default(),
+            lookups: Default::default(),
         });
         let verdict = match case {
             Case::Prioritise(_) => {

@@ -2,8 +2,13 @@
 //! team would pick (Extism, Rhai), as ratios measured in one run (issue 8).
 //!
 //! ```sh
-//! cargo bench -p switchyard-host --features bench-alternatives --bench ratios
+//! cargo bench -p switchyard-host --bench ratios
+//! cargo bench -p switchyard-host --features bench-alternatives --bench ratios  # + Extism, Rhai
 //! ```
+//!
+//! Beside the benchmark rule it measures the department plugins users copy
+//! against their own crates compiled natively, and the Python / JavaScript
+//! plugins per item against the Rust ones (`departments`, issue 19).
 //!
 //! writes `target/switchyard-bench/ratios.json` — a list of `{"name",
 //! "switchyard_ns", "baseline", "baseline_ns", "ratio"}` with ratio = switchyard /
@@ -26,7 +31,9 @@
 //! timing keeps criterion's care: warm-up, calibrated iterations per sample,
 //! `black_box`, a robust (median) estimate.
 
+#[cfg(feature = "bench-alternatives")]
 mod alternatives;
+mod departments;
 mod timing;
 mod workload;
 
@@ -48,6 +55,7 @@ use switchyard_sdk::{
     CandidateTable, Catalog, Channel, Escalation, ItemBatch, MatchResult, Priority, Tier,
 };
 
+#[cfg(feature = "bench-alternatives")]
 use alternatives::{ExtismRules, RhaiRules};
 use timing::Plan;
 
@@ -59,6 +67,8 @@ struct Row {
     baseline: String,
     baseline_ns: f64,
     ratio: f64,
+    /// Items (or agents) per call, for the per-item column; 0 when not a batch.
+    items: usize,
     /// What the issue asks of this case (table only).
     #[serde(skip)]
     target: Target,
@@ -120,6 +130,20 @@ impl Bench {
         a: impl FnMut() -> RA,
         b: impl FnMut() -> RB,
     ) {
+        self.pair_items(name, baseline, 0, target, a, b);
+    }
+
+    /// [`Bench::pair`] for a batch of `items` items (or agents): the table also
+    /// shows the cost per item of each side.
+    fn pair_items<RA, RB>(
+        &mut self,
+        name: &str,
+        baseline: &str,
+        items: usize,
+        target: Target,
+        a: impl FnMut() -> RA,
+        b: impl FnMut() -> RB,
+    ) {
         if let Some(filter) = &self.filter
             && !format!("{name} vs {baseline}").contains(filter.as_str())
         {
@@ -132,6 +156,7 @@ impl Bench {
             baseline: baseline.to_owned(),
             baseline_ns,
             ratio: switchyard_ns / baseline_ns,
+            items,
             target,
         };
         eprintln!(
@@ -203,6 +228,7 @@ fn same_scores(a: &MatchResult, b: &MatchResult, tolerance: f32, what: &str) -> 
     }
 }
 
+#[cfg(feature = "bench-alternatives")]
 fn priorities(p: &[Priority]) -> Vec<i32> {
     p.iter().map(|p| p.priority).collect()
 }
@@ -282,13 +308,18 @@ fn main() -> Result<()> {
 
     // Set-up: the component (built by plugins/artifacts), the Extism guest, Rhai.
     let component = switchyard_plugin_artifacts::BENCH_RULES;
+    #[cfg(feature = "bench-alternatives")]
     let extism_wasm = std::fs::read(alternatives::build_extism_guest(&workspace())?)?;
     let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
     let runtime = runtime(catalog.clone())?;
     runtime.register_file("bench", component, DepartmentConfig::new())?;
     let rules = runtime.rules("bench");
+    #[cfg(feature = "bench-alternatives")]
     let mut extism = ExtismRules::new(&extism_wasm)?;
+    #[cfg(feature = "bench-alternatives")]
     let mut rhai = RhaiRules::new()?;
+    #[cfg(not(feature = "bench-alternatives"))]
+    eprintln!("Extism and Rhai are not measured: add `--features bench-alternatives`");
     let mut bench = Bench {
         plan,
         rows: Vec::new(),
@@ -305,22 +336,25 @@ fn main() -> Result<()> {
         || rules.prioritise(&empty),
         || bench_rules::prioritise(&empty),
     );
-    extism.noop()?;
-    rhai.noop()?;
-    bench.pair(
-        "empty hook",
-        "extism",
-        Target::RatioAtMost(0.999),
-        || rules.prioritise(&empty),
-        || extism.noop(),
-    );
-    bench.pair(
-        "empty hook",
-        "rhai",
-        Target::RatioAtMost(0.999),
-        || rules.prioritise(&empty),
-        || rhai.noop(),
-    );
+    #[cfg(feature = "bench-alternatives")]
+    {
+        extism.noop()?;
+        rhai.noop()?;
+        bench.pair(
+            "empty hook",
+            "extism",
+            Target::RatioAtMost(0.999),
+            || rules.prioritise(&empty),
+            || extism.noop(),
+        );
+        bench.pair(
+            "empty hook",
+            "rhai",
+            Target::RatioAtMost(0.999),
+            || rules.prioritise(&empty),
+            || rhai.noop(),
+        );
+    }
 
     // prioritise a batch of 1, 64, 1024.
     for n in [1usize, 64, 1024] {
@@ -332,6 +366,22 @@ fn main() -> Result<()> {
             decided.value == native,
             "prioritise/{n}: plugin and native disagree"
         );
+        let name = format!("prioritise {n} items");
+        let vs_native = match n {
+            64 => Target::RatioAtMost(2.0),
+            1024 => Target::RatioAtMost(1.2),
+            _ => Target::None,
+        };
+        bench.pair_items(
+            &name,
+            "native",
+            n,
+            vs_native,
+            || rules.prioritise(&batch),
+            || bench_rules::prioritise(&batch),
+        );
+        #[cfg(feature = "bench-alternatives")]
+        {
         ensure!(
             priorities(&extism.prioritise_raw(&batch)?) == priorities(&native),
             "prioritise/{n}: extism raw disagrees"
@@ -344,20 +394,7 @@ fn main() -> Result<()> {
             priorities(&rhai.prioritise(&batch)?) == priorities(&native),
             "prioritise/{n}: rhai disagrees"
         );
-        let name = format!("prioritise {n} items");
-        let vs_native = match n {
-            64 => Target::RatioAtMost(2.0),
-            1024 => Target::RatioAtMost(1.2),
-            _ => Target::None,
-        };
         let (vs_extism, vs_rhai) = if n >= 64 { (0.2, 0.02) } else { (0.999, 0.999) };
-        bench.pair(
-            &name,
-            "native",
-            vs_native,
-            || rules.prioritise(&batch),
-            || bench_rules::prioritise(&batch),
-        );
         bench.pair(
             &name,
             "extism-raw",
@@ -379,6 +416,7 @@ fn main() -> Result<()> {
             || rules.prioritise(&batch),
             || rhai.prioritise(&batch),
         );
+        }
     }
 
     // match one item against 10, 100, 1000 candidates.
@@ -389,6 +427,22 @@ fn main() -> Result<()> {
         let decided = rules.match_agents(&item, &table);
         from_plugin(&decided, "match")?;
         same_scores(&decided.value, &native, 0.0, &format!("match/{n} plugin"))?;
+        let name = format!("match {n} agents");
+        let vs_native = match n {
+            100 => Target::RatioAtMost(3.0),
+            1000 => Target::RatioAtMost(1.5),
+            _ => Target::None,
+        };
+        bench.pair_items(
+            &name,
+            "native",
+            n,
+            vs_native,
+            || rules.match_agents(&item, &table),
+            || bench_rules::match_agents(&item, &table),
+        );
+        #[cfg(feature = "bench-alternatives")]
+        {
         same_scores(
             &extism.match_raw(&item, &table)?,
             &native,
@@ -407,20 +461,7 @@ fn main() -> Result<()> {
             0.01,
             &format!("match/{n} rhai"),
         )?;
-        let name = format!("match {n} agents");
-        let vs_native = match n {
-            100 => Target::RatioAtMost(3.0),
-            1000 => Target::RatioAtMost(1.5),
-            _ => Target::None,
-        };
         let (vs_extism, vs_rhai) = if n >= 64 { (0.2, 0.02) } else { (0.999, 0.999) };
-        bench.pair(
-            &name,
-            "native",
-            vs_native,
-            || rules.match_agents(&item, &table),
-            || bench_rules::match_agents(&item, &table),
-        );
         bench.pair(
             &name,
             "extism-raw",
@@ -442,7 +483,13 @@ fn main() -> Result<()> {
             || rules.match_agents(&item, &table),
             || rhai.match_agents(&item, &table),
         );
+        }
     }
+
+    // The department plugins users copy, against the same crates compiled natively.
+    departments_cases(&mut bench, &runtime, &catalog)?;
+    // The Python and JavaScript plugins per item, against the Rust plugin.
+    polyglot_cases(&mut bench, &catalog)?;
 
     // A full decision through the routing core (prioritise + match + offer), 100 agents.
     {
@@ -507,6 +554,7 @@ fn main() -> Result<()> {
 
     // Instantiation: load from the warm on-disk cache (deserialize, link,
     // instantiate, check) vs a fresh Extism instance of a compiled plugin.
+    #[cfg(feature = "bench-alternatives")]
     {
         let compiled = ExtismRules::compile(&extism_wasm)?;
         let config = DepartmentConfig::new();
@@ -530,6 +578,207 @@ fn main() -> Result<()> {
     let memory = memory_rows()?;
     report(&bench.rows, &memory)?;
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Billing, claims and tech-support: each hook they export, as components (what
+/// the router calls) and as the same crates compiled natively (issue 19).
+fn departments_cases(bench: &mut Bench, runtime: &Runtime, catalog: &SharedCatalog) -> Result<()> {
+    use switchyard_sdk::rules::{escalate_batch, match_one, prioritise_batch};
+    departments::intern(catalog);
+    for (department, path) in [
+        ("billing", switchyard_plugin_artifacts::BILLING),
+        ("claims", switchyard_plugin_artifacts::CLAIMS),
+        ("tech-support", switchyard_plugin_artifacts::TECH_SUPPORT),
+    ] {
+        runtime.register_file(department, path, departments::department_config(department))?;
+    }
+    // A batch of n items is within 3x of native from 64 items; billing's
+    // prioritise within 2x at 1,024.
+    let target = |n: usize, two_at_1024: bool| match n {
+        1 => Target::None,
+        1024 if two_at_1024 => Target::RatioAtMost(2.0),
+        _ => Target::RatioAtMost(3.0),
+    };
+
+    let billing = runtime.rules("billing");
+    let ctx = departments::native_context(catalog, "billing");
+    for n in [1usize, 64, 1024] {
+        let batch = departments::billing_batch(catalog, n, 11 + n as u64);
+        let native = prioritise_batch(&billing::Billing, &ctx, &batch);
+        let decided = billing.prioritise(&batch);
+        from_plugin(&decided, "billing prioritise")?;
+        ensure!(decided.value == native, "billing prioritise/{n}: plugin and native disagree");
+        bench.pair_items(
+            &format!("billing prioritise {n} items"),
+            "native",
+            n,
+            target(n, true),
+            || billing.prioritise(&batch),
+            || prioritise_batch(&billing::Billing, &ctx, &batch),
+        );
+    }
+
+    // The same rule when the host does not want explanations (`switchyard.explain
+    // = false`): what billing's reasons cost, on each side.
+    runtime.register_file(
+        "billing-quiet",
+        switchyard_plugin_artifacts::BILLING,
+        departments::department_config("billing").with(switchyard_sdk::EXPLAIN_KEY, "false"),
+    )?;
+    let quiet = runtime.rules("billing-quiet");
+    let ctx = departments::native_context_with(catalog, "billing", &[(switchyard_sdk::EXPLAIN_KEY, "false")]);
+    for n in [64usize, 1024] {
+        let batch = departments::billing_batch(catalog, n, 11 + n as u64);
+        let native = prioritise_batch(&billing::Billing, &ctx, &batch);
+        let decided = quiet.prioritise(&batch);
+        from_plugin(&decided, "billing prioritise without reasons")?;
+        ensure!(decided.value == native, "billing prioritise/{n} without reasons: plugin and native disagree");
+        ensure!(native.iter().all(|p| p.reason.is_none()), "reasons were built though the host did not ask");
+        bench.pair_items(
+            &format!("billing prioritise {n} items, no reasons"),
+            "native",
+            n,
+            target(n, true),
+            || quiet.prioritise(&batch),
+            || prioritise_batch(&billing::Billing, &ctx, &batch),
+        );
+    }
+
+    let claims = runtime.rules("claims");
+    let ctx = departments::native_context(catalog, "claims");
+    for n in [1usize, 64, 1024] {
+        let batch = departments::claims_batch(catalog, n, 13 + n as u64);
+        let native = prioritise_batch(&claims::Claims, &ctx, &batch);
+        let decided = claims.prioritise(&batch);
+        from_plugin(&decided, "claims prioritise")?;
+        ensure!(decided.value == native, "claims prioritise/{n}: plugin and native disagree");
+        bench.pair_items(
+            &format!("claims prioritise {n} items"),
+            "native",
+            n,
+            target(n, false),
+            || claims.prioritise(&batch),
+            || prioritise_batch(&claims::Claims, &ctx, &batch),
+        );
+        let native = escalate_batch(&claims::Claims, &ctx, &batch);
+        let decided = claims.escalate(&batch);
+        from_plugin(&decided, "claims escalate")?;
+        ensure!(decided.value == native, "claims escalate/{n}: plugin and native disagree");
+        bench.pair_items(
+            &format!("claims escalate {n} items"),
+            "native",
+            n,
+            target(n, false),
+            || claims.escalate(&batch),
+            || escalate_batch(&claims::Claims, &ctx, &batch),
+        );
+    }
+
+    let tech = runtime.rules("tech-support");
+    let ctx = departments::native_context(catalog, "tech-support");
+    let item = departments::tech_item(catalog);
+    for n in [10usize, 100, 1000] {
+        let table = departments::tech_table(catalog, n, 17 + n as u64);
+        let native = match_one(&tech_support::TechSupport, &ctx, &item, &table);
+        let decided = tech.match_agents(&item, &table);
+        from_plugin(&decided, "tech-support match")?;
+        same_scores(&decided.value, &native, 0.0, &format!("tech-support match/{n}"))?;
+        bench.pair_items(
+            &format!("tech-support match {n} agents"),
+            "native",
+            n,
+            if n >= 100 { Target::RatioAtMost(3.0) } else { Target::None },
+            || tech.match_agents(&item, &table),
+            || match_one(&tech_support::TechSupport, &ctx, &item, &table),
+        );
+    }
+    Ok(())
+}
+
+/// The Python (componentize-py) and JavaScript (componentize-js) plugins per item
+/// against the Rust billing and tech-support plugins, when the polyglot build
+/// has left their components in `<target>/polyglot/` (`cargo test -p
+/// switchyard-polyglot-artifacts` builds them); skipped with a note otherwise.
+fn polyglot_cases(bench: &mut Bench, catalog: &SharedCatalog) -> Result<()> {
+    // Loading the interpreters takes seconds: not when filtered to other cases.
+    if let Some(filter) = &bench.filter
+        && !["python-collections", "js-retail-chat", "rust billing", "rust tech-support"]
+            .iter()
+            .any(|name| name.contains(filter.as_str()) || filter.contains(name))
+    {
+        return Ok(());
+    }
+    let dir = departments::polyglot_dir(&workspace());
+    let python = dir.join("python-collections.wasm");
+    let js = dir.join("js-retail-chat.wasm");
+    if !python.is_file() && !js.is_file() {
+        eprintln!(
+            "note: no Python/JavaScript components in {} (build them with `cargo test -p switchyard-polyglot-artifacts`); skipped",
+            dir.display()
+        );
+        return Ok(());
+    }
+    // Interpreter components take about a minute each to compile: share the
+    // polyglot tests' compiled cache.
+    let runtime = Runtime::builder()
+        .cache_dir(dir.join("compiled"))
+        .catalog(catalog.clone())
+        .build()?;
+    runtime.register_file("billing", switchyard_plugin_artifacts::BILLING, departments::department_config("billing"))?;
+    runtime.register_file("tech-support", switchyard_plugin_artifacts::TECH_SUPPORT, departments::department_config("tech-support"))?;
+    let billing = runtime.rules("billing");
+    let tech = runtime.rules("tech-support");
+    let n = 64;
+    let rust_batch = departments::billing_batch(catalog, n, 11 + n as u64);
+    if python.is_file() {
+        let started = Instant::now();
+        runtime.register_file("collections", &python, DepartmentConfig::new())?;
+        eprintln!("python-collections loaded in {:.1} s", started.elapsed().as_secs_f64());
+        let py = runtime.rules("collections");
+        let batch = departments::collections_batch(catalog, n, 19);
+        from_plugin(&py.prioritise(&batch), "python prioritise")?;
+        from_plugin(&py.escalate(&batch), "python escalate")?;
+        bench.pair_items(
+            &format!("python-collections prioritise {n} items"),
+            "rust billing",
+            n,
+            Target::None,
+            || py.prioritise(&batch),
+            || billing.prioritise(&rust_batch),
+        );
+    } else {
+        eprintln!("note: {} is missing; Python skipped", python.display());
+    }
+    if js.is_file() {
+        let started = Instant::now();
+        runtime.register_file("retail-chat", &js, DepartmentConfig::new())?;
+        eprintln!("js-retail-chat loaded in {:.1} s", started.elapsed().as_secs_f64());
+        let chat = runtime.rules("retail-chat");
+        let batch = departments::retail_batch(catalog, n, 23);
+        from_plugin(&chat.prioritise(&batch), "js prioritise")?;
+        bench.pair_items(
+            &format!("js-retail-chat prioritise {n} items"),
+            "rust billing",
+            n,
+            Target::None,
+            || chat.prioritise(&batch),
+            || billing.prioritise(&rust_batch),
+        );
+        let item = departments::tech_item(catalog);
+        let table = departments::tech_table(catalog, 100, 29);
+        from_plugin(&chat.match_agents(&item, &table), "js match")?;
+        bench.pair_items(
+            "js-retail-chat match 100 agents",
+            "rust tech-support",
+            100,
+            Target::None,
+            || chat.match_agents(&item, &table),
+            || tech.match_agents(&item, &table),
+        );
+    } else {
+        eprintln!("note: {} is missing; JavaScript skipped", js.display());
+    }
     Ok(())
 }
 
@@ -644,21 +893,31 @@ fn report(rows: &[Row], memory: &[MemoryRow]) -> Result<()> {
     )?;
 
     let mut md = String::new();
-    md.push_str("| case | switchyard | baseline | baseline time | ratio | target | met |\n|---|---:|---|---:|---:|---|---|\n");
+    md.push_str("| case | switchyard | baseline | baseline time | ratio | per item | target | met |\n|---|---:|---|---:|---:|---:|---|---|\n");
     for row in rows {
         let met = match row.target.met(row) {
             Some(true) => "yes",
             Some(false) => "**no**",
             None => "",
         };
+        let per_item = if row.items > 0 {
+            format!(
+                "{} / {}",
+                human_ns(row.switchyard_ns / row.items as f64),
+                human_ns(row.baseline_ns / row.items as f64)
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.3} | {} | {} |",
+            "| {} | {} | {} | {} | {:.3} | {} | {} | {} |",
             row.name,
             human_ns(row.switchyard_ns),
             row.baseline,
             human_ns(row.baseline_ns),
             row.ratio,
+            per_item,
             row.target.describe(),
             met
         );

@@ -19,7 +19,7 @@
 //! Every weight is a department config key (defaults below), so ops tune the
 //! rule without a rebuild.
 
-use switchyard_sdk::{Channel, Context, Item, Priority, Rules};
+use switchyard_sdk::{Channel, Context, Fixed, Item, Priority, Reason, Rules};
 
 /// Config keys and their defaults.
 mod defaults {
@@ -53,31 +53,32 @@ fn is_dispute(ctx: &Context, item: &Item<'_>) -> bool {
         .is_some_and(|r| r.eq_ignore_ascii_case("dispute"))
 }
 
-fn ordinal(n: u16) -> String {
-    let suffix = match (n % 10, n % 100) {
+/// The English ordinal suffix of `n` ("st" for 1 and 21, "th" for 11).
+fn ordinal_suffix(n: u16) -> &'static str {
+    match (n % 10, n % 100) {
         (1, 11) | (2, 12) | (3, 13) => "th",
         (1, _) => "st",
         (2, _) => "nd",
         (3, _) => "rd",
         _ => "th",
-    };
-    format!("{n}{suffix}")
+    }
 }
 
 #[switchyard_sdk::rules]
 impl Rules for Billing {
     fn prioritise(&self, ctx: &Context, item: Item<'_>) -> Priority {
+        // Config reads are cached by the SDK (a hash lookup each); the reason is
+        // one String, written only when the host wants explanations, and numbers
+        // go through `Fixed` rather than `{:.0}` / `{:.2}` (std's exact float
+        // formatting was the most expensive part of this rule).
         let mut points = 0.0;
-        let mut why = Vec::new();
+        let mut why = Reason::new(ctx);
 
         let tier = item.tier();
         let tier_points =
             ctx.config_f64("weight-tier", defaults::WEIGHT_TIER) * tier.as_u8() as f64;
         if tier_points != 0.0 {
-            why.push(format!(
-                "{} tier +{tier_points:.0}",
-                format!("{tier:?}").to_lowercase()
-            ));
+            why.part(format_args!("{tier} tier +{}", Fixed(tier_points, 0)));
             points += tier_points;
         }
 
@@ -85,9 +86,11 @@ impl Rules for Billing {
         if repeats > 0 {
             let repeat_points =
                 ctx.config_f64("weight-repeat", defaults::WEIGHT_REPEAT) * repeats as f64;
-            why.push(format!(
-                "{} contact +{repeat_points:.0}",
-                ordinal(item.contacts())
+            let n = item.contacts();
+            why.part(format_args!(
+                "{n}{} contact +{}",
+                ordinal_suffix(n),
+                Fixed(repeat_points, 0)
             ));
             points += repeat_points;
         }
@@ -97,7 +100,11 @@ impl Rules for Billing {
             * ctx.config_f64("weight-amount", defaults::WEIGHT_AMOUNT))
         .min(ctx.config_f64("amount-cap", defaults::AMOUNT_CAP));
         if amount_points >= 0.5 {
-            why.push(format!("{amount:.2} at stake +{amount_points:.0}"));
+            why.part(format_args!(
+                "{} at stake +{}",
+                Fixed(amount, 2),
+                Fixed(amount_points, 0)
+            ));
             points += amount_points;
         }
 
@@ -107,7 +114,7 @@ impl Rules for Billing {
             Channel::Email | Channel::Case => 0.0,
         };
         if live_points != 0.0 {
-            why.push(format!("{} +{live_points:.0}", item.channel()));
+            why.part(format_args!("{} +{}", item.channel(), Fixed(live_points, 0)));
             points += live_points;
         }
 
@@ -119,20 +126,15 @@ impl Rules for Billing {
         if is_dispute(ctx, &item)
             && amount >= ctx.config_f64("dispute-threshold", defaults::DISPUTE_THRESHOLD)
         {
-            let queue_name = ctx
-                .config("dispute-queue")
-                .unwrap_or_else(|| defaults::DISPUTE_QUEUE.to_owned());
-            if let Some(queue) = ctx.queue(&queue_name) {
-                why.push(format!("dispute over threshold -> {queue_name}"));
+            let configured = ctx.config_str("dispute-queue");
+            let queue_name = configured.as_deref().unwrap_or(defaults::DISPUTE_QUEUE);
+            if let Some(queue) = ctx.queue(queue_name) {
+                why.part(format_args!("dispute over threshold -> {queue_name}"));
                 decision = decision.to_queue(queue);
             }
         }
 
-        if why.is_empty() {
-            decision
-        } else {
-            decision.because(why.join(", "))
-        }
+        decision.with_reason(why)
     }
 }
 
@@ -262,6 +264,31 @@ mod tests {
             .attr("reason", "Dispute")
             .value(120.0)]);
         assert_eq!(got[0].queue, bench.queue_id("escalations"));
+    }
+
+    #[test]
+    fn without_explanations_the_decision_is_the_same_and_has_no_reason() {
+        let items = [
+            WorkItem::voice("billing")
+                .tier(Tier::Gold)
+                .contacts(2)
+                .attr("amount", "300"),
+            WorkItem::chat("billing")
+                .attr("reason", "dispute")
+                .attr("amount", "750"),
+        ];
+        let on = TestBench::new(Billing)
+            .queue("billing-disputes")
+            .prioritise(&items);
+        let off = TestBench::new(Billing)
+            .queue("billing-disputes")
+            .config(switchyard_sdk::EXPLAIN_KEY, "false")
+            .prioritise(&items);
+        assert!(on.iter().all(|p| p.reason.is_some()));
+        for (on, off) in on.iter().zip(&off) {
+            assert_eq!(off.reason, None);
+            assert_eq!((off.priority, off.queue), (on.priority, on.queue));
+        }
     }
 
     #[test]

@@ -41,10 +41,19 @@ mod defaults {
 #[derive(Debug, Default)]
 pub struct Claims;
 
-/// `ms` as "5h 12m".
-fn hours_minutes(ms: i64) -> String {
-    let minutes = ms.unsigned_abs() / 60_000;
-    format!("{}h {}m", minutes / 60, minutes % 60)
+/// `ms` written as "5h 12m" (a `Display`, so a reason or alert formats it in
+/// place instead of allocating a `String` for it first).
+struct HoursMinutes(i64);
+
+impl std::fmt::Display for HoursMinutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let minutes = self.0.unsigned_abs() / 60_000;
+        write!(f, "{}h {}m", minutes / 60, minutes % 60)
+    }
+}
+
+fn hours_minutes(ms: i64) -> HoursMinutes {
+    HoursMinutes(ms)
 }
 
 /// Priority points for a case due in `due_in_ms` (negative = overdue).
@@ -70,13 +79,13 @@ fn threshold(window_ms: u64, fraction: f64) -> u64 {
 impl Rules for Claims {
     fn prioritise(&self, ctx: &Context, item: Item<'_>) -> Priority {
         match item.due_in_ms() {
-            None => Priority::new(item.priority()).because("no due date"),
+            None => Priority::new(item.priority()).because_with(ctx, || "no due date".into()),
             Some(due_in) if due_in <= 0 => {
                 Priority::new(item.priority().saturating_add(due_points(ctx, due_in)))
-                    .because(format!("overdue by {}", hours_minutes(due_in)))
+                    .because_with(ctx, || format!("overdue by {}", hours_minutes(due_in)))
             }
             Some(due_in) => Priority::new(item.priority().saturating_add(due_points(ctx, due_in)))
-                .because(format!("due in {}", hours_minutes(due_in))),
+                .because_with(ctx, || format!("due in {}", hours_minutes(due_in))),
         }
     }
 
@@ -89,10 +98,9 @@ impl Rules for Claims {
         if due_in <= 0 {
             let mut escalation =
                 Escalation::none().then(EscalationAction::RaiseTo(defaults::OVERDUE_PRIORITY));
-            let queue_name = ctx
-                .config("overdue-queue")
-                .unwrap_or_else(|| defaults::OVERDUE_QUEUE.to_owned());
-            if let Some(queue) = ctx.queue(&queue_name).filter(|&q| q != item.queue()) {
+            let configured = ctx.config_str("overdue-queue");
+            let queue_name = configured.as_deref().unwrap_or(defaults::OVERDUE_QUEUE);
+            if let Some(queue) = ctx.queue(queue_name).filter(|&q| q != item.queue()) {
                 escalation = escalation.then(EscalationAction::MoveTo(queue));
             }
             let recheck_h = ctx

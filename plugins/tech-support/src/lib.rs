@@ -43,18 +43,30 @@ const VETO: f32 = -1.0;
 pub struct TechSupport;
 
 /// Whether `agent` can take one more item on `channel`.
-fn has_capacity(ctx: &Context, agent: &Candidate<'_>, channel: Channel) -> bool {
-    if agent.load(Channel::Voice) > 0 {
-        return false;
-    }
-    let digital = agent.load(Channel::Chat) as f64 + agent.load(Channel::Email) as f64;
-    match channel {
-        Channel::Voice => agent.total_load() == 0,
-        Channel::Chat | Channel::Email => {
-            digital < ctx.config_f64("max-digital", defaults::MAX_DIGITAL)
+/// How much blended work an agent may already hold (department config, read
+/// once per call rather than once per candidate).
+struct Capacity {
+    max_digital: f64,
+    max_cases: f64,
+}
+
+impl Capacity {
+    fn from_config(ctx: &Context) -> Self {
+        Capacity {
+            max_digital: ctx.config_f64("max-digital", defaults::MAX_DIGITAL),
+            max_cases: ctx.config_f64("max-cases", defaults::MAX_CASES),
         }
-        Channel::Case => {
-            (agent.load(Channel::Case) as f64) < ctx.config_f64("max-cases", defaults::MAX_CASES)
+    }
+
+    fn has_room(&self, agent: &Candidate<'_>, channel: Channel) -> bool {
+        if agent.load(Channel::Voice) > 0 {
+            return false;
+        }
+        let digital = agent.load(Channel::Chat) as f64 + agent.load(Channel::Email) as f64;
+        match channel {
+            Channel::Voice => agent.total_load() == 0,
+            Channel::Chat | Channel::Email => digital < self.max_digital,
+            Channel::Case => (agent.load(Channel::Case) as f64) < self.max_cases,
         }
     }
 }
@@ -99,11 +111,12 @@ impl Rules for TechSupport {
         let idle_cap = ctx.config_f64("idle-cap", defaults::IDLE_CAP);
         let target = ctx.config_f64("occupancy-target", defaults::OCCUPANCY_TARGET);
         let penalty = ctx.config_f64("over-target-penalty", defaults::OVER_TARGET_PENALTY);
+        let capacity = Capacity::from_config(ctx);
 
         let scores = candidates
             .iter()
             .map(|agent| {
-                if !agent.qualifies(&requirements) || !has_capacity(ctx, &agent, item.channel()) {
+                if !agent.qualifies(&requirements) || !capacity.has_room(&agent, item.channel()) {
                     return VETO;
                 }
                 let proficiency = if requirements.is_empty() {
