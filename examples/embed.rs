@@ -70,7 +70,12 @@ fn main() -> anyhow::Result<()> {
     agents.push(NewCandidate { id: 10, proficiency: &[7], idle_ms: 30_000, ..Default::default() });
     agents.push(NewCandidate { id: 11, proficiency: &[2], idle_ms: 90_000, ..Default::default() });
     let mut one = ItemBatch::new(items.now_ms);
-    one.push(NewItem { id: 1, queue: billing_queue, skills: &[SkillReq { skill: SkillId(billing_skill), level: 3 }], ..Default::default() });
+    one.push(NewItem {
+        id: 1,
+        queue: billing_queue,
+        skills: &[SkillReq { skill: SkillId(billing_skill), level: 3 }],
+        ..Default::default()
+    });
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let matched = tokio.block_on(runtime.match_agents_async("billing", one, agents));
     println!("match by {}: best candidate {:?}", matched.source, matched.value.best());

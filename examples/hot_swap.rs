@@ -26,7 +26,8 @@ fn main() -> anyhow::Result<()> {
 
     // Put the billing department in it: its component and its fixture file.
     let fixtures_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/billing/fixtures.toml");
-    std::fs::copy(&fixtures_file, plugins.join("billing.fixtures.toml")).context("failed to copy billing's fixtures")?;
+    std::fs::copy(&fixtures_file, plugins.join("billing.fixtures.toml"))
+        .context("failed to copy billing's fixtures")?;
     std::fs::copy(BILLING, plugins.join("billing.wasm")).context("failed to copy the billing component")?;
 
     // Build the runtime and the reload manager, auditing to a JSON-lines file.
@@ -71,7 +72,10 @@ fn main() -> anyhow::Result<()> {
     let report = reload.shadow_report("billing").context("no shadow running")?;
     println!(
         "shadow generation {}: agreed {} of {} prioritise decisions, p99 {:.1} µs",
-        report.generation, report.prioritise.agreed, report.prioritise.decisions, report.prioritise.shadow_latency.p99_us
+        report.generation,
+        report.prioritise.agreed,
+        report.prioritise.decisions,
+        report.prioritise.shadow_latency.p99_us
     );
     let promoted = reload.promote("billing")?;
     println!("promoted generation {}", promoted.generation);

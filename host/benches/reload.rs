@@ -12,8 +12,8 @@
 //!
 //! Not a test: nothing is asserted on time.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use switchyard_host::reload::{AuditAction, DepartmentSetup, ReloadManager, ReloadOptions};
@@ -45,14 +45,21 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 fn summary(label: &str, samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort();
     let (p50, p99) = (percentile(samples, 0.50), percentile(samples, 0.99));
-    println!("{label:<44} n={:<8} p50 {:>10.1?}  p99 {:>10.1?}  max {:>10.1?}", samples.len(), p50, p99, samples.last().copied().unwrap_or_default());
+    println!(
+        "{label:<44} n={:<8} p50 {:>10.1?}  p99 {:>10.1?}  max {:>10.1?}",
+        samples.len(),
+        p50,
+        p99,
+        samples.last().copied().unwrap_or_default()
+    );
     (p50, p99)
 }
 
 /// Route continuously on another thread until `stop`; the latency of each decision.
 fn route(reload: &ReloadManager, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Duration>> {
     let fixtures = Fixtures::parse(FIXTURES, "bench.fixtures.toml").expect("bench fixtures parse");
-    let (items, _) = fixtures.cases()[0].build(&mut reload.runtime().catalog().write().unwrap_or_else(|p| p.into_inner()));
+    let (items, _) =
+        fixtures.cases()[0].build(&mut reload.runtime().catalog().write().unwrap_or_else(|p| p.into_inner()));
     let rules = reload.rules("billing");
     std::thread::spawn(move || {
         let mut latencies = Vec::with_capacity(1 << 20);
@@ -115,7 +122,8 @@ fn main() -> anyhow::Result<()> {
     drop(watcher);
 
     // Swaps through the API: bytes -> generation active.
-    reload.configure("billing", DepartmentSetup::new().with_fixtures(Fixtures::parse(FIXTURES, "bench.fixtures.toml")?));
+    reload
+        .configure("billing", DepartmentSetup::new().with_fixtures(Fixtures::parse(FIXTURES, "bench.fixtures.toml")?));
     let mut api_to_active = Vec::new();
     for i in 1..=SWAPS {
         let started = Instant::now();

@@ -46,9 +46,9 @@
 use std::mem::MaybeUninit;
 
 use switchyard_sdk::{CandidateTable, ItemBatch, ItemRow, Priority, QueueId, SkillReq};
+use wasmtime::ValRaw;
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext, LowerContext};
 use wasmtime::component::{ComponentType, Lift, Lower};
-use wasmtime::ValRaw;
 
 use crate::contract::wit;
 
@@ -314,7 +314,11 @@ unsafe impl ComponentType for PrioritiesAnswer {
 
 // SAFETY: reads only within the guest memory slice, bounds-checked.
 unsafe impl Lift for PrioritiesAnswer {
-    fn linear_lift_from_flat(cx: &mut LiftContext<'_>, _ty: InterfaceType, src: &Self::Lower) -> wasmtime::Result<Self> {
+    fn linear_lift_from_flat(
+        cx: &mut LiftContext<'_>,
+        _ty: InterfaceType,
+        src: &Self::Lower,
+    ) -> wasmtime::Result<Self> {
         // Pointers and lengths are u32 in a 32-bit memory; wasmtime stores them as i64 (see `ValRaw`).
         let ptr = src[0].get_u32() as usize;
         let len = src[1].get_u32() as usize;
@@ -336,10 +340,9 @@ fn lift_priorities(cx: &mut LiftContext<'_>, ptr: usize, len: usize) -> wasmtime
     if !ptr.is_multiple_of(4) {
         wasmtime::bail!("answer list pointer {ptr:#x} is not aligned");
     }
-    let list = ptr
-        .checked_add(bytes)
-        .and_then(|end| cx.memory().get(ptr..end))
-        .ok_or_else(|| wasmtime::format_err!("answer list of {len} priorities at {ptr:#x} is out of the plugin's memory"))?;
+    let list = ptr.checked_add(bytes).and_then(|end| cx.memory().get(ptr..end)).ok_or_else(|| {
+        wasmtime::format_err!("answer list of {len} priorities at {ptr:#x} is out of the plugin's memory")
+    })?;
     // One pass over the fixed parts; the (rare) reasons are lifted after it,
     // because lifting a string needs `cx` again.
     let mut out = Vec::with_capacity(len);

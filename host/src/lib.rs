@@ -39,20 +39,20 @@
 #![deny(missing_docs)]
 
 mod abi;
+pub mod clock;
 pub mod contract;
 pub mod error;
-pub mod rules;
-pub mod sandbox;
-pub mod plugin;
-pub mod stats;
-pub mod runtime;
-pub mod reload;
-pub mod clock;
-pub mod router;
 pub mod metrics;
-pub mod sim;
+pub mod plugin;
+pub mod reload;
 pub mod report;
+pub mod router;
+pub mod rules;
+pub mod runtime;
+pub mod sandbox;
 pub mod serve;
+pub mod sim;
+pub mod stats;
 pub mod tools;
 
 pub use error::{Error, Result};

@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchyard_host::report::{Report, html};
 use switchyard_host::rules::{BuiltInRules, RuleSet};
-use switchyard_host::tools::record::{DecisionLog, RecordingRules};
 use switchyard_host::sim::{self, SimOptions, plugins, scenario::Scenario};
+use switchyard_host::tools::record::{DecisionLog, RecordingRules};
 
 /// Route work to agents with sandboxed WebAssembly rule plugins.
 #[derive(Debug, Parser)]
@@ -137,12 +137,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let run = sim::simulate(
         &scenario,
-        SimOptions {
-            seed: args.seed,
-            rules,
-            catalog: Some(catalog.clone()),
-            progress: Some(&mut progress),
-        },
+        SimOptions { seed: args.seed, rules, catalog: Some(catalog.clone()), progress: Some(&mut progress) },
     )?;
     let elapsed = started.elapsed();
     if let Some(bar) = &bar {

@@ -289,7 +289,9 @@ impl Plugin {
         // the first decision.
         let live = plugin.instantiate().map_err(|e| match e {
             InstantiateError::Types(message) => mismatch(message),
-            InstantiateError::Start(message) => load_error(format!("failed to instantiate within its limits: {message}")),
+            InstantiateError::Start(message) => {
+                load_error(format!("failed to instantiate within its limits: {message}"))
+            }
         })?;
         plugin.checkin(live);
         tracing::info!(
@@ -365,10 +367,11 @@ impl Plugin {
         let instance = started.map_err(|e| InstantiateError::Start(describe_start_failure(&e, &store)))?;
         let types = |e: wasmtime::Error| InstantiateError::Types(format!("{e:#}"));
         let missing = |name: &str| InstantiateError::Types(format!("the instance lacks its export `{name}`"));
-        let mut func = |index: &Option<ComponentExportIndex>, name: &str| -> std::result::Result<Option<Func>, InstantiateError> {
-            let Some(index) = index else { return Ok(None) };
-            instance.get_func(&mut store, index).map(Some).ok_or_else(|| missing(name))
-        };
+        let mut func =
+            |index: &Option<ComponentExportIndex>, name: &str| -> std::result::Result<Option<Func>, InstantiateError> {
+                let Some(index) = index else { return Ok(None) };
+                instance.get_func(&mut store, index).map(Some).ok_or_else(|| missing(name))
+            };
         let prioritiser = func(&self.indices.prioritiser, "prioritise")?;
         let escalator = func(&self.indices.escalator, "escalate")?;
         let matcher = func(&self.indices.matcher, "match-agents")?;
@@ -395,7 +398,11 @@ impl Plugin {
             let message = match e {
                 InstantiateError::Types(m) | InstantiateError::Start(m) => m,
             };
-            Error::PluginTrap { plugin: self.name.to_string(), hook, reason: format!("could not make a fresh instance: {message}") }
+            Error::PluginTrap {
+                plugin: self.name.to_string(),
+                hook,
+                reason: format!("could not make a fresh instance: {message}"),
+            }
         })
     }
 
@@ -434,7 +441,13 @@ impl Plugin {
         }
     }
 
-    fn classify(&self, hook: &'static str, error: &wasmtime::Error, store: &Store<PluginState>, last_stderr: Option<String>) -> Error {
+    fn classify(
+        &self,
+        hook: &'static str,
+        error: &wasmtime::Error,
+        store: &Store<PluginState>,
+        last_stderr: Option<String>,
+    ) -> Error {
         let plugin = self.name.to_string();
         let denied = store.data().limiter.denied.clone();
         // A WASI call that would have waited trapped (see `sandbox::refuse_blocking_wasi`):
@@ -466,7 +479,11 @@ impl Plugin {
                 Some(limit) => Error::PluginLimit { plugin, hook, limit },
                 // Not a trap: the boundary could not lift what the guest returned
                 // (e.g. a string that is not UTF-8).
-                None => Error::InvalidAnswer { plugin, hook, reason: format!("the answer could not be read: {}", root(error)) },
+                None => Error::InvalidAnswer {
+                    plugin,
+                    hook,
+                    reason: format!("the answer could not be read: {}", root(error)),
+                },
             },
         }
     }
@@ -474,7 +491,11 @@ impl Plugin {
     fn answer_error(&self, hook: &'static str, error: AnswerError) -> Error {
         match error {
             AnswerError::Invalid(reason) => Error::InvalidAnswer { plugin: self.name.to_string(), hook, reason },
-            AnswerError::TooLarge(reason) => Error::PluginLimit { plugin: self.name.to_string(), hook, limit: format!("answer size limit ({reason})") },
+            AnswerError::TooLarge(reason) => Error::PluginLimit {
+                plugin: self.name.to_string(),
+                hook,
+                limit: format!("answer size limit ({reason})"),
+            },
         }
     }
 
@@ -518,8 +539,9 @@ impl Plugin {
             None => Err(wasmtime::format_err!("escalator missing from instance")),
         })?;
         self.checkin(live);
-        let checked = contract::check_escalations(answer, items.len(), self.known_ids(), self.spec.limits.answer_caps())
-            .map_err(|e| self.answer_error(hook, e))?;
+        let checked =
+            contract::check_escalations(answer, items.len(), self.known_ids(), self.spec.limits.answer_caps())
+                .map_err(|e| self.answer_error(hook, e))?;
         Ok(Some(checked))
     }
 
@@ -579,14 +601,10 @@ fn check_contract_versions(sandbox: &Sandbox, component: &Component) -> std::res
     let foreign = |name: &str| {
         let rest = name.strip_prefix("switchyard:routing/")?;
         let (_, version) = rest.split_once('@').unwrap_or((rest, ""));
-        (version != contract::CONTRACT_VERSION).then(|| {
-            if version.is_empty() { format!("`{name}` (unversioned)") } else { format!("`{name}`") }
-        })
+        (version != contract::CONTRACT_VERSION)
+            .then(|| if version.is_empty() { format!("`{name}` (unversioned)") } else { format!("`{name}`") })
     };
-    let exports: Vec<String> = ty
-        .exports(engine)
-        .filter_map(|(name, _)| foreign(name))
-        .collect();
+    let exports: Vec<String> = ty.exports(engine).filter_map(|(name, _)| foreign(name)).collect();
     if !exports.is_empty() {
         return Err(format!(
             "exports {} but this host speaks contract version {}",

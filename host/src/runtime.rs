@@ -90,7 +90,8 @@ impl RuntimeBuilder {
 
     /// Build the engine and start the ticker.
     pub fn build(self) -> Result<Runtime> {
-        let sandbox = Sandbox::new(self.engine).map_err(|e| Error::Invalid(format!("cannot build the wasm engine: {e:#}")))?;
+        let sandbox =
+            Sandbox::new(self.engine).map_err(|e| Error::Invalid(format!("cannot build the wasm engine: {e:#}")))?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 sandbox: Arc::new(sandbox),
@@ -145,7 +146,11 @@ impl Runtime {
         let mut map = self.inner.departments.write().unwrap_or_else(|p| p.into_inner());
         map.entry(name.to_owned())
             .or_insert_with(|| {
-                Arc::new(Department { name: name.to_owned(), current: ArcSwapOption::empty(), last_generation: Mutex::new(0) })
+                Arc::new(Department {
+                    name: name.to_owned(),
+                    current: ArcSwapOption::empty(),
+                    last_generation: Mutex::new(0),
+                })
             })
             .clone()
     }
@@ -153,7 +158,12 @@ impl Runtime {
     /// Load, validate and activate a plugin file for `department` (the plugin is
     /// named after the file stem). The department's previous plugin, if any, stays
     /// active when this fails.
-    pub fn register_file(&self, department: &str, path: impl AsRef<Path>, config: DepartmentConfig) -> Result<LoadReport> {
+    pub fn register_file(
+        &self,
+        department: &str,
+        path: impl AsRef<Path>,
+        config: DepartmentConfig,
+    ) -> Result<LoadReport> {
         let plugin = self.load_file(department, path, config)?;
         let report = plugin.load_report().clone();
         self.activate(plugin);
@@ -161,7 +171,13 @@ impl Runtime {
     }
 
     /// Load, validate and activate a plugin from bytes.
-    pub fn register_bytes(&self, department: &str, name: &str, bytes: &[u8], config: DepartmentConfig) -> Result<LoadReport> {
+    pub fn register_bytes(
+        &self,
+        department: &str,
+        name: &str,
+        bytes: &[u8],
+        config: DepartmentConfig,
+    ) -> Result<LoadReport> {
         let plugin = self.load_bytes(department, name, bytes, config)?;
         let report = plugin.load_report().clone();
         self.activate(plugin);
@@ -178,7 +194,13 @@ impl Runtime {
     }
 
     /// Load and validate a plugin from bytes without activating it.
-    pub fn load_bytes(&self, department: &str, name: &str, bytes: &[u8], config: DepartmentConfig) -> Result<Arc<Plugin>> {
+    pub fn load_bytes(
+        &self,
+        department: &str,
+        name: &str,
+        bytes: &[u8],
+        config: DepartmentConfig,
+    ) -> Result<Arc<Plugin>> {
         self.load(department, name, format!("{name} (bytes)"), bytes, config)
     }
 
@@ -205,7 +227,14 @@ impl Runtime {
         *last = (*last).max(generation);
     }
 
-    fn load(&self, department: &str, name: &str, source: String, bytes: &[u8], config: DepartmentConfig) -> Result<Arc<Plugin>> {
+    fn load(
+        &self,
+        department: &str,
+        name: &str,
+        source: String,
+        bytes: &[u8],
+        config: DepartmentConfig,
+    ) -> Result<Arc<Plugin>> {
         self.load_numbered(department, name, source, bytes, config, None)
     }
 
@@ -273,7 +302,8 @@ impl Runtime {
 
     /// Departments known to the runtime (with or without a plugin), sorted.
     pub fn departments(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.departments.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let mut names: Vec<String> =
+            self.inner.departments.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         names.sort();
         names
     }
@@ -311,7 +341,12 @@ impl Runtime {
     }
 
     /// [`RuleSet::match_agents`] on a blocking thread, off the async executor.
-    pub async fn match_agents_async(&self, department: &str, item: ItemBatch, candidates: CandidateTable) -> Decided<MatchResult> {
+    pub async fn match_agents_async(
+        &self,
+        department: &str,
+        item: ItemBatch,
+        candidates: CandidateTable,
+    ) -> Decided<MatchResult> {
         let args = Arc::new((item, candidates));
         let rules = self.rules(department);
         let moved = args.clone();
@@ -325,7 +360,14 @@ impl Runtime {
 /// The blocking task died (it cannot panic in our code, but the executor may be
 /// shutting down): decide with the built-in rule and say why.
 fn lost_task<T>(value: T, error: &tokio::task::JoinError) -> Decided<T> {
-    Decided { value, source: RuleSource::Fallback { plugin: String::new(), generation: 0, reason: format!("decision task failed: {error}") } }
+    Decided {
+        value,
+        source: RuleSource::Fallback {
+            plugin: String::new(),
+            generation: 0,
+            reason: format!("decision task failed: {error}"),
+        },
+    }
 }
 
 /// A department's [`RuleSet`] as handed out by [`Runtime::rules`].
@@ -365,7 +407,10 @@ impl DepartmentRules {
         match result {
             Ok(Some(value)) => {
                 plugin.breaker().record_success();
-                Decided { value, source: RuleSource::Plugin { plugin: plugin.shared_name(), generation: plugin.generation() } }
+                Decided {
+                    value,
+                    source: RuleSource::Plugin { plugin: plugin.shared_name(), generation: plugin.generation() },
+                }
             }
             Ok(None) => Decided::built_in(built_in()),
             Err(error) => {
@@ -404,6 +449,10 @@ impl RuleSet for DepartmentRules {
     }
 
     fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
-        self.decide(HookKind::Match, || BuiltInRules::match_agents(item, candidates), |p| p.match_agents(item, candidates))
+        self.decide(
+            HookKind::Match,
+            || BuiltInRules::match_agents(item, candidates),
+            |p| p.match_agents(item, candidates),
+        )
     }
 }

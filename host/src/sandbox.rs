@@ -173,7 +173,12 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { epoch_tick: Duration::from_millis(1), fuel: false, pool: Some(PoolOptions::default()), cache_dir: None }
+        EngineOptions {
+            epoch_tick: Duration::from_millis(1),
+            fuel: false,
+            pool: Some(PoolOptions::default()),
+            cache_dir: None,
+        }
     }
 }
 
@@ -677,11 +682,21 @@ impl bindings::switchyard::routing::host::Host for PluginState {
         let fields = fields.join(" ");
         let plugin = &*self.plugin;
         match contract::log_level_from_wit(level) {
-            switchyard_sdk::LogLevel::Trace => tracing::trace!(target: "switchyard::plugin", plugin, %fields, "{message}"),
-            switchyard_sdk::LogLevel::Debug => tracing::debug!(target: "switchyard::plugin", plugin, %fields, "{message}"),
-            switchyard_sdk::LogLevel::Info => tracing::info!(target: "switchyard::plugin", plugin, %fields, "{message}"),
-            switchyard_sdk::LogLevel::Warn => tracing::warn!(target: "switchyard::plugin", plugin, %fields, "{message}"),
-            switchyard_sdk::LogLevel::Error => tracing::error!(target: "switchyard::plugin", plugin, %fields, "{message}"),
+            switchyard_sdk::LogLevel::Trace => {
+                tracing::trace!(target: "switchyard::plugin", plugin, %fields, "{message}")
+            }
+            switchyard_sdk::LogLevel::Debug => {
+                tracing::debug!(target: "switchyard::plugin", plugin, %fields, "{message}")
+            }
+            switchyard_sdk::LogLevel::Info => {
+                tracing::info!(target: "switchyard::plugin", plugin, %fields, "{message}")
+            }
+            switchyard_sdk::LogLevel::Warn => {
+                tracing::warn!(target: "switchyard::plugin", plugin, %fields, "{message}")
+            }
+            switchyard_sdk::LogLevel::Error => {
+                tracing::error!(target: "switchyard::plugin", plugin, %fields, "{message}")
+            }
         }
     }
 

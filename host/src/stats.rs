@@ -36,8 +36,13 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, in the order of [`FailureCounts`].
-    pub const ALL: [FailureKind; 5] =
-        [FailureKind::Trap, FailureKind::Deadline, FailureKind::Limit, FailureKind::InvalidAnswer, FailureKind::BreakerOpen];
+    pub const ALL: [FailureKind; 5] = [
+        FailureKind::Trap,
+        FailureKind::Deadline,
+        FailureKind::Limit,
+        FailureKind::InvalidAnswer,
+        FailureKind::BreakerOpen,
+    ];
 
     /// The kind of a plugin call error, if it is a plugin failure.
     pub fn of(error: &Error) -> Option<FailureKind> {
@@ -262,7 +267,13 @@ impl StatsCell {
             plugin: plugin.to_owned(),
             generation,
             calls: HookCounts { prioritise: c(0), escalate: c(1), match_agents: c(2) },
-            failures: FailureCounts { trap: f(0), deadline: f(1), limit: f(2), invalid_answer: f(3), breaker_open: f(4) },
+            failures: FailureCounts {
+                trap: f(0),
+                deadline: f(1),
+                limit: f(2),
+                invalid_answer: f(3),
+                breaker_open: f(4),
+            },
             latency: LatencyHistogram { buckets: self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect() },
             breaker,
             instances_created: self.instances_created.load(Ordering::Relaxed),

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use switchyard_host::Error;
@@ -241,7 +241,11 @@ fn swaps_under_load_never_fail_a_decision_nor_activate_a_broken_build() {
 }
 
 /// Wait for the next entry with `action` (others are collected), up to a minute.
-fn wait_for(events: &std::sync::mpsc::Receiver<AuditEntry>, action: AuditAction, seen: &mut Vec<AuditEntry>) -> AuditEntry {
+fn wait_for(
+    events: &std::sync::mpsc::Receiver<AuditEntry>,
+    action: AuditAction,
+    seen: &mut Vec<AuditEntry>,
+) -> AuditEntry {
     loop {
         let entry = events
             .recv_timeout(Duration::from_secs(60))
@@ -343,7 +347,8 @@ fn rollback_and_the_audit_file() {
     let reload = manager(cache.path(), ReloadOptions::default().audit_file(&audit_file));
 
     let billing = reload.reload(DEPARTMENT, &read(BILLING)).unwrap();
-    let slow = reload.reload_with(DEPARTMENT, &read(HOSTILE_SLOW), switchyard_host::reload::Trigger::api("alice")).unwrap();
+    let slow =
+        reload.reload_with(DEPARTMENT, &read(HOSTILE_SLOW), switchyard_host::reload::Trigger::api("alice")).unwrap();
     let claims = reload.reload(DEPARTMENT, &read(CLAIMS)).unwrap_err();
     let Error::Rejected { generation: rejected, .. } = claims else { panic!("claims: {claims}") };
     assert_eq!((billing.generation, slow.generation, rejected), (1, 2, 3));
@@ -363,7 +368,9 @@ fn rollback_and_the_audit_file() {
     assert_eq!(summary, [(1, true, true, true), (2, false, true, true), (3, false, false, false)]);
     assert_eq!(generations[0].sha256, generations[0].sha256.to_lowercase());
     assert_eq!(generations[0].sha256.len(), 64);
-    assert!(matches!(&generations[2].validation, Validation::Failed { reason } if reason.contains("reload-test.fixtures.toml")));
+    assert!(
+        matches!(&generations[2].validation, Validation::Failed { reason } if reason.contains("reload-test.fixtures.toml"))
+    );
 
     let lines: Vec<AuditEntry> = std::fs::read_to_string(&audit_file)
         .unwrap()
@@ -413,7 +420,11 @@ fn shadow_counts_agreement_and_promotes() {
     for _ in 0..5 {
         let decided = rules.prioritise(&items);
         assert!(matches!(decided.source, RuleSource::Plugin { generation: 1, .. }), "{}", decided.source);
-        assert_eq!(decided.value.iter().map(|p| p.priority).collect::<Vec<_>>(), [13, 8], "the active answer is applied");
+        assert_eq!(
+            decided.value.iter().map(|p| p.priority).collect::<Vec<_>>(),
+            [13, 8],
+            "the active answer is applied"
+        );
     }
     // A single voice item of priority 0: both answer 10.
     let mut voice = ItemBatch::new(items.now_ms);

@@ -13,8 +13,8 @@ use switchyard_host::sandbox::Limits;
 use switchyard_host::stats::{BreakerConfig, BreakerState, FailureKind};
 use switchyard_plugin_artifacts as artifacts;
 use switchyard_sdk::{
-    CandidateTable, Catalog, Channel, Escalation, ItemBatch, MatchResult, NewCandidate, NewItem, Priority, SkillId, SkillReq,
-    Tier,
+    CandidateTable, Catalog, Channel, Escalation, ItemBatch, MatchResult, NewCandidate, NewItem, Priority, SkillId,
+    SkillReq, Tier,
 };
 
 /// Decision time used by every test batch.
@@ -60,7 +60,12 @@ fn batch(n: usize, first_priority: i32) -> ItemBatch {
 fn table(n: usize) -> CandidateTable {
     let mut table = CandidateTable::new(vec![0]);
     for i in 0..n {
-        table.push(NewCandidate { id: 100 + i as u64, proficiency: &[5], idle_ms: 1_000 * (i as u64 + 1), ..Default::default() });
+        table.push(NewCandidate {
+            id: 100 + i as u64,
+            proficiency: &[5],
+            idle_ms: 1_000 * (i as u64 + 1),
+            ..Default::default()
+        });
     }
     table
 }
@@ -103,7 +108,13 @@ fn match_only_plugin_is_accepted_and_other_hooks_use_built_in_rules() {
     // Agent 101 idled longer, but 100 carries less load: match-only prefers spare capacity.
     let mut candidates = CandidateTable::new(vec![0]);
     candidates.push(NewCandidate { id: 100, proficiency: &[5], idle_ms: 5_000, ..Default::default() });
-    candidates.push(NewCandidate { id: 101, proficiency: &[5], idle_ms: 60_000, load: [0, 2, 0, 0], ..Default::default() });
+    candidates.push(NewCandidate {
+        id: 101,
+        proficiency: &[5],
+        idle_ms: 60_000,
+        load: [0, 2, 0, 0],
+        ..Default::default()
+    });
     let m = rules.match_agents(&batch(1, 0), &candidates);
     assert_eq!(m.source, RuleSource::Plugin { plugin: "match_only".into(), generation: 1 });
     assert_eq!(m.value.best(), Some(0));
@@ -135,7 +146,11 @@ fn not_wasm_bytes_are_refused_naming_the_file() {
     assert!(runtime.current("general").is_none(), "nothing was activated");
 
     let core = runtime.register_bytes("general", "core", b"\0asm\x01\0\0\0", DepartmentConfig::new()).unwrap_err();
-    assert!(core.to_string().starts_with("core (bytes): cannot load plugin `core`: a core WebAssembly module, not a component"), "{core}");
+    assert!(
+        core.to_string()
+            .starts_with("core (bytes): cannot load plugin `core`: a core WebAssembly module, not a component"),
+        "{core}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -215,7 +230,13 @@ fn neighbour(runtime: &Runtime, rounds: usize) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut candidates = CandidateTable::new(vec![0]);
         candidates.push(NewCandidate { id: 100, proficiency: &[5], idle_ms: 5_000, ..Default::default() });
-        candidates.push(NewCandidate { id: 101, proficiency: &[5], idle_ms: 60_000, load: [0, 2, 0, 0], ..Default::default() });
+        candidates.push(NewCandidate {
+            id: 101,
+            proficiency: &[5],
+            idle_ms: 60_000,
+            load: [0, 2, 0, 0],
+            ..Default::default()
+        });
         for _ in 0..rounds {
             let m = rules.match_agents(&batch(1, 0), &candidates);
             assert_eq!(m.source, RuleSource::Plugin { plugin: "match_only".into(), generation: 1 });
@@ -240,7 +261,11 @@ fn contained_prioritise(path: &str, config: DepartmentConfig, kind: FailureKind,
     let decided = runtime.rules("hostile").prioritise(&items);
     let elapsed = started.elapsed();
     assert!(elapsed < deadline + MARGIN, "{path}: took {elapsed:?}");
-    assert_eq!(decided.value, vec![Priority::new(first_priority), Priority::new(1), Priority::new(1)], "built-in answer");
+    assert_eq!(
+        decided.value,
+        vec![Priority::new(first_priority), Priority::new(1), Priority::new(1)],
+        "built-in answer"
+    );
     let reason = fallback_reason(&decided.source).to_owned();
 
     let stats = runtime.stats("hostile").unwrap();
@@ -280,7 +305,10 @@ fn hostile_stack_overflow_traps() {
 #[test]
 fn hostile_panic_traps_and_its_message_is_reported() {
     let reason = contained_prioritise(artifacts::HOSTILE_PANIC, DepartmentConfig::new(), FailureKind::Trap, 0);
-    assert!(reason.starts_with("plugin `hostile_panic` trapped in prioritise: wasm `unreachable` instruction executed"), "{reason}");
+    assert!(
+        reason.starts_with("plugin `hostile_panic` trapped in prioritise: wasm `unreachable` instruction executed"),
+        "{reason}"
+    );
     assert!(reason.contains("hostile-panic: deliberate panic in prioritise (3 items)"), "{reason}");
 }
 
@@ -321,23 +349,41 @@ fn hostile_garbage_answers_are_refused_with_the_broken_rule() {
         (1, "plugin `hostile_garbage` gave an invalid answer in prioritise: 0 priorities for 3 items"),
         (2, "plugin `hostile_garbage` gave an invalid answer in prioritise: item 0: unknown queue id 4294967294"),
     ] {
-        let reason = contained_prioritise(artifacts::HOSTILE_GARBAGE, DepartmentConfig::new(), FailureKind::InvalidAnswer, mode);
+        let reason =
+            contained_prioritise(artifacts::HOSTILE_GARBAGE, DepartmentConfig::new(), FailureKind::InvalidAnswer, mode);
         assert_eq!(reason, expected);
     }
-    let reason = contained_prioritise(artifacts::HOSTILE_GARBAGE, DepartmentConfig::new(), FailureKind::InvalidAnswer, 4);
-    assert!(reason.starts_with("plugin `hostile_garbage` gave an invalid answer in prioritise: the answer could not be read"), "{reason}");
+    let reason =
+        contained_prioritise(artifacts::HOSTILE_GARBAGE, DepartmentConfig::new(), FailureKind::InvalidAnswer, 4);
+    assert!(
+        reason
+            .starts_with("plugin `hostile_garbage` gave an invalid answer in prioritise: the answer could not be read"),
+        "{reason}"
+    );
 
     let runtime = runtime();
     let lenient = BreakerConfig { failures_to_open: 100, cooldown: Duration::from_secs(3600) };
     register(&runtime, "garbage", artifacts::HOSTILE_GARBAGE, DepartmentConfig::new().with_breaker(lenient));
     let rules = runtime.rules("garbage");
     let escalate = |mode| fallback_reason(&rules.escalate(&batch(3, mode)).source).to_owned();
-    assert_eq!(escalate(0), "plugin `hostile_garbage` gave an invalid answer in escalate: item 0: move-to unknown queue id 4294967294");
+    assert_eq!(
+        escalate(0),
+        "plugin `hostile_garbage` gave an invalid answer in escalate: item 0: move-to unknown queue id 4294967294"
+    );
     assert_eq!(escalate(1), "plugin `hostile_garbage` gave an invalid answer in escalate: 4 escalations for 3 items");
-    assert_eq!(escalate(2), "plugin `hostile_garbage` gave an invalid answer in escalate: item 0: drop-skill of unknown skill id 4294967294");
+    assert_eq!(
+        escalate(2),
+        "plugin `hostile_garbage` gave an invalid answer in escalate: item 0: drop-skill of unknown skill id 4294967294"
+    );
     let matched = |mode| rules.match_agents(&batch(1, mode), &table(3));
-    assert_eq!(fallback_reason(&matched(0).source), "plugin `hostile_garbage` gave an invalid answer in match-agents: score of candidate 0 is NaN");
-    assert_eq!(fallback_reason(&matched(1).source), "plugin `hostile_garbage` gave an invalid answer in match-agents: 4 scores for 3 candidates");
+    assert_eq!(
+        fallback_reason(&matched(0).source),
+        "plugin `hostile_garbage` gave an invalid answer in match-agents: score of candidate 0 is NaN"
+    );
+    assert_eq!(
+        fallback_reason(&matched(1).source),
+        "plugin `hostile_garbage` gave an invalid answer in match-agents: 4 scores for 3 candidates"
+    );
     assert_eq!(
         fallback_reason(&matched(2).source),
         "plugin `hostile_garbage` gave an invalid answer in match-agents: ranked index 3 is out of range for 3 candidates"
@@ -413,8 +459,12 @@ fn deadline_obeyed() {
 /// A plugin that would run past its deadline is interrupted there.
 #[test]
 fn deadline_violated() {
-    let reason =
-        contained_prioritise(artifacts::HOSTILE_SLOW, slow(60_000, Duration::from_millis(100)), FailureKind::Deadline, 0);
+    let reason = contained_prioritise(
+        artifacts::HOSTILE_SLOW,
+        slow(60_000, Duration::from_millis(100)),
+        FailureKind::Deadline,
+        0,
+    );
     assert_eq!(reason, "plugin `hostile_slow` missed its 100 ms deadline in prioritise");
 }
 
@@ -482,7 +532,11 @@ fn fuel_limit_violated() {
 #[test]
 fn fuel_needs_a_fuel_runtime() {
     let err = runtime().register_file("spin", artifacts::HOSTILE_SLOW, spin(1, 1)).unwrap_err();
-    assert!(err.to_string().ends_with("a fuel limit of 1 needs a runtime built with fuel metering (`RuntimeBuilder::fuel(true)`)"), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("a fuel limit of 1 needs a runtime built with fuel metering (`RuntimeBuilder::fuel(true)`)"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -497,7 +551,9 @@ fn block(mode: &str) -> DepartmentConfig {
 
 /// The reason of a decision whose plugin call trapped on a blocking WASI import.
 fn blocked(import: &str) -> String {
-    format!("plugin `hostile_block` trapped in prioritise: called {import} on a pollable that is not ready: rule plugins may not block")
+    format!(
+        "plugin `hostile_block` trapped in prioritise: called {import} on a pollable that is not ready: rule plugins may not block"
+    )
 }
 
 /// A plugin that does not block answers, through the same WASI world.
@@ -572,9 +628,16 @@ fn blocking_wasi_failures_open_the_breaker() {
     assert_eq!(stats.breaker, BreakerState::Open { consecutive_failures: 2 });
     assert_eq!(stats.failures.trap, 2);
     let refused = rules.prioritise(&batch(1, 4));
-    assert_eq!(fallback_reason(&refused.source), "plugin `hostile_block`: circuit breaker open after 2 consecutive failures");
+    assert_eq!(
+        fallback_reason(&refused.source),
+        "plugin `hostile_block`: circuit breaker open after 2 consecutive failures"
+    );
     assert_eq!(refused.value, vec![Priority::new(4)]);
-    assert_eq!(runtime.stats("block").unwrap().calls.prioritise, 2, "the open breaker kept the plugin from being called");
+    assert_eq!(
+        runtime.stats("block").unwrap().calls.prioritise,
+        2,
+        "the open breaker kept the plugin from being called"
+    );
 }
 
 /// Threads deciding for a plugin that tries to sleep do not stop other
@@ -660,7 +723,10 @@ fn breaker_opens_after_n_consecutive_failures() {
     }
     assert_eq!(runtime.stats("garbage").unwrap().breaker, BreakerState::Open { consecutive_failures: 3 });
     let refused = rules.prioritise(&batch(2, 3));
-    assert_eq!(fallback_reason(&refused.source), "plugin `hostile_garbage`: circuit breaker open after 3 consecutive failures");
+    assert_eq!(
+        fallback_reason(&refused.source),
+        "plugin `hostile_garbage`: circuit breaker open after 3 consecutive failures"
+    );
     assert_eq!(refused.value, vec![Priority::new(3), Priority::new(1)]);
     let stats = runtime.stats("garbage").unwrap();
     assert_eq!(stats.calls.prioritise, 3, "the open breaker kept the plugin from being called");
@@ -695,10 +761,13 @@ fn many_threads_decide_for_many_departments_at_once() {
     register(&runtime, "general", artifacts::MATCH_ONLY, DepartmentConfig::new());
     register(&runtime, "garbage", artifacts::HOSTILE_GARBAGE, DepartmentConfig::new());
     register(&runtime, "slow", artifacts::HOSTILE_SLOW, slow(0, Duration::from_secs(10)));
-    register(&runtime, "loop", artifacts::HOSTILE_LOOP, DepartmentConfig::new().with_breaker(BreakerConfig {
-        failures_to_open: 1_000,
-        cooldown: Duration::from_secs(3600),
-    }));
+    register(
+        &runtime,
+        "loop",
+        artifacts::HOSTILE_LOOP,
+        DepartmentConfig::new()
+            .with_breaker(BreakerConfig { failures_to_open: 1_000, cooldown: Duration::from_secs(3600) }),
+    );
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
             let runtime = runtime.clone();
@@ -836,12 +905,17 @@ mod every_hostile_plugin_has_a_test {
     mod tested_by {
         pub(super) use super::super::{
             a_refused_plugin_does_not_replace_the_active_one as hostile_wrong_world,
-            blocking_wasi_sleep_violated as hostile_block, hostile_garbage_answers_are_refused_with_the_broken_rule as hostile_garbage,
-            hostile_huge_output_is_refused_as_too_large as hostile_huge_output, hostile_loop_is_interrupted_at_the_deadline as hostile_loop,
-            hostile_memory_bomb_hits_the_memory_limit as hostile_memory_bomb, hostile_panic_traps_and_its_message_is_reported as hostile_panic,
-            hostile_stack_overflow_traps as hostile_stack_overflow, hostile_wasi_escape_reaches_nothing as hostile_wasi_escape,
-            no_hooks_plugin_is_refused_at_load as hostile_no_hooks, deadline_violated as hostile_slow,
-            unknown_import_is_refused_at_load as hostile_unknown_import, wrong_version_is_refused_at_load as hostile_wrong_version,
+            blocking_wasi_sleep_violated as hostile_block, deadline_violated as hostile_slow,
+            hostile_garbage_answers_are_refused_with_the_broken_rule as hostile_garbage,
+            hostile_huge_output_is_refused_as_too_large as hostile_huge_output,
+            hostile_loop_is_interrupted_at_the_deadline as hostile_loop,
+            hostile_memory_bomb_hits_the_memory_limit as hostile_memory_bomb,
+            hostile_panic_traps_and_its_message_is_reported as hostile_panic,
+            hostile_stack_overflow_traps as hostile_stack_overflow,
+            hostile_wasi_escape_reaches_nothing as hostile_wasi_escape,
+            no_hooks_plugin_is_refused_at_load as hostile_no_hooks,
+            unknown_import_is_refused_at_load as hostile_unknown_import,
+            wrong_version_is_refused_at_load as hostile_wrong_version,
         };
     }
 

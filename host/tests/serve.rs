@@ -10,20 +10,13 @@ fn billing_plugin_config() -> String {
     // The billing plugin from the config file (generation 1); claims on built-in rules.
     config("").replacen(
         "name = \"billing\"\n",
-        &format!(
-            "name = \"billing\"\nplugin = {:?}\n",
-            switchyard_plugin_artifacts::BILLING
-        ),
+        &format!("name = \"billing\"\nplugin = {:?}\n", switchyard_plugin_artifacts::BILLING),
         1,
     )
 }
 
 fn item(queue: &str, reference: &str) -> Value {
-    let department = if queue.starts_with("billing") {
-        "billing"
-    } else {
-        "claims"
-    };
+    let department = if queue.starts_with("billing") { "billing" } else { "claims" };
     json!({
         "department": department, "queue": queue, "channel": "voice", "tier": "gold",
         "attributes": { "ref": reference, "amount": "120" }, "customer": "cust-1", "case": "case-1",
@@ -62,59 +55,25 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     // Bad requests: 422 naming the field, nothing applied.
     let bad = [
         (json!({ "department": "billing", "queue": "nope" }), "queue"),
-        (
-            json!({ "department": "billng", "queue": "billing-general" }),
-            "department",
-        ),
-        (
-            json!({ "department": "billing", "queue": "claims" }),
-            "queue",
-        ),
-        (
-            json!({ "department": "billing", "queue": "billing-general", "skills": { "billing": 11 } }),
-            "skills.billing",
-        ),
-        (
-            json!({ "department": "billing", "queue": "billing-general", "colour": "red" }),
-            "colour",
-        ),
-        (
-            json!({ "department": "billing", "queue": "billing-general", "priority": "high" }),
-            "priority",
-        ),
-        (
-            json!({ "department": "billing", "queue": "billing-general", "attributes": { "ref": 7 } }),
-            "attributes.ref",
-        ),
+        (json!({ "department": "billng", "queue": "billing-general" }), "department"),
+        (json!({ "department": "billing", "queue": "claims" }), "queue"),
+        (json!({ "department": "billing", "queue": "billing-general", "skills": { "billing": 11 } }), "skills.billing"),
+        (json!({ "department": "billing", "queue": "billing-general", "colour": "red" }), "colour"),
+        (json!({ "department": "billing", "queue": "billing-general", "priority": "high" }), "priority"),
+        (json!({ "department": "billing", "queue": "billing-general", "attributes": { "ref": 7 } }), "attributes.ref"),
         (json!({ "queue": "billing-general" }), "department"),
     ];
     for (body, field) in bad {
         let (status, reply) = gateway.post("/v1/items", &body);
-        assert_eq!(
-            (status, reply["field"].as_str()),
-            (422, Some(field)),
-            "{body} -> {reply}"
-        );
+        assert_eq!((status, reply["field"].as_str()), (422, Some(field)), "{body} -> {reply}");
     }
-    assert_eq!(
-        gateway
-            .put("/v1/agents/bob", &json!({ "skills": { "billing": 0 } }))
-            .0,
-        403
-    );
+    assert_eq!(gateway.put("/v1/agents/bob", &json!({ "skills": { "billing": 0 } })).0, 403);
     let (status, reply) = admin.put("/v1/agents/bob", &json!({ "skills": { "billing": 0 } }));
-    assert_eq!(
-        (status, reply["field"].as_str()),
-        (422, Some("skills.billing"))
-    );
+    assert_eq!((status, reply["field"].as_str()), (422, Some("skills.billing")));
     let (_, queue) = agent.get("/v1/queues/billing-general");
     assert_eq!(queue["live"]["waiting"], 0);
     assert_eq!(queue["totals"]["offered"], 0);
-    assert_eq!(
-        admin.get("/v1/agents").1.as_array().map(Vec::len),
-        Some(1),
-        "bob was not registered"
-    );
+    assert_eq!(admin.get("/v1/agents").1.as_array().map(Vec::len), Some(1), "bob was not registered");
 
     // A new item is prioritised by the billing plugin and offered to ann at once.
     let (status, first) = gateway.post("/v1/items", &item("billing-general", "first"));
@@ -122,10 +81,7 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     assert_eq!(first["id"], 1);
     assert_eq!(first["status"], "offered");
     assert_eq!(first["queue"], "billing-general");
-    assert_eq!(
-        first["why"]["prioritised_by"],
-        json!({ "kind": "plugin", "plugin": "billing", "generation": 1 })
-    );
+    assert_eq!(first["why"]["prioritised_by"], json!({ "kind": "plugin", "plugin": "billing", "generation": 1 }));
 
     // Ann's desktop shows the offer with its attributes and why it came to her.
     let (status, desk) = agent.get("/v1/agents/ann/desktop");
@@ -134,81 +90,42 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     assert_eq!(desk["items"][0]["id"], 1);
     assert_eq!(desk["items"][0]["status"], "offered");
     assert_eq!(desk["items"][0]["explanation"]["agent"], "ann");
-    assert_eq!(
-        desk["items"][0]["attributes"],
-        json!([["amount", "120"], ["ref", "first"]])
-    );
+    assert_eq!(desk["items"][0]["attributes"], json!([["amount", "120"], ["ref", "first"]]));
 
     // Accept; a second call waits (ann is on a call).
-    assert_eq!(
-        agent.post_empty("/v1/offers/1/accept"),
-        (200, json!({ "id": 1, "status": "active" }))
-    );
+    assert_eq!(agent.post_empty("/v1/offers/1/accept"), (200, json!({ "id": 1, "status": "active" })));
     assert_eq!(agent.post_empty("/v1/offers/1/accept").0, 409);
     assert_eq!(agent.get("/v1/agents/ann/desktop").1["state"], "busy");
     let (_, second) = gateway.post("/v1/items", &item("billing-general", "second"));
-    assert_eq!(
-        (second["id"].clone(), second["status"].clone()),
-        (json!(2), json!("queued"))
-    );
-    assert_eq!(
-        agent.get("/v1/queues/billing-general").1["live"]["waiting"],
-        1
-    );
+    assert_eq!((second["id"].clone(), second["status"].clone()), (json!(2), json!("queued")));
+    assert_eq!(agent.get("/v1/queues/billing-general").1["live"]["waiting"], 1);
 
     // Complete with a hand-off to claims: a follow-up item in the same case.
-    let (status, done) = agent.post(
-        "/v1/items/1/complete",
-        &json!({ "resolved": true, "handoff": item("claims", "follow-up") }),
-    );
+    let (status, done) =
+        agent.post("/v1/items/1/complete", &json!({ "resolved": true, "handoff": item("claims", "follow-up") }));
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["handoff_item"], 3);
     let (_, one) = sup.get("/v1/items/1");
-    assert_eq!(
-        (one["status"].clone(), one["resolved"].clone()),
-        (json!("completed"), json!(true))
-    );
+    assert_eq!((one["status"].clone(), one["resolved"].clone()), (json!("completed"), json!(true)));
     assert_eq!(sup.get("/v1/items/3").1["queue"], "claims");
 
     // Ann is free: the waiting call is offered to her; she rejects, the customer hangs up.
     assert_eq!(agent.get("/v1/items/2").1["status"], "offered");
-    assert_eq!(
-        agent.post_empty("/v1/offers/2/reject"),
-        (200, json!({ "id": 2, "status": "queued" }))
-    );
-    assert_eq!(
-        gateway.delete("/v1/items/2"),
-        (200, json!({ "id": 2, "status": "withdrawn" }))
-    );
-    assert_eq!(
-        gateway.delete("/v1/items/2").0,
-        404,
-        "only waiting or offered items can be withdrawn"
-    );
-    assert_eq!(
-        sup.get("/v1/items/2").1["status"],
-        "withdrawn",
-        "a finished item reads back"
-    );
+    assert_eq!(agent.post_empty("/v1/offers/2/reject"), (200, json!({ "id": 2, "status": "queued" })));
+    assert_eq!(gateway.delete("/v1/items/2"), (200, json!({ "id": 2, "status": "withdrawn" })));
+    assert_eq!(gateway.delete("/v1/items/2").0, 404, "only waiting or offered items can be withdrawn");
+    assert_eq!(sup.get("/v1/items/2").1["status"], "withdrawn", "a finished item reads back");
     assert_eq!(sup.get("/v1/items/99").0, 404);
 
     // The case crosses two departments.
     let (status, case) = sup.get("/v1/cases/case-1");
     assert_eq!(status, 200);
     assert_eq!(case["departments"], json!(["billing", "claims"]));
-    assert!(
-        case["history"].as_array().is_some_and(|h| h.len() >= 4),
-        "{case}"
-    );
+    assert!(case["history"].as_array().is_some_and(|h| h.len() >= 4), "{case}");
 
     // Queue statistics.
     let (_, queues) = agent.get("/v1/queues");
-    let names: Vec<&str> = queues
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|q| q["name"].as_str())
-        .collect();
+    let names: Vec<&str> = queues.as_array().unwrap().iter().filter_map(|q| q["name"].as_str()).collect();
     assert_eq!(names, ["billing-general", "billing-disputes", "claims"]);
     let billing = &queues[0];
     assert_eq!(billing["totals"]["answered"], 1);
@@ -237,11 +154,7 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     assert_eq!(uploaded["generation"], 2);
     let broken = std::fs::read(switchyard_plugin_artifacts::HOSTILE_WRONG_WORLD).unwrap();
     let (status, refused) = admin.post_bytes("/v1/plugins/billing", &broken);
-    assert_eq!(
-        (status, refused["field"].as_str()),
-        (422, Some("body")),
-        "{refused}"
-    );
+    assert_eq!((status, refused["field"].as_str()), (422, Some("body")), "{refused}");
     assert_eq!(admin.post_bytes("/v1/plugins/nowhere", &bytes).0, 404);
     assert_eq!(sup.get("/v1/plugins").1[0]["current"]["generation"], 2);
     let (_, item4) = gateway.post("/v1/items", &item("billing-general", "on-gen-2"));
@@ -251,12 +164,8 @@ fn the_daemon_routes_work_end_to_end_over_http() {
     assert_eq!((status, &rolled["generation"]), (200, &json!(1)), "{rolled}");
     let (_, plugins) = sup.get("/v1/plugins");
     assert_eq!(plugins[0]["current"]["generation"], 1);
-    let kept: Vec<u64> = plugins[0]["kept"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|k| k["generation"].as_u64())
-        .collect();
+    let kept: Vec<u64> =
+        plugins[0]["kept"].as_array().unwrap().iter().filter_map(|k| k["generation"].as_u64()).collect();
     assert_eq!(kept, [1, 2]);
     let (_, item5) = gateway.post("/v1/items", &item("billing-general", "on-gen-1"));
     assert_eq!(item5["why"]["prioritised_by"]["generation"], 1);

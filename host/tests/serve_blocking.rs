@@ -83,8 +83,7 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
             std::thread::spawn(move || {
                 (0..3)
                     .map(|n| {
-                        let (status, created) =
-                            agent.post("/v1/items", &item(&format!("c{c}-{n}")));
+                        let (status, created) = agent.post("/v1/items", &item(&format!("c{c}-{n}")));
                         let reason = fell_back(status, &created);
                         assert!(reason == BLOCKED || reason == BREAKER_OPEN, "{reason}");
                         created["id"].as_u64().unwrap()
@@ -96,10 +95,7 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
     assert_eq!(daemon.client(None).get("/readyz").0, 200);
     let (status, queues) = agent.get("/v1/queues");
     assert_eq!(status, 200, "{queues}");
-    let mut ids: Vec<u64> = clients
-        .into_iter()
-        .flat_map(|c| c.join().expect("every post fell back"))
-        .collect();
+    let mut ids: Vec<u64> = clients.into_iter().flat_map(|c| c.join().expect("every post fell back")).collect();
     ids.push(first["id"].as_u64().unwrap());
     ids.sort_unstable();
     assert_eq!(ids, (1..=13).collect::<Vec<u64>>());
@@ -108,14 +104,8 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
     // was given, the breaker's refusals once five of them in a row had failed.
     let (status, metrics) = daemon.client(None).get_text("/metrics");
     assert_eq!(status, 200);
-    let trapped = sample(
-        &metrics,
-        "switchyard_plugin_fallbacks_total{department=\"billing\",kind=\"trap\"}",
-    );
-    let refused = sample(
-        &metrics,
-        "switchyard_plugin_fallbacks_total{department=\"billing\",kind=\"breaker-open\"}",
-    );
+    let trapped = sample(&metrics, "switchyard_plugin_fallbacks_total{department=\"billing\",kind=\"trap\"}");
+    let refused = sample(&metrics, "switchyard_plugin_fallbacks_total{department=\"billing\",kind=\"breaker-open\"}");
     assert_eq!(trapped + refused, 13, "{metrics}");
     assert!(trapped >= 5, "{metrics}");
 

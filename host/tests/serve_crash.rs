@@ -24,28 +24,15 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     // is snapshot + tail, not the whole journal.
     let text = config("").replacen("tick_ms = 50\n", "tick_ms = 50\nsnapshot_every = 100\n", 1).replacen(
         "name = \"billing\"\n",
-        &format!(
-            "name = \"billing\"\nplugin = {:?}\n",
-            switchyard_plugin_artifacts::BILLING
-        ),
+        &format!("name = \"billing\"\nplugin = {:?}\n", switchyard_plugin_artifacts::BILLING),
         1,
     );
     let mut daemon = Daemon::start(&dir, Some(&text));
     let admin = daemon.client(Some(ADMIN));
     let gateway = daemon.client(Some(INTEGRATION));
-    assert_eq!(
-        admin
-            .put("/v1/agents/ann", &json!({ "skills": { "billing": 5 } }))
-            .0,
-        201
-    );
+    assert_eq!(admin.put("/v1/agents/ann", &json!({ "skills": { "billing": 5 } })).0, 201);
     let agent = daemon.agent_client("ann");
-    assert_eq!(
-        agent
-            .post("/v1/agents/ann/state", &json!({ "state": "available" }))
-            .0,
-        200
-    );
+    assert_eq!(agent.post("/v1/agents/ann/state", &json!({ "state": "available" })).0, 200);
     let post = |reference: &str| {
         gateway.post(
             "/v1/items",
@@ -54,12 +41,7 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     };
     assert_eq!(post("done").1["status"], "offered");
     assert_eq!(agent.post_empty("/v1/offers/1/accept").0, 200);
-    assert_eq!(
-        agent
-            .post("/v1/items/1/complete", &json!({ "resolved": true }))
-            .0,
-        200
-    );
+    assert_eq!(agent.post("/v1/items/1/complete", &json!({ "resolved": true })).0, 200);
     assert_eq!(post("pending-offer").1["status"], "offered");
 
     // Four clients post until the daemon dies; each records what was acknowledged.
@@ -99,15 +81,8 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     }
     daemon.kill();
     stop.store(true, Ordering::Relaxed);
-    let acked: Vec<(u64, String)> = clients
-        .into_iter()
-        .flat_map(|c| c.join().unwrap())
-        .collect();
-    assert!(
-        acked.len() >= 50,
-        "only {} items were acknowledged before the kill",
-        acked.len()
-    );
+    let acked: Vec<(u64, String)> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert!(acked.len() >= 50, "only {} items were acknowledged before the kill", acked.len());
 
     // Restart on the same data, with the billing plugin gone: recovery hands
     // back the journaled decisions and never needs it. Read every item by id
@@ -145,18 +120,12 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
             // Prioritised by the plugin live; replay (snapshot or tail) kept that.
             assert_eq!(item["explanation"]["prioritised_by"]["kind"], "plugin", "item {id}: {item}");
         }
-        found.insert(
-            id,
-            (item["status"].as_str().unwrap_or("").to_owned(), reference),
-        );
+        found.insert(id, (item["status"].as_str().unwrap_or("").to_owned(), reference));
     }
     assert_eq!(found.get(&1).map(|f| f.0.as_str()), Some("completed"));
     let pending = found.get(&2).cloned();
     assert!(
-        matches!(
-            pending.as_ref().map(|p| (p.0.as_str(), p.1.as_str())),
-            Some(("queued" | "offered", "pending-offer"))
-        ),
+        matches!(pending.as_ref().map(|p| (p.0.as_str(), p.1.as_str())), Some(("queued" | "offered", "pending-offer"))),
         "{pending:?}"
     );
     let mut by_ref: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
@@ -168,38 +137,24 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     let duplicated: Vec<_> = by_ref.iter().filter(|(_, ids)| ids.len() > 1).collect();
     assert!(duplicated.is_empty(), "duplicated items: {duplicated:?}");
     for (id, reference) in &acked {
-        assert_eq!(
-            by_ref.get(reference.as_str()),
-            Some(&vec![*id]),
-            "acknowledged item {id} ({reference})"
-        );
-        assert!(
-            matches!(found[id].0.as_str(), "queued" | "offered"),
-            "item {id}: {:?}",
-            found[id]
-        );
+        assert_eq!(by_ref.get(reference.as_str()), Some(&vec![*id]), "acknowledged item {id} ({reference})");
+        assert!(matches!(found[id].0.as_str(), "queued" | "offered"), "item {id}: {:?}", found[id]);
     }
     // At most one journaled-but-unacknowledged item per client (the one in flight).
     let extra = found.len() - 2 - acked.len();
     assert!(extra <= 4, "{extra} items were never acknowledged");
     let (_, queue) = agent.get("/v1/queues/billing-general");
     let live = &queue["live"];
-    assert_eq!(
-        live["waiting"].as_u64().unwrap() + live["offered"].as_u64().unwrap(),
-        found.len() as u64 - 1
-    );
-    eprintln!(
-        "{} items acknowledged before the kill, {} found after the restart",
-        acked.len(),
-        found.len() - 2
-    );
+    assert_eq!(live["waiting"].as_u64().unwrap() + live["offered"].as_u64().unwrap(), found.len() as u64 - 1);
+    eprintln!("{} items acknowledged before the kill, {} found after the restart", acked.len(), found.len() - 2);
 
     // A clean stop snapshots whatever the restart replayed and one more item:
     // the next start replays nothing and shows the same queue.
     eprintln!("the restart replayed {} records after the snapshot", ready["replayed_records"]);
-    let (status, _) = daemon
-        .gateway()
-        .post("/v1/items", &json!({ "department": "billing", "queue": "billing-general", "attributes": { "ref": "after" } }));
+    let (status, _) = daemon.gateway().post(
+        "/v1/items",
+        &json!({ "department": "billing", "queue": "billing-general", "attributes": { "ref": "after" } }),
+    );
     assert_eq!(status, 201);
     let waiting_offered = live["waiting"].as_u64().unwrap() + live["offered"].as_u64().unwrap() + 1;
     assert!(daemon.terminate(), "SIGTERM ends the daemon cleanly");
@@ -207,5 +162,8 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     let (_, ready) = daemon.admin().get("/readyz");
     assert_eq!(ready["replayed_records"], 0, "{ready}");
     let (_, queue) = daemon.supervisor().get("/v1/queues/billing-general");
-    assert_eq!(queue["live"]["waiting"].as_u64().unwrap() + queue["live"]["offered"].as_u64().unwrap(), waiting_offered);
+    assert_eq!(
+        queue["live"]["waiting"].as_u64().unwrap() + queue["live"]["offered"].as_u64().unwrap(),
+        waiting_offered
+    );
 }

@@ -25,10 +25,7 @@ use serde_json::{Value, json};
 use serve_common::{ADMIN, Daemon, INTEGRATION, SUPERVISOR, fresh_dir};
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
+    std::env::var(key).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
 /// ALL of this test's token handling: items are created by the integration
@@ -110,10 +107,7 @@ fn post_item(agent: &ureq::Agent, base: &str, body: &Value) -> (u16, Duration, S
     let started = Instant::now();
     let mut response = agent
         .post(format!("{base}/v1/items"))
-        .header(
-            "authorization",
-            &format!("Bearer {}", Tokens::integration()),
-        )
+        .header("authorization", &format!("Bearer {}", Tokens::integration()))
         .send_json(body)
         .expect("POST /v1/items: connection failed");
     let text = response.body_mut().read_to_string().unwrap_or_default();
@@ -144,8 +138,7 @@ fn measure_b(base: &str, requests: usize, phase: usize) -> Vec<Duration> {
                 let agent = http();
                 (0..share)
                     .map(|n| {
-                        let (status, took, text) =
-                            post_item(&agent, &base, &b_item(phase * 10 + c, n));
+                        let (status, took, text) = post_item(&agent, &base, &b_item(phase * 10 + c, n));
                         assert_eq!(status, 201, "department B item: {text}");
                         took
                     })
@@ -153,17 +146,13 @@ fn measure_b(base: &str, requests: usize, phase: usize) -> Vec<Duration> {
             })
         })
         .collect();
-    let mut all: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    let mut all: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     all.sort();
     all
 }
 
 fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1].as_secs_f64()
-        * 1e3
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1].as_secs_f64() * 1e3
 }
 
 /// Scenario: B's item latency with A idle, then with A's slow plugin busy on a
@@ -194,12 +183,7 @@ fn a_slow_department_and_the_latency_of_another() {
     let a_latency = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let loaders: Vec<_> = (0..a_clients)
         .map(|c| {
-            let (base, stop, a_posted, a_latency) = (
-                base.clone(),
-                stop.clone(),
-                a_posted.clone(),
-                a_latency.clone(),
-            );
+            let (base, stop, a_posted, a_latency) = (base.clone(), stop.clone(), a_posted.clone(), a_latency.clone());
             std::thread::spawn(move || {
                 let agent = http();
                 let until = Instant::now() + Duration::from_secs(300);
@@ -217,9 +201,7 @@ fn a_slow_department_and_the_latency_of_another() {
         .collect();
     // Let A's load build up before measuring B.
     let ramp = Instant::now();
-    while a_posted.load(Ordering::SeqCst) < 2 * a_clients as u64
-        && ramp.elapsed() < Duration::from_secs(10)
-    {
+    while a_posted.load(Ordering::SeqCst) < 2 * a_clients as u64 && ramp.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let a_started = Instant::now();
@@ -254,11 +236,7 @@ fn a_slow_department_and_the_latency_of_another() {
     let (p50_load, p99_load) = (quantile_ms(&loaded, 0.50), quantile_ms(&loaded, 0.99));
     println!(
         "isolation ({} build, A plugin busy-waits {delay_ms} ms/call, {a_clients} A clients, 2 B clients, {requests} B requests per phase):",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     println!(
         "  B POST /v1/items, A idle:       p50 {p50_idle:>8.2} ms  p99 {p99_idle:>8.2} ms  max {:>8.2} ms",

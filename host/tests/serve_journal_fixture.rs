@@ -39,7 +39,11 @@ name = "cid"
 skills = { claims = 5 }
 "#,
     )
-    .replacen("name = \"billing\"\n", &format!("name = \"billing\"\nplugin = {plugin:?}\nrequire_plugin = false\n"), 1)
+    .replacen(
+        "name = \"billing\"\n",
+        &format!("name = \"billing\"\nplugin = {plugin:?}\nrequire_plugin = false\n"),
+        1,
+    )
 }
 
 /// What the daemon shows, without what depends on the time it is asked.
@@ -56,7 +60,10 @@ fn state(daemon: &Daemon, items: u64) -> Value {
     shown.insert("agents".into(), agents);
     for queue in ["billing-general", "billing-disputes", "claims"] {
         let (_, q) = admin.get(&format!("/v1/queues/{queue}"));
-        shown.insert(format!("queue {queue}"), json!({ "waiting": q["live"]["waiting"], "offered": q["live"]["offered"] }));
+        shown.insert(
+            format!("queue {queue}"),
+            json!({ "waiting": q["live"]["waiting"], "offered": q["live"]["offered"] }),
+        );
     }
     Value::Object(shown)
 }
@@ -88,7 +95,8 @@ fn drive(daemon: &Daemon) -> u64 {
         "attributes": { "amount": "300" }, "customer": "c-1" }));
     let dispute = post(json!({ "department": "billing", "queue": "billing-general", "value": 900.0,
         "attributes": { "amount": "900", "reason": "dispute" }, "skills": { "disputes": 3 } }));
-    let chat = post(json!({ "department": "billing", "queue": "billing-general", "channel": "chat", "tier": "silver" }));
+    let chat =
+        post(json!({ "department": "billing", "queue": "billing-general", "channel": "chat", "tier": "silver" }));
     let claim = post(json!({ "department": "claims", "queue": "claims", "channel": "case", "due_in_s": 86400 }));
     let gone = post(json!({ "department": "billing", "queue": "billing-general", "channel": "email" }));
     assert_eq!(gateway.delete(&format!("/v1/items/{gone}")).0, 200);
@@ -102,7 +110,8 @@ fn drive(daemon: &Daemon) -> u64 {
     assert_eq!(ann.post_empty(&format!("/v1/offers/{first}/reject")).0, 200);
     let second = offered(&ann).expect("a second offer for ann");
     assert_eq!(ann.post_empty(&format!("/v1/offers/{second}/accept")).0, 200);
-    let handoff = json!({ "resolved": false, "handoff": { "department": "claims", "queue": "claims", "channel": "case" } });
+    let handoff =
+        json!({ "resolved": false, "handoff": { "department": "claims", "queue": "claims", "channel": "case" } });
     assert_eq!(ann.post(&format!("/v1/items/{second}/complete"), &handoff).0, 200);
     assert_eq!(admin.post_empty("/v1/agents/cid/token").0 / 100, 2);
     // Ann takes a break: her pending offer goes back to its queue. Nothing is

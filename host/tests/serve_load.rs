@@ -17,15 +17,8 @@ use serve_common::{Daemon, INTEGRATION, SUPERVISOR, config, fresh_dir};
 /// item must be waiting at the end.
 #[test]
 fn post_items_under_load_and_report_throughput_and_p99() {
-    let items: usize = std::env::var("SWITCHYARD_LOAD_ITEMS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000);
-    let clients: usize = std::env::var("SWITCHYARD_LOAD_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4)
-        .max(1);
+    let items: usize = std::env::var("SWITCHYARD_LOAD_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let clients: usize = std::env::var("SWITCHYARD_LOAD_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4).max(1);
     let dir = fresh_dir("serve-load");
     let text = config("").replacen(
         "name = \"billing\"\n",
@@ -63,15 +56,10 @@ fn post_items_under_load_and_report_throughput_and_p99() {
             })
         })
         .collect();
-    let mut latencies: Vec<Duration> = workers
-        .into_iter()
-        .flat_map(|w| w.join().unwrap())
-        .collect();
+    let mut latencies: Vec<Duration> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
     let elapsed = started.elapsed();
     latencies.sort();
-    let at = |q: f64| {
-        latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
+    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
     let (status, queue) = daemon.client(Some(SUPERVISOR)).get("/v1/queues/billing-general");
     assert_eq!(status, 200);
     assert_eq!(queue["live"]["waiting"], items);
@@ -84,14 +72,7 @@ fn post_items_under_load_and_report_throughput_and_p99() {
         items as f64 / elapsed.as_secs_f64(),
         at(0.50).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
-        latencies
-            .last()
-            .map(|d| d.as_secs_f64() * 1e3)
-            .unwrap_or(0.0),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        latencies.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
     );
 }

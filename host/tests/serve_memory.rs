@@ -27,10 +27,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 #[ignore = "release-binary memory figure; run with --ignored --nocapture"]
 fn five_hundred_agents_switching_state_cost_bytes_not_megabytes() {
-    let agents: usize = std::env::var("SWITCHYARD_MEMORY_AGENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+    let agents: usize = std::env::var("SWITCHYARD_MEMORY_AGENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
     let dir = fresh_dir("serve-memory");
     let daemon = Daemon::start(&dir, Some(&config("")));
     let admin = daemon.client(Some(ADMIN));
@@ -44,18 +41,11 @@ fn five_hundred_agents_switching_state_cost_bytes_not_megabytes() {
         let skills = json!({ "skills": { "billing": 1 + n % 9, "disputes": 1 + n % 5, "claims": 1 + n % 7 } });
         assert_eq!(admin.put(&format!("/v1/agents/{name}"), &skills).0, 201);
         for state in ["available", "away", "available", "offline"] {
-            let (status, reply) = admin.post(
-                &format!("/v1/agents/{name}/state"),
-                &json!({ "state": state }),
-            );
+            let (status, reply) = admin.post(&format!("/v1/agents/{name}/state"), &json!({ "state": state }));
             assert_eq!(status, 200, "{reply}");
         }
     }
-    for queue in [
-        ("billing", "billing-general"),
-        ("billing", "billing-disputes"),
-        ("claims", "claims"),
-    ] {
+    for queue in [("billing", "billing-general"), ("billing", "billing-disputes"), ("claims", "claims")] {
         let body = json!({ "department": queue.0, "queue": queue.1 });
         assert_eq!(admin.post("/v1/items", &body).0, 201);
     }

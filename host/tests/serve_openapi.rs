@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use serve_common::{ADMIN, Daemon, INTEGRATION, config, fresh_dir};
 
 fn spec() -> Value {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -19,12 +18,7 @@ fn spec() -> Value {
 fn documented(spec: &Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
-        for method in item
-            .as_object()
-            .unwrap()
-            .keys()
-            .filter(|k| *k != "parameters")
-        {
+        for method in item.as_object().unwrap().keys().filter(|k| *k != "parameters") {
             out.insert((method.clone(), path.clone()));
         }
     }
@@ -34,10 +28,8 @@ fn documented(spec: &Value) -> BTreeSet<(String, String)> {
 /// The daemon's route list and the document name the same routes.
 #[test]
 fn the_document_and_the_server_list_the_same_routes() {
-    let served: BTreeSet<(String, String)> = switchyard_host::serve::ROUTES
-        .iter()
-        .map(|r| (r.method.to_owned(), r.path.to_owned()))
-        .collect();
+    let served: BTreeSet<(String, String)> =
+        switchyard_host::serve::ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
     assert_eq!(documented(&spec()), served);
 }
 
@@ -71,16 +63,10 @@ fn every_documented_operation_answers_with_a_documented_status() {
     let daemon = Daemon::start(&dir, Some(&config("")));
     let admin = daemon.client(Some(ADMIN));
     let open = daemon.client(None);
-    assert_eq!(
-        admin
-            .put("/v1/agents/ann", &json!({ "skills": { "billing": 3 } }))
-            .0,
-        201
-    );
-    let created = daemon.client(Some(INTEGRATION)).post(
-        "/v1/items",
-        &json!({ "department": "billing", "queue": "billing-general", "case": "case-1" }),
-    );
+    assert_eq!(admin.put("/v1/agents/ann", &json!({ "skills": { "billing": 3 } })).0, 201);
+    let created = daemon
+        .client(Some(INTEGRATION))
+        .post("/v1/items", &json!({ "department": "billing", "queue": "billing-general", "case": "case-1" }));
     assert_eq!(created.0, 201);
     let wasm = std::fs::read(switchyard_plugin_artifacts::BILLING).unwrap();
 
@@ -95,18 +81,9 @@ fn every_documented_operation_answers_with_a_documented_status() {
     };
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        for (method, op) in item
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| *k != "parameters")
-        {
-            let statuses: BTreeSet<u16> = op["responses"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(|k| k.parse().unwrap())
-                .collect();
+        for (method, op) in item.as_object().unwrap().iter().filter(|(k, _)| *k != "parameters") {
+            let statuses: BTreeSet<u16> =
+                op["responses"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
             let url = fill(path);
             let content = &op["requestBody"]["content"];
             let secured = op.get("security").is_some();
@@ -120,9 +97,7 @@ fn every_documented_operation_answers_with_a_documented_status() {
                 let example = if json_body["example"].is_null() {
                     let schema = &json_body["schema"];
                     let reference = schema["$ref"].as_str().unwrap_or("");
-                    spec.pointer(&reference.replacen('#', "", 1))
-                        .map(|s| s["example"].clone())
-                        .unwrap_or(Value::Null)
+                    spec.pointer(&reference.replacen('#', "", 1)).map(|s| s["example"].clone()).unwrap_or(Value::Null)
                 } else {
                     json_body["example"].clone()
                 };
@@ -132,10 +107,7 @@ fn every_documented_operation_answers_with_a_documented_status() {
             let (status, reply) = send(&open);
             if secured {
                 assert!(status == 401 || status == 0, "{method} {url} without a token: {status} {reply}");
-                assert!(
-                    statuses.contains(&401),
-                    "{method} {path} does not document 401"
-                );
+                assert!(statuses.contains(&401), "{method} {path} does not document 401");
             } else {
                 assert!(
                     statuses.contains(&status),
@@ -143,20 +115,11 @@ fn every_documented_operation_answers_with_a_documented_status() {
                 );
             }
             let (status, reply) = send(&admin);
-            assert!(
-                statuses.contains(&status),
-                "{method} {url} answered {status} ({reply}), documented {statuses:?}"
-            );
-            assert_ne!(
-                reply["error"], "no such endpoint",
-                "{method} {path} is not served"
-            );
+            assert!(statuses.contains(&status), "{method} {url} answered {status} ({reply}), documented {statuses:?}");
+            assert_ne!(reply["error"], "no such endpoint", "{method} {path} is not served");
             checked += 1;
         }
     }
     assert_eq!(checked, switchyard_host::serve::ROUTES.len());
-    assert_eq!(
-        admin.get("/v1/nothing-here"),
-        (404, json!({ "error": "no such endpoint" }))
-    );
+    assert_eq!(admin.get("/v1/nothing-here"), (404, json!({ "error": "no such endpoint" })));
 }

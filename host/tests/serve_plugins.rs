@@ -90,7 +90,9 @@ fn uploads_are_validated_swapped_under_load_pruned_and_audited() {
     let sup = daemon.supervisor();
     let gateway = daemon.gateway();
 
-    let fixtures = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/billing/fixtures.toml")).unwrap();
+    let fixtures =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/billing/fixtures.toml"))
+            .unwrap();
     let (status, stored) = admin.put_text("/v1/plugins/billing/fixtures", &fixtures);
     assert_eq!(status, 200, "{stored}");
     assert!(stored["cases"].as_u64().unwrap_or(0) > 3, "{stored}");
@@ -128,7 +130,8 @@ fn uploads_are_validated_swapped_under_load_pruned_and_audited() {
                 let mut seen = Vec::new();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) || i < 5 {
-                    let (status, created) = gateway.post("/v1/items", &item("billing", "billing-general", &format!("load-{n}-{i}")));
+                    let (status, created) =
+                        gateway.post("/v1/items", &item("billing", "billing-general", &format!("load-{n}-{i}")));
                     assert_eq!(status, 201, "{created}");
                     seen.push(decided_by(&created));
                     i += 1;
@@ -316,7 +319,11 @@ fn a_component_dropped_into_the_plugin_dir_is_swapped_in() {
     let sup = daemon.supervisor();
     assert_eq!(plugins_of(&sup, "billing")["current"]["generation"], 1);
     assert_eq!(audit(&sup, "department=billing&action=swap").len(), 2);
-    assert_eq!(audit(&sup, "department=billing&action=reject").len(), 1, "only the hostile build's, before the restarts");
+    assert_eq!(
+        audit(&sup, "department=billing&action=reject").len(),
+        1,
+        "only the hostile build's, before the restarts"
+    );
 }
 
 /// Scenario: billing goes through uploads (generations 2, 3), a refused one
@@ -381,7 +388,8 @@ fn more_uploads_than_the_instance_pool_holds() {
         let (status, reply) = admin.post_bytes("/v1/plugins/billing", &billing);
         assert_eq!(status, 201, "upload {n}: {reply}");
         if n % 20 == 0 {
-            let (_, created) = daemon.gateway().post("/v1/items", &item("billing", "billing-general", &format!("m-{n}")));
+            let (_, created) =
+                daemon.gateway().post("/v1/items", &item("billing", "billing-general", &format!("m-{n}")));
             assert_eq!(decided_by(&created).0, "plugin", "after upload {n}: {created}");
         }
     }

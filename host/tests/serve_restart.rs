@@ -32,16 +32,11 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn daemon_config(snapshot_every: u64) -> String {
-    config("")
-        .replacen("tick_ms = 50\n", &format!("tick_ms = 50\nsnapshot_every = {snapshot_every}\n"), 1)
-        .replacen(
-            "name = \"billing\"\n",
-            &format!(
-                "name = \"billing\"\nplugin = {:?}\nrule_budget_ms = 1000\n",
-                switchyard_plugin_artifacts::BILLING
-            ),
-            1,
-        )
+    config("").replacen("tick_ms = 50\n", &format!("tick_ms = 50\nsnapshot_every = {snapshot_every}\n"), 1).replacen(
+        "name = \"billing\"\n",
+        &format!("name = \"billing\"\nplugin = {:?}\nrule_budget_ms = 1000\n", switchyard_plugin_artifacts::BILLING),
+        1,
+    )
 }
 
 /// Post `items` items from 64 clients, withdrawing all but one in 50; returns
@@ -130,7 +125,10 @@ fn restart_after_a_long_history() {
     let dir = fresh_dir("serve-restart");
     let mut daemon = Daemon::start(&dir, Some(&daemon_config(100_000)));
     let (kept, fill_s) = fill(&daemon, items);
-    println!("{items} items posted (all but {kept} withdrawn) in {fill_s:.1} s: {:.0} requests/s", 2.0 * items as f64 / fill_s);
+    println!(
+        "{items} items posted (all but {kept} withdrawn) in {fill_s:.1} s: {:.0} requests/s",
+        2.0 * items as f64 / fill_s
+    );
     daemon.kill();
     let (mut daemon, killed_s) = restart(&dir);
     assert_eq!(waiting(&daemon), kept as u64, "every open item is back after the SIGKILL");

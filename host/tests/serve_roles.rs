@@ -15,9 +15,7 @@ use switchyard_host::serve::{ROUTES, Role};
 /// A body the route accepts (or at least parses far enough to reach its checks).
 fn body_for(method: &str, path: &str) -> Option<Value> {
     match (method, path) {
-        ("post", "/v1/items") => {
-            Some(json!({ "department": "billing", "queue": "billing-general" }))
-        }
+        ("post", "/v1/items") => Some(json!({ "department": "billing", "queue": "billing-general" })),
         ("post", "/v1/items/{id}/complete") => Some(json!({ "resolved": true })),
         ("put", "/v1/agents/{id}") => Some(json!({ "skills": { "billing": 5 } })),
         ("post", "/v1/agents/{id}/state") => Some(json!({ "state": "available" })),
@@ -37,46 +35,20 @@ fn every_route_with_every_role() {
     let daemon = Daemon::start(&dir, Some(&config("")));
     let admin = daemon.client(Some(ADMIN));
     for name in ["ann", "bob"] {
-        assert_eq!(
-            admin
-                .put(
-                    &format!("/v1/agents/{name}"),
-                    &json!({ "skills": { "billing": 5 } })
-                )
-                .0,
-            201
-        );
+        assert_eq!(admin.put(&format!("/v1/agents/{name}"), &json!({ "skills": { "billing": 5 } })).0, 201);
     }
     let ann = daemon.agent_client("ann");
     let bob = daemon.agent_client("bob");
-    assert_eq!(
-        ann.post("/v1/agents/ann/state", &json!({ "state": "available" }))
-            .0,
-        200
-    );
+    assert_eq!(ann.post("/v1/agents/ann/state", &json!({ "state": "available" })).0, 200);
     let gateway = daemon.client(Some(INTEGRATION));
-    let (status, item) = gateway.post(
-        "/v1/items",
-        &json!({ "department": "billing", "queue": "billing-general", "case": "c-1" }),
-    );
-    assert_eq!(
-        (status, &item["status"]),
-        (201, &json!("offered")),
-        "{item}"
-    );
-    assert_eq!(
-        ann.get("/v1/agents/ann/desktop").1["items"][0]["id"],
-        1,
-        "item 1 is offered to ann"
-    );
+    let (status, item) =
+        gateway.post("/v1/items", &json!({ "department": "billing", "queue": "billing-general", "case": "c-1" }));
+    assert_eq!((status, &item["status"]), (201, &json!("offered")), "{item}");
+    assert_eq!(ann.get("/v1/agents/ann/desktop").1["items"][0]["id"], 1, "item 1 is offered to ann");
 
     let callers: [(&str, Option<Role>, Client); 4] = [
         ("admin", Some(Role::Admin), admin.clone()),
-        (
-            "supervisor",
-            Some(Role::Supervisor),
-            daemon.client(Some(SUPERVISOR)),
-        ),
+        ("supervisor", Some(Role::Supervisor), daemon.client(Some(SUPERVISOR))),
         ("integration", Some(Role::Integration), gateway.clone()),
         ("none", None, daemon.client(None)),
     ];
@@ -103,27 +75,16 @@ fn every_route_with_every_role() {
             };
             calls += 1;
             match role {
-                _ if route.roles.is_empty() => assert!(
-                    status < 400,
-                    "{who} {} {neutral}: {status} {reply}",
-                    route.method
-                ),
+                _ if route.roles.is_empty() => {
+                    assert!(status < 400, "{who} {} {neutral}: {status} {reply}", route.method)
+                }
                 None => assert_eq!(status, 401, "{who} {} {neutral}: {reply}", route.method),
                 Some(role) if route.roles.contains(role) => {
-                    assert!(
-                        status != 401 && status != 403,
-                        "{who} {} {neutral}: {status} {reply}",
-                        route.method
-                    )
+                    assert!(status != 401 && status != 403, "{who} {} {neutral}: {status} {reply}", route.method)
                 }
                 Some(_) => {
                     assert_eq!(status, 403, "{who} {} {neutral}: {reply}", route.method);
-                    assert!(
-                        reply["error"]
-                            .as_str()
-                            .is_some_and(|e| e.contains("is for the roles")),
-                        "{reply}"
-                    );
+                    assert!(reply["error"].as_str().is_some_and(|e| e.contains("is for the roles")), "{reply}");
                 }
             }
         }
@@ -142,11 +103,7 @@ fn every_route_with_every_role() {
             let (status, reply) = ann.request(route.method, &own, body.as_ref());
             calls += 1;
             if route.roles.is_empty() || route.roles.contains(&Role::Agent) {
-                assert!(
-                    status != 401 && status != 403,
-                    "ann {} {own}: {status} {reply}",
-                    route.method
-                );
+                assert!(status != 401 && status != 403, "ann {} {own}: {status} {reply}", route.method);
             } else {
                 assert_eq!(status, 403, "ann {} {own}: {reply}", route.method);
             }
@@ -162,26 +119,15 @@ fn every_route_with_every_role() {
             calls += 1;
             if other.contains("/agents/bob") {
                 // bob on his own: allowed. Now ann on bob's:
-                assert!(
-                    status != 401 && status != 403,
-                    "bob {} {other}: {status} {reply}",
-                    route.method
-                );
+                assert!(status != 401 && status != 403, "bob {} {other}: {status} {reply}", route.method);
                 let (status, reply) = ann.request(route.method, &other, body.as_ref());
                 assert_eq!(status, 403, "ann {} {other}: {reply}", route.method);
-                assert!(
-                    reply["error"]
-                        .as_str()
-                        .is_some_and(|e| e.contains("may act only as itself")),
-                    "{reply}"
-                );
+                assert!(reply["error"].as_str().is_some_and(|e| e.contains("may act only as itself")), "{reply}");
             } else {
                 // Item 1 is ann's: bob may not read, accept, reject or complete it.
                 assert_eq!(status, 403, "bob {} {other}: {reply}", route.method);
                 assert!(
-                    reply["error"]
-                        .as_str()
-                        .is_some_and(|e| e.contains("not offered to or held by agent `bob`")),
+                    reply["error"].as_str().is_some_and(|e| e.contains("not offered to or held by agent `bob`")),
                     "{reply}"
                 );
             }
@@ -207,9 +153,7 @@ fn tokens_are_checked_before_bodies_are_read_and_bodies_are_limited() {
     let address = daemon.base.trim_start_matches("http://").to_owned();
     for path in ["/v1/items", "/v1/plugins/billing"] {
         let mut stream = TcpStream::connect(&address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-wrong-token\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
         );
@@ -219,18 +163,10 @@ fn tokens_are_checked_before_bodies_are_read_and_bodies_are_limited() {
         stream.read_exact(&mut answer).unwrap();
         assert_eq!(&answer, b"HTTP/1.1 401", "{path}");
     }
-    let big = json!({ "department": "billing", "queue": "billing-general", "attributes": { "blob": "x".repeat(100_000) } });
-    assert_eq!(
-        daemon.client(Some(INTEGRATION)).post("/v1/items", &big).0,
-        413
-    );
-    assert_eq!(
-        daemon
-            .client(Some(ADMIN))
-            .put("/v1/agents/ann", &json!({ "group": "y".repeat(70_000) }))
-            .0,
-        413
-    );
+    let big =
+        json!({ "department": "billing", "queue": "billing-general", "attributes": { "blob": "x".repeat(100_000) } });
+    assert_eq!(daemon.client(Some(INTEGRATION)).post("/v1/items", &big).0, 413);
+    assert_eq!(daemon.client(Some(ADMIN)).put("/v1/agents/ann", &json!({ "group": "y".repeat(70_000) })).0, 413);
 }
 
 /// Scenario: a client opens a connection and sends half a request line, then
@@ -239,23 +175,13 @@ fn tokens_are_checked_before_bodies_are_read_and_bodies_are_limited() {
 #[test]
 fn a_client_that_stalls_its_headers_is_disconnected() {
     let dir = fresh_dir("serve-edge-stall");
-    let text = config("").replacen(
-        "tick_ms = 50\n",
-        "tick_ms = 50\n\n[http]\nidle_timeout_s = 1\n",
-        1,
-    );
+    let text = config("").replacen("tick_ms = 50\n", "tick_ms = 50\n\n[http]\nidle_timeout_s = 1\n", 1);
     let daemon = Daemon::start(&dir, Some(&text));
     let address = daemon.base.trim_start_matches("http://").to_owned();
     let mut stalled = TcpStream::connect(&address).unwrap();
     stalled.write_all(b"GET /v1/queues HTT").unwrap();
-    assert_eq!(
-        daemon.client(None).get("/healthz").0,
-        200,
-        "others are served meanwhile"
-    );
-    stalled
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    assert_eq!(daemon.client(None).get("/healthz").0, 200, "others are served meanwhile");
+    stalled.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut rest = Vec::new();
     // Closed by the daemon: read ends (EOF, possibly after a 408), well before 30 s.
     let read = stalled.read_to_end(&mut rest);
@@ -267,13 +193,11 @@ fn a_client_that_stalls_its_headers_is_disconnected() {
 #[test]
 fn an_open_daemon_refuses_a_non_loopback_address() {
     let dir = fresh_dir("serve-edge-insecure");
-    let text = config("")
-        .replacen("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"", 1)
-        .replacen(
-            &format!("admin_token = \"{ADMIN}\"\n"),
-            "insecure_local = true\n",
-            1,
-        );
+    let text = config("").replacen("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"", 1).replacen(
+        &format!("admin_token = \"{ADMIN}\"\n"),
+        "insecure_local = true\n",
+        1,
+    );
     std::fs::write(dir.join("switchyard.toml"), &text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["serve", "--config"])
@@ -283,7 +207,11 @@ fn an_open_daemon_refuses_a_non_loopback_address() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("key `auth.insecure_local`: an open daemon may listen only on a loopback address, not 0.0.0.0:0"), "{stderr}");
+    assert!(
+        stderr
+            .contains("key `auth.insecure_local`: an open daemon may listen only on a loopback address, not 0.0.0.0:0"),
+        "{stderr}"
+    );
 }
 
 /// Scenario: the disk holding the daemon's log is full (stderr is
@@ -297,8 +225,10 @@ fn a_log_that_cannot_be_written_costs_no_request() {
     let daemon = Daemon::start_logging(&dir, Some(&config("")), full, "info");
     let gateway = daemon.gateway();
     for n in 0..20 {
-        let (status, reply) =
-            gateway.post("/v1/items", &json!({ "department": "claims", "queue": "claims", "attributes": { "n": n.to_string() } }));
+        let (status, reply) = gateway.post(
+            "/v1/items",
+            &json!({ "department": "claims", "queue": "claims", "attributes": { "n": n.to_string() } }),
+        );
         assert_eq!(status, 201, "{reply}");
     }
     let (status, queue) = daemon.supervisor().get("/v1/queues/claims");

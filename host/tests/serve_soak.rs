@@ -42,10 +42,7 @@ use serve_common::{ADMIN, Daemon, INTEGRATION, fresh_dir};
 // ----- sizes --------------------------------------------------------------------
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
+    std::env::var(key).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,18 +181,12 @@ fn agent_body(k: usize, sizes: &Sizes) -> Value {
     let mut rng = Rng::new(k as u64 + 1);
     for t in 0..4 {
         let q = (local + t * 7) % queues.len();
-        let level = if d == 1 {
-            CLAIMS_LEVEL
-        } else {
-            3 + rng.below(6) as u8
-        };
+        let level = if d == 1 { CLAIMS_LEVEL } else { 3 + rng.below(6) as u8 };
         skills.insert(queues[q].clone(), level);
     }
     for (j, q) in queues.iter().enumerate() {
         if j % in_department.max(1) == local % in_department.max(1) {
-            skills
-                .entry(q.clone())
-                .or_insert(if d == 1 { CLAIMS_LEVEL } else { 5 });
+            skills.entry(q.clone()).or_insert(if d == 1 { CLAIMS_LEVEL } else { 5 });
         }
     }
     let capacity = match d {
@@ -231,8 +222,7 @@ fn item_body(n: u64, sizes: &Sizes) -> Value {
         0 => {
             let channel = if rng.below(3) == 0 { "chat" } else { "voice" };
             let tier = ["standard", "silver", "gold", "platinum"][rng.below(4) as usize];
-            let mut attributes =
-                json!({ "amount": format!("{}", rng.below(2_000)), "ref": format!("r{n}") });
+            let mut attributes = json!({ "amount": format!("{}", rng.below(2_000)), "ref": format!("r{n}") });
             if rng.below(20) == 0 {
                 attributes["reason"] = json!("dispute");
             }
@@ -247,10 +237,7 @@ fn item_body(n: u64, sizes: &Sizes) -> Value {
             // relax the level, which lets them through).
             let hard = rng.below(3) == 0;
             let (skills, due) = if hard {
-                (
-                    json!({ queue.clone(): CLAIMS_LEVEL + 1 }),
-                    2.0 + rng.below(4) as f64,
-                )
+                (json!({ queue.clone(): CLAIMS_LEVEL + 1 }), 2.0 + rng.below(4) as f64)
             } else {
                 (json!({}), 3_600.0 + rng.below(86_400) as f64)
             };
@@ -327,10 +314,7 @@ struct StatsInner {
 impl Stats {
     fn record(&self, kind: &'static str, elapsed: Duration, status: u16) {
         let mut s = self.inner.lock().unwrap();
-        s.latency_us
-            .entry(kind)
-            .or_default()
-            .push(elapsed.as_micros().min(u32::MAX as u128) as u32);
+        s.latency_us.entry(kind).or_default().push(elapsed.as_micros().min(u32::MAX as u128) as u32);
         *s.statuses.entry((kind, status)).or_default() += 1;
     }
     fn transport_error(&self, kind: &'static str, error: String) {
@@ -348,11 +332,8 @@ impl Stats {
         for (kind, samples) in &s.latency_us {
             let mut sorted = samples.clone();
             sorted.sort_unstable();
-            let at = |q: f64| {
-                sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
-                    as f64
-                    / 1e3
-            };
+            let at =
+                |q: f64| sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1] as f64 / 1e3;
             out.push_str(&format!(
                 "    {kind:<24} n={:<8} p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>9.2} ms\n",
                 sorted.len(),
@@ -366,11 +347,7 @@ impl Stats {
     /// Counts of every non-2xx status, by route kind.
     fn refusals(&self) -> BTreeMap<(&'static str, u16), u64> {
         let s = self.inner.lock().unwrap();
-        s.statuses
-            .iter()
-            .filter(|((_, status), _)| !(200..300).contains(status))
-            .map(|(k, v)| (*k, *v))
-            .collect()
+        s.statuses.iter().filter(|((_, status), _)| !(200..300).contains(status)).map(|(k, v)| (*k, *v)).collect()
     }
     fn transport_errors(&self) -> Vec<String> {
         self.inner.lock().unwrap().transport_errors.clone()
@@ -409,47 +386,16 @@ struct Authed {
 
 impl Authed {
     /// `method` `path` with an optional JSON body; `None` when the connection failed.
-    fn call(
-        &self,
-        kind: &'static str,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Option<(u16, Value)> {
+    fn call(&self, kind: &'static str, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
         let url = format!("{}{path}", self.http.base);
         let auth = format!("Bearer {}", self.token);
         let started = Instant::now();
         let result = match (method, body) {
-            ("GET", _) => self
-                .http
-                .agent
-                .get(&url)
-                .header("authorization", &auth)
-                .call(),
-            ("DELETE", _) => self
-                .http
-                .agent
-                .delete(&url)
-                .header("authorization", &auth)
-                .call(),
-            ("POST", Some(b)) => self
-                .http
-                .agent
-                .post(&url)
-                .header("authorization", &auth)
-                .send_json(b),
-            ("POST", None) => self
-                .http
-                .agent
-                .post(&url)
-                .header("authorization", &auth)
-                .send_empty(),
-            ("PUT", Some(b)) => self
-                .http
-                .agent
-                .put(&url)
-                .header("authorization", &auth)
-                .send_json(b),
+            ("GET", _) => self.http.agent.get(&url).header("authorization", &auth).call(),
+            ("DELETE", _) => self.http.agent.delete(&url).header("authorization", &auth).call(),
+            ("POST", Some(b)) => self.http.agent.post(&url).header("authorization", &auth).send_json(b),
+            ("POST", None) => self.http.agent.post(&url).header("authorization", &auth).send_empty(),
+            ("PUT", Some(b)) => self.http.agent.put(&url).header("authorization", &auth).send_json(b),
             (m, _) => panic!("unsupported method {m}"),
         };
         let mut response = match result {
@@ -484,27 +430,15 @@ struct Tokens {
 
 impl Tokens {
     fn today() -> Tokens {
-        Tokens {
-            admin: ADMIN.to_owned(),
-            integration: INTEGRATION.to_owned(),
-            agents: Mutex::new(HashMap::new()),
-        }
+        Tokens { admin: ADMIN.to_owned(), integration: INTEGRATION.to_owned(), agents: Mutex::new(HashMap::new()) }
     }
 
     fn admin_client(&self, http: &Http, stats: &Arc<Stats>) -> Authed {
-        Authed {
-            http: http.clone(),
-            token: self.admin.clone(),
-            stats: stats.clone(),
-        }
+        Authed { http: http.clone(), token: self.admin.clone(), stats: stats.clone() }
     }
 
     fn integration_client(&self, http: &Http, stats: &Arc<Stats>) -> Authed {
-        Authed {
-            http: http.clone(),
-            token: self.integration.clone(),
-            stats: stats.clone(),
-        }
+        Authed { http: http.clone(), token: self.integration.clone(), stats: stats.clone() }
     }
 
     /// Get agent `name` a token of their own (after registering them): the
@@ -528,11 +462,7 @@ impl Tokens {
             .get(name)
             .cloned()
             .unwrap_or_else(|| panic!("no token issued for agent {name}"));
-        Authed {
-            http: http.clone(),
-            token,
-            stats: stats.clone(),
-        }
+        Authed { http: http.clone(), token, stats: stats.clone() }
     }
 }
 
@@ -556,9 +486,7 @@ struct Progress {
 
 impl Progress {
     fn unfinished(&self) -> u64 {
-        self.created
-            .load(Ordering::SeqCst)
-            .saturating_sub(self.finished.load(Ordering::SeqCst))
+        self.created.load(Ordering::SeqCst).saturating_sub(self.finished.load(Ordering::SeqCst))
     }
 }
 
@@ -582,12 +510,7 @@ fn integration(client: Authed, sizes: Sizes, progress: Arc<Progress>, until: Ins
         if progress.stop.load(Ordering::SeqCst) || Instant::now() >= until {
             return;
         }
-        let reply = client.call(
-            "POST /v1/items",
-            "POST",
-            "/v1/items",
-            Some(&item_body(n, &sizes)),
-        );
+        let reply = client.call("POST /v1/items", "POST", "/v1/items", Some(&item_body(n, &sizes)));
         progress.attempted.fetch_add(1, Ordering::SeqCst);
         if let Some((201, body)) = reply {
             progress.created.fetch_add(1, Ordering::SeqCst);
@@ -600,12 +523,7 @@ fn integration(client: Authed, sizes: Sizes, progress: Arc<Progress>, until: Ins
         }
         if sizes.withdraw_every > 0 && rng.below(sizes.withdraw_every) == 0 && recent.len() > 2 {
             let id = recent.remove(0);
-            if let Some((200, _)) = client.call(
-                "DELETE /v1/items/{id}",
-                "DELETE",
-                &format!("/v1/items/{id}"),
-                None,
-            ) {
+            if let Some((200, _)) = client.call("DELETE /v1/items/{id}", "DELETE", &format!("/v1/items/{id}"), None) {
                 progress.withdrawn.fetch_add(1, Ordering::SeqCst);
                 progress.finished.fetch_add(1, Ordering::SeqCst);
             }
@@ -668,20 +586,14 @@ fn step(a: &mut SimAgent, rng: &mut Rng, sizes: &Sizes, progress: &Progress) {
             a.back_at = None;
         }
     }
-    let Some((200, desk)) = a.client.call(
-        "GET agents/desktop",
-        "GET",
-        &format!("/v1/agents/{}/desktop", a.name),
-        None,
-    ) else {
+    let Some((200, desk)) = a.client.call("GET agents/desktop", "GET", &format!("/v1/agents/{}/desktop", a.name), None)
+    else {
         a.next_poll = now + sizes.poll;
         return;
     };
     if desk["state"] == "away" && a.back_at.is_none() {
         // Missed an offer (the daemon set them away): back to work.
-        progress
-            .missed_offer_recoveries
-            .fetch_add(1, Ordering::SeqCst);
+        progress.missed_offer_recoveries.fetch_add(1, Ordering::SeqCst);
         set_state(a, "available");
     }
     let items = desk["items"].as_array().cloned().unwrap_or_default();
@@ -694,42 +606,30 @@ fn step(a: &mut SimAgent, rng: &mut Rng, sizes: &Sizes, progress: &Progress) {
         match item["status"].as_str() {
             Some("offered") => {
                 if rng.chance(0.08) {
-                    if let Some((200, _)) = a.client.call(
-                        "POST offers/reject",
-                        "POST",
-                        &format!("/v1/offers/{id}/reject"),
-                        None,
-                    ) {
+                    if let Some((200, _)) =
+                        a.client.call("POST offers/reject", "POST", &format!("/v1/offers/{id}/reject"), None)
+                    {
                         progress.rejected.fetch_add(1, Ordering::SeqCst);
                     }
-                } else if let Some((200, _)) = a.client.call(
-                    "POST offers/accept",
-                    "POST",
-                    &format!("/v1/offers/{id}/accept"),
-                    None,
-                ) {
+                } else if let Some((200, _)) =
+                    a.client.call("POST offers/accept", "POST", &format!("/v1/offers/{id}/accept"), None)
+                {
                     let channel = item["channel"].as_str().unwrap_or("voice");
                     a.holding.insert(id, now + handling_time(rng, channel));
                 }
             }
             Some("active") => {
                 let channel = item["channel"].as_str().unwrap_or("voice");
-                let done_at = *a
-                    .holding
-                    .entry(id)
-                    .or_insert_with(|| now + handling_time(rng, channel));
+                let done_at = *a.holding.entry(id).or_insert_with(|| now + handling_time(rng, channel));
                 if now >= done_at {
                     let resolved = !rng.chance(0.15);
                     let mut body = json!({ "resolved": resolved });
                     if a.department == 0 && rng.chance(0.02) {
                         body["handoff"] = handoff_body(id, sizes);
                     }
-                    if let Some((200, reply)) = a.client.call(
-                        "POST items/complete",
-                        "POST",
-                        &format!("/v1/items/{id}/complete"),
-                        Some(&body),
-                    ) {
+                    if let Some((200, reply)) =
+                        a.client.call("POST items/complete", "POST", &format!("/v1/items/{id}/complete"), Some(&body))
+                    {
                         progress.completed.fetch_add(1, Ordering::SeqCst);
                         progress.finished.fetch_add(1, Ordering::SeqCst);
                         if reply["handoff_item"].as_u64().is_some() {
@@ -809,12 +709,7 @@ fn memory_kib(pid: u32) -> Memory {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     };
-    Memory {
-        rss: field("VmRSS:"),
-        peak: field("VmHWM:"),
-        anon: field("RssAnon:"),
-        file: field("RssFile:"),
-    }
+    Memory { rss: field("VmRSS:"), peak: field("VmHWM:"), anon: field("RssAnon:"), file: field("RssFile:") }
 }
 
 /// Bytes of every file under `dir`.
@@ -835,10 +730,7 @@ fn disk_bytes(dir: &Path) -> u64 {
 /// A counter or gauge from `/metrics` (summed over its label sets).
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -847,18 +739,10 @@ fn metrics_text(admin: &Authed) -> String {
     // /metrics is open today; the admin token is harmless there.
     let url = format!("{}/metrics", admin.http.base);
     let started = Instant::now();
-    match admin
-        .http
-        .agent
-        .get(&url)
-        .header("authorization", &format!("Bearer {}", admin.token))
-        .call()
-    {
+    match admin.http.agent.get(&url).header("authorization", &format!("Bearer {}", admin.token)).call() {
         Ok(mut r) => {
             let status = r.status().as_u16();
-            admin
-                .stats
-                .record("GET /metrics", started.elapsed(), status);
+            admin.stats.record("GET /metrics", started.elapsed(), status);
             r.body_mut().read_to_string().unwrap_or_default()
         }
         Err(e) => {
@@ -872,14 +756,7 @@ struct Mark {
     memory: Memory,
 }
 
-fn report(
-    label: &str,
-    daemon: &Daemon,
-    admin: &Authed,
-    started: Instant,
-    progress: &Progress,
-    stats: &Stats,
-) -> Mark {
+fn report(label: &str, daemon: &Daemon, admin: &Authed, started: Instant, progress: &Progress, stats: &Stats) -> Mark {
     let memory = memory_kib(daemon.pid());
     let journal = disk_bytes(&daemon.dir.join("data"));
     let secs = started.elapsed().as_secs_f64();
@@ -916,14 +793,7 @@ fn report(
 #[ignore = "soak: long; run with --ignored --nocapture (sizes from SWITCHYARD_SOAK_*)"]
 fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
     let sizes = Sizes::from_env();
-    println!(
-        "soak sizes: {sizes:?} ({} build)",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-    );
+    println!("soak sizes: {sizes:?} ({} build)", if cfg!(debug_assertions) { "debug" } else { "release" });
     let dir = fresh_dir("serve-soak");
     let daemon = Daemon::start(&dir, Some(&soak_config(&sizes)));
     let stats = Arc::new(Stats::default());
@@ -947,20 +817,13 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
                         &format!("/v1/agents/{name}"),
                         Some(&agent_body(k, &sizes)),
                     );
-                    assert!(
-                        matches!(reply, Some((201, _))),
-                        "register {name}: {reply:?}"
-                    );
+                    assert!(matches!(reply, Some((201, _))), "register {name}: {reply:?}");
                     tokens.issue_agent_token(&admin, &name);
                 }
             });
         }
     });
-    println!(
-        "soak: {} agents registered in {:.1} s",
-        sizes.agents,
-        setup.elapsed().as_secs_f64()
-    );
+    println!("soak: {} agents registered in {:.1} s", sizes.agents, setup.elapsed().as_secs_f64());
 
     let started = Instant::now();
     let until = started + sizes.max_run;
@@ -994,11 +857,7 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
 
     // Watch: a report at 10 %, 50 % and 100 % of the items posted, a progress
     // line every minute, a supervisor's look at the queues every 5 s.
-    let marks_at = [
-        (10, (sizes.items / 10).max(1)),
-        (50, (sizes.items / 2).max(1)),
-        (100, sizes.items),
-    ];
+    let marks_at = [(10, (sizes.items / 10).max(1)), (50, (sizes.items / 2).max(1)), (100, sizes.items)];
     let mut marks: BTreeMap<u32, Mark> = BTreeMap::new();
     let mut last_progress = Instant::now();
     let mut last_queues = Instant::now();
@@ -1006,14 +865,7 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
         let attempted = progress.attempted.load(Ordering::SeqCst);
         for (percent, count) in marks_at {
             if attempted >= count && !marks.contains_key(&percent) {
-                let mark = report(
-                    &format!("{percent} %"),
-                    &daemon,
-                    &admin,
-                    started,
-                    &progress,
-                    &stats,
-                );
+                let mark = report(&format!("{percent} %"), &daemon, &admin, started, &progress, &stats);
                 marks.insert(percent, mark);
             }
         }
@@ -1053,17 +905,9 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
 
     let end = report("end (drained)", &daemon, &admin, started, &progress, &stats);
     let metrics = metrics_text(&admin);
-    let (_, queues) = admin
-        .call("GET /v1/queues", "GET", "/v1/queues", None)
-        .unwrap_or((0, Value::Null));
-    let waiting: u64 = queues
-        .as_array()
-        .map(|qs| {
-            qs.iter()
-                .filter_map(|q| q["live"]["waiting"].as_u64())
-                .sum()
-        })
-        .unwrap_or(0);
+    let (_, queues) = admin.call("GET /v1/queues", "GET", "/v1/queues", None).unwrap_or((0, Value::Null));
+    let waiting: u64 =
+        queues.as_array().map(|qs| qs.iter().filter_map(|q| q["live"]["waiting"].as_u64()).sum()).unwrap_or(0);
     println!(
         "soak end: escalation steps {}, supervisor alerts {}, exceptions {}, still waiting {waiting}, unfinished {}; completed {}, withdrawn {}, rejected offers {}, away breaks {}, back from a missed offer {}; end RSS {:.1} MiB",
         metric(&metrics, "switchyard_escalations_total"),
@@ -1094,10 +938,8 @@ fn soak_a_contact_centre_day_and_watch_memory_journal_and_latency() {
     // before gets 403: the item is no longer offered to it. That race is part
     // of a desktop's life; any other 401/403/422 is the driver's mistake.
     let offer_race = |route: &str, status: u16| status == 403 && route.starts_with("POST offers/");
-    let driver_errors: Vec<_> = refusals
-        .iter()
-        .filter(|((route, s), _)| matches!(s, 401 | 403 | 422) && !offer_race(route, *s))
-        .collect();
+    let driver_errors: Vec<_> =
+        refusals.iter().filter(|((route, s), _)| matches!(s, 401 | 403 | 422) && !offer_race(route, *s)).collect();
     assert!(
         driver_errors.is_empty(),
         "the driver sent requests the daemon refused as unauthorised or malformed: {driver_errors:?}"

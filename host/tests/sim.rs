@@ -60,7 +60,9 @@ fn erlang_c_formula_matches_the_worked_case() {
     assert!((asa - 6.1).abs() < 0.05, "ASA {asa}");
     assert!((erlang_b(a, n) - b).abs() < 1e-12);
     let lib = erlang_c(252.0, 120.0, 12, 20.0).unwrap();
-    assert!((lib.p_wait - pw).abs() < 1e-12 && (lib.service_level - sl).abs() < 1e-12 && (lib.asa_s - asa).abs() < 1e-12);
+    assert!(
+        (lib.p_wait - pw).abs() < 1e-12 && (lib.service_level - sl).abs() < 1e-12 && (lib.asa_s - asa).abs() < 1e-12
+    );
 }
 
 fn assert_close_to_erlang(scenario: &Scenario, queue: &str, per_hour: f64, aht: f64, agents: u32, t: f64) {
@@ -70,7 +72,10 @@ fn assert_close_to_erlang(scenario: &Scenario, queue: &str, per_hour: f64, aht: 
     let sl = q.service_level.unwrap();
     let asa = q.asa_s.unwrap();
     let occ = q.occupancy.unwrap();
-    eprintln!("{queue}: SL {sl:.4} vs {:.4}, ASA {asa:.2} vs {:.2}, occ {occ:.3} vs {:.3}", e.service_level, e.asa_s, e.occupancy);
+    eprintln!(
+        "{queue}: SL {sl:.4} vs {:.4}, ASA {asa:.2} vs {:.2}, occ {occ:.3} vs {:.3}",
+        e.service_level, e.asa_s, e.occupancy
+    );
     assert!((sl - e.service_level).abs() <= 0.02, "SL {sl} vs Erlang C {}", e.service_level);
     assert!((asa - e.asa_s).abs() <= 0.2 * e.asa_s, "ASA {asa} vs Erlang C {}", e.asa_s);
     assert!((occ - e.occupancy).abs() <= 0.02, "occupancy {occ} vs {}", e.occupancy);
@@ -170,12 +175,13 @@ fn unknown_fields_are_named() {
 /// A missing plugin fails clearly: department, path and the build command.
 #[test]
 fn missing_plugin_names_department_path_and_build_command() {
-    let scenario = parse(&EXAMPLE.replace("name = \"support\"            # plugin = \"path/to/rules.wasm\" is optional", "name = \"support\"\nplugin = \"nowhere/rules.wasm\""));
+    let scenario = parse(&EXAMPLE.replace(
+        "name = \"support\"            # plugin = \"path/to/rules.wasm\" is optional",
+        "name = \"support\"\nplugin = \"nowhere/rules.wasm\"",
+    ));
     let catalog = Default::default();
-    let err = switchyard_host::sim::plugins::load(&scenario, Path::new("scenarios"), &catalog)
-        .err()
-        .unwrap()
-        .to_string();
+    let err =
+        switchyard_host::sim::plugins::load(&scenario, Path::new("scenarios"), &catalog).err().unwrap().to_string();
     assert!(err.contains("department `support`"), "{err}");
     assert!(err.contains("scenarios/nowhere/rules.wasm"), "{err}");
     assert!(err.contains("cargo build --release --target wasm32-wasip2"), "{err}");

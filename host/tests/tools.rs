@@ -7,13 +7,13 @@ use std::sync::{Arc, RwLock};
 
 use switchyard_host::runtime::{DepartmentConfig, Runtime};
 use switchyard_host::stats::HookKind;
-use switchyard_host::tools::check::{check, CheckOptions};
-use switchyard_host::tools::record::{read_log, DecisionLog, RecordedDecision, RecordingRules};
-use switchyard_host::tools::replay::{replay, ReplayOptions};
-use switchyard_host::tools::run::{run, RunOptions};
-use switchyard_host::tools::scaffold::{new_plugin, Lang, NewOptions};
+use switchyard_host::tools::check::{CheckOptions, check};
+use switchyard_host::tools::record::{DecisionLog, RecordedDecision, RecordingRules, read_log};
+use switchyard_host::tools::replay::{ReplayOptions, replay};
+use switchyard_host::tools::run::{RunOptions, run};
+use switchyard_host::tools::scaffold::{Lang, NewOptions, new_plugin};
 use switchyard_plugin_artifacts as artifacts;
-use switchyard_sdk::testing::{candidate_table, Agent, WorkItem};
+use switchyard_sdk::testing::{Agent, WorkItem, candidate_table};
 use switchyard_sdk::{Catalog, ItemBatch, Tier};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -96,7 +96,9 @@ fn run_prints_the_decisions_of_one_hook() {
     let (ok, text) = report(|out| run(Path::new(artifacts::BILLING), &input, &options, out).expect("run runs"));
     assert!(ok, "{text}");
     // The billing fixtures pin these two: 75 (gold, repeat, 300 at stake, voice) and 10 (voice only).
-    let line = |label: &str| text.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no line for {label}: {text}")).to_owned();
+    let line = |label: &str| {
+        text.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no line for {label}: {text}")).to_owned()
+    };
     assert!(line("gold-repeat").split_whitespace().nth(1) == Some("75"), "{text}");
     assert!(line("standard").split_whitespace().nth(1) == Some("10"), "{text}");
     assert!(text.contains("median"), "timings are printed: {text}");
@@ -187,22 +189,32 @@ fn scaffolds_for_python_and_js_have_passing_tests() {
     let dir = temp_dir("scaffold-polyglot");
     for (lang, name) in [(Lang::Python, "py-rules"), (Lang::Js, "js-rules")] {
         let target = dir.join(name);
-        let files = new_plugin(&NewOptions { lang, name: name.into(), dir: Some(target.clone()), sdk: None }).expect("scaffold");
+        let files = new_plugin(&NewOptions { lang, name: name.into(), dir: Some(target.clone()), sdk: None })
+            .expect("scaffold");
         assert!(files.iter().any(|f| f.ends_with("fixtures.toml")));
         assert!(target.join("wit/deps/routing/routing.wit").is_file());
         let status = match lang {
-            Lang::Python => std::process::Command::new("python3").args(["-m", "unittest", "-q"]).current_dir(&target).status(),
+            Lang::Python => {
+                std::process::Command::new("python3").args(["-m", "unittest", "-q"]).current_dir(&target).status()
+            }
             _ => std::process::Command::new("node").args(["--test"]).current_dir(&target).status(),
         }
         .expect("the test runner starts");
         assert!(status.success(), "{name}'s scaffolded tests fail");
     }
     // A second scaffold into the same place is refused rather than overwriting.
-    let err = new_plugin(&NewOptions { lang: Lang::Python, name: "py-rules".into(), dir: Some(dir.join("py-rules")), sdk: None })
+    let err = new_plugin(&NewOptions {
+        lang: Lang::Python,
+        name: "py-rules".into(),
+        dir: Some(dir.join("py-rules")),
+        sdk: None,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("already exists"), "{err}");
+    let err = new_plugin(&NewOptions { lang: Lang::Rust, name: "Bad_Name".into(), dir: None, sdk: None })
         .unwrap_err()
         .to_string();
-    assert!(err.contains("already exists"), "{err}");
-    let err = new_plugin(&NewOptions { lang: Lang::Rust, name: "Bad_Name".into(), dir: None, sdk: None }).unwrap_err().to_string();
     assert!(err.contains("Bad_Name"), "{err}");
 }
 
@@ -211,7 +223,8 @@ fn scaffolds_for_python_and_js_have_passing_tests() {
 fn rust_scaffold_builds_a_component_that_passes_check() {
     let dir = temp_dir("scaffold-rust");
     let target = dir.join("fresh-rules");
-    new_plugin(&NewOptions { lang: Lang::Rust, name: "fresh-rules".into(), dir: Some(target.clone()), sdk: None }).expect("scaffold");
+    new_plugin(&NewOptions { lang: Lang::Rust, name: "fresh-rules".into(), dir: Some(target.clone()), sdk: None })
+        .expect("scaffold");
     // Outside this repository the SDK is a versioned dependency; only the
     // patch (while the SDK is unpublished) names this checkout.
     let manifest = std::fs::read_to_string(target.join("Cargo.toml")).expect("the manifest");

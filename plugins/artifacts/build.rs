@@ -33,24 +33,13 @@ struct Plugin {
 }
 
 fn main() {
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let plugins_dir = manifest_dir
-        .parent()
-        .expect("plugins/artifacts has a parent")
-        .to_path_buf();
-    let workspace = plugins_dir
-        .parent()
-        .expect("plugins/ has a parent")
-        .to_path_buf();
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let plugins_dir = manifest_dir.parent().expect("plugins/artifacts has a parent").to_path_buf();
+    let workspace = plugins_dir.parent().expect("plugins/ has a parent").to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     // Rebuild when any plugin, the SDK or the contract changes.
-    for watched in [
-        plugins_dir.clone(),
-        workspace.join("sdk"),
-        workspace.join("wit"),
-    ] {
+    for watched in [plugins_dir.clone(), workspace.join("sdk"), workspace.join("wit")] {
         println!("cargo:rerun-if-changed={}", watched.display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
@@ -60,11 +49,7 @@ fn main() {
         Some(dir) => PathBuf::from(dir).join("plugin-artifacts"),
         None => workspace.join("target").join("plugin-artifacts"),
     };
-    let target_dir = if target_dir.is_absolute() {
-        target_dir
-    } else {
-        workspace.join(target_dir)
-    };
+    let target_dir = if target_dir.is_absolute() { target_dir } else { workspace.join(target_dir) };
 
     if !plugins.is_empty() {
         require_wasm_target();
@@ -91,14 +76,11 @@ fn main() {
             wasm.display().to_string()
         );
     }
-    code.push_str("/// Every plugin as (directory name under `plugins/`, component path).\npub const ALL: &[(&str, &str)] = &[\n");
+    code.push_str(
+        "/// Every plugin as (directory name under `plugins/`, component path).\npub const ALL: &[(&str, &str)] = &[\n",
+    );
     for plugin in &plugins {
-        let _ = writeln!(
-            code,
-            "    ({:?}, {}),",
-            plugin.dir,
-            upper_snake(&plugin.dir)
-        );
+        let _ = writeln!(code, "    ({:?}, {}),", plugin.dir, upper_snake(&plugin.dir));
     }
     code.push_str("];\n");
     let hostile = |p: &&Plugin| p.dir.starts_with("hostile-");
@@ -109,12 +91,7 @@ fn main() {
         "every department plugin (not a `hostile-*` plugin, not marked `department = false`)",
         plugins.iter().filter(|p| !hostile(p) && p.department),
     );
-    foreach_macro(
-        &mut code,
-        "hostile",
-        "every `hostile-*` test plugin",
-        plugins.iter().filter(hostile),
-    );
+    foreach_macro(&mut code, "hostile", "every `hostile-*` test plugin", plugins.iter().filter(hostile));
     let generated = out_dir.join("plugins.rs");
     if let Err(e) = fs::write(&generated, code) {
         panic!("cannot write {}: {e}", generated.display());
@@ -127,11 +104,7 @@ fn find_plugins(plugins_dir: &Path, own_dir: &Path) -> Vec<Plugin> {
         Ok(entries) => entries,
         Err(e) => panic!("cannot list {}: {e}", plugins_dir.display()),
     };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut dirs: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
     let mut plugins = Vec::new();
     for dir in dirs {
@@ -146,11 +119,7 @@ fn find_plugins(plugins_dir: &Path, own_dir: &Path) -> Vec<Plugin> {
             Ok(manifest) => manifest,
             Err(e) => panic!("cannot parse {}: {e}", manifest_path.display()),
         };
-        let Some(package) = manifest
-            .get("package")
-            .and_then(|p| p.get("name"))
-            .and_then(|n| n.as_str())
-        else {
+        let Some(package) = manifest.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()) else {
             continue;
         };
         let lib = manifest.get("lib");
@@ -176,12 +145,7 @@ fn find_plugins(plugins_dir: &Path, own_dir: &Path) -> Vec<Plugin> {
             .and_then(|s| s.get("department"))
             .and_then(|d| d.as_bool())
             .unwrap_or(true);
-        plugins.push(Plugin {
-            dir: dir_name.to_owned(),
-            package: package.to_owned(),
-            lib: lib_name,
-            department,
-        });
+        plugins.push(Plugin { dir: dir_name.to_owned(), package: package.to_owned(), lib: lib_name, department });
     }
     plugins
 }
@@ -287,44 +251,17 @@ fn build(workspace: &Path, target_dir: &Path, plugins: &[Plugin]) {
 
 /// `tech-support` -> `TECH_SUPPORT`.
 fn upper_snake(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
 }
 
 /// `tech-support` -> `tech_support`.
 fn snake(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
-fn foreach_macro<'a>(
-    code: &mut String,
-    kind: &str,
-    what: &str,
-    plugins: impl Iterator<Item = &'a Plugin>,
-) {
-    let _ = writeln!(
-        code,
-        "/// Calls `$mac!(name)` for {what}, `name` being its directory name in snake case."
-    );
-    let _ = writeln!(
-        code,
-        "#[macro_export]\nmacro_rules! foreach_{kind} {{\n    ($mac:ident) => {{"
-    );
+fn foreach_macro<'a>(code: &mut String, kind: &str, what: &str, plugins: impl Iterator<Item = &'a Plugin>) {
+    let _ = writeln!(code, "/// Calls `$mac!(name)` for {what}, `name` being its directory name in snake case.");
+    let _ = writeln!(code, "#[macro_export]\nmacro_rules! foreach_{kind} {{\n    ($mac:ident) => {{");
     for plugin in plugins {
         let _ = writeln!(code, "        $mac!({});", snake(&plugin.dir));
     }

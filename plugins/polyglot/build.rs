@@ -41,24 +41,13 @@ struct Plugin {
 const PYTHON: Plugin = Plugin {
     dir: "python-collections",
     constant: "PYTHON_COLLECTIONS",
-    sources: &[
-        "app.py",
-        "collections_rules.py",
-        "wit/world.wit",
-        "requirements.txt",
-    ],
+    sources: &["app.py", "collections_rules.py", "wit/world.wit", "requirements.txt"],
 };
 
 const JS: Plugin = Plugin {
     dir: "js-retail-chat",
     constant: "JS_RETAIL_CHAT",
-    sources: &[
-        "app.js",
-        "rules.js",
-        "wit/world.wit",
-        "package.json",
-        "package-lock.json",
-    ],
+    sources: &["app.js", "rules.js", "wit/world.wit", "package.json", "package-lock.json"],
 };
 
 type Result<T> = std::result::Result<T, String>;
@@ -72,12 +61,10 @@ fn main() {
 
 fn run() -> Result<()> {
     let manifest = PathBuf::from(env_var("CARGO_MANIFEST_DIR")?);
-    let workspace = manifest.join("../..").canonicalize().map_err(|e| {
-        format!(
-            "cannot resolve the workspace root from {}: {e}",
-            manifest.display()
-        )
-    })?;
+    let workspace = manifest
+        .join("../..")
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the workspace root from {}: {e}", manifest.display()))?;
     let target = match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => workspace.join(dir),
         None => workspace.join("target"),
@@ -95,10 +82,7 @@ fn run() -> Result<()> {
     }
     for plugin in [&PYTHON, &JS] {
         for source in plugin.sources {
-            println!(
-                "cargo:rerun-if-changed={}",
-                manifest.join(plugin.dir).join(source).display()
-            );
+            println!("cargo:rerun-if-changed={}", manifest.join(plugin.dir).join(source).display());
         }
     }
 
@@ -127,13 +111,11 @@ fn run() -> Result<()> {
 /// The contract's WIT files (`<workspace>/wit/*.wit`) with their contents.
 fn contract_files(workspace: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let dir = workspace.join("wit");
-    let entries = fs::read_dir(&dir)
-        .map_err(|e| format!("cannot read the contract directory {}: {e}", dir.display()))?;
+    let entries =
+        fs::read_dir(&dir).map_err(|e| format!("cannot read the contract directory {}: {e}", dir.display()))?;
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry
-            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-            .path();
+        let path = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?.path();
         if path.extension().is_some_and(|ext| ext == "wit") {
             files.push((path.clone(), read(&path)?));
         }
@@ -156,8 +138,7 @@ fn stage(
 ) -> Result<(PathBuf, String)> {
     let staging = out.join("build").join(plugin.dir);
     if staging.exists() {
-        fs::remove_dir_all(&staging)
-            .map_err(|e| format!("cannot clear {}: {e}", staging.display()))?;
+        fs::remove_dir_all(&staging).map_err(|e| format!("cannot clear {}: {e}", staging.display()))?;
     }
     let mut hash = Sha256::new();
     hash.update(tool.as_bytes());
@@ -169,20 +150,13 @@ fn stage(
         write(&staging.join(source), &bytes)?;
     }
     for (path, bytes) in contract {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         hash.update(name.as_bytes());
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(bytes);
         write(&staging.join("wit/deps/routing").join(&name), bytes)?;
     }
-    let digest = hash
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
+    let digest = hash.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>();
     Ok((staging, digest))
 }
 
@@ -218,10 +192,7 @@ fn build_python(dir: &Path, contract: &[(PathBuf, Vec<u8>)], out: &Path) -> Resu
     if let Some(path) = pythonpath {
         command.env("PYTHONPATH", path);
     }
-    run_tool(
-        &mut command,
-        &format!("componentize-py (building {})", PYTHON.dir),
-    )?;
+    run_tool(&mut command, &format!("componentize-py (building {})", PYTHON.dir))?;
     finish(&partial, &wasm, &digest, started)
 }
 
@@ -235,10 +206,7 @@ fn componentize_py(python: &str, tools: &Path) -> Result<Option<PathBuf>> {
             command.env("PYTHONPATH", path);
         }
         let output = command.output().ok()?;
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
     };
     if tools.is_dir() && version_in(Some(tools)).as_deref() == Some(COMPONENTIZE_PY) {
         return Ok(Some(tools.to_owned()));
@@ -246,23 +214,13 @@ fn componentize_py(python: &str, tools: &Path) -> Result<Option<PathBuf>> {
     if version_in(None).as_deref() == Some(COMPONENTIZE_PY) {
         return Ok(None);
     }
-    println!(
-        "cargo:warning=installing componentize-py {COMPONENTIZE_PY} into {}",
-        tools.display()
-    );
+    println!("cargo:warning=installing componentize-py {COMPONENTIZE_PY} into {}", tools.display());
     if tools.exists() {
         fs::remove_dir_all(tools).map_err(|e| format!("cannot clear {}: {e}", tools.display()))?;
     }
     run_tool(
         Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--target",
-            ])
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--target"])
             .arg(tools)
             .arg(format!("componentize-py=={COMPONENTIZE_PY}")),
         &format!(
@@ -282,17 +240,8 @@ fn componentize_py(python: &str, tools: &Path) -> Result<Option<PathBuf>> {
 fn build_js(dir: &Path, contract: &[(PathBuf, Vec<u8>)], out: &Path) -> Result<PathBuf> {
     let wasm = out.join(format!("{}.wasm", JS.dir));
     let lock = read(&dir.join("package-lock.json"))?;
-    let lock_digest = Sha256::digest(&lock)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    let (staging, digest) = stage(
-        &JS,
-        dir,
-        contract,
-        out,
-        "componentize-js from package-lock.json",
-    )?;
+    let lock_digest = Sha256::digest(&lock).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let (staging, digest) = stage(&JS, dir, contract, out, "componentize-js from package-lock.json")?;
     if up_to_date(&wasm, &digest) {
         return Ok(wasm);
     }
@@ -300,27 +249,13 @@ fn build_js(dir: &Path, contract: &[(PathBuf, Vec<u8>)], out: &Path) -> Result<P
     let installed = dir.join("node_modules/.switchyard-lock.sha256");
     let cli = dir.join("node_modules/@bytecodealliance/componentize-js/src/cli.js");
     if !cli.is_file() || fs::read_to_string(&installed).map_or(true, |s| s.trim() != lock_digest) {
-        println!(
-            "cargo:warning=installing componentize-js with `npm ci` in {}",
-            dir.display()
-        );
+        println!("cargo:warning=installing componentize-js with `npm ci` in {}", dir.display());
         run_tool(
-            Command::new(&npm).current_dir(dir).args([
-                "ci",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-            ]),
-            &format!(
-                "`{npm} ci` in {} (needs Node.js 20+ with npm and access to the npm registry)",
-                dir.display()
-            ),
+            Command::new(&npm).current_dir(dir).args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+            &format!("`{npm} ci` in {} (needs Node.js 20+ with npm and access to the npm registry)", dir.display()),
         )?;
         if !cli.is_file() {
-            return Err(format!(
-                "`npm ci` succeeded but {} is missing",
-                cli.display()
-            ));
+            return Err(format!("`npm ci` succeeded but {} is missing", cli.display()));
         }
         write(&installed, lock_digest.as_bytes())?;
     }
@@ -332,14 +267,7 @@ fn build_js(dir: &Path, contract: &[(PathBuf, Vec<u8>)], out: &Path) -> Result<P
             .current_dir(&staging)
             .arg(&cli)
             .args(["--wit", "wit", "--world-name", "retail-chat"])
-            .args([
-                "--disable",
-                "stdio",
-                "random",
-                "clocks",
-                "http",
-                "fetch-event",
-            ])
+            .args(["--disable", "stdio", "random", "clocks", "http", "fetch-event"])
             .arg("--out")
             .arg(&partial)
             .arg("app.js"),
@@ -350,21 +278,12 @@ fn build_js(dir: &Path, contract: &[(PathBuf, Vec<u8>)], out: &Path) -> Result<P
 
 /// Move a finished build into place, stamp it, and say how long it took.
 fn finish(partial: &Path, wasm: &Path, digest: &str, started: Instant) -> Result<PathBuf> {
-    let header = fs::read(partial)
-        .map_err(|e| format!("the build wrote no component at {}: {e}", partial.display()))?;
+    let header =
+        fs::read(partial).map_err(|e| format!("the build wrote no component at {}: {e}", partial.display()))?;
     if header.get(..8) != Some(&[0, b'a', b's', b'm', 0x0d, 0, 0x01, 0][..]) {
-        return Err(format!(
-            "{} is not a WebAssembly component",
-            partial.display()
-        ));
+        return Err(format!("{} is not a WebAssembly component", partial.display()));
     }
-    fs::rename(partial, wasm).map_err(|e| {
-        format!(
-            "cannot move {} to {}: {e}",
-            partial.display(),
-            wasm.display()
-        )
-    })?;
+    fs::rename(partial, wasm).map_err(|e| format!("cannot move {} to {}: {e}", partial.display(), wasm.display()))?;
     write(&stamp(wasm), digest.as_bytes())?;
     println!(
         "cargo:warning=built {} ({:.1} MB) in {:.1} s",
@@ -377,12 +296,9 @@ fn finish(partial: &Path, wasm: &Path, digest: &str, started: Instant) -> Result
 
 /// Run a tool; on failure, the error names it and carries the end of its output.
 fn run_tool(command: &mut Command, what: &str) -> Result<Output> {
-    let output = command.output().map_err(|e| {
-        format!(
-            "cannot start {what}: {e} (is {:?} installed and on PATH?)",
-            command.get_program()
-        )
-    })?;
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot start {what}: {e} (is {:?} installed and on PATH?)", command.get_program()))?;
     if output.status.success() {
         return Ok(output);
     }
@@ -403,8 +319,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

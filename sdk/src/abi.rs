@@ -407,7 +407,7 @@ pub unsafe fn prioritise<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) ->
 /// Post-return of `prioritise`: free the answer list and its reason strings.
 ///
 /// # Safety
-/// Only as `cabi_post_…#prioritise`, with the pointer [`prioritise`] returned.
+/// Only as `cabi_post_…#prioritise`, with the pointer `prioritise` returned.
 pub unsafe fn post_prioritise(ret: *mut u8) {
     // SAFETY: `ret` is the return area `prioritise` filled: the list it
     // allocated, whose records it wrote (reason discriminant @8+P, and when 1,
@@ -470,7 +470,7 @@ pub unsafe fn escalate<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *
 /// answer list.
 ///
 /// # Safety
-/// Only as `cabi_post_…#escalate`, with the pointer [`escalate`] returned.
+/// Only as `cabi_post_…#escalate`, with the pointer `escalate` returned.
 pub unsafe fn post_escalate(ret: *mut u8) {
     // SAFETY: `ret` is the return area `escalate` filled: the answer list of `n`
     // records, and in its third word the arena's length; the arena starts at
@@ -546,7 +546,7 @@ pub unsafe fn match_agents<R: Rules>(rules: &R, ctx: &Context, params: *mut u8) 
 /// Post-return of `match-agents`: free the scores or ranking.
 ///
 /// # Safety
-/// Only as `cabi_post_…#match-agents`, with the pointer [`match_agents`] returned.
+/// Only as `cabi_post_…#match-agents`, with the pointer `match_agents` returned.
 pub unsafe fn post_match_agents(ret: *mut u8) {
     // SAFETY: `ret` is the return area `match_agents` filled; both cases hold a
     // boxed slice of 4-byte elements (`f32` / `u32`), freed once.
@@ -584,10 +584,10 @@ mod tests {
     //! with the global allocator (as `cabi_realloc` does), answers read back from
     //! the return area in the canonical layout, then post-return.
     use super::*;
-    use std::mem::align_of;
     use crate::batch::{Item, NewCandidate, NewItem};
     use crate::context::TestHost;
     use crate::types::{Channel, QueueId, SkillId};
+    use std::mem::align_of;
 
     #[derive(Default)]
     struct Echo;
@@ -596,7 +596,7 @@ mod tests {
         fn prioritise(&self, _ctx: &Context, item: Item<'_>) -> Priority {
             let p = Priority::new(item.priority() + item.skills().len() as i32);
             match item.channel() {
-                Channel::Email => p.to_queue(QueueId(7)).because(&format!("email {}", item.id())),
+                Channel::Email => p.to_queue(QueueId(7)).because(format!("email {}", item.id())),
                 Channel::Case => p.because(""),
                 _ => p,
             }

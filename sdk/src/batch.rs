@@ -6,7 +6,7 @@
 //! builds them with [`ItemBatch::push`], the guest glue moves the lifted lists in,
 //! and rules read them through [`Item`] and [`Candidate`] without copying.
 
-use crate::types::{AttrKey, Channel, QueueId, SkillId, SkillReq, Tier, NO_DUE};
+use crate::types::{AttrKey, Channel, NO_DUE, QueueId, SkillId, SkillReq, Tier};
 
 /// The fixed-size part of one work item (`item-row` in WIT).
 ///
@@ -190,7 +190,10 @@ impl ItemBatch {
         }
         let mut previous = 0u32;
         for (i, &end) in self.attr_value_ends.iter().enumerate() {
-            if end < previous || end as usize > self.attr_values.len() || !self.attr_values.is_char_boundary(end as usize) {
+            if end < previous
+                || end as usize > self.attr_values.len()
+                || !self.attr_values.is_char_boundary(end as usize)
+            {
                 return Err(format!("attribute value end {i} ({end}) is out of order or out of range"));
             }
             previous = end;

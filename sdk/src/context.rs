@@ -60,6 +60,9 @@ pub struct TestHost {
     pub lookups: Cell<u64>,
 }
 
+// One `Context` per plugin instance: the test backend's size costs nothing,
+// and a plugin inside a component never builds that variant.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     /// The contract's `host` imports (only inside a component).
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -334,6 +337,13 @@ impl Context {
     }
 }
 
+/// A test context may move to another thread (as it could before config was
+/// cached); it is not shared between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Context>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,10 +396,3 @@ mod tests {
         assert!(!Context::for_tests(host(&[(EXPLAIN_KEY, "false")])).explain());
     }
 }
-
-/// A test context may move to another thread (as it could before config was
-/// cached); it is not shared between threads.
-const _: fn() = || {
-    fn send<T: Send>() {}
-    send::<Context>();
-};

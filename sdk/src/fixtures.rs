@@ -287,11 +287,7 @@ impl<E> ItemSpec<E> {
             age_ms: self.age_s.saturating_mul(1000),
             due_in_ms: self.due_in_s.map(|s| s.saturating_mul(1000)),
             skills: self.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            attributes: self
-                .attributes
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            attributes: self.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         }
     }
 
@@ -354,15 +350,9 @@ impl ActionExpect {
             (ActionExpect::RaiseBy(a), EscalationAction::RaiseBy(b)) => a == b,
             (ActionExpect::RaiseTo(a), EscalationAction::RaiseTo(b)) => a == b,
             (ActionExpect::RelaxLevels(a), EscalationAction::RelaxLevels(b)) => a == b,
-            (ActionExpect::DropSkill(name), EscalationAction::DropSkill(id)) => {
-                catalog.skills.name(id.0) == Some(name)
-            }
-            (ActionExpect::MoveTo(name), EscalationAction::MoveTo(id)) => {
-                catalog.queues.name(id.0) == Some(name)
-            }
-            (ActionExpect::Alert(text), EscalationAction::Alert(message)) => {
-                message.contains(text.as_str())
-            }
+            (ActionExpect::DropSkill(name), EscalationAction::DropSkill(id)) => catalog.skills.name(id.0) == Some(name),
+            (ActionExpect::MoveTo(name), EscalationAction::MoveTo(id)) => catalog.queues.name(id.0) == Some(name),
+            (ActionExpect::Alert(text), EscalationAction::Alert(message)) => message.contains(text.as_str()),
             _ => false,
         }
     }
@@ -514,22 +504,16 @@ impl Fixtures {
     /// Read and check the fixture file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Fixtures, FixtureError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| FixtureError::Read { path: path.to_owned(), source })?;
         Fixtures::parse(&text, path)
     }
 
     /// Parse and check fixture text; `origin` names it in messages.
     pub fn parse(text: &str, origin: impl Into<PathBuf>) -> Result<Fixtures, FixtureError> {
         let path: PathBuf = origin.into();
-        let invalid = |message: String| FixtureError::Invalid {
-            path: path.clone(),
-            message,
-        };
-        let spec: FileSpec =
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        let invalid = |message: String| FixtureError::Invalid { path: path.clone(), message };
+        let spec: FileSpec = toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
 
         let mut config = BTreeMap::new();
         for (key, value) in spec.config {
@@ -548,16 +532,10 @@ impl Fixtures {
             config.insert(key, text);
         }
 
-        let known = Arc::new(Known {
-            queues: spec.queues,
-            skills: spec.skills,
-        });
+        let known = Arc::new(Known { queues: spec.queues, skills: spec.skills });
         let file_now = spec.now_ms.unwrap_or(DEFAULT_NOW_MS);
-        let origin_for = |now: Option<u64>| Origin {
-            file: path.clone(),
-            now_ms: now.unwrap_or(file_now),
-            known: known.clone(),
-        };
+        let origin_for =
+            |now: Option<u64>| Origin { file: path.clone(), now_ms: now.unwrap_or(file_now), known: known.clone() };
 
         let mut names = std::collections::HashSet::new();
         let mut prioritise = spec.prioritise;
@@ -593,10 +571,7 @@ impl Fixtures {
             let mut ids = std::collections::HashSet::new();
             for agent in &case.agents {
                 if !ids.insert(agent.id) {
-                    return Err(invalid(format!(
-                        "{at}: agent id {} appears twice",
-                        agent.id
-                    )));
+                    return Err(invalid(format!("{at}: agent id {} appears twice", agent.id)));
                 }
                 for (skill, &level) in &agent.skills {
                     if !(1..=10).contains(&level) {
@@ -631,14 +606,7 @@ impl Fixtures {
             case.origin = origin_for(case.now_ms);
         }
 
-        Ok(Fixtures {
-            path,
-            config,
-            prioritise,
-            escalate,
-            match_agents,
-            known,
-        })
+        Ok(Fixtures { path, config, prioritise, escalate, match_agents, known })
     }
 
     /// A fresh catalog holding the names the file says the host knows up front
@@ -675,11 +643,7 @@ impl Fixtures {
     }
 }
 
-fn check_name(
-    names: &mut std::collections::HashSet<(Hook, String)>,
-    hook: Hook,
-    name: &str,
-) -> Result<(), String> {
+fn check_name(names: &mut std::collections::HashSet<(Hook, String)>, hook: Hook, name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err(format!("a {hook} case has an empty name"));
     }
@@ -788,19 +752,11 @@ impl<'a> Case<'a> {
         if problems.is_empty() {
             return Ok(());
         }
-        Err(Mismatch {
-            file: self.origin().file.clone(),
-            hook: self.hook(),
-            case: self.name().to_owned(),
-            problems,
-        })
+        Err(Mismatch { file: self.origin().file.clone(), hook: self.hook(), case: self.name().to_owned(), problems })
     }
 
     fn wrong_hook(&self, got: Hook) -> Result<(), Mismatch> {
-        self.mismatch(vec![format!(
-            "this is a {} case but was given a {got} decision",
-            self.hook()
-        )])
+        self.mismatch(vec![format!("this is a {} case but was given a {got} decision", self.hook())])
     }
 
     /// Check prioritise answers (one per item, in order) against the case.
@@ -829,65 +785,44 @@ impl<'a> Case<'a> {
             if let Some(min) = expect.at_least
                 && p < min
             {
-                problems.push(format!(
-                    "{who}: priority {p} is below the expected minimum {min}"
-                ));
+                problems.push(format!("{who}: priority {p} is below the expected minimum {min}"));
             }
             if let Some(max) = expect.at_most
                 && p > max
             {
-                problems.push(format!(
-                    "{who}: priority {p} is above the expected maximum {max}"
-                ));
+                problems.push(format!("{who}: priority {p} is above the expected maximum {max}"));
             }
             let moved_to = answer.queue.map(|q| {
-                catalog
-                    .queues
-                    .name(q.0)
-                    .map_or_else(|| format!("unknown queue id {}", q.0), |n| format!("`{n}`"))
+                catalog.queues.name(q.0).map_or_else(|| format!("unknown queue id {}", q.0), |n| format!("`{n}`"))
             });
             if let Some(want) = &expect.queue {
                 match &moved_to {
                     Some(got) if *got == format!("`{want}`") => {}
-                    Some(got) => problems.push(format!(
-                        "{who}: expected a move to queue `{want}`, got a move to {got}"
-                    )),
-                    None => problems.push(format!(
-                        "{who}: expected a move to queue `{want}`, got no move"
-                    )),
+                    Some(got) => {
+                        problems.push(format!("{who}: expected a move to queue `{want}`, got a move to {got}"))
+                    }
+                    None => problems.push(format!("{who}: expected a move to queue `{want}`, got no move")),
                 }
             }
             if expect.stays
                 && let Some(got) = &moved_to
             {
-                problems.push(format!(
-                    "{who}: expected no queue change, got a move to {got}"
-                ));
+                problems.push(format!("{who}: expected no queue change, got a move to {got}"));
             }
             if let Some(text) = &expect.reason_contains {
                 match &answer.reason {
                     Some(reason) if reason.contains(text.as_str()) => {}
-                    Some(reason) => problems.push(format!(
-                        "{who}: reason {reason:?} does not contain {text:?}"
-                    )),
-                    None => problems.push(format!(
-                        "{who}: expected a reason containing {text:?}, got none"
-                    )),
+                    Some(reason) => problems.push(format!("{who}: reason {reason:?} does not contain {text:?}")),
+                    None => problems.push(format!("{who}: expected a reason containing {text:?}, got none")),
                 }
             }
             for target in &expect.outranks {
-                if let Some((j, other)) = case
-                    .items
-                    .iter()
-                    .enumerate()
-                    .find(|(_, o)| o.label.as_deref() == Some(target))
+                if let Some((j, other)) =
+                    case.items.iter().enumerate().find(|(_, o)| o.label.as_deref() == Some(target))
                 {
                     let q = got[j].priority;
                     if p <= q {
-                        problems.push(format!(
-                            "{who}: priority {p} should be above {} with {q}",
-                            other.describe(j)
-                        ));
+                        problems.push(format!("{who}: priority {p} should be above {} with {q}", other.describe(j)));
                     }
                 }
             }
@@ -915,16 +850,10 @@ impl<'a> Case<'a> {
             let shown = describe_actions(catalog, &answer.actions);
             if let Some(want) = &expect.actions {
                 let same = want.len() == answer.actions.len()
-                    && want
-                        .iter()
-                        .zip(&answer.actions)
-                        .all(|(w, a)| w.matches(catalog, a));
+                    && want.iter().zip(&answer.actions).all(|(w, a)| w.matches(catalog, a));
                 if !same {
                     let want: Vec<String> = want.iter().map(ToString::to_string).collect();
-                    problems.push(format!(
-                        "{who}: expected actions [{}], got [{shown}]",
-                        want.join(", ")
-                    ));
+                    problems.push(format!("{who}: expected actions [{}], got [{shown}]", want.join(", ")));
                 }
             }
             for want in &expect.includes {
@@ -932,9 +861,7 @@ impl<'a> Case<'a> {
                     problems.push(format!("{who}: expected an action {want}, got [{shown}]"));
                 }
             }
-            let want_ms = expect
-                .recheck_in_ms
-                .or(expect.recheck_in_s.map(|s| s.saturating_mul(1000)));
+            let want_ms = expect.recheck_in_ms.or(expect.recheck_in_s.map(|s| s.saturating_mul(1000)));
             if let Some(want) = want_ms
                 && answer.recheck_in_ms != Some(want)
             {
@@ -945,10 +872,7 @@ impl<'a> Case<'a> {
                 ));
             }
             if expect.no_recheck && answer.recheck_in_ms.is_some() {
-                problems.push(format!(
-                    "{who}: expected no recheck, got {}",
-                    show_recheck(answer.recheck_in_ms)
-                ));
+                problems.push(format!("{who}: expected no recheck, got {}", show_recheck(answer.recheck_in_ms)));
             }
         }
         self.mismatch(problems)
@@ -966,14 +890,10 @@ impl<'a> Case<'a> {
         match got {
             MatchResult::Scores(scores) => {
                 if scores.len() != n {
-                    return self.mismatch(vec![format!(
-                        "expected {n} scores (one per agent), got {}",
-                        scores.len()
-                    )]);
+                    return self.mismatch(vec![format!("expected {n} scores (one per agent), got {}", scores.len())]);
                 }
                 if let Some(i) = scores.iter().position(|s| s.is_nan()) {
-                    return self
-                        .mismatch(vec![format!("score of agent {} is NaN", case.agents[i].id)]);
+                    return self.mismatch(vec![format!("score of agent {} is NaN", case.agents[i].id)]);
                 }
             }
             MatchResult::Ranked(order) => {
@@ -982,13 +902,10 @@ impl<'a> Case<'a> {
                     match seen.get_mut(i as usize) {
                         Some(s) if !*s => *s = true,
                         Some(_) => {
-                            return self
-                                .mismatch(vec![format!("ranking lists candidate {i} twice")]);
+                            return self.mismatch(vec![format!("ranking lists candidate {i} twice")]);
                         }
                         None => {
-                            return self.mismatch(vec![format!(
-                                "ranking names candidate {i}, but there are {n}"
-                            )]);
+                            return self.mismatch(vec![format!("ranking names candidate {i}, but there are {n}")]);
                         }
                     }
                 }
@@ -997,21 +914,16 @@ impl<'a> Case<'a> {
         let Some(expect) = &case.expect else {
             return Ok(());
         };
-        let ranking: Vec<u64> = got
-            .ranking()
-            .into_iter()
-            .filter_map(|i| case.agents.get(i))
-            .map(|a| a.id)
-            .collect();
+        let ranking: Vec<u64> = got.ranking().into_iter().filter_map(|i| case.agents.get(i)).map(|a| a.id).collect();
         let shown = format!("{ranking:?}");
         let mut problems = Vec::new();
         if let Some(best) = expect.best
             && ranking.first() != Some(&best)
         {
             match ranking.first() {
-                Some(first) => problems.push(format!(
-                    "expected agent {best} best, got agent {first} (ranking {shown})"
-                )),
+                Some(first) => {
+                    problems.push(format!("expected agent {best} best, got agent {first} (ranking {shown})"))
+                }
                 None => problems.push(format!("expected agent {best} best, got everyone vetoed")),
             }
         }
@@ -1025,9 +937,7 @@ impl<'a> Case<'a> {
         }
         for id in &expect.allowed {
             if !ranking.contains(id) {
-                problems.push(format!(
-                    "expected agent {id} not vetoed, got ranking {shown}"
-                ));
+                problems.push(format!("expected agent {id} not vetoed, got ranking {shown}"));
             }
         }
         if let Some(want) = &expect.ranking
@@ -1040,11 +950,7 @@ impl<'a> Case<'a> {
 }
 
 fn show_ms(ms: u64) -> String {
-    if ms.is_multiple_of(1000) {
-        format!("{} s", ms / 1000)
-    } else {
-        format!("{ms} ms")
-    }
+    if ms.is_multiple_of(1000) { format!("{} s", ms / 1000) } else { format!("{ms} ms") }
 }
 
 fn show_recheck(recheck: Option<u64>) -> String {
@@ -1087,9 +993,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused_with_file_and_place() {
-        let err =
-            parse("[[prioritise]]\nname = \"x\"\nitems = [{ queue = \"q\", teir = \"gold\" }]\n")
-                .unwrap_err();
+        let err = parse("[[prioritise]]\nname = \"x\"\nitems = [{ queue = \"q\", teir = \"gold\" }]\n").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("invalid fixture file t.toml: "), "{text}");
         assert!(text.contains("unknown field `teir`"), "{text}");
@@ -1098,21 +1002,19 @@ mod tests {
 
     #[test]
     fn bad_levels_outranks_and_agent_ids_are_named() {
-        let err = parse("[[prioritise]]\nname = \"lv\"\nitems = [{ skills = { billing = 11 } }]\n")
-            .unwrap_err();
+        let err = parse("[[prioritise]]\nname = \"lv\"\nitems = [{ skills = { billing = 11 } }]\n").unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid fixture file t.toml: prioritise case `lv`, item 0: skill `billing` requires level 11; levels are 1-10"
         );
-        let err = parse("[[prioritise]]\nname = \"o\"\nitems = [{ label = \"a\", expect = { outranks = [\"b\"] } }]\n").unwrap_err();
+        let err = parse("[[prioritise]]\nname = \"o\"\nitems = [{ label = \"a\", expect = { outranks = [\"b\"] } }]\n")
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid fixture file t.toml: prioritise case `o`, item 0 (a): `outranks` names `b`, which is no item label of this case"
         );
-        let err = parse(
-            "[[match]]\nname = \"m\"\nitem = {}\nagents = [{ id = 1 }]\nexpect = { best = 2 }\n",
-        )
-        .unwrap_err();
+        let err =
+            parse("[[match]]\nname = \"m\"\nitem = {}\nagents = [{ id = 1 }]\nexpect = { best = 2 }\n").unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid fixture file t.toml: match case `m`: the expectation names agent 2, which is not among the case's agents"
@@ -1121,10 +1023,8 @@ mod tests {
 
     #[test]
     fn a_match_item_takes_no_expectation() {
-        let err = parse(
-            "[[match]]\nname = \"m\"\nitem = { expect = { best = 1 } }\nagents = [{ id = 1 }]\n",
-        )
-        .unwrap_err();
+        let err =
+            parse("[[match]]\nname = \"m\"\nitem = { expect = { best = 1 } }\nagents = [{ id = 1 }]\n").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("line 3"), "{text}");
         assert!(text.contains("expect"), "{text}");
@@ -1157,10 +1057,7 @@ mod tests {
         assert_eq!(table.agent_ids, vec![7, 9]);
         assert_eq!(
             table.skill_columns,
-            vec![
-                catalog.skills.id("network").unwrap(),
-                catalog.skills.id("lang-es").unwrap()
-            ]
+            vec![catalog.skills.id("network").unwrap(), catalog.skills.id("lang-es").unwrap()]
         );
         assert_eq!(table.proficiency, vec![6, 3, 0, 0]);
         assert_eq!(table.idle_ms, vec![2500, 0]);
@@ -1180,44 +1077,24 @@ mod tests {
             .then(EscalationAction::RaiseBy(10))
             .then(EscalationAction::Alert("SLA breach in 5 min".into()))
             .recheck_in_ms(60_000);
-        assert_eq!(
-            cases[0].check_escalate(&catalog, std::slice::from_ref(&ok)),
-            Ok(())
-        );
-        let err = cases[0]
-            .check_escalate(
-                &catalog,
-                &[Escalation::none().then(EscalationAction::RaiseBy(5))],
-            )
-            .unwrap_err();
+        assert_eq!(cases[0].check_escalate(&catalog, std::slice::from_ref(&ok)), Ok(()));
+        let err =
+            cases[0].check_escalate(&catalog, &[Escalation::none().then(EscalationAction::RaiseBy(5))]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "t.toml: escalate case `e`: item 0 (late): expected actions [raise-by 10, alert containing \"breach\"], got [raise-by 5]; \
              item 0 (late): expected a recheck in 60 s, got no recheck"
         );
-        assert_eq!(
-            cases[1].check_match(&catalog, &MatchResult::Scores(vec![-1.0, 3.0])),
-            Ok(())
-        );
-        let err = cases[1]
-            .check_match(&catalog, &MatchResult::Ranked(vec![0, 1]))
-            .unwrap_err();
+        assert_eq!(cases[1].check_match(&catalog, &MatchResult::Scores(vec![-1.0, 3.0])), Ok(()));
+        let err = cases[1].check_match(&catalog, &MatchResult::Ranked(vec![0, 1])).unwrap_err();
         assert_eq!(
             err.to_string(),
             "t.toml: match case `m`: expected agent 2 best, got agent 1 (ranking [1, 2]); expected agent 1 vetoed, got ranking [1, 2]"
         );
-        let err = cases[1]
-            .check_match(&catalog, &MatchResult::Scores(vec![1.0]))
-            .unwrap_err();
-        assert_eq!(
-            err.problems,
-            vec!["expected 2 scores (one per agent), got 1".to_string()]
-        );
+        let err = cases[1].check_match(&catalog, &MatchResult::Scores(vec![1.0])).unwrap_err();
+        assert_eq!(err.problems, vec!["expected 2 scores (one per agent), got 1".to_string()]);
         let err = cases[1].check_prioritise(&catalog, &[]).unwrap_err();
-        assert_eq!(
-            err.problems,
-            vec!["this is a match case but was given a prioritise decision".to_string()]
-        );
+        assert_eq!(err.problems, vec!["this is a match case but was given a prioritise decision".to_string()]);
     }
 
     #[test]
@@ -1229,21 +1106,9 @@ mod tests {
         .unwrap();
         let catalog = f.catalog();
         let case = f.cases()[0];
-        assert_eq!(
-            case.check_prioritise(
-                &catalog,
-                &[Priority::new(5).to_queue(QueueId(0)), Priority::new(1)]
-            ),
-            Ok(())
-        );
+        assert_eq!(case.check_prioritise(&catalog, &[Priority::new(5).to_queue(QueueId(0)), Priority::new(1)]), Ok(()));
         let err = case
-            .check_prioritise(
-                &catalog,
-                &[
-                    Priority::new(1).to_queue(QueueId(1)),
-                    Priority::new(2).to_queue(QueueId(0)),
-                ],
-            )
+            .check_prioritise(&catalog, &[Priority::new(1).to_queue(QueueId(1)), Priority::new(2).to_queue(QueueId(0))])
             .unwrap_err();
         assert_eq!(
             err.problems,

@@ -13,7 +13,7 @@
 //!   [`Item`] / [`Candidate`] views a rule reads.
 //! - [`names`]: interned name tables for skills, queues and attribute keys.
 //! - [`context`]: what a rule may ask its host (names, config, time, log).
-//! - [`rules`]: the [`Rules`] trait and the batch drivers.
+//! - [`rules`](mod@rules): the [`Rules`] trait and the batch drivers.
 //! - [`testing`] and [`fixtures`]: the native test harness and fixture files.
 #![deny(missing_docs)]
 

@@ -63,7 +63,12 @@ pub fn escalate_batch<R: Rules + ?Sized>(rules: &R, ctx: &Context, batch: &ItemB
 
 /// Run `match_agents` for the single item of `item` (a batch of one). An empty
 /// batch vetoes everyone.
-pub fn match_one<R: Rules + ?Sized>(rules: &R, ctx: &Context, item: &ItemBatch, candidates: &CandidateTable) -> MatchResult {
+pub fn match_one<R: Rules + ?Sized>(
+    rules: &R,
+    ctx: &Context,
+    item: &ItemBatch,
+    candidates: &CandidateTable,
+) -> MatchResult {
     ctx.begin_call();
     match item.get(0) {
         Some(item) => rules.match_agents(ctx, item, candidates),

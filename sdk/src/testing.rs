@@ -186,21 +186,11 @@ impl WorkItem {
         let skills: Vec<SkillReq> = self
             .skills
             .iter()
-            .map(|(name, level)| SkillReq {
-                skill: SkillId(catalog.skills.intern(name)),
-                level: *level,
-            })
+            .map(|(name, level)| SkillReq { skill: SkillId(catalog.skills.intern(name)), level: *level })
             .collect();
-        let keys: Vec<u32> = self
-            .attributes
-            .iter()
-            .map(|(k, _)| catalog.attributes.intern(k))
-            .collect();
-        let attributes: Vec<(u32, &str)> = keys
-            .iter()
-            .zip(&self.attributes)
-            .map(|(&k, (_, v))| (k, v.as_str()))
-            .collect();
+        let keys: Vec<u32> = self.attributes.iter().map(|(k, _)| catalog.attributes.intern(k)).collect();
+        let attributes: Vec<(u32, &str)> =
+            keys.iter().zip(&self.attributes).map(|(&k, (_, v))| (k, v.as_str())).collect();
         batch.push(NewItem {
             id: self.id.unwrap_or(index as u64 + 1),
             channel: Some(self.channel),
@@ -273,13 +263,7 @@ pub struct Agent {
 impl Agent {
     /// An idle-for-0-s agent with no skills and no load.
     pub fn new(id: u64) -> Self {
-        Agent {
-            id,
-            skills: BTreeMap::new(),
-            idle_s: 0.0,
-            occupancy: 0.0,
-            load: Load::default(),
-        }
+        Agent { id, skills: BTreeMap::new(), idle_s: 0.0, occupancy: 0.0, load: Load::default() }
     }
     /// Give the agent `skill` at proficiency `level`.
     pub fn skill(mut self, skill: &str, level: u8) -> Self {
@@ -313,11 +297,11 @@ impl Agent {
 /// agent has, in order of first appearance.
 pub fn candidate_table(item: &WorkItem, agents: &[Agent], catalog: &mut Catalog) -> CandidateTable {
     let mut columns: Vec<u32> = Vec::new();
-    let names = item.skills.iter().map(|(n, _)| n.as_str()).chain(
-        agents
-            .iter()
-            .flat_map(|a| a.skills.keys().map(String::as_str)),
-    );
+    let names = item
+        .skills
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .chain(agents.iter().flat_map(|a| a.skills.keys().map(String::as_str)));
     for name in names {
         let id = catalog.skills.intern(name);
         if !columns.contains(&id) {
@@ -359,10 +343,7 @@ pub struct TestBench<R> {
 
 impl<R> std::fmt::Debug for TestBench<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestBench")
-            .field("config", &self.config)
-            .field("now_ms", &self.now_ms)
-            .finish_non_exhaustive()
+        f.debug_struct("TestBench").field("config", &self.config).field("now_ms", &self.now_ms).finish_non_exhaustive()
     }
 }
 
@@ -502,12 +483,7 @@ impl<R: Rules> TestBench<R> {
     /// Agent ids in the rules' order, vetoed agents left out.
     pub fn ranking(&self, item: &WorkItem, agents: &[Agent]) -> Vec<u64> {
         let result = self.match_agents(item, agents);
-        result
-            .ranking()
-            .into_iter()
-            .filter_map(|i| agents.get(i))
-            .map(|a| a.id)
-            .collect()
+        result.ranking().into_iter().filter_map(|i| agents.get(i)).map(|a| a.id).collect()
     }
 
     /// Run every case of a fixture file against these rules, natively, with the
@@ -534,12 +510,7 @@ impl FixtureRun {
     pub fn assert_ok(&self) {
         if !self.mismatches.is_empty() {
             let all: Vec<String> = self.mismatches.iter().map(ToString::to_string).collect();
-            panic!(
-                "{} of {} fixture cases failed:\n{}",
-                self.mismatches.len(),
-                self.cases,
-                all.join("\n")
-            );
+            panic!("{} of {} fixture cases failed:\n{}", self.mismatches.len(), self.cases, all.join("\n"));
         }
     }
 }
@@ -560,12 +531,8 @@ pub fn run_fixtures_with<R: Rules + ?Sized>(rules: &R, fixtures: &Fixtures) -> F
             lookups: Default::default(),
         });
         let verdict = match case {
-            Case::Prioritise(_) => {
-                case.check_prioritise(&catalog, &rules::prioritise_batch(rules, &ctx, &batch))
-            }
-            Case::Escalate(_) => {
-                case.check_escalate(&catalog, &rules::escalate_batch(rules, &ctx, &batch))
-            }
+            Case::Prioritise(_) => case.check_prioritise(&catalog, &rules::prioritise_batch(rules, &ctx, &batch)),
+            Case::Escalate(_) => case.check_escalate(&catalog, &rules::escalate_batch(rules, &ctx, &batch)),
             Case::Match(_) => {
                 let table = table.unwrap_or_default();
                 case.check_match(&catalog, &rules::match_one(rules, &ctx, &batch, &table))
@@ -589,11 +556,7 @@ mod tests {
     struct Seven;
     impl Rules for Seven {
         fn prioritise(&self, ctx: &Context, item: Item<'_>) -> Priority {
-            ctx.log(
-                LogLevel::Info,
-                "seen",
-                &[("skills", &item.skills().len().to_string())],
-            );
+            ctx.log(LogLevel::Info, "seen", &[("skills", &item.skills().len().to_string())]);
             Priority::new(7)
         }
     }
@@ -601,19 +564,10 @@ mod tests {
     #[test]
     fn items_are_numbered_and_names_interned_like_the_host_does() {
         let bench = TestBench::new(Seven).queue("vip").now_ms(42);
-        let batch = bench.batch(&[
-            WorkItem::chat("billing").skill("billing", 3),
-            WorkItem::email("vip").id(99),
-        ]);
+        let batch = bench.batch(&[WorkItem::chat("billing").skill("billing", 3), WorkItem::email("vip").id(99)]);
         assert_eq!(batch.now_ms, 42);
-        assert_eq!(
-            batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
-            vec![1, 99]
-        );
-        assert_eq!(
-            batch.rows.iter().map(|r| r.queue).collect::<Vec<_>>(),
-            vec![1, 0]
-        );
+        assert_eq!(batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 99]);
+        assert_eq!(batch.rows.iter().map(|r| r.queue).collect::<Vec<_>>(), vec![1, 0]);
         assert_eq!(bench.queue_name(QueueId(1)).as_deref(), Some("billing"));
         assert_eq!(bench.skill_id("billing"), Some(SkillId(0)));
     }
@@ -624,10 +578,7 @@ mod tests {
         bench.prioritise(&[WorkItem::voice("q").skill("a", 1).skill("b", 2)]);
         let logs = bench.logs();
         assert_eq!(logs.len(), 1);
-        assert_eq!(
-            logs[0].fields,
-            vec![("skills".to_string(), "2".to_string())]
-        );
+        assert_eq!(logs[0].fields, vec![("skills".to_string(), "2".to_string())]);
     }
 
     #[test]
@@ -647,13 +598,7 @@ mod tests {
 
     #[test]
     fn a_missing_fixture_file_is_a_read_error_naming_it() {
-        let err = TestBench::new(Seven)
-            .run_fixtures("/no/such/fixtures.toml")
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("cannot read fixture file /no/such/fixtures.toml: "),
-            "{err}"
-        );
+        let err = TestBench::new(Seven).run_fixtures("/no/such/fixtures.toml").unwrap_err();
+        assert!(err.to_string().starts_with("cannot read fixture file /no/such/fixtures.toml: "), "{err}");
     }
 }

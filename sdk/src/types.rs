@@ -451,8 +451,28 @@ mod tests {
     #[test]
     fn fixed_writes_exactly_what_std_writes() {
         let mut values = vec![
-            0.0, -0.0, 0.5, 1.5, 2.5, 0.125, 0.375, 1.005, -0.004, -2.5, 37.5, 1234.56, 999.995, 0.045,
-            1e10, 99_999_999.995, 1e15, 1e300, f64::MIN_POSITIVE, f64::NAN, f64::INFINITY, -f64::INFINITY,
+            0.0,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            0.125,
+            0.375,
+            1.005,
+            -0.004,
+            -2.5,
+            37.5,
+            1234.56,
+            999.995,
+            0.045,
+            1e10,
+            99_999_999.995,
+            1e15,
+            1e300,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            -f64::INFINITY,
         ];
         // A deterministic spread of amounts with up to four decimals, and of
         // arbitrary doubles.

@@ -4,8 +4,8 @@
 //! ABI (lifting batches in place, lowering answers, post-return) lives in
 //! `crate::abi`. Nothing here is for plugin authors.
 
-use crate::context::Context;
 use crate::abi::FlatBatch;
+use crate::context::Context;
 use crate::rules::Rules;
 use crate::types::{LogLevel, NameKind};
 
@@ -56,7 +56,7 @@ thread_local! {
     static CONTEXT: Context = Context::component();
 }
 
-/// Export glue for `prioritise`: [`crate::abi::prioritise`] with the instance's context.
+/// Export glue for `prioritise`: `abi::prioritise` with the instance's context.
 ///
 /// # Safety
 /// Only as the body of the `prioritiser#prioritise` export (see `crate::abi`).
@@ -65,7 +65,7 @@ pub unsafe fn export_prioritise<R: Rules>(rules: &R, batch: FlatBatch) -> *mut u
     CONTEXT.with(|ctx| unsafe { crate::abi::prioritise(rules, ctx, batch) })
 }
 
-/// Export glue for `escalate`: [`crate::abi::escalate`] with the instance's context.
+/// Export glue for `escalate`: `abi::escalate` with the instance's context.
 ///
 /// # Safety
 /// Only as the body of the `escalator#escalate` export (see `crate::abi`).
@@ -74,7 +74,7 @@ pub unsafe fn export_escalate<R: Rules>(rules: &R, batch: FlatBatch) -> *mut u8 
     CONTEXT.with(|ctx| unsafe { crate::abi::escalate(rules, ctx, batch) })
 }
 
-/// Export glue for `match-agents`: [`crate::abi::match_agents`] with the instance's context.
+/// Export glue for `match-agents`: `abi::match_agents` with the instance's context.
 ///
 /// # Safety
 /// Only as the body of the `matcher#match-agents` export (see `crate::abi`).

@@ -24,14 +24,7 @@ pub fn build_extism_guest(workspace: &Path) -> Result<PathBuf> {
     let target_dir = workspace.join("target/bench-extism-guest");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--manifest-path",
-        ])
+        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "--manifest-path"])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target_dir)
@@ -52,9 +45,7 @@ pub fn build_extism_guest(workspace: &Path) -> Result<PathBuf> {
 
 /// The Extism manifest: the guest's bytes (`Wasm::data`) with limits on.
 fn manifest(wasm: &[u8]) -> Manifest {
-    Manifest::new([Wasm::data(wasm.to_vec())])
-        .with_memory_max(256)
-        .with_timeout(Duration::from_millis(50))
+    Manifest::new([Wasm::data(wasm.to_vec())]).with_memory_max(256).with_timeout(Duration::from_millis(50))
 }
 
 /// The rule as an Extism plugin.
@@ -65,8 +56,7 @@ pub struct ExtismRules {
 impl ExtismRules {
     /// Compile and instantiate the guest.
     pub fn new(wasm: &[u8]) -> Result<ExtismRules> {
-        let plugin = Plugin::new(&manifest(wasm), [], false)
-            .map_err(|e| anyhow::anyhow!("extism plugin: {e:#}"))?;
+        let plugin = Plugin::new(&manifest(wasm), [], false).map_err(|e| anyhow::anyhow!("extism plugin: {e:#}"))?;
         Ok(ExtismRules { plugin })
     }
 
@@ -78,17 +68,13 @@ impl ExtismRules {
 
     /// A fresh instance of a compiled plugin.
     pub fn instantiate(compiled: &CompiledPlugin) -> Result<Plugin> {
-        Plugin::new_from_compiled(compiled)
-            .map_err(|e| anyhow::anyhow!("extism instantiate: {e:#}"))
+        Plugin::new_from_compiled(compiled).map_err(|e| anyhow::anyhow!("extism instantiate: {e:#}"))
     }
 
     /// The empty export.
     pub fn noop(&mut self) -> Result<usize> {
         let empty: &[u8] = &[];
-        let out: &[u8] = self
-            .plugin
-            .call("noop", empty)
-            .map_err(|e| anyhow::anyhow!("extism noop: {e:#}"))?;
+        let out: &[u8] = self.plugin.call("noop", empty).map_err(|e| anyhow::anyhow!("extism noop: {e:#}"))?;
         Ok(out.len())
     }
 
@@ -114,10 +100,8 @@ impl ExtismRules {
     /// `match-agents`, raw bytes style.
     pub fn match_raw(&mut self, item: &ItemBatch, table: &CandidateTable) -> Result<MatchResult> {
         let input = wire::encode_match(item, table);
-        let out: &[u8] = self
-            .plugin
-            .call("match_raw", input.as_slice())
-            .map_err(|e| anyhow::anyhow!("extism match_raw: {e:#}"))?;
+        let out: &[u8] =
+            self.plugin.call("match_raw", input.as_slice()).map_err(|e| anyhow::anyhow!("extism match_raw: {e:#}"))?;
         wire::decode_match_result(out).context("extism match_raw: malformed answer")
     }
 
@@ -149,44 +133,24 @@ impl RhaiRules {
         // Limits on, as for the sandbox: a runaway script stops.
         engine.set_max_operations(100_000_000);
         engine.set_max_array_size(1 << 20);
-        let ast = engine
-            .compile(include_str!("rule.rhai"))
-            .map_err(|e| anyhow::anyhow!("rule.rhai: {e}"))?;
-        Ok(RhaiRules {
-            engine,
-            ast,
-            scope: Scope::new(),
-        })
+        let ast = engine.compile(include_str!("rule.rhai")).map_err(|e| anyhow::anyhow!("rule.rhai: {e}"))?;
+        Ok(RhaiRules { engine, ast, scope: Scope::new() })
     }
 
     /// The empty function.
     pub fn noop(&mut self) -> Result<()> {
-        self.engine
-            .call_fn::<()>(&mut self.scope, &self.ast, "noop", ())
-            .map_err(|e| anyhow::anyhow!("rhai noop: {e}"))
+        self.engine.call_fn::<()>(&mut self.scope, &self.ast, "noop", ()).map_err(|e| anyhow::anyhow!("rhai noop: {e}"))
     }
 
     /// `prioritise`: the batch as a map of arrays in, an array of priorities out.
     pub fn prioritise(&mut self, batch: &ItemBatch) -> Result<Vec<Priority>> {
         let rows = &batch.rows;
         let mut b = Map::new();
-        b.insert(
-            "priority".into(),
-            ints(rows.iter().map(|r| i64::from(r.priority))),
-        );
+        b.insert("priority".into(), ints(rows.iter().map(|r| i64::from(r.priority))));
         b.insert("tier".into(), ints(rows.iter().map(|r| i64::from(r.tier))));
-        b.insert(
-            "contacts".into(),
-            ints(rows.iter().map(|r| i64::from(r.contacts))),
-        );
-        b.insert(
-            "value".into(),
-            Dynamic::from_array(rows.iter().map(|r| Dynamic::from_float(r.value)).collect()),
-        );
-        b.insert(
-            "channel".into(),
-            ints(rows.iter().map(|r| r.channel.index() as i64)),
-        );
+        b.insert("contacts".into(), ints(rows.iter().map(|r| i64::from(r.contacts))));
+        b.insert("value".into(), Dynamic::from_array(rows.iter().map(|r| Dynamic::from_float(r.value)).collect()));
+        b.insert("channel".into(), ints(rows.iter().map(|r| r.channel.index() as i64)));
         b.insert("age".into(), ints(rows.iter().map(|r| r.age_ms as i64)));
         b.insert("due".into(), ints(rows.iter().map(|r| r.due_in_ms)));
         let out: Array = self
@@ -203,42 +167,19 @@ impl RhaiRules {
     }
 
     /// `match-agents`: the table as a map of arrays and blobs in, scores out.
-    pub fn match_agents(
-        &mut self,
-        item: &ItemBatch,
-        table: &CandidateTable,
-    ) -> Result<MatchResult> {
+    pub fn match_agents(&mut self, item: &ItemBatch, table: &CandidateTable) -> Result<MatchResult> {
         let Some(item) = item.get(0) else {
             return Ok(MatchResult::Ranked(Vec::new()));
         };
         let mut m = Map::new();
-        m.insert(
-            "cols".into(),
-            ints(
-                item.skills()
-                    .iter()
-                    .map(|r| table.column_of(r.skill).map_or(-1, |c| c as i64)),
-            ),
-        );
-        m.insert(
-            "levels".into(),
-            ints(item.skills().iter().map(|r| i64::from(r.level))),
-        );
-        m.insert(
-            "k".into(),
-            Dynamic::from_int(table.skill_columns.len() as i64),
-        );
+        m.insert("cols".into(), ints(item.skills().iter().map(|r| table.column_of(r.skill).map_or(-1, |c| c as i64))));
+        m.insert("levels".into(), ints(item.skills().iter().map(|r| i64::from(r.level))));
+        m.insert("k".into(), Dynamic::from_int(table.skill_columns.len() as i64));
         m.insert("prof".into(), Dynamic::from_blob(table.proficiency.clone()));
         m.insert("idle".into(), ints(table.idle_ms.iter().map(|&i| i as i64)));
         m.insert(
             "occ".into(),
-            Dynamic::from_array(
-                table
-                    .occupancy
-                    .iter()
-                    .map(|&o| Dynamic::from_float(f64::from(o)))
-                    .collect(),
-            ),
+            Dynamic::from_array(table.occupancy.iter().map(|&o| Dynamic::from_float(f64::from(o))).collect()),
         );
         m.insert("load".into(), Dynamic::from_blob(table.load.clone()));
         let out: Array = self
@@ -247,11 +188,7 @@ impl RhaiRules {
             .map_err(|e| anyhow::anyhow!("rhai match_agents: {e}"))?;
         let scores = out
             .into_iter()
-            .map(|s| {
-                s.as_float()
-                    .map(|s| s as f32)
-                    .map_err(|t| anyhow::anyhow!("rhai match_agents answered a {t}"))
-            })
+            .map(|s| s.as_float().map(|s| s as f32).map_err(|t| anyhow::anyhow!("rhai match_agents answered a {t}")))
             .collect::<Result<Vec<f32>>>()?;
         Ok(MatchResult::Scores(scores))
     }

@@ -20,8 +20,7 @@ use std::path::PathBuf;
 use switchyard_host::rules::SharedCatalog;
 use switchyard_host::runtime::DepartmentConfig;
 use switchyard_sdk::{
-    CandidateTable, Catalog, Channel, Context, ItemBatch, NewCandidate, NewItem, SkillReq,
-    SkillId, TestHost, Tier,
+    CandidateTable, Catalog, Channel, Context, ItemBatch, NewCandidate, NewItem, SkillId, SkillReq, TestHost, Tier,
 };
 
 use crate::workload::{NOW_MS, Rng};
@@ -40,25 +39,14 @@ const QUEUES: &[&str] = &[
     "retail-chat",
 ];
 const SKILLS: &[&str] = &["billing", "claims", "network", "hardware", "lang-es", "lang-en"];
-const ATTRIBUTES: &[&str] = &[
-    "amount",
-    "reason",
-    "language",
-    "days-past-due",
-    "broken-promises",
-    "hardship",
-    "basket-value",
-];
+const ATTRIBUTES: &[&str] =
+    &["amount", "reason", "language", "days-past-due", "broken-promises", "hardship", "basket-value"];
 
 /// Department config: a few keys set as ops would, the rest left at defaults
 /// (an absent key is a lookup too).
 pub fn config(department: &str) -> Vec<(&'static str, &'static str)> {
     match department {
-        "billing" => vec![
-            ("weight-tier", "15"),
-            ("weight-repeat", "20"),
-            ("dispute-queue", "billing-disputes"),
-        ],
+        "billing" => vec![("weight-tier", "15"), ("weight-repeat", "20"), ("dispute-queue", "billing-disputes")],
         "claims" => vec![("horizon-h", "120"), ("raise-by", "10")],
         "tech-support" => vec![("weight-skill", "10"), ("occupancy-target", "0.85")],
         _ => Vec::new(),
@@ -67,9 +55,7 @@ pub fn config(department: &str) -> Vec<(&'static str, &'static str)> {
 
 /// The host side's config for `department`.
 pub fn department_config(department: &str) -> DepartmentConfig {
-    config(department)
-        .into_iter()
-        .fold(DepartmentConfig::new(), |c, (k, v)| c.with(k, v))
+    config(department).into_iter().fold(DepartmentConfig::new(), |c, (k, v)| c.with(k, v))
 }
 
 /// Intern every name the workloads use.
@@ -103,12 +89,7 @@ pub fn native_context_with(catalog: &SharedCatalog, department: &str, extra: &[(
         .chain(extra.iter().copied())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    Context::for_tests(TestHost {
-        catalog: snapshot(catalog),
-        config,
-        now_ms: NOW_MS,
-        ..TestHost::default()
-    })
+    Context::for_tests(TestHost { catalog: snapshot(catalog), config, now_ms: NOW_MS, ..TestHost::default() })
 }
 
 fn id(table: &switchyard_sdk::NameTable, name: &str) -> u32 {
@@ -211,10 +192,8 @@ pub fn tech_item(catalog: &SharedCatalog) -> ItemBatch {
 /// blended load (some on a call, some with chats or a case).
 pub fn tech_table(catalog: &SharedCatalog, n: usize, seed: u64) -> CandidateTable {
     let names = snapshot(catalog);
-    let columns: Vec<u32> = ["network", "hardware", "lang-es", "lang-en"]
-        .iter()
-        .map(|s| id(&names.skills, s))
-        .collect();
+    let columns: Vec<u32> =
+        ["network", "hardware", "lang-es", "lang-en"].iter().map(|s| id(&names.skills, s)).collect();
     let mut rng = Rng::new(seed);
     let mut table = CandidateTable::new(columns);
     for i in 0..n {

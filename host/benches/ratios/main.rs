@@ -46,14 +46,11 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde::Serialize;
 use switchyard_host::clock::VirtualClock;
 use switchyard_host::router::{
-    AgentSpec, Capacity, DepartmentSpec, ItemStatus, NewWorkItem, Presence, QueueSpec, Router,
-    RouterOptions,
+    AgentSpec, Capacity, DepartmentSpec, ItemStatus, NewWorkItem, Presence, QueueSpec, Router, RouterOptions,
 };
 use switchyard_host::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
 use switchyard_host::runtime::{DepartmentConfig, Runtime};
-use switchyard_sdk::{
-    CandidateTable, Catalog, Channel, Escalation, ItemBatch, MatchResult, Priority, Tier,
-};
+use switchyard_sdk::{CandidateTable, Catalog, Channel, Escalation, ItemBatch, MatchResult, Priority, Tier};
 
 #[cfg(feature = "bench-alternatives")]
 use alternatives::{ExtismRules, RhaiRules};
@@ -88,7 +85,7 @@ impl Target {
     fn describe(self) -> String {
         match self {
             Target::None => String::new(),
-            Target::RatioAtMost(r) if r >= 0.99 && r < 1.0 => "< 1 (faster)".to_owned(),
+            Target::RatioAtMost(r) if (0.99..1.0).contains(&r) => "< 1 (faster)".to_owned(),
             Target::RatioAtMost(r) if r < 1.0 => format!("≤ {r} ({:.0}× faster)", 1.0 / r),
             Target::RatioAtMost(r) => format!("≤ {r}"),
             Target::NsAtMost(ns) => format!("≤ {}", human_ns(ns)),
@@ -188,10 +185,7 @@ impl RuleSet for NativeBenchRules {
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn out_dir() -> PathBuf {
@@ -200,10 +194,7 @@ fn out_dir() -> PathBuf {
 
 /// The plugin runtime the benchmark uses: default limits, a warm on-disk cache.
 fn runtime(catalog: SharedCatalog) -> Result<Runtime> {
-    Ok(Runtime::builder()
-        .cache_dir(out_dir().join("cache"))
-        .catalog(catalog)
-        .build()?)
+    Ok(Runtime::builder().cache_dir(out_dir().join("cache")).catalog(catalog).build()?)
 }
 
 fn from_plugin<T>(decided: &Decided<T>, what: &str) -> Result<()> {
@@ -217,10 +208,7 @@ fn same_scores(a: &MatchResult, b: &MatchResult, tolerance: f32, what: &str) -> 
     match (a, b) {
         (MatchResult::Scores(x), MatchResult::Scores(y)) if x.len() == y.len() => {
             for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                ensure!(
-                    (p - q).abs() <= tolerance,
-                    "{what}: candidate {i} scored {p} vs {q}"
-                );
+                ensure!((p - q).abs() <= tolerance, "{what}: candidate {i} scored {p} vs {q}");
             }
             Ok(())
         }
@@ -237,10 +225,7 @@ fn priorities(p: &[Priority]) -> Vec<i32> {
 /// with skills `bench`, `es`, `en`, `billing` at varied levels.
 fn router(catalog: SharedCatalog, agents: usize, rules: Arc<dyn RuleSet>) -> Result<Router> {
     let clock = VirtualClock::new(workload::NOW_MS);
-    let options = RouterOptions {
-        keep_events: false,
-        ..RouterOptions::default()
-    };
+    let options = RouterOptions { keep_events: false, ..RouterOptions::default() };
     let mut router = Router::new(
         vec![DepartmentSpec::new("bench")],
         vec![QueueSpec::new("bench", "bench")],
@@ -250,10 +235,8 @@ fn router(catalog: SharedCatalog, agents: usize, rules: Arc<dyn RuleSet>) -> Res
     )?;
     let mut rng = workload::Rng::new(7);
     for i in 0..agents {
-        let skills = ["bench", "es", "en", "billing"]
-            .iter()
-            .map(|s| (s.to_string(), 1 + rng.below(10) as u8))
-            .collect();
+        let skills =
+            ["bench", "es", "en", "billing"].iter().map(|s| (s.to_string(), 1 + rng.below(10) as u8)).collect();
         let id = router.register_agent(AgentSpec {
             name: format!("agent-{i}"),
             group: "bench".into(),
@@ -293,16 +276,8 @@ fn main() -> Result<()> {
         return memory_child(&spec);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let plan = if args.iter().any(|a| a == "--full") {
-        Plan::full()
-    } else {
-        Plan::quick()
-    };
-    let filter = args
-        .iter()
-        .position(|a| a == "--filter")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+    let plan = if args.iter().any(|a| a == "--full") { Plan::full() } else { Plan::quick() };
+    let filter = args.iter().position(|a| a == "--filter").and_then(|i| args.get(i + 1)).cloned();
     let started = Instant::now();
     std::fs::create_dir_all(out_dir())?;
 
@@ -320,11 +295,7 @@ fn main() -> Result<()> {
     let mut rhai = RhaiRules::new()?;
     #[cfg(not(feature = "bench-alternatives"))]
     eprintln!("Extism and Rhai are not measured: add `--features bench-alternatives`");
-    let mut bench = Bench {
-        plan,
-        rows: Vec::new(),
-        filter,
-    };
+    let mut bench = Bench { plan, rows: Vec::new(), filter };
 
     // Empty hook: a call with an empty batch.
     let empty = ItemBatch::new(workload::NOW_MS);
@@ -340,20 +311,8 @@ fn main() -> Result<()> {
     {
         extism.noop()?;
         rhai.noop()?;
-        bench.pair(
-            "empty hook",
-            "extism",
-            Target::RatioAtMost(0.999),
-            || rules.prioritise(&empty),
-            || extism.noop(),
-        );
-        bench.pair(
-            "empty hook",
-            "rhai",
-            Target::RatioAtMost(0.999),
-            || rules.prioritise(&empty),
-            || rhai.noop(),
-        );
+        bench.pair("empty hook", "extism", Target::RatioAtMost(0.999), || rules.prioritise(&empty), || extism.noop());
+        bench.pair("empty hook", "rhai", Target::RatioAtMost(0.999), || rules.prioritise(&empty), || rhai.noop());
     }
 
     // prioritise a batch of 1, 64, 1024.
@@ -362,10 +321,7 @@ fn main() -> Result<()> {
         let native = bench_rules::prioritise(&batch);
         let decided = rules.prioritise(&batch);
         from_plugin(&decided, "prioritise")?;
-        ensure!(
-            decided.value == native,
-            "prioritise/{n}: plugin and native disagree"
-        );
+        ensure!(decided.value == native, "prioritise/{n}: plugin and native disagree");
         let name = format!("prioritise {n} items");
         let vs_native = match n {
             64 => Target::RatioAtMost(2.0),
@@ -382,40 +338,34 @@ fn main() -> Result<()> {
         );
         #[cfg(feature = "bench-alternatives")]
         {
-        ensure!(
-            priorities(&extism.prioritise_raw(&batch)?) == priorities(&native),
-            "prioritise/{n}: extism raw disagrees"
-        );
-        ensure!(
-            extism.prioritise_json(&batch)? == native,
-            "prioritise/{n}: extism json disagrees"
-        );
-        ensure!(
-            priorities(&rhai.prioritise(&batch)?) == priorities(&native),
-            "prioritise/{n}: rhai disagrees"
-        );
-        let (vs_extism, vs_rhai) = if n >= 64 { (0.2, 0.02) } else { (0.999, 0.999) };
-        bench.pair(
-            &name,
-            "extism-raw",
-            Target::RatioAtMost(vs_extism),
-            || rules.prioritise(&batch),
-            || extism.prioritise_raw(&batch),
-        );
-        bench.pair(
-            &name,
-            "extism-json",
-            Target::RatioAtMost(vs_extism),
-            || rules.prioritise(&batch),
-            || extism.prioritise_json(&batch),
-        );
-        bench.pair(
-            &name,
-            "rhai",
-            Target::RatioAtMost(vs_rhai),
-            || rules.prioritise(&batch),
-            || rhai.prioritise(&batch),
-        );
+            ensure!(
+                priorities(&extism.prioritise_raw(&batch)?) == priorities(&native),
+                "prioritise/{n}: extism raw disagrees"
+            );
+            ensure!(extism.prioritise_json(&batch)? == native, "prioritise/{n}: extism json disagrees");
+            ensure!(priorities(&rhai.prioritise(&batch)?) == priorities(&native), "prioritise/{n}: rhai disagrees");
+            let (vs_extism, vs_rhai) = if n >= 64 { (0.2, 0.02) } else { (0.999, 0.999) };
+            bench.pair(
+                &name,
+                "extism-raw",
+                Target::RatioAtMost(vs_extism),
+                || rules.prioritise(&batch),
+                || extism.prioritise_raw(&batch),
+            );
+            bench.pair(
+                &name,
+                "extism-json",
+                Target::RatioAtMost(vs_extism),
+                || rules.prioritise(&batch),
+                || extism.prioritise_json(&batch),
+            );
+            bench.pair(
+                &name,
+                "rhai",
+                Target::RatioAtMost(vs_rhai),
+                || rules.prioritise(&batch),
+                || rhai.prioritise(&batch),
+            );
         }
     }
 
@@ -443,46 +393,31 @@ fn main() -> Result<()> {
         );
         #[cfg(feature = "bench-alternatives")]
         {
-        same_scores(
-            &extism.match_raw(&item, &table)?,
-            &native,
-            0.0,
-            &format!("match/{n} extism raw"),
-        )?;
-        same_scores(
-            &extism.match_json(&item, &table)?,
-            &native,
-            0.0,
-            &format!("match/{n} extism json"),
-        )?;
-        same_scores(
-            &rhai.match_agents(&item, &table)?,
-            &native,
-            0.01,
-            &format!("match/{n} rhai"),
-        )?;
-        let (vs_extism, vs_rhai) = if n >= 64 { (0.2, 0.02) } else { (0.999, 0.999) };
-        bench.pair(
-            &name,
-            "extism-raw",
-            Target::RatioAtMost(vs_extism),
-            || rules.match_agents(&item, &table),
-            || extism.match_raw(&item, &table),
-        );
-        bench.pair(
-            &name,
-            "extism-json",
-            Target::RatioAtMost(vs_extism),
-            || rules.match_agents(&item, &table),
-            || extism.match_json(&item, &table),
-        );
-        bench.pair(
-            &name,
-            "rhai",
-            Target::RatioAtMost(vs_rhai),
-            || rules.match_agents(&item, &table),
-            || rhai.match_agents(&item, &table),
-        );
+            same_scores(&extism.match_raw(&item, &table)?, &native, 0.0, &format!("match/{n} extism raw"))?;
+            same_scores(&extism.match_json(&item, &table)?, &native, 0.0, &format!("match/{n} extism json"))?;
+            same_scores(&rhai.match_agents(&item, &table)?, &native, 0.01, &format!("match/{n} rhai"))?;
+            let (vs_extism, vs_rhai) = if n >= 64 { (0.2, 0.02) } else { (0.999, 0.999) };
+            bench.pair(
+                &name,
+                "extism-raw",
+                Target::RatioAtMost(vs_extism),
+                || rules.match_agents(&item, &table),
+                || extism.match_raw(&item, &table),
+            );
+            bench.pair(
+                &name,
+                "extism-json",
+                Target::RatioAtMost(vs_extism),
+                || rules.match_agents(&item, &table),
+                || extism.match_json(&item, &table),
+            );
+            bench.pair(
+                &name,
+                "rhai",
+                Target::RatioAtMost(vs_rhai),
+                || rules.match_agents(&item, &table),
+                || rhai.match_agents(&item, &table),
+            );
         }
     }
 
@@ -497,21 +432,13 @@ fn main() -> Result<()> {
         let mut native = router(catalog.clone(), 100, Arc::new(NativeBenchRules))?;
         let mut built_in = router(catalog.clone(), 100, Arc::new(BuiltInRules))?;
         let before = runtime.stats("bench").context("bench plugin stats")?;
-        for (router, what) in [
-            (&mut with_plugin, "plugin"),
-            (&mut native, "native"),
-            (&mut built_in, "built-in"),
-        ] {
+        for (router, what) in [(&mut with_plugin, "plugin"), (&mut native, "native"), (&mut built_in, "built-in")] {
             let status = decide(router, 1)?;
-            ensure!(
-                status == ItemStatus::Offered,
-                "decision with {what} rules: item {status:?}, expected offered"
-            );
+            ensure!(status == ItemStatus::Offered, "decision with {what} rules: item {status:?}, expected offered");
         }
         let after = runtime.stats("bench").context("bench plugin stats")?;
         ensure!(
-            after.calls.prioritise > before.calls.prioritise
-                && after.calls.match_agents > before.calls.match_agents,
+            after.calls.prioritise > before.calls.prioritise && after.calls.match_agents > before.calls.match_agents,
             "the decision did not go through the plugin"
         );
         let (mut i, mut j, mut k, mut l) = (0u64, 0u64, 0u64, 0u64);
@@ -542,14 +469,8 @@ fn main() -> Result<()> {
                 decide(&mut built_in, l)
             },
         );
-        let failures = runtime
-            .stats("bench")
-            .map(|s| s.failures.total())
-            .unwrap_or(0);
-        ensure!(
-            failures == 0,
-            "the plugin failed {failures} times during the decisions"
-        );
+        let failures = runtime.stats("bench").map(|s| s.failures.total()).unwrap_or(0);
+        ensure!(failures == 0, "the plugin failed {failures} times during the decisions");
     }
 
     // Instantiation: load from the warm on-disk cache (deserialize, link,
@@ -562,11 +483,7 @@ fn main() -> Result<()> {
             "load plugin from cache + instantiate",
             "extism-instantiate",
             Target::None,
-            || {
-                runtime
-                    .load_file("instantiate", component, config.clone())
-                    .map(|p| p.generation())
-            },
+            || runtime.load_file("instantiate", component, config.clone()).map(|p| p.generation()),
             || ExtismRules::instantiate(&compiled).map(|_| ()),
         );
     }
@@ -721,12 +638,17 @@ fn polyglot_cases(bench: &mut Bench, catalog: &SharedCatalog) -> Result<()> {
     }
     // Interpreter components take about a minute each to compile: share the
     // polyglot tests' compiled cache.
-    let runtime = Runtime::builder()
-        .cache_dir(dir.join("compiled"))
-        .catalog(catalog.clone())
-        .build()?;
-    runtime.register_file("billing", switchyard_plugin_artifacts::BILLING, departments::department_config("billing"))?;
-    runtime.register_file("tech-support", switchyard_plugin_artifacts::TECH_SUPPORT, departments::department_config("tech-support"))?;
+    let runtime = Runtime::builder().cache_dir(dir.join("compiled")).catalog(catalog.clone()).build()?;
+    runtime.register_file(
+        "billing",
+        switchyard_plugin_artifacts::BILLING,
+        departments::department_config("billing"),
+    )?;
+    runtime.register_file(
+        "tech-support",
+        switchyard_plugin_artifacts::TECH_SUPPORT,
+        departments::department_config("tech-support"),
+    )?;
     let billing = runtime.rules("billing");
     let tech = runtime.rules("tech-support");
     let n = 64;
@@ -788,8 +710,7 @@ const MEMORY_CHILD: &str = "SWITCHYARD_BENCH_MEMORY_CHILD";
 
 /// Resident set size of this process, KiB.
 fn rss_kib() -> Result<u64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -801,9 +722,7 @@ fn rss_kib() -> Result<u64> {
 /// department plugins and the bench plugin in turn), each called once (warm);
 /// prints its resident size.
 fn memory_child(spec: &str) -> Result<()> {
-    let n: usize = spec
-        .parse()
-        .with_context(|| format!("{MEMORY_CHILD}={spec}: not a number"))?;
+    let n: usize = spec.parse().with_context(|| format!("{MEMORY_CHILD}={spec}: not a number"))?;
     let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
     let runtime = runtime(catalog)?;
     let plugins = [
@@ -817,11 +736,7 @@ fn memory_child(spec: &str) -> Result<()> {
     let table = workload::table(10, 3);
     for d in 0..n {
         let department = format!("dept-{d}");
-        runtime.register_file(
-            &department,
-            plugins[d % plugins.len()],
-            DepartmentConfig::new(),
-        )?;
+        runtime.register_file(&department, plugins[d % plugins.len()], DepartmentConfig::new())?;
         let rules = runtime.rules(&department);
         std::hint::black_box(rules.prioritise(&batch));
         std::hint::black_box(rules.match_agents(&item, &table));
@@ -843,14 +758,8 @@ struct MemoryRow {
 fn memory_rows() -> Result<Vec<MemoryRow>> {
     let exe = std::env::current_exe()?;
     let measure = |n: usize| -> Result<u64> {
-        let out = std::process::Command::new(&exe)
-            .env(MEMORY_CHILD, n.to_string())
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "memory child with {n} plugins failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = std::process::Command::new(&exe).env(MEMORY_CHILD, n.to_string()).output()?;
+        ensure!(out.status.success(), "memory child with {n} plugins failed: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         text.lines()
             .find_map(|l| l.strip_prefix("rss_kib="))
@@ -862,23 +771,10 @@ fn memory_rows() -> Result<Vec<MemoryRow>> {
     for n in [1usize, 50, 200] {
         let rss = measure(n)?;
         let over = rss as i64 - empty as i64;
-        rows.push(MemoryRow {
-            plugins: n,
-            rss_kib: rss,
-            over_empty_kib: over,
-            per_plugin_kib: over as f64 / n as f64,
-        });
+        rows.push(MemoryRow { plugins: n, rss_kib: rss, over_empty_kib: over, per_plugin_kib: over as f64 / n as f64 });
         eprintln!("memory: {n:>3} plugins  rss {rss} KiB  (+{over} KiB over an empty host)");
     }
-    rows.insert(
-        0,
-        MemoryRow {
-            plugins: 0,
-            rss_kib: empty,
-            over_empty_kib: 0,
-            per_plugin_kib: 0.0,
-        },
-    );
+    rows.insert(0, MemoryRow { plugins: 0, rss_kib: empty, over_empty_kib: 0, per_plugin_kib: 0.0 });
     Ok(rows)
 }
 
@@ -887,10 +783,7 @@ fn memory_rows() -> Result<Vec<MemoryRow>> {
 fn report(rows: &[Row], memory: &[MemoryRow]) -> Result<()> {
     let dir = out_dir();
     std::fs::write(dir.join("ratios.json"), serde_json::to_string_pretty(rows)?)?;
-    std::fs::write(
-        dir.join("memory.json"),
-        serde_json::to_string_pretty(memory)?,
-    )?;
+    std::fs::write(dir.join("memory.json"), serde_json::to_string_pretty(memory)?)?;
 
     let mut md = String::new();
     md.push_str("| case | switchyard | baseline | baseline time | ratio | per item | target | met |\n|---|---:|---|---:|---:|---:|---|---|\n");
@@ -923,13 +816,12 @@ fn report(rows: &[Row], memory: &[MemoryRow]) -> Result<()> {
         );
     }
     if let Some(decision) = rows.iter().find(|r| r.name.starts_with("decision")) {
-        let _ = writeln!(
-            md,
-            "\nFull decisions with plugins: {:.0} per second on one core.",
-            1e9 / decision.switchyard_ns
-        );
+        let _ =
+            writeln!(md, "\nFull decisions with plugins: {:.0} per second on one core.", 1e9 / decision.switchyard_ns);
     }
-    md.push_str("\n| plugins loaded and warm | resident size | over an empty host | per plugin |\n|---:|---:|---:|---:|\n");
+    md.push_str(
+        "\n| plugins loaded and warm | resident size | over an empty host | per plugin |\n|---:|---:|---:|---:|\n",
+    );
     for m in memory {
         let _ = writeln!(
             md,

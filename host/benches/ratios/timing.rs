@@ -25,20 +25,12 @@ pub struct Plan {
 impl Plan {
     /// The quick plan of the documented command (the whole suite in about a minute).
     pub fn quick() -> Plan {
-        Plan {
-            warm_up: Duration::from_millis(20),
-            sample_time: Duration::from_millis(2),
-            samples: 21,
-        }
+        Plan { warm_up: Duration::from_millis(20), sample_time: Duration::from_millis(2), samples: 21 }
     }
 
     /// A longer plan for steadier numbers (`-- --full`).
     pub fn full() -> Plan {
-        Plan {
-            warm_up: Duration::from_millis(200),
-            sample_time: Duration::from_millis(10),
-            samples: 51,
-        }
+        Plan { warm_up: Duration::from_millis(200), sample_time: Duration::from_millis(10), samples: 51 }
     }
 }
 
@@ -77,19 +69,11 @@ fn sample<R>(f: &mut impl FnMut() -> R, iters: u64) -> f64 {
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
+    if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
 }
 
 /// Median ns per iteration of `a` and of `b`, sampled interleaved.
-pub fn paired<RA, RB>(
-    plan: Plan,
-    mut a: impl FnMut() -> RA,
-    mut b: impl FnMut() -> RB,
-) -> (f64, f64) {
+pub fn paired<RA, RB>(plan: Plan, mut a: impl FnMut() -> RA, mut b: impl FnMut() -> RB) -> (f64, f64) {
     warm(&mut a, plan.warm_up);
     warm(&mut b, plan.warm_up);
     let iters_a = calibrate(&mut a, plan.sample_time);

@@ -3,9 +3,7 @@
 //! contacts, due times, two required skills, an attribute; agents with four
 //! skill columns, idle time, occupancy and blended load).
 
-use switchyard_sdk::{
-    CandidateTable, Channel, ItemBatch, NewCandidate, NewItem, SkillId, SkillReq, Tier,
-};
+use switchyard_sdk::{CandidateTable, Channel, ItemBatch, NewCandidate, NewItem, SkillId, SkillReq, Tier};
 
 /// A small deterministic generator (xorshift64*), so runs decide on the same data.
 pub struct Rng(u64);
@@ -36,14 +34,8 @@ pub fn batch(n: usize, seed: u64) -> ItemBatch {
     let mut batch = ItemBatch::with_capacity(NOW_MS, n);
     for i in 0..n {
         let skills = [
-            SkillReq {
-                skill: SkillId(SKILLS[0]),
-                level: 1 + rng.below(5) as u8,
-            },
-            SkillReq {
-                skill: SkillId(SKILLS[1 + rng.below(3) as usize]),
-                level: 1 + rng.below(4) as u8,
-            },
+            SkillReq { skill: SkillId(SKILLS[0]), level: 1 + rng.below(5) as u8 },
+            SkillReq { skill: SkillId(SKILLS[1 + rng.below(3) as usize]), level: 1 + rng.below(4) as u8 },
         ];
         let due = match rng.below(3) {
             0 => None,

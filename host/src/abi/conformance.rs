@@ -31,12 +31,14 @@ use switchyard_sdk::{CandidateTable, Catalog, Channel, ItemBatch, ItemRow, Prior
 use wasmtime::component::{ComponentType, InstancePre, Lower};
 use wasmtime::{Store, ValRaw};
 
-use super::{BatchArg, CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext, PrioritiesAnswer, Rows, Skills, TableArg};
+use super::{
+    BatchArg, CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext, PrioritiesAnswer, Rows, Skills, TableArg,
+};
 use super::{ITEM_ROW, SKILL_REQ};
-use switchyard_abi_layout::RecordLayout;
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
 use crate::contract::{self, wit};
 use crate::sandbox::{EngineOptions, Limits, PluginState, Sandbox, StoreSpec, WasiPolicy};
+use switchyard_abi_layout::RecordLayout;
 
 // ---------------------------------------------------------------------------
 // The echo plugin, loaded once
@@ -94,7 +96,12 @@ fn instance(flavour: Flavour) -> (Store<PluginState>, wasmtime::component::Insta
     (store, instance)
 }
 
-fn func(store: &mut Store<PluginState>, instance: &wasmtime::component::Instance, interface: &str, name: &str) -> wasmtime::component::Func {
+fn func(
+    store: &mut Store<PluginState>,
+    instance: &wasmtime::component::Instance,
+    interface: &str,
+    name: &str,
+) -> wasmtime::component::Func {
     let exported = instance.get_export_index(&mut *store, None, interface).unwrap();
     let index = instance.get_export_index(&mut *store, Some(&exported), name).unwrap();
     instance.get_func(&mut *store, index).unwrap()
@@ -185,7 +192,8 @@ fn expected_escalations(flavour: Flavour, batch: &ItemBatch) -> Vec<wit::Escalat
                 wit::EscalationAction::MoveTo(row.queue),
             ];
             let (start, count) = (row.skill_start as usize, row.skill_count as usize);
-            actions.extend(batch.skills[start..start + count].iter().map(|s| wit::EscalationAction::DropSkill(s.skill.0)));
+            actions
+                .extend(batch.skills[start..start + count].iter().map(|s| wit::EscalationAction::DropSkill(s.skill.0)));
             actions.push(wit::EscalationAction::Alert(text));
             wit::Escalation { actions, recheck_in_ms: even(flavour, batch, i).then_some(row.age_ms) }
         })
@@ -335,7 +343,12 @@ unsafe impl<T: Lower<Lower = [ValRaw; 2]>> Lower for Spy<'_, T> {
         self.record(cx, ptr.get_u32(), len.get_u32())
     }
 
-    fn linear_lower_to_memory<U>(&self, cx: &mut LowerContext<'_, U>, ty: InterfaceType, offset: usize) -> wasmtime::Result<()> {
+    fn linear_lower_to_memory<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        ty: InterfaceType,
+        offset: usize,
+    ) -> wasmtime::Result<()> {
         self.inner.linear_lower_to_memory(cx, ty, offset)?;
         let ptr = u32::from_le_bytes(*cx.get::<4>(offset));
         let len = u32::from_le_bytes(*cx.get::<4>(offset + 4));
@@ -514,7 +527,12 @@ fn prioritise_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestC
         guest.call_prioritise(&mut store, &wit_batch(batch)).unwrap().into_iter().map(sdk_priority).collect();
 
     prop_assert_eq!(&fast_answer, &generated, "{:?}: fast path and generated bindings disagree", flavour);
-    prop_assert_eq!(&fast_answer, &expected_priorities(flavour, batch), "{:?}: the plugin did not see what was sent", flavour);
+    prop_assert_eq!(
+        &fast_answer,
+        &expected_priorities(flavour, batch),
+        "{:?}: the plugin did not see what was sent",
+        flavour
+    );
 
     // The bytes, spied on in the flat (register) parameter form.
     let (fast_seen, generated_seen) = (Seen::default(), Seen::default());
@@ -580,7 +598,12 @@ fn match_both_ways(flavour: Flavour, item: &ItemBatch, table: &CandidateTable) -
     let (fast_answer,) = fast.call(&mut store, (BatchArg::of(item), TableArg::of(table))).unwrap();
     let guest = matcher::GuestIndices::new(&echo(flavour).pre).unwrap().load(&mut store, &instance).unwrap();
     let generated = guest.call_match_agents(&mut store, &wit_batch(item), &wit_table(table)).unwrap();
-    prop_assert_eq!(match_bits(&fast_answer), match_bits(&generated), "{:?}: fast path and generated bindings disagree", flavour);
+    prop_assert_eq!(
+        match_bits(&fast_answer),
+        match_bits(&generated),
+        "{:?}: fast path and generated bindings disagree",
+        flavour
+    );
     let want = expected_match(flavour, item, table);
     prop_assert_eq!(match_bits(&fast_answer), match_bits(&want), "{:?}: the plugin did not see what was sent", flavour);
 

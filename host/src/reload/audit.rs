@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -200,7 +200,9 @@ impl AuditLog {
                                     entries.pop_front();
                                 }
                             }
-                            Err(e) => tracing::warn!(audit_file = %path.display(), line = n + 1, "skipping an unreadable audit line: {e}"),
+                            Err(e) => {
+                                tracing::warn!(audit_file = %path.display(), line = n + 1, "skipping an unreadable audit line: {e}")
+                            }
                         }
                     }
                 }

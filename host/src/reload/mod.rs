@@ -238,7 +238,8 @@ impl DepartmentSetup {
             setup.config = parse_config(&text, path)?;
         }
         if let Some(path) = fixtures {
-            let loaded = Fixtures::load(path).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })?;
+            let loaded =
+                Fixtures::load(path).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })?;
             setup.fixtures = Some(Arc::new(loaded));
         }
         Ok(setup)
@@ -487,7 +488,13 @@ impl ReloadManager {
     pub fn new(runtime: Runtime, options: ReloadOptions) -> Result<ReloadManager> {
         let audit = AuditLog::new(options.audit_capacity, options.audit_file.as_deref())?;
         Ok(ReloadManager {
-            inner: Arc::new(Inner { runtime, options, audit, departments: RwLock::new(HashMap::new()), commit: RwLock::new(None) }),
+            inner: Arc::new(Inner {
+                runtime,
+                options,
+                audit,
+                departments: RwLock::new(HashMap::new()),
+                commit: RwLock::new(None),
+            }),
         })
     }
 
@@ -591,7 +598,12 @@ impl ReloadManager {
     /// active generation.
     pub fn check_active(&self, department: &str, fixtures: &Fixtures) -> Option<(u64, Validation)> {
         let plugin = self.inner.runtime.current(department)?;
-        let validation = validate::run_fixtures(&plugin, Some(fixtures), self.inner.runtime.catalog(), self.inner.options.fixture_budget);
+        let validation = validate::run_fixtures(
+            &plugin,
+            Some(fixtures),
+            self.inner.runtime.catalog(),
+            self.inner.options.fixture_budget,
+        );
         Some((plugin.generation(), validation))
     }
 
@@ -607,7 +619,13 @@ impl ReloadManager {
     /// and its error returned; when that is the active one, the department
     /// decides with its built-in rules. Audited as `restore` (trigger
     /// `startup`); nothing goes to the commit hook (this comes from the record).
-    pub fn restore(&self, department: &str, generations: Vec<Restored>, active: Option<u64>, shadow: Option<u64>) -> Vec<(u64, Error)> {
+    pub fn restore(
+        &self,
+        department: &str,
+        generations: Vec<Restored>,
+        active: Option<u64>,
+        shadow: Option<u64>,
+    ) -> Vec<(u64, Error)> {
         let slot = self.slot(department);
         let mut state = Self::lock(&slot);
         let trigger = Trigger::startup("journal");
@@ -626,7 +644,13 @@ impl ReloadManager {
                     "department `{department}`: the stored component of generation {generation} does not hash to {}",
                     restored.sha256
                 ))),
-                Some(bytes) => self.inner.runtime.load_bytes_as(department, &restored.plugin, bytes, state.setup.effective_config(), generation),
+                Some(bytes) => self.inner.runtime.load_bytes_as(
+                    department,
+                    &restored.plugin,
+                    bytes,
+                    state.setup.effective_config(),
+                    generation,
+                ),
             };
             let plugin = match loaded {
                 Ok(plugin) => plugin,
@@ -665,7 +689,15 @@ impl ReloadManager {
             state.history.push(Record { info, plugin: Some(plugin.clone()) });
             let role = if Some(generation) == active {
                 let previous = self.inner.runtime.activate(plugin.clone()).map(|p| p.generation());
-                self.record(department, AuditAction::Restore, &plugin, "journal", previous, &trigger, Some("active".into()));
+                self.record(
+                    department,
+                    AuditAction::Restore,
+                    &plugin,
+                    "journal",
+                    previous,
+                    &trigger,
+                    Some("active".into()),
+                );
                 continue;
             } else if Some(generation) == shadow {
                 slot.shadow.store(Some(Arc::new(Shadow::new(plugin.clone()))));
@@ -683,7 +715,10 @@ impl ReloadManager {
     /// The department's rules for the router: the active generation (followed
     /// across swaps at every call) and, while one runs, the shadow beside it.
     pub fn rules(&self, department: &str) -> Arc<dyn RuleSet> {
-        Arc::new(ShadowedRules { active: self.inner.runtime.rules(department), shadow: self.slot(department).shadow.clone() })
+        Arc::new(ShadowedRules {
+            active: self.inner.runtime.rules(department),
+            shadow: self.slot(department).shadow.clone(),
+        })
     }
 
     /// The active generation of `department`.
@@ -715,7 +750,13 @@ impl ReloadManager {
 
     /// [`reload_with`](Self::reload_with) naming where the bytes came from
     /// (`source`, e.g. a configured file).
-    pub fn reload_from(&self, department: &str, bytes: &[u8], source: &str, trigger: Trigger) -> Result<GenerationInfo> {
+    pub fn reload_from(
+        &self,
+        department: &str,
+        bytes: &[u8],
+        source: &str,
+        trigger: Trigger,
+    ) -> Result<GenerationInfo> {
         self.admit(department, bytes, source.to_owned(), trigger, None, Mode::Activate)
     }
 
@@ -895,7 +936,12 @@ impl ReloadManager {
 
     /// Where a kept generation came from.
     fn source_of(state: &DeptState, generation: u64) -> String {
-        state.history.iter().find(|r| r.info.generation == generation).map(|r| r.info.source.clone()).unwrap_or_default()
+        state
+            .history
+            .iter()
+            .find(|r| r.info.generation == generation)
+            .map(|r| r.info.source.clone())
+            .unwrap_or_default()
     }
 
     /// Record a refusal of something that got no generation (unreadable files,
@@ -996,20 +1042,52 @@ impl ReloadManager {
                 result: Outcome::Rejected,
                 reason: Some(reason.clone()),
             });
-            if let Err(error) = self.commit(Change::Reject { department, trigger: &trigger, sha256: &sha256, generation, reason: &reason }) {
+            if let Err(error) = self.commit(Change::Reject {
+                department,
+                trigger: &trigger,
+                sha256: &sha256,
+                generation,
+                reason: &reason,
+            }) {
                 tracing::warn!(department, generation, "the refusal was not recorded: {error}");
             }
             let active = self.active_generation(department);
             let shadow = slot.shadow.load().as_ref().map(|s| s.plugin.generation());
             self.prune(department, &mut state, active, shadow);
-            return Err(Error::Rejected { department: department.to_owned(), generation, check, source_name: source, reason });
+            return Err(Error::Rejected {
+                department: department.to_owned(),
+                generation,
+                check,
+                source_name: source,
+                reason,
+            });
         }
         let change = match mode {
-            Mode::Activate => Change::Activate { department, trigger: &trigger, plugin: plugin.name(), sha256: &sha256, generation, bytes },
-            Mode::Shadow => Change::Shadow { department, trigger: &trigger, plugin: plugin.name(), sha256: &sha256, generation, bytes },
+            Mode::Activate => Change::Activate {
+                department,
+                trigger: &trigger,
+                plugin: plugin.name(),
+                sha256: &sha256,
+                generation,
+                bytes,
+            },
+            Mode::Shadow => Change::Shadow {
+                department,
+                trigger: &trigger,
+                plugin: plugin.name(),
+                sha256: &sha256,
+                generation,
+                bytes,
+            },
         };
         if let Err(error) = self.commit(change) {
-            self.record_refusal(department, sha256.clone(), &source, &trigger, format!("not recorded, so not swapped in: {error}"));
+            self.record_refusal(
+                department,
+                sha256.clone(),
+                &source,
+                &trigger,
+                format!("not recorded, so not swapped in: {error}"),
+            );
             return Err(error);
         }
         let cases = match &info.validation {
@@ -1017,7 +1095,15 @@ impl ReloadManager {
             Validation::Failed { .. } => 0,
         };
         state.history.push(Record { info, plugin: Some(plugin.clone()) });
-        self.record(department, AuditAction::Load, &plugin, &source, None, &trigger, Some(format!("passed {cases} fixture cases")));
+        self.record(
+            department,
+            AuditAction::Load,
+            &plugin,
+            &source,
+            None,
+            &trigger,
+            Some(format!("passed {cases} fixture cases")),
+        );
         let (active, shadow) = match mode {
             Mode::Activate => {
                 let previous = self.inner.runtime.activate(plugin.clone()).map(|p| p.generation());

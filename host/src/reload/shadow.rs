@@ -424,14 +424,19 @@ impl Shadow {
             }
             if a.recheck_in_ms != s.recheck_in_ms {
                 recheck = true;
-                problems.push(format!("item {i}: recheck {:?} ms (active) vs {:?} ms (shadow)", a.recheck_in_ms, s.recheck_in_ms));
+                problems.push(format!(
+                    "item {i}: recheck {:?} ms (active) vs {:?} ms (shadow)",
+                    a.recheck_in_ms, s.recheck_in_ms
+                ));
             }
         }
         if active.len() != shadow.len() {
             actions = true;
             problems.push(format!("{} answers (active) vs {} (shadow)", active.len(), shadow.len()));
         }
-        if let Some(i) = active.iter().zip(&shadow).position(|(a, s)| a.actions != s.actions || a.recheck_in_ms != s.recheck_in_ms) {
+        if let Some(i) =
+            active.iter().zip(&shadow).position(|(a, s)| a.actions != s.actions || a.recheck_in_ms != s.recheck_in_ms)
+        {
             self.example("escalate", items, i, format!("{:?}", active[i]), format!("{:?}", shadow[i]));
         }
         if actions {
@@ -446,7 +451,8 @@ impl Shadow {
     fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable, active: &MatchResult, active_took: Duration) {
         let tally = &self.matching;
         tally.active_latency.record(active_took);
-        let Some(shadow) = self.ask(tally, || BuiltInRules::match_agents(item, candidates), |p| p.match_agents(item, candidates))
+        let Some(shadow) =
+            self.ask(tally, || BuiltInRules::match_agents(item, candidates), |p| p.match_agents(item, candidates))
         else {
             return;
         };

@@ -117,7 +117,9 @@ pub(crate) fn run_case(plugin: &Plugin, case: &Case<'_>, catalog: &SharedCatalog
     match verdict {
         (took, Ok(())) => Ok(took),
         // The mismatch names the file itself; strip it so the caller's prefix is not doubled.
-        (_, Err(mismatch)) => Err(format!("{} case `{}`: {}", mismatch.hook, mismatch.case, mismatch.problems.join("; "))),
+        (_, Err(mismatch)) => {
+            Err(format!("{} case `{}`: {}", mismatch.hook, mismatch.case, mismatch.problems.join("; ")))
+        }
     }
 }
 
@@ -127,10 +129,8 @@ pub(crate) fn run_case(plugin: &Plugin, case: &Case<'_>, catalog: &SharedCatalog
 /// plugin that traps, hangs, blocks or answers nonsense on a plain item is
 /// refused here rather than costing fallback decisions once active.
 pub(crate) fn smoke_call(plugin: &Plugin, queue: u32) -> Result<(), String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let mut batch = ItemBatch::new(now);
     batch.push(NewItem { id: 1, channel: Some(Channel::Voice), queue, age_ms: 1_000, ..Default::default() });
     let fail = |hook: &str, e: crate::Error| format!("smoke call of `{hook}` on one plain item failed: {e}");

@@ -45,12 +45,7 @@ fn line_plot(title: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], y_
             .y_label_area_size(52)
             .build_cartesian_2d(x_min..x_max.max(x_min + 1e-9), 0.0..y_top)
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("hours")
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        chart.configure_mesh().x_desc("hours").y_desc(y_desc).draw().map_err(|e| err(e.to_string()))?;
         for (i, (name, points)) in series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             chart
@@ -207,13 +202,8 @@ pub fn render(report: &Report, title: &str) -> Result<String> {
         .queues
         .iter()
         .map(|(name, values)| {
-            let points = report
-                .queue_length_samples
-                .t_s
-                .iter()
-                .zip(values)
-                .map(|(t, v)| (t / 3600.0, *v as f64))
-                .collect();
+            let points =
+                report.queue_length_samples.t_s.iter().zip(values).map(|(t, v)| (t / 3600.0, *v as f64)).collect();
             (name.clone(), points)
         })
         .collect();
@@ -231,7 +221,8 @@ pub fn render(report: &Report, title: &str) -> Result<String> {
             .enumerate()
             .map(|(i, &c)| (format!("{:.0}", i as f64 * q.wait_histogram.bin_s), c as f64 / total as f64))
             .collect();
-        let title = format!("{name}: share of answered items by wait ({} s bins, last bin open-ended)", q.wait_histogram.bin_s);
+        let title =
+            format!("{name}: share of answered items by wait ({} s bins, last bin open-ended)", q.wait_histogram.bin_s);
         html.push_str(&bar_plot(&title, "wait (bins from 0 s)", "share", &bars, false)?);
     }
 

@@ -11,8 +11,8 @@ use serde::Serialize;
 use crate::metrics::{AgentTimes, QueueCounters};
 use crate::router::{AgentId, ExceptionReason};
 use crate::sim::SimRun;
-use crate::sim::erlang::{ErlangC, erlang_c};
 use crate::sim::dist::DistSpec;
+use crate::sim::erlang::{ErlangC, erlang_c};
 
 /// How the figures are defined (written into every report).
 pub const DEFINITIONS: [(&str, &str); 7] = [
@@ -23,7 +23,10 @@ pub const DEFINITIONS: [(&str, &str); 7] = [
     ),
     ("asa_s", "average wait of answered items, seconds"),
     ("aht_s", "average handle time of completed items (answer to end of after-work, pauses excluded), seconds"),
-    ("occupancy", "busy time ÷ (busy + idle available time) of the agents serving the queue; away and logged-out time excluded"),
+    (
+        "occupancy",
+        "busy time ÷ (busy + idle available time) of the agents serving the queue; away and logged-out time excluded",
+    ),
     ("fcr", "(completed items resolved − repeat contacts within the FCR window after them) ÷ completed items"),
     ("intervals", "items are bucketed by creation time"),
 ];
@@ -372,7 +375,9 @@ impl Report {
                 }
                 let interval_occupancy = (first_interval..last_interval)
                     .map(|i| {
-                        occupancy_of(ids.iter().map(|&a| metrics.agent_intervals(a).get(i).copied().unwrap_or_default()))
+                        occupancy_of(
+                            ids.iter().map(|&a| metrics.agent_intervals(a).get(i).copied().unwrap_or_default()),
+                        )
                     })
                     .collect();
                 let report = GroupReport {

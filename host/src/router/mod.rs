@@ -949,7 +949,12 @@ impl Router {
         let department = self.department_index.get(&new.department).copied();
         let queue = self.queue_index.get(&new.queue).copied();
         if let Some((last_item, last_queue)) = repeat_of {
-            self.emit(Event::Repeat { at_ms: now, item: ItemId(id), previous: ItemId(last_item), previous_queue: last_queue });
+            self.emit(Event::Repeat {
+                at_ms: now,
+                item: ItemId(id),
+                previous: ItemId(last_item),
+                previous_queue: last_queue,
+            });
         }
         if let Some(case) = &new.case {
             let record = self.cases.entry(case.clone()).or_insert_with(|| CaseRecord {

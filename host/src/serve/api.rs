@@ -32,9 +32,9 @@ use switchyard_sdk::{Channel, Tier};
 use crate::router::{Capacity, ItemId, Presence};
 
 use super::auth::{Auth, Denied, Identity, Role};
-use super::plugins;
 use super::core::{Applied, Core, Refusal};
 use super::journal::{AgentRecord, ItemRecord, Op};
+use super::plugins;
 
 /// Body of `POST /v1/items` (and of a hand-off in a completion).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,16 +176,16 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            error: error.into(),
-            field: None,
-        }
+        ApiError { status, error: error.into(), field: None }
     }
 
     /// A 422 naming `field`.
     pub(crate) fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
-        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, error: format!("{field}: {message}"), field: Some(field.to_owned()) }
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: format!("{field}: {message}"),
+            field: Some(field.to_owned()),
+        }
     }
 }
 
@@ -220,9 +220,7 @@ impl From<Refusal> for ApiError {
 impl From<Denied> for ApiError {
     fn from(d: Denied) -> Self {
         match d {
-            Denied::Unauthenticated => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
-            }
+            Denied::Unauthenticated => ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
             Denied::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why),
         }
     }
@@ -242,9 +240,7 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             message
                 .split('`')
                 .nth(1)
-                .filter(|_| {
-                    message.starts_with("unknown field") || message.starts_with("missing field")
-                })
+                .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
                 .map(str::to_owned)
         } else {
             Some(path)
@@ -254,11 +250,7 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             Some(f) => (f.clone(), format!("{f}: {message}")),
             None => ("body".to_owned(), format!("body: invalid JSON body: {message}")),
         };
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            error,
-            field: Some(field),
-        }
+        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, error, field: Some(field) }
     })
 }
 
@@ -278,29 +270,20 @@ pub(crate) async fn with_core<R: Send + 'static>(
             (result, (core.last_ticket > before).then_some(core.last_ticket))
         };
         if let Some(ticket) = ticket {
-            state
-                .journal
-                .wait_durable(ticket)
-                .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
+            state.journal.wait_durable(ticket).map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
         }
         Ok(result)
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("request task failed: {e}"),
-        )
-    })?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("request task failed: {e}")))?
 }
 
 /// 403 unless `who` may act for agent `name`: agents only for themselves.
 fn as_agent(who: &Identity, name: &str) -> Result<(), ApiError> {
     match who.agent() {
-        Some(me) if me != name => Err(Denied::Forbidden(format!(
-            "agent `{me}` may act only as itself, not as `{name}`"
-        ))
-        .into()),
+        Some(me) if me != name => {
+            Err(Denied::Forbidden(format!("agent `{me}` may act only as itself, not as `{name}`")).into())
+        }
         _ => Ok(()),
     }
 }
@@ -404,7 +387,12 @@ fn spec_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
 fn edge(
     path: &str,
     limits: &HttpLimits,
-) -> tower::ServiceBuilder<tower::layer::util::Stack<TimeoutLayer, tower::layer::util::Stack<RequestBodyLimitLayer, tower::layer::util::Identity>>> {
+) -> tower::ServiceBuilder<
+    tower::layer::util::Stack<
+        TimeoutLayer,
+        tower::layer::util::Stack<RequestBodyLimitLayer, tower::layer::util::Identity>,
+    >,
+> {
     let body = ROUTES.iter().filter(|r| r.path == path).map(|r| r.body_limit).max().unwrap_or(JSON_BODY_LIMIT);
     let timeout = if body > JSON_BODY_LIMIT { limits.upload_timeout_s } else { limits.request_timeout_s };
     tower::ServiceBuilder::new()
@@ -414,7 +402,12 @@ fn edge(
 
 /// The auth layer: runs after routing (so the route is known) and before the
 /// body is read. Puts the caller's [`Identity`] into the request.
-async fn authorise(State(state): State<AppState>, matched: Option<MatchedPath>, mut request: Request, next: Next) -> Response {
+async fn authorise(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let route = matched.and_then(|m| spec_of(request.method().as_str(), m.as_str()));
     let Some(route) = route else {
         return next.run(request).await;
@@ -448,9 +441,7 @@ async fn authorise(State(state): State<AppState>, matched: Option<MatchedPath>, 
 /// carry another request (the unread body is still on it), so tell the client
 /// to open a new one rather than let it reuse a connection the daemon closes.
 fn unread_body(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
     response
 }
 
@@ -482,7 +473,10 @@ pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
             "/v1/plugins/{department}/rollback/{generation}",
             post(plugins::rollback).layer(e("/v1/plugins/{department}/rollback/{generation}")),
         )
-        .route("/v1/plugins/{department}/fixtures", put(plugins::put_fixtures).layer(e("/v1/plugins/{department}/fixtures")))
+        .route(
+            "/v1/plugins/{department}/fixtures",
+            put(plugins::put_fixtures).layer(e("/v1/plugins/{department}/fixtures")),
+        )
         .route(
             "/v1/plugins/{department}/shadow",
             post(plugins::start_shadow)
@@ -490,7 +484,10 @@ pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
                 .delete(plugins::discard_shadow)
                 .layer(e("/v1/plugins/{department}/shadow")),
         )
-        .route("/v1/plugins/{department}/shadow/promote", post(plugins::promote).layer(e("/v1/plugins/{department}/shadow/promote")))
+        .route(
+            "/v1/plugins/{department}/shadow/promote",
+            post(plugins::promote).layer(e("/v1/plugins/{department}/shadow/promote")),
+        )
         .route("/v1/audit", get(plugins::audit).layer(e("/v1/audit")))
         // Outermost of the route's layers, so it runs before the body limit and
         // the handler: no body byte is read for a caller without a valid token.
@@ -512,10 +509,9 @@ async fn readyz(State(state): State<AppState>) -> Reply {
     if let Some(why) = state.journal.failure() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why));
     }
-    let (recovered, replayed, appended, snapshot, diverged) = with_core(&state, |c| {
-        (c.recovered, c.replayed_at_start, c.appended, c.last_snapshot.map(|s| s.0), c.diverged)
-    })
-    .await?;
+    let (recovered, replayed, appended, snapshot, diverged) =
+        with_core(&state, |c| (c.recovered, c.replayed_at_start, c.appended, c.last_snapshot.map(|s| s.0), c.diverged))
+            .await?;
     ok(
         StatusCode::OK,
         json!({
@@ -541,9 +537,11 @@ async fn create_item(State(state): State<AppState>, body: Bytes) -> Reply {
     };
     let id = plan.id;
     let answer = match plan.call {
-        Some((department, batch, rules)) => tokio::task::spawn_blocking(move || Some((department, rules.prioritise(&batch))))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("rules task failed: {e}")))?,
+        Some((department, batch, rules)) => {
+            tokio::task::spawn_blocking(move || Some((department, rules.prioritise(&batch))))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("rules task failed: {e}")))?
+        }
         None => None,
     };
     with_core(&state, move |core| {
@@ -567,11 +565,7 @@ async fn create_item(State(state): State<AppState>, body: Bytes) -> Reply {
     .await?
 }
 
-async fn get_item(
-    State(state): State<AppState>,
-    Extension(who): Extension<Identity>,
-    Path(id): Path<String>,
-) -> Reply {
+async fn get_item(State(state): State<AppState>, Extension(who): Extension<Identity>, Path(id): Path<String>) -> Reply {
     let id = item_id(&id)?;
     with_core(&state, move |core| {
         owns_item(core, &who, id)?;
@@ -582,10 +576,7 @@ async fn get_item(
             return ok(StatusCode::OK, body);
         }
         match core.finished.get(&id) {
-            Some(f) => ok(
-                StatusCode::OK,
-                serde_json::to_value(f).unwrap_or(Value::Null),
-            ),
+            Some(f) => ok(StatusCode::OK, serde_json::to_value(f).unwrap_or(Value::Null)),
             None => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!(
@@ -603,10 +594,7 @@ async fn withdraw_item(State(state): State<AppState>, Path(id): Path<String>) ->
     with_core(&state, move |core| {
         match core.router.item_status(ItemId(id)) {
             None => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("unknown item {id}"),
-                ));
+                return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown item {id}")));
             }
             Some(
                 crate::router::ItemStatus::Queued
@@ -638,17 +626,11 @@ async fn complete_item(
         owns_item(core, &who, id)?;
         match core.router.item_status(ItemId(id)) {
             None => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("unknown item {id}"),
-                ));
+                return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown item {id}")));
             }
             Some(crate::router::ItemStatus::Active | crate::router::ItemStatus::Paused) => {}
             Some(_) => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("item {id} is not being handled"),
-                ));
+                return Err(ApiError::new(StatusCode::CONFLICT, format!("item {id} is not being handled")));
             }
         }
         let handoff = match &body.handoff {
@@ -664,10 +646,7 @@ async fn complete_item(
             Applied::Completed(h) => h.map(|h| h.0),
             _ => None,
         };
-        ok(
-            StatusCode::OK,
-            json!({ "id": id, "status": "completed", "handoff_item": handoff }),
-        )
+        ok(StatusCode::OK, json!({ "id": id, "status": "completed", "handoff_item": handoff }))
     })
     .await?
 }
@@ -691,22 +670,12 @@ async fn put_agent(State(state): State<AppState>, Path(name): Path<String>, body
     with_core(&state, move |core| {
         core.validate_agent(&agent)?;
         let existed = core.router.agent_id(&name).is_some();
-        let applied = core.submit(Op::RegisterAgent {
-            name: name.clone(),
-            agent,
-        })?;
+        let applied = core.submit(Op::RegisterAgent { name: name.clone(), agent })?;
         let Applied::Agent(id) = applied else {
             return Err(Refusal::Internal("no agent id".into()).into());
         };
-        let status = if existed {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
-        };
-        ok(
-            status,
-            json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }),
-        )
+        let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+        ok(status, json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }))
     })
     .await?
 }
@@ -721,14 +690,8 @@ async fn agent_state(
     let body: StateBody = parse(&body)?;
     with_core(&state, move |core| {
         let id = core.agent(&name)?;
-        core.submit(Op::AgentState {
-            name: name.clone(),
-            presence: body.state,
-        })?;
-        ok(
-            StatusCode::OK,
-            json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }),
-        )
+        core.submit(Op::AgentState { name: name.clone(), presence: body.state })?;
+        ok(StatusCode::OK, json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }))
     })
     .await?
 }
@@ -742,10 +705,7 @@ async fn desktop(
     with_core(&state, move |core| {
         let id = core.agent(&name)?;
         let desktop = core.router.desktop(id).map_err(Refusal::from)?;
-        ok(
-            StatusCode::OK,
-            serde_json::to_value(&desktop).unwrap_or(Value::Null),
-        )
+        ok(StatusCode::OK, serde_json::to_value(&desktop).unwrap_or(Value::Null))
     })
     .await?
 }
@@ -756,24 +716,14 @@ async fn answer_offer(state: AppState, who: Identity, id: String, accept: bool) 
         owns_item(core, &who, id)?;
         match core.router.item_status(ItemId(id)) {
             None => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("unknown item {id}"),
-                ));
+                return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown item {id}")));
             }
             Some(crate::router::ItemStatus::Offered) => {}
             Some(_) => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("item {id} has no pending offer"),
-                ));
+                return Err(ApiError::new(StatusCode::CONFLICT, format!("item {id} has no pending offer")));
             }
         }
-        let op = if accept {
-            Op::Accept { item: id }
-        } else {
-            Op::Reject { item: id }
-        };
+        let op = if accept { Op::Accept { item: id } } else { Op::Reject { item: id } };
         core.submit(op)?;
         let status = core.router.item_status(ItemId(id));
         ok(StatusCode::OK, json!({ "id": id, "status": status }))
@@ -791,14 +741,8 @@ async fn reject(State(state): State<AppState>, Extension(who): Extension<Identit
 
 async fn case(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
     with_core(&state, move |core| match core.router.case(&id) {
-        Some(view) => ok(
-            StatusCode::OK,
-            serde_json::to_value(&view).unwrap_or(Value::Null),
-        ),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("unknown case `{id}`"),
-        )),
+        Some(view) => ok(StatusCode::OK, serde_json::to_value(&view).unwrap_or(Value::Null)),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown case `{id}`"))),
     })
     .await?
 }
@@ -828,27 +772,17 @@ fn queue_view(core: &Core, index: usize, name: &str) -> Value {
 
 async fn queues(State(state): State<AppState>) -> Reply {
     with_core(&state, |core| {
-        let all: Vec<Value> = core
-            .router
-            .queue_names()
-            .iter()
-            .enumerate()
-            .map(|(i, n)| queue_view(core, i, n))
-            .collect();
+        let all: Vec<Value> =
+            core.router.queue_names().iter().enumerate().map(|(i, n)| queue_view(core, i, n)).collect();
         ok(StatusCode::OK, json!(all))
     })
     .await?
 }
 
 async fn queue(State(state): State<AppState>, Path(name): Path<String>) -> Reply {
-    with_core(&state, move |core| {
-        match core.router.queue_names().iter().position(|n| *n == name) {
-            Some(i) => ok(StatusCode::OK, queue_view(core, i, &name)),
-            None => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("unknown queue `{name}`"),
-            )),
-        }
+    with_core(&state, move |core| match core.router.queue_names().iter().position(|n| *n == name) {
+        Some(i) => ok(StatusCode::OK, queue_view(core, i, &name)),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown queue `{name}`"))),
     })
     .await?
 }
@@ -859,7 +793,11 @@ async fn alerts(State(state): State<AppState>) -> Reply {
 
 /// `POST /v1/alerts/{id}/ack`: a supervisor has seen the alert (the first
 /// acknowledgement is kept).
-async fn acknowledge_alert(State(state): State<AppState>, Extension(who): Extension<Identity>, Path(id): Path<String>) -> Reply {
+async fn acknowledge_alert(
+    State(state): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Reply {
     let id = id.parse::<u64>().map_err(|_| ApiError {
         status: StatusCode::UNPROCESSABLE_ENTITY,
         error: format!("id: `{id}` is not an alert id"),

@@ -146,7 +146,12 @@ impl Auth {
         for (key, env, value, identity) in [
             ("auth.admin_token", "SWITCHYARD_ADMIN_TOKEN", &config.admin_token, Identity::Admin),
             ("auth.supervisor_token", "SWITCHYARD_SUPERVISOR_TOKEN", &config.supervisor_token, Identity::Supervisor),
-            ("auth.integration_token", "SWITCHYARD_INTEGRATION_TOKEN", &config.integration_token, Identity::Integration),
+            (
+                "auth.integration_token",
+                "SWITCHYARD_INTEGRATION_TOKEN",
+                &config.integration_token,
+                Identity::Integration,
+            ),
         ] {
             let token = std::env::var(env).ok().or_else(|| value.clone());
             let Some(token) = token else { continue };
@@ -159,7 +164,9 @@ impl Auth {
                     h
                 }
                 None if token.trim().chars().count() < MIN_TOKEN_CHARS => {
-                    return Err(fail(format!("key `{key}` / {env}: a token must have at least {MIN_TOKEN_CHARS} characters")));
+                    return Err(fail(format!(
+                        "key `{key}` / {env}: a token must have at least {MIN_TOKEN_CHARS} characters"
+                    )));
                 }
                 None => token_hash(token.trim()),
             };
@@ -255,9 +262,14 @@ mod tests {
     }
 
     fn no_env() -> bool {
-        ["SWITCHYARD_ADMIN_TOKEN", "SWITCHYARD_SUPERVISOR_TOKEN", "SWITCHYARD_INTEGRATION_TOKEN", "SWITCHYARD_AGENT_TOKEN"]
-            .iter()
-            .all(|v| std::env::var_os(v).is_none())
+        [
+            "SWITCHYARD_ADMIN_TOKEN",
+            "SWITCHYARD_SUPERVISOR_TOKEN",
+            "SWITCHYARD_INTEGRATION_TOKEN",
+            "SWITCHYARD_AGENT_TOKEN",
+        ]
+        .iter()
+        .all(|v| std::env::var_os(v).is_none())
     }
 
     #[test]
@@ -292,7 +304,10 @@ mod tests {
         let path = std::path::Path::new("s.toml");
         let err = |c: &AuthConfig| Auth::from_config(c, path).unwrap_err().to_string();
         assert!(err(&AuthConfig::default()).starts_with("s.toml: no admin token"));
-        assert!(err(&config("short")).contains("key `auth.admin_token` / SWITCHYARD_ADMIN_TOKEN: a token must have at least 16"));
+        assert!(
+            err(&config("short"))
+                .contains("key `auth.admin_token` / SWITCHYARD_ADMIN_TOKEN: a token must have at least 16")
+        );
         let shared = AuthConfig { agent_token: Some("agent-token-for-everyone".into()), ..config("admin-secret-123") };
         assert!(err(&shared).contains("no longer accepted"), "{}", err(&shared));
         let same = AuthConfig { integration_token: Some("admin-secret-123".into()), ..config("admin-secret-123") };

@@ -62,11 +62,7 @@ impl Budget {
         Budget {
             department: department.to_owned(),
             per_window,
-            window: Mutex::new(Window {
-                started: Instant::now(),
-                used: Duration::ZERO,
-                exhausted: false,
-            }),
+            window: Mutex::new(Window { started: Instant::now(), used: Duration::ZERO, exhausted: false }),
             over_budget: AtomicU64::new(0),
             exhausted_windows: AtomicU64::new(0),
         }
@@ -75,11 +71,7 @@ impl Budget {
     fn window(&self) -> std::sync::MutexGuard<'_, Window> {
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
         if window.started.elapsed() >= WINDOW {
-            *window = Window {
-                started: Instant::now(),
-                used: Duration::ZERO,
-                exhausted: false,
-            };
+            *window = Window { started: Instant::now(), used: Duration::ZERO, exhausted: false };
         }
         window
     }
@@ -125,11 +117,7 @@ pub(crate) struct BudgetedRules {
 impl BudgetedRules {
     /// Run `call` on the inner rules if the budget allows (and charge it), else
     /// answer with `built_in` and say why.
-    fn run<T>(
-        &self,
-        call: impl FnOnce(&dyn RuleSet) -> Decided<T>,
-        built_in: impl FnOnce() -> T,
-    ) -> Decided<T> {
+    fn run<T>(&self, call: impl FnOnce(&dyn RuleSet) -> Decided<T>, built_in: impl FnOnce() -> T) -> Decided<T> {
         // Only a plugin spends budget: the built-in rules cost next to nothing.
         let Some(plugin) = self.runtime.current(&self.budget.department) else {
             return call(self.inner.as_ref());
@@ -163,10 +151,7 @@ impl RuleSet for BudgetedRules {
         self.run(|r| r.escalate(items), || BuiltInRules::escalate(items))
     }
     fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
-        self.run(
-            |r| r.match_agents(item, candidates),
-            || BuiltInRules::match_agents(item, candidates),
-        )
+        self.run(|r| r.match_agents(item, candidates), || BuiltInRules::match_agents(item, candidates))
     }
 }
 

@@ -429,19 +429,13 @@ pub(crate) fn seconds_ms(seconds: f64) -> Option<u64> {
 impl ServeConfig {
     /// Read and check `path`.
     pub fn load(path: &Path) -> Result<ServeConfig> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
     /// Parse and check `text` (read from `path`, for messages and relative paths).
     pub fn parse(text: &str, path: &Path) -> Result<ServeConfig> {
-        let fail = |message: String| Error::Config {
-            path: path.to_owned(),
-            message,
-        };
+        let fail = |message: String| Error::Config { path: path.to_owned(), message };
         let mut config: ServeConfig = toml::from_str(text).map_err(|e| {
             // Add the line from the span, and the key written on it when toml's
             // message does not name one (e.g. "number too large to fit").
@@ -472,10 +466,16 @@ impl ServeConfig {
             return Err(fail(format!("key `tick_ms`: {} is outside 1-{MAX_TICK_MS}", config.tick_ms)));
         }
         if config.keep_finished > MAX_KEEP_FINISHED {
-            return Err(fail(format!("key `keep_finished`: {} is over the limit of {MAX_KEEP_FINISHED}", config.keep_finished)));
+            return Err(fail(format!(
+                "key `keep_finished`: {} is over the limit of {MAX_KEEP_FINISHED}",
+                config.keep_finished
+            )));
         }
         if !(100..=100_000_000).contains(&config.snapshot_every) {
-            return Err(fail(format!("key `snapshot_every`: {} is outside 100-100000000 records", config.snapshot_every)));
+            return Err(fail(format!(
+                "key `snapshot_every`: {} is outside 100-100000000 records",
+                config.snapshot_every
+            )));
         }
         if !(1..=MAX_KEEP_GENERATIONS).contains(&config.keep_generations) {
             return Err(fail(format!(
@@ -486,7 +486,10 @@ impl ServeConfig {
         config.check_bounds().map_err(fail)?;
         let http = &config.http;
         if !(1..=MAX_CONNECTIONS).contains(&http.max_connections) {
-            return Err(fail(format!("key `http.max_connections`: {} is outside 1-{MAX_CONNECTIONS}", http.max_connections)));
+            return Err(fail(format!(
+                "key `http.max_connections`: {} is outside 1-{MAX_CONNECTIONS}",
+                http.max_connections
+            )));
         }
         for (key, value) in [
             ("http.idle_timeout_s", http.idle_timeout_s),
@@ -494,7 +497,9 @@ impl ServeConfig {
             ("http.upload_timeout_s", http.upload_timeout_s),
         ] {
             if !(value.is_finite() && value > 0.0 && value <= MAX_EDGE_TIMEOUT_S) {
-                return Err(fail(format!("key `{key}`: {value} is not a duration between 0 and {MAX_EDGE_TIMEOUT_S} seconds")));
+                return Err(fail(format!(
+                    "key `{key}`: {value} is not a duration between 0 and {MAX_EDGE_TIMEOUT_S} seconds"
+                )));
             }
         }
         let mut departments = BTreeMap::new();
@@ -554,10 +559,7 @@ impl ServeConfig {
                     q.department.get_ref()
                 )));
             }
-            for (key, value) in [
-                ("service_level_s", q.service_level_s),
-                ("short_abandon_s", q.short_abandon_s),
-            ] {
+            for (key, value) in [("service_level_s", q.service_level_s), ("short_abandon_s", q.short_abandon_s)] {
                 if seconds_ms(value).is_none() {
                     return Err(fail(format!(
                         "line {}: key `queues[{i}].{key}`: {value} is not a duration of at most 366 days",
@@ -596,19 +598,12 @@ impl ServeConfig {
 
     /// The config file's folder (base of relative paths).
     pub fn base_dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
     /// `path` resolved against the config file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_owned()
-        } else {
-            self.base_dir().join(path)
-        }
+        if path.is_absolute() { path.to_owned() } else { self.base_dir().join(path) }
     }
 }
 
@@ -647,12 +642,7 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
 
 /// 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()
-        .iter()
-        .take(offset.min(text.len()))
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes().iter().take(offset.min(text.len())).filter(|&&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]
@@ -669,33 +659,20 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
-        let got = message(
-            "listen = \"127.0.0.1:0\"\n\n[[departments]]\nname = \"billing\"\nplugn = \"x.wasm\"\n",
-        );
-        assert!(
-            got.starts_with("test.toml: line 5: unknown field `plugn`"),
-            "{got}"
-        );
+        let got = message("listen = \"127.0.0.1:0\"\n\n[[departments]]\nname = \"billing\"\nplugn = \"x.wasm\"\n");
+        assert!(got.starts_with("test.toml: line 5: unknown field `plugn`"), "{got}");
     }
 
     #[test]
     fn a_queue_of_an_unknown_department_is_named_with_its_line() {
-        let got = message(
-            "[[departments]]\nname = \"billing\"\n[[queues]]\nname = \"q\"\ndepartment = \"biling\"\n",
-        );
-        assert_eq!(
-            got,
-            "test.toml: line 5: key `queues[0].department`: no department `biling` is defined"
-        );
+        let got = message("[[departments]]\nname = \"billing\"\n[[queues]]\nname = \"q\"\ndepartment = \"biling\"\n");
+        assert_eq!(got, "test.toml: line 5: key `queues[0].department`: no department `biling` is defined");
     }
 
     #[test]
     fn a_skill_level_outside_1_to_10_is_refused() {
         let got = message("[[agents]]\nname = \"ann\"\nskills = { billing = 11 }\n");
-        assert_eq!(
-            got,
-            "test.toml: line 3: key `agents[0].skills.billing`: level 11 is outside 1-10"
-        );
+        assert_eq!(got, "test.toml: line 3: key `agents[0].skills.billing`: level 11 is outside 1-10");
     }
 
     #[test]
@@ -741,21 +718,14 @@ mod tests {
     #[test]
     fn a_bad_listen_address_is_refused() {
         let got = message("listen = \"localhost\"\n");
-        assert_eq!(
-            got,
-            "test.toml: line 1: key `listen`: `localhost` is not an address like 127.0.0.1:8080"
-        );
+        assert_eq!(got, "test.toml: line 1: key `listen`: `localhost` is not an address like 127.0.0.1:8080");
     }
 
     #[test]
     fn the_bundled_example_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/switchyard.toml");
         let config = ServeConfig::load(&path).unwrap();
-        let departments: Vec<&str> = config
-            .departments
-            .iter()
-            .map(|d| d.name.get_ref().as_str())
-            .collect();
+        let departments: Vec<&str> = config.departments.iter().map(|d| d.name.get_ref().as_str()).collect();
         assert_eq!(departments, ["billing", "claims", "tech-support"]);
         assert_eq!(config.listen.get_ref(), "127.0.0.1:8080");
         assert!(config.auth.insecure_local);

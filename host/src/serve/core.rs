@@ -19,8 +19,7 @@ use serde::Serialize;
 use crate::clock::{Clock, SystemClock, VirtualClock};
 use crate::error::{Error, Result};
 use crate::router::{
-    AgentId, AgentSpec, Completion, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence,
-    Router,
+    AgentId, AgentSpec, Completion, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence, Router,
 };
 use crate::rules::RuleSource;
 use crate::runtime::Runtime;
@@ -263,7 +262,12 @@ impl Core {
             plugins: self.plugins.departments.clone(),
             records: self.recovered + self.appended,
         };
-        DaemonSnapshot { version: snapshot::VERSION, clock_ms: self.clock.now_ms(), router: self.router.snapshot(), daemon }
+        DaemonSnapshot {
+            version: snapshot::VERSION,
+            clock_ms: self.clock.now_ms(),
+            router: self.router.snapshot(),
+            daemon,
+        }
     }
 
     /// Take over what a snapshot keeps beside the router (which
@@ -304,26 +308,13 @@ impl Core {
                 };
                 Ok(Applied::Item(id))
             }
-            Op::Withdraw { item } => self
-                .router
-                .withdraw(ItemId(*item))
-                .map(|()| Applied::Done)
-                .map_err(Refusal::from),
-            Op::Complete {
-                item,
-                resolved,
-                handoff,
-            } => {
+            Op::Withdraw { item } => self.router.withdraw(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from),
+            Op::Complete { item, resolved, handoff } => {
                 let completion = Completion {
                     resolved: *resolved,
-                    handoff: handoff.as_ref().map(|h| HandOff {
-                        item: to_new_item(h),
-                    }),
+                    handoff: handoff.as_ref().map(|h| HandOff { item: to_new_item(h) }),
                 };
-                self.router
-                    .complete(ItemId(*item), completion)
-                    .map(Applied::Completed)
-                    .map_err(Refusal::from)
+                self.router.complete(ItemId(*item), completion).map(Applied::Completed).map_err(Refusal::from)
             }
             Op::RegisterAgent { name, agent } => {
                 let spec = AgentSpec {
@@ -333,29 +324,20 @@ impl Core {
                     capacity: agent.capacity,
                     wrap_up_ms: agent.wrap_up_ms,
                 };
-                self.router
-                    .register_agent(spec)
-                    .map(Applied::Agent)
-                    .map_err(Refusal::from)
+                self.router.register_agent(spec).map(Applied::Agent).map_err(Refusal::from)
             }
             Op::AgentState { name, presence } => match self.router.agent_id(name) {
-                Some(id) => self
-                    .router
-                    .set_agent_state(id, *presence)
-                    .map(|()| Applied::Agent(id))
-                    .map_err(Refusal::from),
+                Some(id) => {
+                    self.router.set_agent_state(id, *presence).map(|()| Applied::Agent(id)).map_err(Refusal::from)
+                }
                 None => Err(Refusal::NotFound(format!("unknown agent `{name}`"))),
             },
-            Op::Accept { item } => self
-                .router
-                .accept_offer(ItemId(*item))
-                .map(|()| Applied::Done)
-                .map_err(Refusal::from),
-            Op::Reject { item } => self
-                .router
-                .reject_offer(ItemId(*item))
-                .map(|()| Applied::Done)
-                .map_err(Refusal::from),
+            Op::Accept { item } => {
+                self.router.accept_offer(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from)
+            }
+            Op::Reject { item } => {
+                self.router.reject_offer(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from)
+            }
             Op::Tick => {
                 self.router.on_tick();
                 Ok(Applied::Done)
@@ -399,11 +381,9 @@ impl Core {
                 self.auth.revoke_agent_token(agent);
                 Ok(Applied::Done)
             }
-            Op::AlertAcknowledged { alert, by } => self
-                .router
-                .acknowledge_alert(*alert, by)
-                .map(|_| Applied::Done)
-                .map_err(Refusal::from),
+            Op::AlertAcknowledged { alert, by } => {
+                self.router.acknowledge_alert(*alert, by).map(|_| Applied::Done).map_err(Refusal::from)
+            }
         };
         self.after(op, &result);
         result
@@ -415,11 +395,7 @@ impl Core {
         if let (Op::CreateItem { item, .. }, Ok(Applied::Item(id))) = (op, result) {
             let view = self.router.item_view(*id);
             let (queue, priority, source) = match &view {
-                Some(v) => (
-                    v.queue.as_str(),
-                    v.priority,
-                    v.explanation.prioritised_by.as_ref(),
-                ),
+                Some(v) => (v.queue.as_str(), v.priority, v.explanation.prioritised_by.as_ref()),
                 None => ("(exception)", 0, None),
             };
             let (rule, generation) = describe(source);
@@ -439,38 +415,25 @@ impl Core {
                 _ => {}
             }
             match event {
-                Event::Completed {
-                    at_ms,
-                    item,
-                    queue,
-                    handle_ms,
-                    resolved,
-                    ..
-                } => {
-                    self.finished.insert(
-                        Finished {
-                            id: item.0,
-                            status: "completed",
-                            queue: queues.get(queue).cloned().unwrap_or_default(),
-                            at_ms,
-                            resolved: Some(resolved),
-                            handle_ms: Some(handle_ms),
-                        },
-                    );
+                Event::Completed { at_ms, item, queue, handle_ms, resolved, .. } => {
+                    self.finished.insert(Finished {
+                        id: item.0,
+                        status: "completed",
+                        queue: queues.get(queue).cloned().unwrap_or_default(),
+                        at_ms,
+                        resolved: Some(resolved),
+                        handle_ms: Some(handle_ms),
+                    });
                 }
-                Event::Abandoned {
-                    at_ms, item, queue, ..
-                } => {
-                    self.finished.insert(
-                        Finished {
-                            id: item.0,
-                            status: "withdrawn",
-                            queue: queues.get(queue).cloned().unwrap_or_default(),
-                            at_ms,
-                            resolved: None,
-                            handle_ms: None,
-                        },
-                    );
+                Event::Abandoned { at_ms, item, queue, .. } => {
+                    self.finished.insert(Finished {
+                        id: item.0,
+                        status: "withdrawn",
+                        queue: queues.get(queue).cloned().unwrap_or_default(),
+                        at_ms,
+                        resolved: None,
+                        handle_ms: None,
+                    });
                 }
                 Event::Offered { item, agent, .. } if !self.replaying => {
                     if let Some(view) = self.router.item_view(item) {
@@ -488,14 +451,8 @@ impl Core {
                         );
                     }
                 }
-                Event::Escalated {
-                    item, ref actions, ..
-                } if !self.replaying => {
-                    let department = self
-                        .router
-                        .item_view(item)
-                        .map(|v| v.department)
-                        .unwrap_or_default();
+                Event::Escalated { item, ref actions, .. } if !self.replaying => {
+                    let department = self.router.item_view(item).map(|v| v.department).unwrap_or_default();
                     let source = self
                         .router
                         .item_view(item)
@@ -511,29 +468,16 @@ impl Core {
 
     /// The agent's id, or a 404.
     pub(crate) fn agent(&self, name: &str) -> std::result::Result<AgentId, Refusal> {
-        self.router
-            .agent_id(name)
-            .ok_or_else(|| Refusal::NotFound(format!("unknown agent `{name}`")))
+        self.router.agent_id(name).ok_or_else(|| Refusal::NotFound(format!("unknown agent `{name}`")))
     }
 
     /// Check a new item before it is journaled.
     pub(crate) fn validate_item(&self, item: &ItemRecord, prefix: &str) -> std::result::Result<(), Refusal> {
-        let invalid = |field: &str, message: String| Refusal::Invalid {
-            field: format!("{prefix}{field}"),
-            message,
-        };
+        let invalid = |field: &str, message: String| Refusal::Invalid { field: format!("{prefix}{field}"), message };
         if !self.router.department_names().contains(&item.department) {
-            return Err(invalid(
-                "department",
-                format!("unknown department `{}`", item.department),
-            ));
+            return Err(invalid("department", format!("unknown department `{}`", item.department)));
         }
-        match self
-            .router
-            .queue_specs()
-            .iter()
-            .find(|q| q.name == item.queue)
-        {
+        match self.router.queue_specs().iter().find(|q| q.name == item.queue) {
             None => return Err(invalid("queue", format!("unknown queue `{}`", item.queue))),
             Some(q) if q.department != item.department => {
                 return Err(invalid(
@@ -548,10 +492,7 @@ impl Core {
         }
         for (skill, level) in &item.skills {
             if !(1..=10).contains(level) {
-                return Err(invalid(
-                    &format!("skills.{skill}"),
-                    format!("level {level} is outside 1-10"),
-                ));
+                return Err(invalid(&format!("skills.{skill}"), format!("level {level} is outside 1-10")));
             }
         }
         if !item.value.is_finite() {
@@ -560,7 +501,9 @@ impl Core {
         // The router's own limits (names, attributes, skills, catalogue), checked
         // before journaling so an item over one is a 422, not an exception.
         self.router.check_item(&to_new_item(item)).map_err(|e| match e {
-            Error::Limit { field, what, limit, got } => invalid(&field, format!("{got} is over the limit of {limit} ({what})")),
+            Error::Limit { field, what, limit, got } => {
+                invalid(&field, format!("{got} is over the limit of {limit} ({what})"))
+            }
             other => invalid("body", other.to_string()),
         })
     }
@@ -590,10 +533,7 @@ impl Core {
     /// Whether any offer is pending (after a recovery).
     pub(crate) fn has_pending_offers(&self) -> bool {
         self.router.agents().into_iter().any(|(id, _, _)| {
-            self.router
-                .desktop(id)
-                .map(|d| d.items.iter().any(|i| i.status == ItemStatus::Offered))
-                .unwrap_or(false)
+            self.router.desktop(id).map(|d| d.items.iter().any(|i| i.status == ItemStatus::Offered)).unwrap_or(false)
         })
     }
 }

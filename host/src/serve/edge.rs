@@ -32,9 +32,7 @@ pub(crate) async fn serve(
     let idle = Duration::from_secs_f64(limits.idle_timeout_s);
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(idle)
-        .keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(idle).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         // Wait for a free slot before accepting: past the limit, clients queue in

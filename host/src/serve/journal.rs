@@ -551,7 +551,8 @@ impl JournalStore for RedbJournal {
         for entry in table.range(after.saturating_add(1)..).map_err(|e| self.err(e))?.take(max) {
             let (k, v) = entry.map_err(|e| self.err(e))?;
             let seq = k.value();
-            let record = Record::decode(v.value()).map_err(|why| self.err(format!("record {seq} is corrupt: {why}")))?;
+            let record =
+                Record::decode(v.value()).map_err(|why| self.err(format!("record {seq} is corrupt: {why}")))?;
             out.push((seq, record));
         }
         Ok(out)
@@ -569,7 +570,9 @@ impl JournalStore for RedbJournal {
             let newest = snapshots.last().map_err(|e| self.err(e))?.map(|(k, _)| k.value());
             if newest.is_some_and(|newest| newest > seq) {
                 // The records between would be gone: never go back.
-                return Err(self.err(format!("a snapshot covering {} is newer than this one ({seq})", newest.unwrap_or(0))));
+                return Err(
+                    self.err(format!("a snapshot covering {} is newer than this one ({seq})", newest.unwrap_or(0)))
+                );
             }
             snapshots.retain(|_, _| false).map_err(|e| self.err(e))?;
             snapshots.insert(seq, state).map_err(|e| self.err(e))?;
@@ -825,46 +828,16 @@ mod tests {
         let path = dir.join("journal.redb");
         {
             let mut journal = RedbJournal::open(&path).unwrap();
-            assert_eq!(
-                journal
-                    .append(&[Record::new(5, Op::Tick)])
-                    .unwrap(),
-                1
-            );
-            assert_eq!(
-                journal
-                    .append(&[Record::new(7, Op::Withdraw { item: 3 })])
-                    .unwrap(),
-                2
-            );
+            assert_eq!(journal.append(&[Record::new(5, Op::Tick)]).unwrap(), 1);
+            assert_eq!(journal.append(&[Record::new(7, Op::Withdraw { item: 3 })]).unwrap(), 2);
             journal.put_blob("abc", b"wasm").unwrap();
         }
         let mut journal = RedbJournal::open(&path).unwrap();
         let records = journal.records().unwrap();
-        assert_eq!(
-            records,
-            vec![
-                (
-                    1,
-                    Record::new(5, Op::Tick)
-                ),
-                (
-                    2,
-                    Record::new(7, Op::Withdraw { item: 3 })
-                )
-            ]
-        );
+        assert_eq!(records, vec![(1, Record::new(5, Op::Tick)), (2, Record::new(7, Op::Withdraw { item: 3 }))]);
         assert_eq!(journal.blob("abc").unwrap().as_deref(), Some(&b"wasm"[..]));
         assert_eq!(journal.blob("nope").unwrap(), None);
-        assert_eq!(
-            journal
-                .append(&[
-                    Record::new(9, Op::ReturnOffers),
-                    Record::new(9, Op::Tick)
-                ])
-                .unwrap(),
-            4
-        );
+        assert_eq!(journal.append(&[Record::new(9, Op::ReturnOffers), Record::new(9, Op::Tick)]).unwrap(), 4);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -50,8 +50,8 @@ use std::time::Duration;
 
 use crate::clock::VirtualClock;
 use crate::error::{Error, Result};
-use crate::router::{DepartmentSpec, Presence, QueueSpec, Router};
 use crate::reload::{ReloadManager, ReloadOptions};
+use crate::router::{DepartmentSpec, Presence, QueueSpec, Router};
 use crate::runtime::Runtime;
 
 use self::api::Shared;
@@ -76,27 +76,18 @@ pub fn run(options: ServeOptions) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|source| Error::Io {
-            path: PathBuf::from("<tokio runtime>"),
-            source,
-        })?;
+        .map_err(|source| Error::Io { path: PathBuf::from("<tokio runtime>"), source })?;
     runtime.block_on(serve(options))
 }
 
 /// Build the daemon's state from the config and recover it from the journal.
 fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>> {
     let auth = Arc::new(auth::Auth::from_config(&config.auth, &config.path)?);
-    std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
-        path: data_dir.to_owned(),
-        source,
-    })?;
+    std::fs::create_dir_all(data_dir).map_err(|source| Error::Io { path: data_dir.to_owned(), source })?;
     let journal = Arc::new(GroupCommit::new(Box::new(RedbJournal::open(&data_dir.join("journal.redb"))?)));
 
     let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
-    let runtime = Runtime::builder()
-        .catalog(catalog.clone())
-        .cache_dir(data_dir.join("cache"))
-        .build()?;
+    let runtime = Runtime::builder().catalog(catalog.clone()).cache_dir(data_dir.join("cache")).build()?;
     // Every rule change goes through the reload manager; its audit log is a
     // file beside the journal, read back at a restart.
     let reload = ReloadManager::new(
@@ -141,13 +132,24 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
             })?;
             clock.set(snapshot.clock_ms);
             let snapshot::DaemonSnapshot { router, daemon, .. } = snapshot;
-            let router = Router::restore(departments, queues, Arc::new(clock.clone()), catalog.clone(), config.router_options(), router)
-                .map_err(|e| Error::Config { path: config.path.clone(), message: format!("restoring the snapshot: {e}") })?;
+            let router = Router::restore(
+                departments,
+                queues,
+                Arc::new(clock.clone()),
+                catalog.clone(),
+                config.router_options(),
+                router,
+            )
+            .map_err(|e| Error::Config {
+                path: config.path.clone(),
+                message: format!("restoring the snapshot: {e}"),
+            })?;
             (router, Some((daemon, bytes.len())), seq)
         }
         None => {
-            let router = Router::new(departments, queues, Arc::new(clock.clone()), catalog.clone(), config.router_options())
-                .map_err(|e| Error::Config { path: config.path.clone(), message: e.to_string() })?;
+            let router =
+                Router::new(departments, queues, Arc::new(clock.clone()), catalog.clone(), config.router_options())
+                    .map_err(|e| Error::Config { path: config.path.clone(), message: e.to_string() })?;
             (router, None, 0)
         }
     };
@@ -189,8 +191,10 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         let budgeted: Arc<dyn crate::rules::RuleSet> =
             Arc::new(BudgetedRules { inner: reload.rules(name), budget, runtime: runtime.clone() });
         let rules = match &decision_log {
-            Some(log) => Arc::new(crate::tools::record::RecordingRules::new(name, budgeted, catalog.clone(), log.clone()))
-                as Arc<dyn crate::rules::RuleSet>,
+            Some(log) => {
+                Arc::new(crate::tools::record::RecordingRules::new(name, budgeted, catalog.clone(), log.clone()))
+                    as Arc<dyn crate::rules::RuleSet>
+            }
             None => budgeted,
         };
         // Outermost: replay hands the journal's decisions back without calling
@@ -213,11 +217,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
     let recovered = core.recover(after)?;
     core.tail_replayed = recovered;
     core.replayed_at_start = recovered;
-    tracing::info!(
-        records = recovered,
-        open_items = core.router.open_items(),
-        "journal replayed"
-    );
+    tracing::info!(records = recovered, open_items = core.router.open_items(), "journal replayed");
     journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
     let budgets = core.budgets.clone();
     let shared = Arc::new(Shared {
@@ -236,8 +236,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
     plugins::start_up(&shared, config)?;
     let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
     if core.has_pending_offers() {
-        core.submit(Op::ReturnOffers)
-            .map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
+        core.submit(Op::ReturnOffers).map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
     }
     // Config agents the journal does not know yet (first start, or added since).
     for a in &config.agents {
@@ -251,17 +250,11 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
             capacity: a.capacity,
             wrap_up_ms: seconds_ms(a.wrap_up_s).unwrap_or(0),
         };
-        core.submit(Op::RegisterAgent {
-            name: name.clone(),
-            agent,
-        })
-        .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
-        if a.state != Presence::Offline {
-            core.submit(Op::AgentState {
-                name: name.clone(),
-                presence: a.state,
-            })
+        core.submit(Op::RegisterAgent { name: name.clone(), agent })
             .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
+        if a.state != Presence::Offline {
+            core.submit(Op::AgentState { name: name.clone(), presence: a.state })
+                .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
         }
     }
     drop(core);
@@ -271,18 +264,12 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
 
 async fn serve(options: ServeOptions) -> Result<()> {
     let config = ServeConfig::load(&options.config)?;
-    let data_dir = options
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| config.resolve(&config.data_dir));
+    let data_dir = options.data_dir.clone().unwrap_or_else(|| config.resolve(&config.data_dir));
     let listen: SocketAddr = match options.listen {
         Some(a) => a,
         None => config.listen.get_ref().parse().map_err(|_| Error::Config {
             path: config.path.clone(),
-            message: format!(
-                "key `listen`: `{}` is not an address",
-                config.listen.get_ref()
-            ),
+            message: format!("key `listen`: `{}` is not an address", config.listen.get_ref()),
         })?,
     };
     if config.auth.insecure_local && !listen.ip().is_loopback() {
@@ -304,14 +291,9 @@ async fn serve(options: ServeOptions) -> Result<()> {
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| Error::Io {
-            path: PathBuf::from(listen.to_string()),
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|source| Error::Io {
-        path: PathBuf::from(listen.to_string()),
-        source,
-    })?;
+        .map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
+    let bound =
+        listener.local_addr().map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
     tracing::info!(address = %bound, data_dir = %data_dir.display(), "switchyard serve listening");
     // The tests (and scripts) read the bound address from stdout.
     {
@@ -370,10 +352,7 @@ async fn serve(options: ServeOptions) -> Result<()> {
             Err(e) => tracing::error!(error = %e, "snapshot task failed at shutdown"),
         }
     }
-    served.map_err(|source| Error::Io {
-        path: PathBuf::from(bound.to_string()),
-        source,
-    })?;
+    served.map_err(|source| Error::Io { path: PathBuf::from(bound.to_string()), source })?;
     tracing::info!("switchyard serve stopped");
     Ok(())
 }
@@ -396,7 +375,14 @@ fn take_snapshot(state: &Shared, why: &'static str) -> std::result::Result<(), S
     core.snapshot_appended = appended;
     core.tail_replayed = 0;
     core.last_snapshot = Some((seq, bytes.len(), locked_ms));
-    tracing::info!(why, covers = seq, bytes = bytes.len(), locked_ms, total_ms = started.elapsed().as_millis() as u64, "snapshot taken");
+    tracing::info!(
+        why,
+        covers = seq,
+        bytes = bytes.len(),
+        locked_ms,
+        total_ms = started.elapsed().as_millis() as u64,
+        "snapshot taken"
+    );
     Ok(())
 }
 

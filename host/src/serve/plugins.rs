@@ -92,7 +92,10 @@ impl PluginLedger {
     pub(crate) fn apply(&mut self, op: &Op) {
         let keep = self.keep;
         let departments = &mut self.departments;
-        fn entry<'a>(departments: &'a mut BTreeMap<String, DepartmentPlugins>, department: &str) -> &'a mut DepartmentPlugins {
+        fn entry<'a>(
+            departments: &'a mut BTreeMap<String, DepartmentPlugins>,
+            department: &str,
+        ) -> &'a mut DepartmentPlugins {
             departments.entry(department.to_owned()).or_default()
         }
         match op {
@@ -114,7 +117,9 @@ impl PluginLedger {
                 let d = entry(departments, department);
                 match d.kept.get(generation) {
                     Some((sha256, _)) => d.active = Some((*generation, sha256.clone())),
-                    None => tracing::warn!(department = %department, generation, "journal: rollback to a generation not kept"),
+                    None => {
+                        tracing::warn!(department = %department, generation, "journal: rollback to a generation not kept")
+                    }
                 }
                 d.prune(keep);
             }
@@ -139,7 +144,9 @@ impl PluginLedger {
                 d.highest = d.highest.max(*generation);
             }
             Op::PluginFixtures { department, sha256 } => entry(departments, department).fixtures = Some(sha256.clone()),
-            Op::PluginFromConfig { department, sha256 } => entry(departments, department).from_config = Some(sha256.clone()),
+            Op::PluginFromConfig { department, sha256 } => {
+                entry(departments, department).from_config = Some(sha256.clone())
+            }
             Op::PluginFromDir { department, sha256 } => entry(departments, department).from_dir = Some(sha256.clone()),
             _ => {}
         }
@@ -227,21 +234,40 @@ pub(crate) fn commit(shared: &Shared, change: &Change<'_>) -> Result<()> {
             if trigger.kind == TriggerKind::Watcher {
                 from_dir = Some(Op::PluginFromDir { department: department.into(), sha256: sha256.into() });
             }
-            Op::PluginActivated { department: department.into(), plugin: plugin.into(), sha256: sha256.into(), generation }
+            Op::PluginActivated {
+                department: department.into(),
+                plugin: plugin.into(),
+                sha256: sha256.into(),
+                generation,
+            }
         }
         Change::Shadow { department, plugin, sha256, generation, bytes, .. } => {
             shared.journal.put_blob(sha256, bytes)?;
-            Op::PluginShadowed { department: department.into(), plugin: plugin.into(), sha256: sha256.into(), generation }
+            Op::PluginShadowed {
+                department: department.into(),
+                plugin: plugin.into(),
+                sha256: sha256.into(),
+                generation,
+            }
         }
         Change::Reject { department, trigger, sha256, generation, reason } => {
             if trigger.kind == TriggerKind::Watcher {
                 from_dir = Some(Op::PluginFromDir { department: department.into(), sha256: sha256.into() });
             }
-            Op::PluginRejected { department: department.into(), sha256: sha256.into(), generation, reason: reason.into() }
+            Op::PluginRejected {
+                department: department.into(),
+                sha256: sha256.into(),
+                generation,
+                reason: reason.into(),
+            }
         }
-        Change::Rollback { department, generation } => Op::PluginRolledBack { department: department.into(), generation },
+        Change::Rollback { department, generation } => {
+            Op::PluginRolledBack { department: department.into(), generation }
+        }
         Change::Promote { department, generation } => Op::PluginPromoted { department: department.into(), generation },
-        Change::Unshadow { department, generation } => Op::PluginUnshadowed { department: department.into(), generation },
+        Change::Unshadow { department, generation } => {
+            Op::PluginUnshadowed { department: department.into(), generation }
+        }
     };
     journal(shared, op).map_err(journal_error)?;
     match from_dir {
@@ -290,7 +316,8 @@ pub(crate) fn start_up(shared: &Arc<Shared>, config: &ServeConfig) -> Result<()>
         if let Some(dir) = &plugin_dir {
             let path = dir.join(format!("{name}.fixtures.toml"));
             if path.is_file() {
-                let fixtures = Fixtures::load(&path).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+                let fixtures =
+                    Fixtures::load(&path).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
                 setup = setup.with_fixtures(fixtures);
             }
         }
@@ -300,7 +327,9 @@ pub(crate) fn start_up(shared: &Arc<Shared>, config: &ServeConfig) -> Result<()>
                     Ok(fixtures) => setup = setup.with_fixtures(fixtures),
                     Err(e) => tracing::error!(department = %name, "uploaded fixtures no longer parse: {e}"),
                 },
-                _ => tracing::error!(department = %name, sha256 = %sha256, "uploaded fixtures missing from the journal"),
+                _ => {
+                    tracing::error!(department = %name, sha256 = %sha256, "uploaded fixtures missing from the journal")
+                }
             }
         }
         reload.configure(&name, setup);
@@ -442,7 +471,10 @@ fn refused(error: Error) -> Reply {
 }
 
 /// Run `f` on the manager off the async threads.
-async fn on_manager<R: Send + 'static>(state: &AppState, f: impl FnOnce(&ReloadManager) -> R + Send + 'static) -> std::result::Result<R, ApiError> {
+async fn on_manager<R: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&ReloadManager) -> R + Send + 'static,
+) -> std::result::Result<R, ApiError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || f(&state.plugins.reload))
         .await
@@ -544,7 +576,10 @@ pub(crate) async fn rollback(
     known(&state, &department)?;
     let who = who(identity.as_deref());
     match on_manager(&state, move |r| r.rollback_by(&department, generation, &who)).await? {
-        Ok(info) => ok(StatusCode::OK, json!({ "department": info.department, "generation": info.generation, "sha256": info.sha256 })),
+        Ok(info) => ok(
+            StatusCode::OK,
+            json!({ "department": info.department, "generation": info.generation, "sha256": info.sha256 }),
+        ),
         Err(error) => refused(error),
     }
 }
@@ -560,7 +595,9 @@ pub(crate) async fn put_fixtures(
     body: Bytes,
 ) -> Reply {
     known(&state, &department)?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", "the fixtures are not UTF-8 text"))?.to_owned();
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::invalid("body", "the fixtures are not UTF-8 text"))?
+        .to_owned();
     let fixtures = Fixtures::parse(&text, format!("{department} (uploaded fixtures)"))
         .map_err(|e| ApiError::invalid("body", e.to_string()))?;
     let cases = fixtures.cases().len();
@@ -670,11 +707,9 @@ pub(crate) async fn audit(
             "since" => since = Some(time_ms("since", value)?),
             "until" => until = Some(time_ms("until", value)?),
             "limit" => {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::invalid("limit", format!("`{value}` is not a number between 1 and {MAX_AUDIT_LIMIT}")))?;
+                limit = value.parse::<usize>().ok().filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n)).ok_or_else(|| {
+                    ApiError::invalid("limit", format!("`{value}` is not a number between 1 and {MAX_AUDIT_LIMIT}"))
+                })?;
             }
             other => return Err(ApiError::invalid(other, "unknown filter (department, action, since, until, limit)")),
         }
@@ -700,7 +735,9 @@ fn time_ms(field: &str, value: &str) -> std::result::Result<u64, ApiError> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as u64)
-        .ok_or_else(|| ApiError::invalid(field, format!("`{value}` is neither an RFC 3339 time nor milliseconds since 1970")))
+        .ok_or_else(|| {
+            ApiError::invalid(field, format!("`{value}` is neither an RFC 3339 time nor milliseconds since 1970"))
+        })
 }
 
 #[cfg(test)]
@@ -708,7 +745,12 @@ mod tests {
     use super::*;
 
     fn activated(generation: u64) -> Op {
-        Op::PluginActivated { department: "billing".into(), plugin: "billing".into(), sha256: format!("sha{generation}"), generation }
+        Op::PluginActivated {
+            department: "billing".into(),
+            plugin: "billing".into(),
+            sha256: format!("sha{generation}"),
+            generation,
+        }
     }
 
     #[test]
@@ -717,13 +759,23 @@ mod tests {
         for generation in 1..=5 {
             ledger.apply(&activated(generation));
         }
-        ledger.apply(&Op::PluginRejected { department: "billing".into(), sha256: "x".into(), generation: 6, reason: "no".into() });
+        ledger.apply(&Op::PluginRejected {
+            department: "billing".into(),
+            sha256: "x".into(),
+            generation: 6,
+            reason: "no".into(),
+        });
         let billing = &ledger.departments["billing"];
         assert_eq!(billing.kept.keys().copied().collect::<Vec<_>>(), [3, 4, 5], "bounded by keep");
         assert_eq!(billing.active, Some((5, "sha5".into())));
         assert_eq!(billing.highest, 6, "a refused number is not handed out again");
         ledger.apply(&Op::PluginRolledBack { department: "billing".into(), generation: 3 });
-        ledger.apply(&Op::PluginShadowed { department: "billing".into(), plugin: "b".into(), sha256: "sha7".into(), generation: 7 });
+        ledger.apply(&Op::PluginShadowed {
+            department: "billing".into(),
+            plugin: "b".into(),
+            sha256: "sha7".into(),
+            generation: 7,
+        });
         ledger.apply(&activated(8));
         let billing = &ledger.departments["billing"];
         assert_eq!(billing.kept.keys().copied().collect::<Vec<_>>(), [5, 7, 8], "the shadow is kept, the oldest go");

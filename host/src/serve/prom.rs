@@ -69,10 +69,7 @@ fn snapshot(core: &Core) -> Snapshot {
         .map(|(i, spec)| {
             let live = core.router.queue_snapshot(&spec.name).unwrap_or_default();
             QueueFigures {
-                labels: vec![
-                    ("department", spec.department.clone()),
-                    ("queue", spec.name.clone()),
-                ],
+                labels: vec![("department", spec.department.clone()), ("queue", spec.name.clone())],
                 waiting: live.waiting as u64,
                 offered_now: live.offered as u64,
                 oldest_wait_ms: live.oldest_wait_ms,
@@ -81,17 +78,10 @@ fn snapshot(core: &Core) -> Snapshot {
             }
         })
         .collect();
-    let departments: Vec<(String, QueueCounters)> = core
-        .router
-        .department_names()
-        .into_iter()
-        .map(|d| (d.clone(), metrics.department_totals(&d)))
-        .collect();
+    let departments: Vec<(String, QueueCounters)> =
+        core.router.department_names().into_iter().map(|d| (d.clone(), metrics.department_totals(&d))).collect();
     let mut agents: BTreeMap<&'static str, u64> =
-        ["available", "busy", "wrap-up", "away", "offline"]
-            .into_iter()
-            .map(|s| (s, 0))
-            .collect();
+        ["available", "busy", "wrap-up", "away", "offline"].into_iter().map(|s| (s, 0)).collect();
     for (id, _, _) in core.router.agents() {
         let state = match core.router.agent_state(id) {
             Ok(AgentState::Available) => "available",
@@ -102,10 +92,7 @@ fn snapshot(core: &Core) -> Snapshot {
         };
         *agents.entry(state).or_default() += 1;
     }
-    let plugins = departments
-        .iter()
-        .filter_map(|(d, _)| core.runtime.stats(d).map(|s| (d.clone(), s)))
-        .collect();
+    let plugins = departments.iter().filter_map(|(d, _)| core.runtime.stats(d).map(|s| (d.clone(), s))).collect();
     Snapshot {
         queues,
         departments,
@@ -149,9 +136,7 @@ fn counters(
 ) -> std::fmt::Result {
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in rows {
-        family
-            .encode_family(&labels)?
-            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        family.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&value, None)?;
     }
     Ok(())
 }
@@ -175,58 +160,37 @@ impl Collector for Snapshot {
             &mut e,
             "switchyard_queue_oldest_wait_seconds",
             "Age of the oldest waiting item",
-            q.iter()
-                .map(|f| (f.labels.clone(), f.oldest_wait_ms as f64 / 1000.0)),
+            q.iter().map(|f| (f.labels.clone(), f.oldest_wait_ms as f64 / 1000.0)),
         )?;
         gauges(
             &mut e,
             "switchyard_queue_service_level_threshold_seconds",
             "Service-level threshold t of the queue",
-            q.iter()
-                .map(|f| (f.labels.clone(), f.threshold_ms as f64 / 1000.0)),
+            q.iter().map(|f| (f.labels.clone(), f.threshold_ms as f64 / 1000.0)),
         )?;
         gauges(
             &mut e,
             "switchyard_queue_service_level",
             "Share answered within t of (offered - short abandons); NaN before any item",
-            q.iter().map(|f| {
-                (
-                    f.labels.clone(),
-                    f.totals.service_level().unwrap_or(f64::NAN),
-                )
-            }),
+            q.iter().map(|f| (f.labels.clone(), f.totals.service_level().unwrap_or(f64::NAN))),
         )?;
         gauges(
             &mut e,
             "switchyard_queue_asa_seconds",
             "Average speed of answer",
-            q.iter()
-                .map(|f| (f.labels.clone(), f.totals.asa_s().unwrap_or(f64::NAN))),
+            q.iter().map(|f| (f.labels.clone(), f.totals.asa_s().unwrap_or(f64::NAN))),
         )?;
         gauges(
             &mut e,
             "switchyard_queue_aht_seconds",
             "Average handle time (with after-work)",
-            q.iter()
-                .map(|f| (f.labels.clone(), f.totals.aht_s().unwrap_or(f64::NAN))),
+            q.iter().map(|f| (f.labels.clone(), f.totals.aht_s().unwrap_or(f64::NAN))),
         )?;
         let counter_rows = |get: fn(&QueueCounters) -> u64| {
-            q.iter()
-                .map(move |f| (f.labels.clone(), get(&f.totals)))
-                .collect::<Vec<_>>()
+            q.iter().map(move |f| (f.labels.clone(), get(&f.totals))).collect::<Vec<_>>()
         };
-        counters(
-            &mut e,
-            "switchyard_queue_offered",
-            "Items answered or abandoned",
-            counter_rows(|c| c.offered),
-        )?;
-        counters(
-            &mut e,
-            "switchyard_queue_answered",
-            "Items answered (offer accepted)",
-            counter_rows(|c| c.answered),
-        )?;
+        counters(&mut e, "switchyard_queue_offered", "Items answered or abandoned", counter_rows(|c| c.offered))?;
+        counters(&mut e, "switchyard_queue_answered", "Items answered (offer accepted)", counter_rows(|c| c.answered))?;
         counters(
             &mut e,
             "switchyard_queue_answered_within_sl",
@@ -239,70 +203,45 @@ impl Collector for Snapshot {
             "Items withdrawn before an answer",
             counter_rows(|c| c.abandoned),
         )?;
-        counters(
-            &mut e,
-            "switchyard_queue_completed",
-            "Items handled to the end",
-            counter_rows(|c| c.completed),
-        )?;
-        counters(
-            &mut e,
-            "switchyard_queue_resolved",
-            "Items completed as resolved",
-            counter_rows(|c| c.resolved),
-        )?;
+        counters(&mut e, "switchyard_queue_completed", "Items handled to the end", counter_rows(|c| c.completed))?;
+        counters(&mut e, "switchyard_queue_resolved", "Items completed as resolved", counter_rows(|c| c.resolved))?;
         let d = &self.departments;
         let dept = |name: &String| vec![("department", name.clone())];
         gauges(
             &mut e,
             "switchyard_department_service_level",
             "Service level over the department's queues",
-            d.iter()
-                .map(|(n, c)| (dept(n), c.service_level().unwrap_or(f64::NAN))),
+            d.iter().map(|(n, c)| (dept(n), c.service_level().unwrap_or(f64::NAN))),
         )?;
         gauges(
             &mut e,
             "switchyard_department_asa_seconds",
             "Average speed of answer over the department's queues",
-            d.iter()
-                .map(|(n, c)| (dept(n), c.asa_s().unwrap_or(f64::NAN))),
+            d.iter().map(|(n, c)| (dept(n), c.asa_s().unwrap_or(f64::NAN))),
         )?;
         gauges(
             &mut e,
             "switchyard_department_aht_seconds",
             "Average handle time over the department's queues",
-            d.iter()
-                .map(|(n, c)| (dept(n), c.aht_s().unwrap_or(f64::NAN))),
+            d.iter().map(|(n, c)| (dept(n), c.aht_s().unwrap_or(f64::NAN))),
         )?;
         gauges(
             &mut e,
             "switchyard_department_waiting",
             "Items waiting in the department's queues",
-            d.iter().map(|(n, _)| {
-                (
-                    dept(n),
-                    q.iter()
-                        .filter(|f| f.labels[0].1 == *n)
-                        .map(|f| f.waiting)
-                        .sum::<u64>(),
-                )
-            }),
+            d.iter().map(|(n, _)| (dept(n), q.iter().filter(|f| f.labels[0].1 == *n).map(|f| f.waiting).sum::<u64>())),
         )?;
         gauges(
             &mut e,
             "switchyard_agents",
             "Agents by state",
-            self.agents
-                .iter()
-                .map(|(s, n)| (vec![("state", (*s).to_owned())], *n)),
+            self.agents.iter().map(|(s, n)| (vec![("state", (*s).to_owned())], *n)),
         )?;
         counters(
             &mut e,
             "switchyard_offers",
             "Offers by outcome",
-            self.offers
-                .iter()
-                .map(|(s, n)| (vec![("outcome", (*s).to_owned())], *n)),
+            self.offers.iter().map(|(s, n)| (vec![("outcome", (*s).to_owned())], *n)),
         )?;
         let p = &self.plugins;
         gauges(
@@ -334,12 +273,7 @@ impl Collector for Snapshot {
                     ("escalate", s.calls.escalate),
                     ("match-agents", s.calls.match_agents),
                 ]
-                .map(|(hook, n)| {
-                    (
-                        vec![("department", d.clone()), ("hook", hook.to_owned())],
-                        n,
-                    )
-                })
+                .map(|(hook, n)| (vec![("department", d.clone()), ("hook", hook.to_owned())], n))
             }),
         )?;
         counters(
@@ -355,12 +289,7 @@ impl Collector for Snapshot {
                     ("invalid-answer", f.invalid_answer),
                     ("breaker-open", f.breaker_open),
                 ]
-                .map(|(kind, n)| {
-                    (
-                        vec![("department", d.clone()), ("kind", kind.to_owned())],
-                        n,
-                    )
-                })
+                .map(|(kind, n)| (vec![("department", d.clone()), ("kind", kind.to_owned())], n))
             }),
         )?;
         {
@@ -377,16 +306,7 @@ impl Collector for Snapshot {
                     .buckets
                     .iter()
                     .enumerate()
-                    .map(|(i, &c)| {
-                        (
-                            if i + 1 == n {
-                                f64::INFINITY
-                            } else {
-                                bucket_bound(i).as_secs_f64()
-                            },
-                            c,
-                        )
-                    })
+                    .map(|(i, &c)| (if i + 1 == n { f64::INFINITY } else { bucket_bound(i).as_secs_f64() }, c))
                     .collect();
                 let sum: f64 = s
                     .latency
@@ -395,9 +315,12 @@ impl Collector for Snapshot {
                     .enumerate()
                     .map(|(i, &c)| c as f64 * bucket_bound(i).as_secs_f64() * 0.75)
                     .sum();
-                family
-                    .encode_family(&dept(d))?
-                    .encode_histogram::<NoLabelSet>(sum, s.latency.count(), &buckets, None)?;
+                family.encode_family(&dept(d))?.encode_histogram::<NoLabelSet>(
+                    sum,
+                    s.latency.count(),
+                    &buckets,
+                    None,
+                )?;
             }
         }
         counters(
@@ -487,34 +410,22 @@ impl Collector for Snapshot {
                 [(Labels::new(), locked_ms)],
             )?;
         }
-        gauges(
-            &mut e,
-            "switchyard_exceptions",
-            "Items in the exception queue",
-            [(Labels::new(), self.exceptions)],
-        )?;
+        gauges(&mut e, "switchyard_exceptions", "Items in the exception queue", [(Labels::new(), self.exceptions)])?;
         counters(
             &mut e,
             "switchyard_alerts",
             "Supervisor alerts raised by escalation rules",
             [(Labels::new(), self.alerts)],
         )?;
-        counters(
-            &mut e,
-            "switchyard_escalations",
-            "Escalation steps taken",
-            [(Labels::new(), self.escalations)],
-        )?;
+        counters(&mut e, "switchyard_escalations", "Escalation steps taken", [(Labels::new(), self.escalations)])?;
         Ok(())
     }
 }
 
 /// The handler.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let taken = tokio::task::spawn_blocking(move || {
-        snapshot(&state.core.lock().unwrap_or_else(|p| p.into_inner()))
-    })
-    .await;
+    let taken =
+        tokio::task::spawn_blocking(move || snapshot(&state.core.lock().unwrap_or_else(|p| p.into_inner()))).await;
     let Ok(snap) = taken else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "metrics task failed").into_response();
     };
@@ -522,19 +433,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     registry.register_collector(Box::new(snap));
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics: {e}"),
-        )
-            .into_response();
+        return (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}")).into_response();
     }
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
         .into_response()
 }

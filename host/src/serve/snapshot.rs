@@ -111,7 +111,8 @@ mod tests {
     use std::sync::Arc;
 
     fn snapshot() -> DaemonSnapshot {
-        let department = DepartmentSpec { name: "billing".into(), offer_timeout_ms: 20_000, reoffer_block_ms: 0, fcr_window_ms: 0 };
+        let department =
+            DepartmentSpec { name: "billing".into(), offer_timeout_ms: 20_000, reoffer_block_ms: 0, fcr_window_ms: 0 };
         let queue = QueueSpec {
             name: "q".into(),
             department: "billing".into(),
@@ -161,7 +162,10 @@ mod tests {
         let back = DaemonSnapshot::decode(&bytes).expect("decodes");
         assert_eq!(back.clock_ms, 1_000);
         assert_eq!(back.daemon.finished, snapshot().daemon.finished);
-        assert_eq!((back.daemon.offers, back.daemon.agent_tokens, back.daemon.records), (snapshot().daemon.offers, snapshot().daemon.agent_tokens, 42));
+        assert_eq!(
+            (back.daemon.offers, back.daemon.agent_tokens, back.daemon.records),
+            (snapshot().daemon.offers, snapshot().daemon.agent_tokens, 42)
+        );
         assert_eq!(back.daemon.plugins["billing"].active, Some((3, "ab".into())));
         assert_eq!(back.router.queue_names(), vec!["q"]);
     }

@@ -22,8 +22,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use switchyard_sdk::{
-    CandidateTable, Catalog, Escalation, EscalationAction, ItemBatch, MatchResult, NameKind, Priority, QueueId,
-    SkillId,
+    CandidateTable, Catalog, Escalation, EscalationAction, ItemBatch, MatchResult, NameKind, Priority, QueueId, SkillId,
 };
 
 use crate::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
@@ -287,9 +286,7 @@ impl RuleSet for TapedRules {
     fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
         match self.next_recorded("match-agents", |o| matches!(o, Outcome::Match { .. })) {
             Some(Some(Outcome::Match { by, result })) => Decided { value: result, source: by.into() },
-            Some(_) => {
-                Decided { value: BuiltInRules::match_agents(item, candidates), source: self.replay_fallback() }
-            }
+            Some(_) => Decided { value: BuiltInRules::match_agents(item, candidates), source: self.replay_fallback() },
             None => {
                 let decided = self.inner.match_agents(item, candidates);
                 self.push(Outcome::Match { by: Origin::from(&decided.source), result: decided.value.clone() });
@@ -316,7 +313,10 @@ mod tests {
             self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let vip = self.catalog.write().unwrap().queues.intern("vip");
             let source = RuleSource::Plugin { plugin: "billing".into(), generation: 7 };
-            Decided { value: items.iter().map(|_| Priority::new(42).to_queue(QueueId(vip)).because("gold")).collect(), source }
+            Decided {
+                value: items.iter().map(|_| Priority::new(42).to_queue(QueueId(vip)).because("gold")).collect(),
+                source,
+            }
         }
         fn escalate(&self, items: &ItemBatch) -> Decided<Vec<Escalation>> {
             self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -378,7 +378,8 @@ mod tests {
         let replay_tape = Arc::new(Tape::default());
         let replayed = TapedRules::new("billing", replay_rules.clone(), replay_tape.clone(), other.clone());
         replay_tape.play(serde_json::from_str(&json).unwrap());
-        let again = (replayed.prioritise(&batch()), replayed.escalate(&batch()), replayed.match_agents(&batch(), &table()));
+        let again =
+            (replayed.prioritise(&batch()), replayed.escalate(&batch()), replayed.match_agents(&batch(), &table()));
         assert_eq!(replay_tape.finish(), Ok(()));
         assert_eq!(replay_rules.calls.load(std::sync::atomic::Ordering::Relaxed), 0, "replay never calls the rules");
 
@@ -408,7 +409,10 @@ mod tests {
         assert_eq!(answer.value.iter().map(|p| p.priority).collect::<Vec<_>>(), vec![0, 0]);
         assert!(matches!(answer.source, RuleSource::Fallback { ref reason, .. } if reason.contains("replay")));
         let why = tape.finish().unwrap_err();
-        assert!(why.contains("prioritise for billing") && why.contains("1 recorded decision(s) not asked for"), "{why}");
+        assert!(
+            why.contains("prioritise for billing") && why.contains("1 recorded decision(s) not asked for"),
+            "{why}"
+        );
         assert_eq!(rules.calls.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 

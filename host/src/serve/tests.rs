@@ -36,8 +36,7 @@ state = "available"
 
 fn daemon() -> (AppState, axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml"))
-        .expect("the test config parses");
+    let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml")).expect("the test config parses");
     let state: AppState = super::start(&config, &dir.path().join("data")).expect("the daemon starts");
     let app = api::routes(state.clone(), &config.http);
     (state, app, dir)
@@ -49,17 +48,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)),
-        prop_oneof![
-            Just(1e300),
-            Just(-1.0),
-            Just(1e15),
-            Just(0.001),
-            Just(4.0e9)
-        ]
-        .prop_map(|f| json!(f)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+        prop_oneof![Just(1e300), Just(-1.0), Just(1e15), Just(0.001), Just(4.0e9)].prop_map(|f| json!(f)),
         "[a-z-]{0,12}".prop_map(Value::from),
         prop_oneof![
             Just("billing"),
@@ -116,19 +106,10 @@ fn request(method: &str, path: &str, body: Vec<u8>) -> Request<Body> {
 }
 
 async fn send(app: &axum::Router, method: &str, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
-    let response = app
-        .clone()
-        .oneshot(request(method, path, body))
-        .await
-        .expect("the router answers");
+    let response = app.clone().oneshot(request(method, path, body)).await.expect("the router answers");
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 const ROUTES_WITH_BODIES: &[(&str, &str)] = &[
@@ -215,35 +196,20 @@ fn durations_are_bounded() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {
         let (_state, app, _dir) = daemon();
-        let ok =
-            json!({ "department": "claims", "queue": "claims", "due_in_s": 366.0 * 24.0 * 3600.0 });
-        assert_eq!(
-            send(&app, "POST", "/v1/items", ok.to_string().into_bytes())
-                .await
-                .0,
-            StatusCode::CREATED
-        );
+        let ok = json!({ "department": "claims", "queue": "claims", "due_in_s": 366.0 * 24.0 * 3600.0 });
+        assert_eq!(send(&app, "POST", "/v1/items", ok.to_string().into_bytes()).await.0, StatusCode::CREATED);
         for due in [366.0 * 24.0 * 3600.0 + 1.0, 1e300, -1.0] {
             let body = json!({ "department": "claims", "queue": "claims", "due_in_s": due });
-            let (status, reply) =
-                send(&app, "POST", "/v1/items", body.to_string().into_bytes()).await;
+            let (status, reply) = send(&app, "POST", "/v1/items", body.to_string().into_bytes()).await;
             assert_eq!(
                 (status, reply["field"].as_str()),
                 (StatusCode::UNPROCESSABLE_ENTITY, Some("due_in_s")),
                 "{due}"
             );
         }
-        let (status, reply) = send(
-            &app,
-            "PUT",
-            "/v1/agents/zed",
-            json!({ "wrap_up_s": 1e12 }).to_string().into_bytes(),
-        )
-        .await;
-        assert_eq!(
-            (status, reply["field"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("wrap_up_s"))
-        );
+        let (status, reply) =
+            send(&app, "PUT", "/v1/agents/zed", json!({ "wrap_up_s": 1e12 }).to_string().into_bytes()).await;
+        assert_eq!((status, reply["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("wrap_up_s")));
     });
 }
 
@@ -271,23 +237,15 @@ fn an_item_over_a_router_limit_is_refused_before_it_is_journaled() {
 struct Alerting;
 
 impl crate::rules::RuleSet for Alerting {
-    fn prioritise(
-        &self,
-        items: &switchyard_sdk::ItemBatch,
-    ) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+    fn prioritise(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
         crate::rules::BuiltInRules.prioritise(items)
     }
-    fn escalate(
-        &self,
-        items: &switchyard_sdk::ItemBatch,
-    ) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
+    fn escalate(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
         let answers = items
             .rows
             .iter()
             .map(|_| switchyard_sdk::Escalation {
-                actions: vec![switchyard_sdk::EscalationAction::Alert(
-                    "customer waited too long".into(),
-                )],
+                actions: vec![switchyard_sdk::EscalationAction::Alert("customer waited too long".into())],
                 recheck_in_ms: None,
             })
             .collect();
@@ -310,26 +268,12 @@ fn alerts_are_listed_and_acknowledged() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {
         let (state, app, _dir) = daemon();
-        state
-            .core
-            .lock()
-            .unwrap()
-            .router
-            .set_rules("claims", Arc::new(Alerting))
-            .unwrap();
+        state.core.lock().unwrap().router.set_rules("claims", Arc::new(Alerting)).unwrap();
         // Nobody to take the item: it waits, and the escalation rule runs.
         let away = json!({ "state": "away" }).to_string().into_bytes();
-        assert_eq!(
-            send(&app, "POST", "/v1/agents/ann/state", away).await.0,
-            StatusCode::OK
-        );
+        assert_eq!(send(&app, "POST", "/v1/agents/ann/state", away).await.0, StatusCode::OK);
         let body = json!({ "department": "claims", "queue": "claims" });
-        assert_eq!(
-            send(&app, "POST", "/v1/items", body.to_string().into_bytes())
-                .await
-                .0,
-            StatusCode::CREATED
-        );
+        assert_eq!(send(&app, "POST", "/v1/items", body.to_string().into_bytes()).await.0, StatusCode::CREATED);
         let (status, alerts) = send(&app, "GET", "/v1/alerts", Vec::new()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(alerts[0]["message"], "customer waited too long", "{alerts}");
@@ -338,14 +282,8 @@ fn alerts_are_listed_and_acknowledged() {
         let (status, acked) = send(&app, "POST", &format!("/v1/alerts/{id}/ack"), Vec::new()).await;
         assert_eq!(status, StatusCode::OK, "{acked}");
         assert_eq!(acked["acknowledged"]["by"], "admin");
-        assert_eq!(
-            send(&app, "POST", "/v1/alerts/999/ack", Vec::new()).await.0,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            send(&app, "POST", "/v1/alerts/x/ack", Vec::new()).await.0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
+        assert_eq!(send(&app, "POST", "/v1/alerts/999/ack", Vec::new()).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(send(&app, "POST", "/v1/alerts/x/ack", Vec::new()).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     });
 }
 
@@ -366,7 +304,12 @@ fn an_active_plugin_that_cannot_be_restored_leaves_the_built_in_rules() {
         let garbage_sha = format!("{:x}", sha2::Sha256::digest(&garbage));
         journal.put_blob(&garbage_sha, &garbage).expect("a blob");
         let activated = |department: &str, sha256: &str, generation| {
-            let op = Op::PluginActivated { department: department.into(), plugin: department.into(), sha256: sha256.into(), generation };
+            let op = Op::PluginActivated {
+                department: department.into(),
+                plugin: department.into(),
+                sha256: sha256.into(),
+                generation,
+            };
             Record::new(1_000, op)
         };
         journal
@@ -381,13 +324,21 @@ fn an_active_plugin_that_cannot_be_restored_leaves_the_built_in_rules() {
         let (status, plugins) = send(&app, "GET", "/v1/plugins", Vec::new()).await;
         assert_eq!(status, StatusCode::OK);
         for (department, why) in [("billing", "is missing"), ("claims", "cannot load plugin")] {
-            let entry = plugins.as_array().and_then(|a| a.iter().find(|d| d["department"] == department)).cloned().unwrap_or_default();
+            let entry = plugins
+                .as_array()
+                .and_then(|a| a.iter().find(|d| d["department"] == department))
+                .cloned()
+                .unwrap_or_default();
             assert_eq!(entry["rules"], "built-in", "{entry}");
             assert!(entry["built_in_because"].as_str().is_some_and(|w| w.contains(why)), "{entry}");
         }
         let item = json!({ "department": "billing", "queue": "billing-general" });
         let (status, created) = send(&app, "POST", "/v1/items", item.to_string().into_bytes()).await;
-        assert_eq!((status, &created["why"]["prioritised_by"]["kind"]), (StatusCode::CREATED, &json!("built-in")), "{created}");
+        assert_eq!(
+            (status, &created["why"]["prioritised_by"]["kind"]),
+            (StatusCode::CREATED, &json!("built-in")),
+            "{created}"
+        );
         let wasm = std::fs::read(switchyard_plugin_artifacts::BILLING).expect("the billing component");
         let (status, uploaded) = send(&app, "POST", "/v1/plugins/billing", wasm).await;
         assert_eq!((status, uploaded["generation"].as_u64()), (StatusCode::CREATED, Some(8)), "{uploaded}");
@@ -413,7 +364,12 @@ fn an_older_journal_keeps_its_active_generation_over_the_config_file() {
     {
         let mut journal = RedbJournal::open(&data.join("journal.redb")).expect("the journal opens");
         journal.put_blob(&sha, &wasm).expect("a blob");
-        let op = Op::PluginActivated { department: "billing".into(), plugin: "billing".into(), sha256: sha.clone(), generation: 2 };
+        let op = Op::PluginActivated {
+            department: "billing".into(),
+            plugin: "billing".into(),
+            sha256: sha.clone(),
+            generation: 2,
+        };
         journal.append(&[Record::new(1_000, op)]).expect("records");
     }
     let text = CONFIG.replacen(
@@ -428,7 +384,11 @@ fn an_older_journal_keeps_its_active_generation_over_the_config_file() {
     runtime.block_on(async {
         let (_, plugins) = send(&app, "GET", "/v1/plugins", Vec::new()).await;
         assert_eq!(plugins[0]["department"], "billing");
-        assert_eq!((&plugins[0]["current"]["generation"], &plugins[0]["current"]["sha256"]), (&json!(2), &json!(sha)), "{plugins}");
+        assert_eq!(
+            (&plugins[0]["current"]["generation"], &plugins[0]["current"]["sha256"]),
+            (&json!(2), &json!(sha)),
+            "{plugins}"
+        );
         let (_, swaps) = send(&app, "GET", "/v1/audit?action=swap", Vec::new()).await;
         assert_eq!(swaps.as_array().map(Vec::len), Some(0), "{swaps}");
         let (status, uploaded) = send(&app, "POST", "/v1/plugins/billing", wasm.clone()).await;
@@ -443,7 +403,10 @@ fn plugin_dir_and_fixtures_keys_are_checked_at_start() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     for (text, key) in [
         (format!("plugin_dir = \"missing\"\n{CONFIG}"), "key `plugin_dir`"),
-        (CONFIG.replacen("name = \"billing\"\n", "name = \"billing\"\nfixtures = \"missing.toml\"\n", 1), "key `fixtures`"),
+        (
+            CONFIG.replacen("name = \"billing\"\n", "name = \"billing\"\nfixtures = \"missing.toml\"\n", 1),
+            "key `fixtures`",
+        ),
     ] {
         let config = ServeConfig::parse(&text, &dir.path().join("switchyard.toml")).expect("the config parses");
         match super::start(&config, &dir.path().join("data")) {

@@ -28,8 +28,8 @@ use crate::clock::{Clock, VirtualClock};
 use crate::error::Result;
 use crate::metrics::MetricsConfig;
 use crate::router::{
-    AgentId, AgentSpec, Completion, DepartmentSpec, Event, HandOff, ItemId, ItemStatus, Limits, NewWorkItem,
-    Presence, QueueSpec, Retention, Router, RouterOptions,
+    AgentId, AgentSpec, Completion, DepartmentSpec, Event, HandOff, ItemId, ItemStatus, Limits, NewWorkItem, Presence,
+    QueueSpec, Retention, Router, RouterOptions,
 };
 use crate::rules::{RuleSet, SharedCatalog};
 use dist::Sampler;
@@ -213,12 +213,8 @@ pub fn simulate(scenario: &Scenario, options: SimOptions<'_>) -> Result<SimRun> 
     let mut streams = Vec::new();
     let mut handoffs = Vec::new();
     for (i, a) in scenario.arrivals.iter().enumerate() {
-        let department = scenario
-            .queues
-            .iter()
-            .find(|q| q.name == a.queue)
-            .map(|q| q.department.clone())
-            .unwrap_or_default();
+        let department =
+            scenario.queues.iter().find(|q| q.name == a.queue).map(|q| q.department.clone()).unwrap_or_default();
         let s = i as u64 * 8;
         let mut chain = Vec::new();
         let mut h = a.handoff.as_ref();
@@ -454,9 +450,7 @@ impl Sim<'_> {
     fn complete(&mut self, item: u64, generation: u32) -> Result<()> {
         let now = self.clock.now_ms();
         let Some(sim_item) = self.items.get(&item) else { return Ok(()) };
-        if sim_item.generation != generation
-            || self.router.item_status(ItemId(item)) != Some(ItemStatus::Active)
-        {
+        if sim_item.generation != generation || self.router.item_status(ItemId(item)) != Some(ItemStatus::Active) {
             return Ok(());
         }
         let (stream, depth, customer) = (sim_item.stream, sim_item.depth, sim_item.customer);

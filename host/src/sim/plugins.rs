@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use super::scenario::Scenario;
 use crate::error::{Error, Result};
-use crate::report::PluginFigures;
 use crate::plugin::DepartmentConfig;
+use crate::report::PluginFigures;
 use crate::rules::{RuleSet, SharedCatalog};
 use crate::runtime::Runtime;
 

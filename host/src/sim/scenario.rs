@@ -232,13 +232,11 @@ impl Scenario {
             return Err(format!("`warmup_s` ({}) must be at least 0 and less than `duration_s`", self.warmup_s));
         }
         let departments: Vec<&str> = self.departments.iter().map(|d| d.name.as_str()).collect();
-        let queue_department = |queue: &str| self.queues.iter().find(|q| q.name == queue).map(|q| q.department.as_str());
+        let queue_department =
+            |queue: &str| self.queues.iter().find(|q| q.name == queue).map(|q| q.department.as_str());
         for (i, queue) in self.queues.iter().enumerate() {
             if !departments.contains(&queue.department.as_str()) {
-                return Err(format!(
-                    "queues[{i}] (`{}`): unknown department `{}`",
-                    queue.name, queue.department
-                ));
+                return Err(format!("queues[{i}] (`{}`): unknown department `{}`", queue.name, queue.department));
             }
         }
         for (i, arrival) in self.arrivals.iter().enumerate() {
@@ -269,7 +267,9 @@ impl Scenario {
             while let Some(h) = handoff {
                 match queue_department(&h.queue) {
                     Some(d) if d == h.department => {}
-                    Some(d) => return Err(format!("{path}: queue `{}` belongs to `{d}`, not `{}`", h.queue, h.department)),
+                    Some(d) => {
+                        return Err(format!("{path}: queue `{}` belongs to `{d}`, not `{}`", h.queue, h.department));
+                    }
                     None => return Err(format!("{path}: unknown queue `{}`", h.queue)),
                 }
                 if !(0.0..=1.0).contains(&h.share) {

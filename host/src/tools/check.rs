@@ -79,7 +79,8 @@ pub fn check(wasm: &Path, options: &CheckOptions, out: &mut dyn Write) -> Result
     let report = plugin.load_report();
     writeln!(out, "sha256       {}", report.sha256).map_err(io)?;
     writeln!(out, "contract     switchyard:routing@{}", crate::contract::CONTRACT_VERSION).map_err(io)?;
-    let hook = |exported: bool, name: &str| if exported { format!("{name} (plugin)") } else { format!("{name} (built-in)") };
+    let hook =
+        |exported: bool, name: &str| if exported { format!("{name} (plugin)") } else { format!("{name} (built-in)") };
     writeln!(
         out,
         "hooks        {}, {}, {}",
@@ -90,9 +91,14 @@ pub fn check(wasm: &Path, options: &CheckOptions, out: &mut dyn Write) -> Result
     .map_err(io)?;
     // The sandbox's compile is a cache hit here: the load above compiled it.
     let compiled = runtime.sandbox().compile(&bytes).map_err(Error::Invalid)?;
-    let imports: Vec<String> =
-        compiled.component.component_type().imports(runtime.sandbox().engine()).map(|(name, _)| name.to_owned()).collect();
-    writeln!(out, "imports      {}", if imports.is_empty() { "none".to_owned() } else { imports.join(", ") }).map_err(io)?;
+    let imports: Vec<String> = compiled
+        .component
+        .component_type()
+        .imports(runtime.sandbox().engine())
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    writeln!(out, "imports      {}", if imports.is_empty() { "none".to_owned() } else { imports.join(", ") })
+        .map_err(io)?;
     writeln!(
         out,
         "compile      {:.1} ms{}",
@@ -112,7 +118,8 @@ pub fn check(wasm: &Path, options: &CheckOptions, out: &mut dyn Write) -> Result
     writeln!(out, "fixtures     {} ({} cases)", fixtures.path.display(), cases.len()).map_err(io)?;
     for case in &cases {
         match crate::reload::validate::run_case(&plugin, case, runtime.catalog()) {
-            Ok(took) => writeln!(out, "  pass  {} `{}` ({:.0} µs)", case.hook(), case.name(), took.as_secs_f64() * 1e6).map_err(io)?,
+            Ok(took) => writeln!(out, "  pass  {} `{}` ({:.0} µs)", case.hook(), case.name(), took.as_secs_f64() * 1e6)
+                .map_err(io)?,
             Err(reason) => {
                 failed += 1;
                 writeln!(out, "  FAIL  {reason}").map_err(io)?;

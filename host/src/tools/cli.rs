@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::check::{check, CheckOptions};
-use super::replay::{replay, ReplayOptions};
-use super::run::{run, RunOptions};
-use super::scaffold::{new_plugin, Lang, NewOptions};
+use super::check::{CheckOptions, check};
+use super::replay::{ReplayOptions, replay};
+use super::run::{RunOptions, run};
+use super::scaffold::{Lang, NewOptions, new_plugin};
 use crate::error::{Error, Result};
 use crate::stats::HookKind;
 
@@ -119,8 +119,11 @@ pub fn run_plugin_command(command: PluginCommand) -> Result<bool> {
             check(&args.wasm, &options, &mut out)
         }
         PluginCommand::Run(args) => {
-            let options =
-                RunOptions { hook: hook_of(&args.hook)?, config: super::parse_config_pairs(&args.config)?, repeat: args.repeat };
+            let options = RunOptions {
+                hook: hook_of(&args.hook)?,
+                config: super::parse_config_pairs(&args.config)?,
+                repeat: args.repeat,
+            };
             run(&args.wasm, &args.input, &options, &mut out)
         }
         PluginCommand::Replay(args) => {

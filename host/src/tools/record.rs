@@ -214,7 +214,13 @@ pub fn rebuild_table(catalog: &mut Catalog, table: &RecordedTable) -> Result<Can
         else {
             return Err(Error::Invalid(format!("recorded candidate table is short of data for agent {id}")));
         };
-        rebuilt.push(NewCandidate { id, proficiency: row, idle_ms, occupancy, load: [load[0], load[1], load[2], load[3]] });
+        rebuilt.push(NewCandidate {
+            id,
+            proficiency: row,
+            idle_ms,
+            occupancy,
+            load: [load[0], load[1], load[2], load[3]],
+        });
     }
     Ok(rebuilt)
 }
@@ -310,7 +316,14 @@ impl RecordingRules {
         RecordingRules { department: department.to_owned(), inner, catalog, log }
     }
 
-    fn record(&self, now_ms: u64, batch: &ItemBatch, candidates: Option<RecordedTable>, decision: impl FnOnce(&Catalog) -> RecordedDecision, source: String) {
+    fn record(
+        &self,
+        now_ms: u64,
+        batch: &ItemBatch,
+        candidates: Option<RecordedTable>,
+        decision: impl FnOnce(&Catalog) -> RecordedDecision,
+        source: String,
+    ) {
         let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
         let record = DecisionRecord {
             seq: 0,
@@ -375,7 +388,8 @@ pub fn read_log(path: &Path) -> Result<Vec<DecisionRecord>> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| Error::Config { path: path.to_owned(), message: format!("line {}: {e}", i + 1) })
+            serde_json::from_str(line)
+                .map_err(|e| Error::Config { path: path.to_owned(), message: format!("line {}: {e}", i + 1) })
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::record::{
-    escalations_of, priorities_of, ranking_of, read_log, rebuild_batch, rebuild_table, RecordedDecision,
+    RecordedDecision, escalations_of, priorities_of, ranking_of, read_log, rebuild_batch, rebuild_table,
 };
 use crate::error::{Error, Result};
 use crate::plugin::DepartmentConfig;
@@ -84,7 +84,8 @@ pub fn replay(wasm: &Path, log: &Path, options: &ReplayOptions, out: &mut dyn Wr
     for record in records.iter().filter(|r| options.department.as_deref().is_none_or(|d| d == r.department)) {
         summary.records += 1;
         let at = format!("record {} ({} {})", record.seq, record.department, hook_name(&record.decision));
-        let batch = rebuild_batch(&mut catalog.write().unwrap_or_else(|p| p.into_inner()), record.now_ms, &record.items);
+        let batch =
+            rebuild_batch(&mut catalog.write().unwrap_or_else(|p| p.into_inner()), record.now_ms, &record.items);
         match &record.decision {
             RecordedDecision::Prioritise { priorities } => {
                 if !hooks.prioritise {
@@ -108,7 +109,11 @@ pub fn replay(wasm: &Path, log: &Path, options: &ReplayOptions, out: &mut dyn Wr
                         changes.push(format!("priority {} -> {}", was.priority, now.priority));
                     }
                     if was.queue != now.queue {
-                        changes.push(format!("queue {} -> {}", queue(&was.queue, &item.queue), queue(&now.queue, &item.queue)));
+                        changes.push(format!(
+                            "queue {} -> {}",
+                            queue(&was.queue, &item.queue),
+                            queue(&now.queue, &item.queue)
+                        ));
                     }
                     if !changes.is_empty() {
                         summary.differing += 1;
@@ -155,7 +160,10 @@ pub fn replay(wasm: &Path, log: &Path, options: &ReplayOptions, out: &mut dyn Wr
                     continue;
                 }
                 let Some(recorded) = &record.candidates else {
-                    return Err(Error::Config { path: log.to_owned(), message: format!("{at}: a match record without candidates") });
+                    return Err(Error::Config {
+                        path: log.to_owned(),
+                        message: format!("{at}: a match record without candidates"),
+                    });
                 };
                 let table = rebuild_table(&mut catalog.write().unwrap_or_else(|p| p.into_inner()), recorded)?;
                 let got = match plugin.match_agents(&batch, &table) {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use switchyard_sdk::fixtures::{ItemSpec, NoExpectation};
-use switchyard_sdk::testing::{candidate_table, Agent, DEFAULT_NOW_MS};
+use switchyard_sdk::testing::{Agent, DEFAULT_NOW_MS, candidate_table};
 use switchyard_sdk::{CandidateTable, ItemBatch};
 
 use super::record::{escalations_of, priorities_of};
@@ -60,7 +60,10 @@ enum Call {
 
 fn parse_input(path: &Path, hook: HookKind, catalog: &crate::rules::SharedCatalog) -> Result<Call> {
     let text = super::read_text(path)?;
-    let invalid = |e: serde_json::Error| Error::Config { path: path.to_owned(), message: format!("line {}, column {}: {e}", e.line(), e.column()) };
+    let invalid = |e: serde_json::Error| Error::Config {
+        path: path.to_owned(),
+        message: format!("line {}, column {}: {e}", e.line(), e.column()),
+    };
     let mut names = catalog.write().unwrap_or_else(|p| p.into_inner());
     match hook {
         HookKind::Prioritise | HookKind::Escalate => {
@@ -121,7 +124,8 @@ pub fn run(wasm: &Path, input: &Path, options: &RunOptions, out: &mut dyn Write)
         match result {
             Ok(Some(decision)) => answer = Some(decision),
             Ok(None) => {
-                writeln!(out, "{}: does not export `{hook}`; the host would use its built-in rule", wasm.display()).map_err(io)?;
+                writeln!(out, "{}: does not export `{hook}`; the host would use its built-in rule", wasm.display())
+                    .map_err(io)?;
                 return Ok(false);
             }
             Err(err) => {
@@ -144,13 +148,15 @@ pub fn run(wasm: &Path, input: &Path, options: &RunOptions, out: &mut dyn Write)
             writeln!(out, "{:<16} {:>9}  {:<20} reason", "item", "priority", "queue").map_err(io)?;
             for (label, p) in labels.iter().zip(priorities_of(&catalog, &priorities)) {
                 let queue = p.queue.unwrap_or_else(|| "(stays)".into());
-                writeln!(out, "{label:<16} {:>9}  {queue:<20} {}", p.priority, p.reason.unwrap_or_default()).map_err(io)?;
+                writeln!(out, "{label:<16} {:>9}  {queue:<20} {}", p.priority, p.reason.unwrap_or_default())
+                    .map_err(io)?;
             }
         }
         (Call::Batch(_, labels), Some(Decision::Escalations(escalations))) => {
             writeln!(out, "{:<16} {:<12} actions", "item", "recheck").map_err(io)?;
             for (label, e) in labels.iter().zip(escalations_of(&catalog, &escalations)) {
-                let recheck = e.recheck_in_ms.map(|ms| format!("{:.0} s", ms as f64 / 1000.0)).unwrap_or_else(|| "never".into());
+                let recheck =
+                    e.recheck_in_ms.map(|ms| format!("{:.0} s", ms as f64 / 1000.0)).unwrap_or_else(|| "never".into());
                 let actions = if e.actions.is_empty() { "(none)".to_owned() } else { e.actions.join(", ") };
                 writeln!(out, "{label:<16} {recheck:<12} {actions}").map_err(io)?;
             }
@@ -163,7 +169,11 @@ pub fn run(wasm: &Path, input: &Path, options: &RunOptions, out: &mut dyn Write)
                     switchyard_sdk::MatchResult::Scores(s) => s.get(i).map(|s| format!("{s:.3}")).unwrap_or_default(),
                     switchyard_sdk::MatchResult::Ranked(_) => "-".to_owned(),
                 };
-                let rank = ranking.iter().position(|&r| r == i).map(|r| (r + 1).to_string()).unwrap_or_else(|| "vetoed".into());
+                let rank = ranking
+                    .iter()
+                    .position(|&r| r == i)
+                    .map(|r| (r + 1).to_string())
+                    .unwrap_or_else(|| "vetoed".into());
                 writeln!(out, "{id:<6} {score:>10}  {rank:>6}").map_err(io)?;
             }
             match result.best().and_then(|i| table.agent_ids.get(i)) {

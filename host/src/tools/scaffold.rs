@@ -94,7 +94,10 @@ pub fn new_plugin(options: &NewOptions) -> Result<Vec<PathBuf>> {
     check_name(&options.name)?;
     let dir = options.dir.clone().unwrap_or_else(|| PathBuf::from(&options.name));
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(Error::Invalid(format!("{} already exists and is not empty; pick another name or --dir", dir.display())));
+        return Err(Error::Invalid(format!(
+            "{} already exists and is not empty; pick another name or --dir",
+            dir.display()
+        )));
     }
     std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
     let name = options.name.as_str();

@@ -77,11 +77,7 @@ impl Daemon {
     /// Write `config` to `dir/switchyard.toml` (unless `None`: keep the file there)
     /// and start the binary on it; wait for the bound address on stdout.
     pub fn start(dir: &Path, config: Option<&str>) -> Daemon {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("stderr.log"))
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).unwrap();
         Daemon::start_logging(dir, config, log, "warn")
     }
 
@@ -117,12 +113,7 @@ impl Daemon {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Daemon {
-            child,
-            base: address.to_owned(),
-            dir: dir.to_owned(),
-            http,
-        }
+        Daemon { child, base: address.to_owned(), dir: dir.to_owned(), http }
     }
 
     /// SIGKILL: no shutdown, no flush.
@@ -133,9 +124,7 @@ impl Daemon {
 
     /// SIGTERM, then wait for the exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
@@ -156,19 +145,13 @@ impl Daemon {
 
     /// A client for this daemon.
     pub fn client(&self, token: Option<&str>) -> Client {
-        Client {
-            base: self.base.clone(),
-            token: token.map(str::to_owned),
-            http: self.http.clone(),
-        }
+        Client { base: self.base.clone(), token: token.map(str::to_owned), http: self.http.clone() }
     }
 
     /// A client signed in as agent `name` (registered already): the admin issues
     /// it a token.
     pub fn agent_client(&self, name: &str) -> Client {
-        let (status, reply) = self
-            .client(Some(ADMIN))
-            .post_empty(&format!("/v1/agents/{name}/token"));
+        let (status, reply) = self.client(Some(ADMIN)).post_empty(&format!("/v1/agents/{name}/token"));
         assert_eq!(status, 201, "issuing a token to {name}: {reply}");
         let token = reply["token"].as_str().expect("a token").to_owned();
         self.client(Some(&token))
@@ -232,10 +215,7 @@ impl Client {
             r = r.header("authorization", a);
         }
         let mut response = r.call().unwrap();
-        (
-            response.status().as_u16(),
-            response.body_mut().read_to_string().unwrap_or_default(),
-        )
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
     }
     /// DELETE.
     pub fn delete(&self, path: &str) -> Reply {
@@ -261,25 +241,18 @@ impl Client {
         }
         let mut response = r.send_json(body).map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| e.to_string())?;
+        let text = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
     /// POST raw bytes.
     pub fn post_bytes(&self, path: &str, body: &[u8]) -> Reply {
-        self.try_post_bytes(path, body)
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+        self.try_post_bytes(path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
     /// POST raw bytes; `Err` when the connection fails — as it may when the
     /// daemon refuses the request without reading its body and closes the
     /// connection while the client is still sending.
     pub fn try_post_bytes(&self, path: &str, body: &[u8]) -> Result<Reply, String> {
-        let mut r = self
-            .http
-            .post(self.url(path))
-            .header("content-type", "application/wasm");
+        let mut r = self.http.post(self.url(path)).header("content-type", "application/wasm");
         if let Some(a) = self.auth() {
             r = r.header("authorization", a);
         }

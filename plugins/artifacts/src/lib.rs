@@ -29,7 +29,5 @@ include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
 /// Path of the component built from `plugins/<dir_name>`, if there is such a plugin.
 pub fn path(dir_name: &str) -> Option<&'static str> {
-    ALL.iter()
-        .find(|(name, _)| *name == dir_name)
-        .map(|(_, path)| *path)
+    ALL.iter().find(|(name, _)| *name == dir_name).map(|(_, path)| *path)
 }

@@ -37,16 +37,8 @@ fn every_plugin_is_a_component() {
     assert!(!switchyard_plugin_artifacts::ALL.is_empty());
     for (name, path) in switchyard_plugin_artifacts::ALL {
         let bytes = read(path);
-        assert!(
-            bytes.len() > 8,
-            "plugin `{name}` at {path} is only {} bytes",
-            bytes.len()
-        );
-        assert_eq!(
-            bytes[..8],
-            COMPONENT_HEADER,
-            "plugin `{name}` at {path} is not a component"
-        );
+        assert!(bytes.len() > 8, "plugin `{name}` at {path} is only {} bytes", bytes.len());
+        assert_eq!(bytes[..8], COMPONENT_HEADER, "plugin `{name}` at {path} is not a component");
     }
 }
 
@@ -54,25 +46,13 @@ fn every_plugin_is_a_component() {
 #[test]
 fn department_plugins_export_exactly_their_hooks() {
     let cases: [(&str, &[&str]); 4] = [
-        (
-            switchyard_plugin_artifacts::BILLING,
-            &["switchyard:routing/prioritiser@0.1.0"],
-        ),
+        (switchyard_plugin_artifacts::BILLING, &["switchyard:routing/prioritiser@0.1.0"]),
         (
             switchyard_plugin_artifacts::CLAIMS,
-            &[
-                "switchyard:routing/escalator@0.1.0",
-                "switchyard:routing/prioritiser@0.1.0",
-            ],
+            &["switchyard:routing/escalator@0.1.0", "switchyard:routing/prioritiser@0.1.0"],
         ),
-        (
-            switchyard_plugin_artifacts::TECH_SUPPORT,
-            &["switchyard:routing/matcher@0.1.0"],
-        ),
-        (
-            switchyard_plugin_artifacts::MATCH_ONLY,
-            &["switchyard:routing/matcher@0.1.0"],
-        ),
+        (switchyard_plugin_artifacts::TECH_SUPPORT, &["switchyard:routing/matcher@0.1.0"]),
+        (switchyard_plugin_artifacts::MATCH_ONLY, &["switchyard:routing/matcher@0.1.0"]),
     ];
     for (path, want) in cases {
         let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
@@ -90,10 +70,7 @@ fn foreach_plugin_covers_all() {
         };
     }
     switchyard_plugin_artifacts::foreach_plugin!(collect);
-    let all: Vec<String> = switchyard_plugin_artifacts::ALL
-        .iter()
-        .map(|(n, _)| n.to_string())
-        .collect();
+    let all: Vec<String> = switchyard_plugin_artifacts::ALL.iter().map(|(n, _)| n.to_string()).collect();
     assert_eq!(seen, all);
     for name in &all {
         assert!(switchyard_plugin_artifacts::path(name).is_some());

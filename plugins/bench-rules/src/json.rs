@@ -3,9 +3,7 @@
 //! and the moves to and from the contract's batch and table.
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::{
-    CandidateTable, Channel, ItemBatch, NO_DUE, NewCandidate, NewItem, SkillReq, Tier,
-};
+use switchyard_sdk::{CandidateTable, Channel, ItemBatch, NO_DUE, NewCandidate, NewItem, SkillReq, Tier};
 
 /// One work item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,9 +19,7 @@
 //! [`wire`] is the raw-bytes encoding of the Extism raw style; [`json`] the serde
 //! shapes of its JSON style.
 
-use switchyard_sdk::{
-    CandidateTable, Channel, ItemBatch, ItemRow, MatchResult, NO_DUE, Priority, SkillReq,
-};
+use switchyard_sdk::{CandidateTable, Channel, ItemBatch, ItemRow, MatchResult, NO_DUE, Priority, SkillReq};
 
 pub mod json;
 pub mod wire;
@@ -49,11 +47,7 @@ pub fn priority_of(row: &ItemRow) -> i32 {
 
 /// The rule over a batch: one priority per item, in order.
 pub fn prioritise(batch: &ItemBatch) -> Vec<Priority> {
-    batch
-        .rows
-        .iter()
-        .map(|row| Priority::new(priority_of(row)))
-        .collect()
+    batch.rows.iter().map(|row| Priority::new(priority_of(row))).collect()
 }
 
 /// The rule's scores for the single item of `item` against `candidates` (no
@@ -72,10 +66,8 @@ pub fn match_scores(required: &[SkillReq], candidates: &CandidateTable) -> Match
         return MatchResult::Ranked(Vec::new());
     }
     // Resolve each required skill to its column once, not once per candidate.
-    let required: Vec<(Option<usize>, u8)> = required
-        .iter()
-        .map(|r| (candidates.column_of(r.skill), r.level))
-        .collect();
+    let required: Vec<(Option<usize>, u8)> =
+        required.iter().map(|r| (candidates.column_of(r.skill), r.level)).collect();
     let k = candidates.skill_columns.len();
     let n = candidates.len();
     let mut scores = Vec::with_capacity(n);
@@ -95,14 +87,9 @@ pub fn match_scores(required: &[SkillReq], candidates: &CandidateTable) -> Match
             scores.push(-1.0);
             continue;
         }
-        let in_hand: u32 = candidates.load[i * 4..i * 4 + 4]
-            .iter()
-            .map(|&l| u32::from(l))
-            .sum();
+        let in_hand: u32 = candidates.load[i * 4..i * 4 + 4].iter().map(|&l| u32::from(l)).sum();
         let idle_s = (candidates.idle_ms[i] / 1000).min(600) as f32;
-        let score = 100.0 + sum as f32 * 10.0 + idle_s
-            - candidates.occupancy[i] * 50.0
-            - in_hand as f32 * 5.0;
+        let score = 100.0 + sum as f32 * 10.0 + idle_s - candidates.occupancy[i] * 50.0 - in_hand as f32 * 5.0;
         scores.push(if score > 0.0 { score } else { 0.0 });
     }
     MatchResult::Scores(scores)
@@ -124,12 +111,7 @@ mod component {
             Priority::new(super::priority_of(item.row()))
         }
 
-        fn match_agents(
-            &self,
-            _ctx: &Context,
-            item: Item<'_>,
-            candidates: &CandidateTable,
-        ) -> MatchResult {
+        fn match_agents(&self, _ctx: &Context, item: Item<'_>, candidates: &CandidateTable) -> MatchResult {
             super::match_scores(item.skills(), candidates)
         }
     }
@@ -147,31 +129,19 @@ mod tests {
         let got = bench.prioritise(&[
             // 5 + gold 30 + two repeats 40 + 900/20 = 45 capped at 40 + voice 10
             // + 125 s waited = 12 + due within the hour 25
-            WorkItem::voice("q")
-                .priority(5)
-                .tier(Tier::Gold)
-                .contacts(3)
-                .value(900.0)
-                .age_s(125)
-                .due_in_s(600),
+            WorkItem::voice("q").priority(5).tier(Tier::Gold).contacts(3).value(900.0).age_s(125).due_in_s(600),
             // chat 5, due tomorrow: nothing else
             WorkItem::chat("q").due_in_s(86_400),
             // 9 contacts count as 3 repeats; an hour's wait caps at 30; overdue counts as due
             WorkItem::case("q").contacts(9).age_s(3_600).due_in_s(-10),
         ]);
-        assert_eq!(
-            got,
-            vec![Priority::new(162), Priority::new(5), Priority::new(115)]
-        );
+        assert_eq!(got, vec![Priority::new(162), Priority::new(5), Priority::new(115)]);
     }
 
     #[test]
     fn the_plain_function_and_the_rules_impl_agree() {
         let bench = TestBench::new(BenchRules);
-        let items = [
-            WorkItem::email("q").tier(Tier::Platinum).value(30.0),
-            WorkItem::voice("q").priority(-4),
-        ];
+        let items = [WorkItem::email("q").tier(Tier::Platinum).value(30.0), WorkItem::voice("q").priority(-4)];
         assert_eq!(prioritise(&bench.batch(&items)), bench.prioritise(&items));
     }
 
@@ -192,10 +162,7 @@ mod tests {
                 // below the es level
                 Agent::new(2).skill("es", 2).skill("billing", 9),
                 // idle time caps at 600 s
-                Agent::new(3)
-                    .skill("es", 3)
-                    .skill("billing", 2)
-                    .idle_s(4_000),
+                Agent::new(3).skill("es", 3).skill("billing", 2).idle_s(4_000),
                 // lacks billing
                 Agent::new(4).skill("es", 9),
             ],
@@ -206,22 +173,12 @@ mod tests {
     #[test]
     fn a_malformed_table_or_empty_batch_vetoes_everyone() {
         let mut table = CandidateTable::new(vec![0]);
-        table.push(switchyard_sdk::NewCandidate {
-            id: 1,
-            proficiency: &[5],
-            ..Default::default()
-        });
+        table.push(switchyard_sdk::NewCandidate { id: 1, proficiency: &[5], ..Default::default() });
         table.idle_ms.clear();
         let mut item = ItemBatch::new(0);
-        item.push(switchyard_sdk::NewItem {
-            id: 1,
-            ..Default::default()
-        });
+        item.push(switchyard_sdk::NewItem { id: 1, ..Default::default() });
         assert_eq!(match_agents(&item, &table), MatchResult::Ranked(Vec::new()));
-        assert_eq!(
-            match_agents(&ItemBatch::new(0), &CandidateTable::new(vec![])),
-            MatchResult::Ranked(Vec::new())
-        );
+        assert_eq!(match_agents(&ItemBatch::new(0), &CandidateTable::new(vec![])), MatchResult::Ranked(Vec::new()));
     }
 
     #[test]

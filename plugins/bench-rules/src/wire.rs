@@ -3,9 +3,7 @@
 //! answers likewise. Reasons are not carried (the benchmark rule gives none).
 //! Decoding checks every length and returns `None` on anything malformed.
 
-use switchyard_sdk::{
-    CandidateTable, Channel, ItemBatch, ItemRow, MatchResult, Priority, QueueId, SkillId, SkillReq,
-};
+use switchyard_sdk::{CandidateTable, Channel, ItemBatch, ItemRow, MatchResult, Priority, QueueId, SkillId, SkillReq};
 
 /// Appends little-endian values to a buffer.
 struct Writer(Vec<u8>);
@@ -118,10 +116,7 @@ fn read_batch(r: &mut Reader<'_>) -> Option<ItemBatch> {
     let n = r.len(5)?;
     let mut skills = Vec::with_capacity(n);
     for _ in 0..n {
-        skills.push(SkillReq {
-            skill: SkillId(r.u32()?),
-            level: r.u8()?,
-        });
+        skills.push(SkillReq { skill: SkillId(r.u32()?), level: r.u8()? });
     }
     let n = r.len(4)?;
     let attr_keys = (0..n).map(|_| r.u32()).collect::<Option<Vec<_>>>()?;
@@ -129,14 +124,7 @@ fn read_batch(r: &mut Reader<'_>) -> Option<ItemBatch> {
     let attr_value_ends = (0..n).map(|_| r.u32()).collect::<Option<Vec<_>>>()?;
     let n = r.len(1)?;
     let attr_values = String::from_utf8(r.take(n)?.to_vec()).ok()?;
-    Some(ItemBatch {
-        now_ms,
-        rows,
-        skills,
-        attr_keys,
-        attr_value_ends,
-        attr_values,
-    })
+    Some(ItemBatch { now_ms, rows, skills, attr_keys, attr_value_ends, attr_values })
 }
 
 fn write_table(w: &mut Writer, t: &CandidateTable) {
@@ -164,19 +152,10 @@ fn read_table(r: &mut Reader<'_>) -> Option<CandidateTable> {
     let n = r.len(8)?;
     let idle_ms = (0..n).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
     let n = r.len(4)?;
-    let occupancy = (0..n)
-        .map(|_| r.u32().map(f32::from_bits))
-        .collect::<Option<Vec<_>>>()?;
+    let occupancy = (0..n).map(|_| r.u32().map(f32::from_bits)).collect::<Option<Vec<_>>>()?;
     let n = r.len(1)?;
     let load = r.take(n)?.to_vec();
-    Some(CandidateTable {
-        agent_ids,
-        skill_columns,
-        proficiency,
-        idle_ms,
-        occupancy,
-        load,
-    })
+    Some(CandidateTable { agent_ids, skill_columns, proficiency, idle_ms, occupancy, load })
 }
 
 /// Encode a `prioritise` request.
@@ -261,14 +240,8 @@ pub fn decode_match_result(bytes: &[u8]) -> Option<MatchResult> {
     let tag = r.u8()?;
     let n = r.len(4)?;
     match tag {
-        0 => Some(MatchResult::Scores(
-            (0..n)
-                .map(|_| r.u32().map(f32::from_bits))
-                .collect::<Option<Vec<_>>>()?,
-        )),
-        1 => Some(MatchResult::Ranked(
-            (0..n).map(|_| r.u32()).collect::<Option<Vec<_>>>()?,
-        )),
+        0 => Some(MatchResult::Scores((0..n).map(|_| r.u32().map(f32::from_bits)).collect::<Option<Vec<_>>>()?)),
+        1 => Some(MatchResult::Ranked((0..n).map(|_| r.u32()).collect::<Option<Vec<_>>>()?)),
         _ => None,
     }
 }
@@ -281,10 +254,7 @@ mod tests {
     #[test]
     fn batches_tables_and_answers_round_trip() {
         let mut batch = ItemBatch::new(42);
-        let skills = [SkillReq {
-            skill: SkillId(3),
-            level: 4,
-        }];
+        let skills = [SkillReq { skill: SkillId(3), level: 4 }];
         batch.push(NewItem {
             id: 7,
             channel: Some(Channel::Chat),
@@ -298,27 +268,12 @@ mod tests {
         });
         assert_eq!(decode_batch(&encode_batch(&batch)), Some(batch.clone()));
         let mut table = CandidateTable::new(vec![3, 4]);
-        table.push(NewCandidate {
-            id: 9,
-            proficiency: &[5, 1],
-            idle_ms: 1_000,
-            occupancy: 0.25,
-            load: [0, 1, 0, 0],
-        });
-        assert_eq!(
-            decode_match(&encode_match(&batch, &table)),
-            Some((batch.clone(), table))
-        );
+        table.push(NewCandidate { id: 9, proficiency: &[5, 1], idle_ms: 1_000, occupancy: 0.25, load: [0, 1, 0, 0] });
+        assert_eq!(decode_match(&encode_match(&batch, &table)), Some((batch.clone(), table)));
         let answer = vec![Priority::new(5), Priority::new(-1).to_queue(QueueId(2))];
         assert_eq!(decode_priorities(&encode_priorities(&answer)), Some(answer));
-        for result in [
-            MatchResult::Scores(vec![1.5, -1.0]),
-            MatchResult::Ranked(vec![2, 0]),
-        ] {
-            assert_eq!(
-                decode_match_result(&encode_match_result(&result)),
-                Some(result)
-            );
+        for result in [MatchResult::Scores(vec![1.5, -1.0]), MatchResult::Ranked(vec![2, 0])] {
+            assert_eq!(decode_match_result(&encode_match_result(&result)), Some(result));
         }
     }
 

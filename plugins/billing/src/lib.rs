@@ -48,9 +48,7 @@ fn amount_at_stake(ctx: &Context, item: &Item<'_>) -> f64 {
 }
 
 fn is_dispute(ctx: &Context, item: &Item<'_>) -> bool {
-    ctx.attribute("reason")
-        .and_then(|key| item.attr(key))
-        .is_some_and(|r| r.eq_ignore_ascii_case("dispute"))
+    ctx.attribute("reason").and_then(|key| item.attr(key)).is_some_and(|r| r.eq_ignore_ascii_case("dispute"))
 }
 
 /// The English ordinal suffix of `n` ("st" for 1 and 21, "th" for 11).
@@ -75,8 +73,7 @@ impl Rules for Billing {
         let mut why = Reason::new(ctx);
 
         let tier = item.tier();
-        let tier_points =
-            ctx.config_f64("weight-tier", defaults::WEIGHT_TIER) * tier.as_u8() as f64;
+        let tier_points = ctx.config_f64("weight-tier", defaults::WEIGHT_TIER) * tier.as_u8() as f64;
         if tier_points != 0.0 {
             why.part(format_args!("{tier} tier +{}", Fixed(tier_points, 0)));
             points += tier_points;
@@ -84,27 +81,17 @@ impl Rules for Billing {
 
         let repeats = item.contacts().saturating_sub(1).min(defaults::MAX_REPEATS);
         if repeats > 0 {
-            let repeat_points =
-                ctx.config_f64("weight-repeat", defaults::WEIGHT_REPEAT) * repeats as f64;
+            let repeat_points = ctx.config_f64("weight-repeat", defaults::WEIGHT_REPEAT) * repeats as f64;
             let n = item.contacts();
-            why.part(format_args!(
-                "{n}{} contact +{}",
-                ordinal_suffix(n),
-                Fixed(repeat_points, 0)
-            ));
+            why.part(format_args!("{n}{} contact +{}", ordinal_suffix(n), Fixed(repeat_points, 0)));
             points += repeat_points;
         }
 
         let amount = amount_at_stake(ctx, &item);
-        let amount_points = (amount / 100.0
-            * ctx.config_f64("weight-amount", defaults::WEIGHT_AMOUNT))
-        .min(ctx.config_f64("amount-cap", defaults::AMOUNT_CAP));
+        let amount_points = (amount / 100.0 * ctx.config_f64("weight-amount", defaults::WEIGHT_AMOUNT))
+            .min(ctx.config_f64("amount-cap", defaults::AMOUNT_CAP));
         if amount_points >= 0.5 {
-            why.part(format_args!(
-                "{} at stake +{}",
-                Fixed(amount, 2),
-                Fixed(amount_points, 0)
-            ));
+            why.part(format_args!("{} at stake +{}", Fixed(amount, 2), Fixed(amount_points, 0)));
             points += amount_points;
         }
 
@@ -118,14 +105,10 @@ impl Rules for Billing {
             points += live_points;
         }
 
-        let priority = (item.priority() as f64 + points)
-            .round()
-            .clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+        let priority = (item.priority() as f64 + points).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
         let mut decision = Priority::new(priority);
 
-        if is_dispute(ctx, &item)
-            && amount >= ctx.config_f64("dispute-threshold", defaults::DISPUTE_THRESHOLD)
-        {
+        if is_dispute(ctx, &item) && amount >= ctx.config_f64("dispute-threshold", defaults::DISPUTE_THRESHOLD) {
             let configured = ctx.config_str("dispute-queue");
             let queue_name = configured.as_deref().unwrap_or(defaults::DISPUTE_QUEUE);
             if let Some(queue) = ctx.queue(queue_name) {
@@ -145,11 +128,7 @@ mod tests {
     use switchyard_sdk::testing::{TestBench, WorkItem};
 
     fn priorities(bench: &TestBench<Billing>, items: &[WorkItem]) -> Vec<i32> {
-        bench
-            .prioritise(items)
-            .into_iter()
-            .map(|p| p.priority)
-            .collect()
+        bench.prioritise(items).into_iter().map(|p| p.priority).collect()
     }
 
     #[test]
@@ -166,22 +145,13 @@ mod tests {
         // gold 2×15 + one repeat 20 + 300/100×5 + voice 10
         assert_eq!(got[0].priority, 75);
         assert_eq!(got[0].queue, None);
-        assert_eq!(
-            got[0].reason.as_deref(),
-            Some("gold tier +30, 2nd contact +20, 300.00 at stake +15, voice +10")
-        );
+        assert_eq!(got[0].reason.as_deref(), Some("gold tier +30, 2nd contact +20, 300.00 at stake +15, voice +10"));
     }
 
     #[test]
     fn a_repeat_contact_outranks_the_same_first_contact() {
         let bench = TestBench::new(Billing);
-        let got = priorities(
-            &bench,
-            &[
-                WorkItem::chat("billing").contacts(1),
-                WorkItem::chat("billing").contacts(3),
-            ],
-        );
+        let got = priorities(&bench, &[WorkItem::chat("billing").contacts(1), WorkItem::chat("billing").contacts(3)]);
         assert_eq!(got, vec![5, 45]);
     }
 
@@ -189,10 +159,7 @@ mod tests {
     fn repeats_and_amount_are_capped() {
         let bench = TestBench::new(Billing);
         // 9 contacts count as 3 repeats (60); 100 000 at stake caps at 40; email has no live bonus.
-        let got = priorities(
-            &bench,
-            &[WorkItem::email("billing").contacts(9).value(100_000.0)],
-        );
+        let got = priorities(&bench, &[WorkItem::email("billing").contacts(9).value(100_000.0)]);
         assert_eq!(got, vec![100]);
     }
 
@@ -202,12 +169,8 @@ mod tests {
         let got = priorities(
             &bench,
             &[
-                WorkItem::email("billing")
-                    .value(100.0)
-                    .attr("amount", "600"),
-                WorkItem::email("billing")
-                    .value(100.0)
-                    .attr("amount", "a lot"),
+                WorkItem::email("billing").value(100.0).attr("amount", "600"),
+                WorkItem::email("billing").value(100.0).attr("amount", "a lot"),
             ],
         );
         assert_eq!(got, vec![30, 5]);
@@ -215,9 +178,7 @@ mod tests {
 
     #[test]
     fn weights_come_from_the_department_config() {
-        let bench = TestBench::new(Billing)
-            .config("weight-tier", "100")
-            .config("weight-voice", "0");
+        let bench = TestBench::new(Billing).config("weight-tier", "100").config("weight-voice", "0");
         let got = priorities(&bench, &[WorkItem::voice("billing").tier(Tier::Platinum)]);
         assert_eq!(got, vec![300]);
     }
@@ -225,24 +186,14 @@ mod tests {
     #[test]
     fn the_current_priority_is_the_base() {
         let bench = TestBench::new(Billing);
-        assert_eq!(
-            priorities(&bench, &[WorkItem::email("billing").priority(-7)]),
-            vec![-7]
-        );
-        assert_eq!(
-            bench.prioritise(&[WorkItem::email("billing")])[0].reason,
-            None
-        );
+        assert_eq!(priorities(&bench, &[WorkItem::email("billing").priority(-7)]), vec![-7]);
+        assert_eq!(bench.prioritise(&[WorkItem::email("billing")])[0].reason, None);
     }
 
     #[test]
     fn big_disputes_move_to_the_disputes_queue_when_the_host_knows_it() {
-        let dispute = WorkItem::voice("billing")
-            .attr("reason", "dispute")
-            .attr("amount", "750");
-        let small = WorkItem::voice("billing")
-            .attr("reason", "dispute")
-            .attr("amount", "120");
+        let dispute = WorkItem::voice("billing").attr("reason", "dispute").attr("amount", "750");
+        let small = WorkItem::voice("billing").attr("reason", "dispute").attr("amount", "120");
 
         let knows = TestBench::new(Billing).queue("billing-disputes");
         let got = knows.prioritise(&[dispute.clone(), small.clone()]);
@@ -260,26 +211,17 @@ mod tests {
             .queue("escalations")
             .config("dispute-queue", "escalations")
             .config("dispute-threshold", "100");
-        let got = bench.prioritise(&[WorkItem::chat("billing")
-            .attr("reason", "Dispute")
-            .value(120.0)]);
+        let got = bench.prioritise(&[WorkItem::chat("billing").attr("reason", "Dispute").value(120.0)]);
         assert_eq!(got[0].queue, bench.queue_id("escalations"));
     }
 
     #[test]
     fn without_explanations_the_decision_is_the_same_and_has_no_reason() {
         let items = [
-            WorkItem::voice("billing")
-                .tier(Tier::Gold)
-                .contacts(2)
-                .attr("amount", "300"),
-            WorkItem::chat("billing")
-                .attr("reason", "dispute")
-                .attr("amount", "750"),
+            WorkItem::voice("billing").tier(Tier::Gold).contacts(2).attr("amount", "300"),
+            WorkItem::chat("billing").attr("reason", "dispute").attr("amount", "750"),
         ];
-        let on = TestBench::new(Billing)
-            .queue("billing-disputes")
-            .prioritise(&items);
+        let on = TestBench::new(Billing).queue("billing-disputes").prioritise(&items);
         let off = TestBench::new(Billing)
             .queue("billing-disputes")
             .config(switchyard_sdk::EXPLAIN_KEY, "false")

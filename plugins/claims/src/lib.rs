@@ -64,9 +64,7 @@ fn due_points(ctx: &Context, due_in_ms: i64) -> i32 {
     }
     let horizon_h = ctx.config_f64("horizon-h", defaults::HORIZON_H).max(1.0);
     let hours_left = due_in_ms as f64 / HOUR_MS as f64;
-    (100.0 - 100.0 * hours_left / horizon_h)
-        .round()
-        .clamp(1.0, 99.0) as i32
+    (100.0 - 100.0 * hours_left / horizon_h).round().clamp(1.0, 99.0) as i32
 }
 
 /// Threshold `fraction` of a window of `window_ms`, in ms of age (rounded up, so
@@ -80,10 +78,8 @@ impl Rules for Claims {
     fn prioritise(&self, ctx: &Context, item: Item<'_>) -> Priority {
         match item.due_in_ms() {
             None => Priority::new(item.priority()).because_with(ctx, || "no due date".into()),
-            Some(due_in) if due_in <= 0 => {
-                Priority::new(item.priority().saturating_add(due_points(ctx, due_in)))
-                    .because_with(ctx, || format!("overdue by {}", hours_minutes(due_in)))
-            }
+            Some(due_in) if due_in <= 0 => Priority::new(item.priority().saturating_add(due_points(ctx, due_in)))
+                .because_with(ctx, || format!("overdue by {}", hours_minutes(due_in))),
             Some(due_in) => Priority::new(item.priority().saturating_add(due_points(ctx, due_in)))
                 .because_with(ctx, || format!("due in {}", hours_minutes(due_in))),
         }
@@ -96,22 +92,15 @@ impl Rules for Claims {
         let raise_by = ctx.config_f64("raise-by", defaults::RAISE_BY).round() as i32;
 
         if due_in <= 0 {
-            let mut escalation =
-                Escalation::none().then(EscalationAction::RaiseTo(defaults::OVERDUE_PRIORITY));
+            let mut escalation = Escalation::none().then(EscalationAction::RaiseTo(defaults::OVERDUE_PRIORITY));
             let configured = ctx.config_str("overdue-queue");
             let queue_name = configured.as_deref().unwrap_or(defaults::OVERDUE_QUEUE);
             if let Some(queue) = ctx.queue(queue_name).filter(|&q| q != item.queue()) {
                 escalation = escalation.then(EscalationAction::MoveTo(queue));
             }
-            let recheck_h = ctx
-                .config_f64("overdue-recheck-h", defaults::OVERDUE_RECHECK_H)
-                .max(0.0);
+            let recheck_h = ctx.config_f64("overdue-recheck-h", defaults::OVERDUE_RECHECK_H).max(0.0);
             return escalation
-                .then(EscalationAction::Alert(format!(
-                    "case {} is overdue by {}",
-                    item.id(),
-                    hours_minutes(due_in)
-                )))
+                .then(EscalationAction::Alert(format!("case {} is overdue by {}", item.id(), hours_minutes(due_in))))
                 .recheck_in_ms((recheck_h * HOUR_MS as f64).round().max(1.0) as u64);
         }
 
@@ -124,9 +113,7 @@ impl Rules for Claims {
         if age < raise_at {
             Escalation::none().recheck_in_ms(raise_at - age)
         } else if age < relax_at {
-            Escalation::none()
-                .then(EscalationAction::RaiseBy(raise_by))
-                .recheck_in_ms(relax_at - age)
+            Escalation::none().then(EscalationAction::RaiseBy(raise_by)).recheck_in_ms(relax_at - age)
         } else if age < alert_at {
             Escalation::none()
                 .then(EscalationAction::RaiseBy(raise_by))
@@ -153,10 +140,7 @@ mod tests {
     const H: i64 = 3600;
 
     fn case(age_h: i64, due_in_h: i64) -> WorkItem {
-        WorkItem::case("claims")
-            .skill("claims", 5)
-            .age_s((age_h * H) as u64)
-            .due_in_s(due_in_h * H)
+        WorkItem::case("claims").skill("claims", 5).age_s((age_h * H) as u64).due_in_s(due_in_h * H)
     }
 
     #[test]
@@ -181,10 +165,7 @@ mod tests {
     #[test]
     fn priority_explains_the_time_left() {
         let bench = TestBench::new(Claims);
-        let got = bench.prioritise(&[
-            WorkItem::case("claims").due_in_s(5 * H + 12 * 60),
-            case(0, -3),
-        ]);
+        let got = bench.prioritise(&[WorkItem::case("claims").due_in_s(5 * H + 12 * 60), case(0, -3)]);
         assert_eq!(got[0].reason.as_deref(), Some("due in 5h 12m"));
         assert_eq!(got[1].reason.as_deref(), Some("overdue by 3h 0m"));
     }
@@ -199,22 +180,14 @@ mod tests {
     fn early_cases_wait_until_half_the_window_is_used() {
         let bench = TestBench::new(Claims);
         // window 100 h, 40 h used: look again at 50 h.
-        assert_eq!(
-            bench.escalate(&[case(40, 60)]),
-            vec![Escalation::none().recheck_in_ms(10 * HOUR_MS as u64)]
-        );
+        assert_eq!(bench.escalate(&[case(40, 60)]), vec![Escalation::none().recheck_in_ms(10 * HOUR_MS as u64)]);
     }
 
     #[test]
     fn each_step_fires_once_and_schedules_the_next() {
         let bench = TestBench::new(Claims);
         let got = bench.escalate(&[case(60, 40), case(80, 20), case(95, 5)]);
-        assert_eq!(
-            got[0],
-            Escalation::none()
-                .then(EscalationAction::RaiseBy(10))
-                .recheck_in_ms(15 * HOUR_MS as u64)
-        );
+        assert_eq!(got[0], Escalation::none().then(EscalationAction::RaiseBy(10)).recheck_in_ms(15 * HOUR_MS as u64));
         assert_eq!(
             got[1],
             Escalation::none()
@@ -226,9 +199,7 @@ mod tests {
             got[2],
             Escalation::none()
                 .then(EscalationAction::RaiseBy(20))
-                .then(EscalationAction::Alert(
-                    "case 3 breaches its due time in 5h 0m".into()
-                ))
+                .then(EscalationAction::Alert("case 3 breaches its due time in 5h 0m".into()))
                 .recheck_in_ms(5 * HOUR_MS as u64)
         );
     }
@@ -238,13 +209,8 @@ mod tests {
         let bench = TestBench::new(Claims);
         let first = bench.escalate(&[case(40, 60)]);
         let wait = first[0].recheck_in_ms.unwrap() as i64;
-        let later = WorkItem::case("claims")
-            .age_ms((40 * HOUR_MS + wait) as u64)
-            .due_in_ms(60 * HOUR_MS - wait);
-        assert_eq!(
-            bench.escalate(&[later])[0].actions,
-            vec![EscalationAction::RaiseBy(10)]
-        );
+        let later = WorkItem::case("claims").age_ms((40 * HOUR_MS + wait) as u64).due_in_ms(60 * HOUR_MS - wait);
+        assert_eq!(bench.escalate(&[later])[0].actions, vec![EscalationAction::RaiseBy(10)]);
     }
 
     #[test]
@@ -257,43 +223,24 @@ mod tests {
             Escalation::none()
                 .then(EscalationAction::RaiseTo(200))
                 .then(EscalationAction::MoveTo(overdue))
-                .then(EscalationAction::Alert(
-                    "case 42 is overdue by 10h 0m".into()
-                ))
+                .then(EscalationAction::Alert("case 42 is overdue by 10h 0m".into()))
                 .recheck_in_ms(4 * HOUR_MS as u64)
         );
         // Already in the overdue queue, or the host has no such queue: no move.
-        let in_place =
-            bench.escalate(&[WorkItem::case("claims-overdue").age_s(3600).due_in_s(-60)]);
-        assert!(
-            !in_place[0]
-                .actions
-                .iter()
-                .any(|a| matches!(a, EscalationAction::MoveTo(_)))
-        );
+        let in_place = bench.escalate(&[WorkItem::case("claims-overdue").age_s(3600).due_in_s(-60)]);
+        assert!(!in_place[0].actions.iter().any(|a| matches!(a, EscalationAction::MoveTo(_))));
         let unknown = TestBench::new(Claims).escalate(&[case(110, -10)]);
-        assert!(
-            !unknown[0]
-                .actions
-                .iter()
-                .any(|a| matches!(a, EscalationAction::MoveTo(_)))
-        );
+        assert!(!unknown[0].actions.iter().any(|a| matches!(a, EscalationAction::MoveTo(_))));
     }
 
     #[test]
     fn cases_without_a_due_date_never_escalate() {
         let bench = TestBench::new(Claims);
-        assert_eq!(
-            bench.escalate(&[WorkItem::case("claims").age_s(999_999)]),
-            vec![Escalation::none()]
-        );
+        assert_eq!(bench.escalate(&[WorkItem::case("claims").age_s(999_999)]), vec![Escalation::none()]);
     }
 
     #[test]
     fn fixtures_pass_natively() {
-        TestBench::new(Claims)
-            .run_fixtures(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.toml"))
-            .unwrap()
-            .assert_ok();
+        TestBench::new(Claims).run_fixtures(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures.toml")).unwrap().assert_ok();
     }
 }

@@ -36,9 +36,7 @@ wit_bindgen::generate!({
 use std::fmt::Write as _;
 
 use exports::switchyard::routing::{escalator, matcher, prioritiser};
-use switchyard::routing::types::{
-    CandidateTable, Escalation, EscalationAction, ItemBatch, MatchResult, Priority,
-};
+use switchyard::routing::types::{CandidateTable, Escalation, EscalationAction, ItemBatch, MatchResult, Priority};
 
 /// 32-bit FNV-1a of `bytes`, continuing from `hash`.
 pub fn fnv(hash: u32, bytes: &[u8]) -> u32 {
@@ -91,9 +89,7 @@ pub fn describe(batch: &ItemBatch, i: usize) -> String {
     for k in span(row.attr_start, row.attr_count) {
         let start = if k == 0 { Some(0) } else { batch.attr_value_ends.get(k - 1).copied() };
         let end = batch.attr_value_ends.get(k).copied();
-        let value = start
-            .zip(end)
-            .and_then(|(s, e)| batch.attr_values.get(s as usize..e as usize));
+        let value = start.zip(end).and_then(|(s, e)| batch.attr_values.get(s as usize..e as usize));
         match (batch.attr_keys.get(k), value) {
             (Some(key), Some(value)) => {
                 let _ = write!(out, "{key}={value:?},");

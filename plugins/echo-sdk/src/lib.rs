@@ -11,9 +11,7 @@
 
 use std::fmt::Write as _;
 
-use switchyard_sdk::{
-    CandidateTable, Context, Escalation, EscalationAction, Item, MatchResult, Priority, Rules,
-};
+use switchyard_sdk::{CandidateTable, Context, Escalation, EscalationAction, Item, MatchResult, Priority, Rules};
 
 /// 32-bit FNV-1a of `bytes`, continuing from `hash`.
 pub fn fnv(hash: u32, bytes: &[u8]) -> u32 {

@@ -49,14 +49,8 @@ use wasi::io::streams::StreamError;
 const BLOCK_FOR: Duration = Duration::from_secs(10);
 
 /// The steps of `ready` mode, in the order of their outcomes in the answer.
-pub const READY_STEPS: [&str; 6] = [
-    "block-zero-duration",
-    "poll-stdout",
-    "ready-clock",
-    "write-and-flush",
-    "read-stdin",
-    "splice-stdin",
-];
+pub const READY_STEPS: [&str; 6] =
+    ["block-zero-duration", "poll-stdout", "ready-clock", "write-and-flush", "read-stdin", "splice-stdin"];
 
 fn nanos(d: Duration) -> u64 {
     d.as_nanos().try_into().unwrap_or(u64::MAX)
@@ -101,11 +95,7 @@ struct Plugin;
 impl prioritiser::Guest for Plugin {
     fn prioritise(items: ItemBatch) -> Vec<Priority> {
         let mode = host::config("mode").unwrap_or_else(|| "none".to_owned());
-        let answer = |priority: i32, reason: String| Priority {
-            priority,
-            queue: None,
-            reason: Some(reason),
-        };
+        let answer = |priority: i32, reason: String| Priority { priority, queue: None, reason: Some(reason) };
         match mode.as_str() {
             "sleep" => std::thread::sleep(BLOCK_FOR),
             "poll" => {
@@ -130,19 +120,11 @@ impl prioritiser::Guest for Plugin {
             "none" => {}
             other => {
                 let reason = format!("hostile-block: unknown mode {other}");
-                return items
-                    .rows
-                    .iter()
-                    .map(|_| answer(0, reason.clone()))
-                    .collect();
+                return items.rows.iter().map(|_| answer(0, reason.clone())).collect();
             }
         }
         let reason = format!("hostile-block: {mode} answered");
-        items
-            .rows
-            .iter()
-            .map(|_| answer(10, reason.clone()))
-            .collect()
+        items.rows.iter().map(|_| answer(10, reason.clone())).collect()
     }
 }
 

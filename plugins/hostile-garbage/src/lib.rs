@@ -31,9 +31,7 @@ wit_bindgen::generate!({
 });
 
 use exports::switchyard::routing::{escalator, matcher, prioritiser};
-use switchyard::routing::types::{
-    CandidateTable, Escalation, EscalationAction, ItemBatch, MatchResult, Priority,
-};
+use switchyard::routing::types::{CandidateTable, Escalation, EscalationAction, ItemBatch, MatchResult, Priority};
 
 /// A queue / skill id no host hands out (hosts intern from 0 upwards).
 const UNKNOWN_ID: u32 = u32::MAX - 1;
@@ -44,11 +42,7 @@ fn mode(items: &ItemBatch) -> i32 {
 }
 
 fn keep(priority: i32) -> Priority {
-    Priority {
-        priority,
-        queue: None,
-        reason: None,
-    }
+    Priority { priority, queue: None, reason: None }
 }
 
 struct Plugin;
@@ -58,19 +52,9 @@ impl prioritiser::Guest for Plugin {
         let n = items.rows.len();
         match mode(&items) {
             1 => Vec::new(),
-            2 => (0..n)
-                .map(|_| Priority {
-                    priority: 1,
-                    queue: Some(UNKNOWN_ID),
-                    reason: None,
-                })
-                .collect(),
+            2 => (0..n).map(|_| Priority { priority: 1, queue: Some(UNKNOWN_ID), reason: None }).collect(),
             3 => (0..n)
-                .map(|_| Priority {
-                    priority: 7,
-                    queue: None,
-                    reason: Some("hostile-garbage: valid".to_owned()),
-                })
+                .map(|_| Priority { priority: 7, queue: None, reason: Some("hostile-garbage: valid".to_owned()) })
                 .collect(),
             4 => (0..n).map(|_| not_utf8()).collect(),
             _ => (0..=n).map(|i| keep(i as i32)).collect(),
@@ -85,11 +69,7 @@ fn not_utf8() -> Priority {
     // SAFETY: deliberately not UTF-8; the guest never reads the string again, it
     // only hands the bytes to the host, whose lift must reject them.
     let reason = unsafe { String::from_utf8_unchecked(bytes) };
-    Priority {
-        priority: 1,
-        queue: None,
-        reason: Some(reason),
-    }
+    Priority { priority: 1, queue: None, reason: Some(reason) }
 }
 
 /// Natively (where nothing calls the hook) stay well-defined.
@@ -101,24 +81,15 @@ fn not_utf8() -> Priority {
 impl escalator::Guest for Plugin {
     fn escalate(items: ItemBatch) -> Vec<Escalation> {
         let n = items.rows.len();
-        let nothing = || Escalation {
-            actions: Vec::new(),
-            recheck_in_ms: None,
-        };
+        let nothing = || Escalation { actions: Vec::new(), recheck_in_ms: None };
         match mode(&items) {
             1 => (0..=n).map(|_| nothing()).collect(),
             2 => (0..n)
-                .map(|_| Escalation {
-                    actions: vec![EscalationAction::DropSkill(UNKNOWN_ID)],
-                    recheck_in_ms: None,
-                })
+                .map(|_| Escalation { actions: vec![EscalationAction::DropSkill(UNKNOWN_ID)], recheck_in_ms: None })
                 .collect(),
             3 => (0..n).map(|_| nothing()).collect(),
             _ => (0..n)
-                .map(|_| Escalation {
-                    actions: vec![EscalationAction::MoveTo(UNKNOWN_ID)],
-                    recheck_in_ms: None,
-                })
+                .map(|_| Escalation { actions: vec![EscalationAction::MoveTo(UNKNOWN_ID)], recheck_in_ms: None })
                 .collect(),
         }
     }

@@ -68,15 +68,7 @@ impl prioritiser::Guest for Plugin {
         busy_wait(delay_ms);
         spin(iterations);
         let reason = format!("hostile-slow: waited {delay_ms} ms");
-        items
-            .rows
-            .iter()
-            .map(|_| Priority {
-                priority,
-                queue: None,
-                reason: Some(reason.clone()),
-            })
-            .collect()
+        items.rows.iter().map(|_| Priority { priority, queue: None, reason: Some(reason.clone()) }).collect()
     }
 }
 

@@ -41,15 +41,7 @@ impl prioritiser::Guest for Plugin {
     fn prioritise(items: ItemBatch) -> Vec<Priority> {
         let depth = dive(0);
         // Never reached; shaped like a valid answer so only the recursion is wrong.
-        items
-            .rows
-            .iter()
-            .map(|_| Priority {
-                priority: depth as i32,
-                queue: None,
-                reason: None,
-            })
-            .collect()
+        items.rows.iter().map(|_| Priority { priority: depth as i32, queue: None, reason: None }).collect()
     }
 }
 

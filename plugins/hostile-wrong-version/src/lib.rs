@@ -25,15 +25,7 @@ struct Plugin;
 
 impl prioritiser::Guest for Plugin {
     fn prioritise(items: ItemBatch) -> Vec<Priority> {
-        items
-            .rows
-            .iter()
-            .map(|row| Priority {
-                priority: row.priority,
-                queue: None,
-                reason: None,
-            })
-            .collect()
+        items.rows.iter().map(|row| Priority { priority: row.priority, queue: None, reason: None }).collect()
     }
 }
 

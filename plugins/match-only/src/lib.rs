@@ -12,12 +12,7 @@ pub struct LeastLoaded;
 
 #[switchyard_sdk::rules]
 impl Rules for LeastLoaded {
-    fn match_agents(
-        &self,
-        _ctx: &Context,
-        item: Item<'_>,
-        candidates: &CandidateTable,
-    ) -> MatchResult {
+    fn match_agents(&self, _ctx: &Context, item: Item<'_>, candidates: &CandidateTable) -> MatchResult {
         MatchResult::Scores(
             candidates
                 .iter()
@@ -47,10 +42,7 @@ mod tests {
         let got = bench.match_agents(
             &item,
             &[
-                Agent::new(1)
-                    .skill("general", 5)
-                    .idle_s(90)
-                    .load(Channel::Chat, 2),
+                Agent::new(1).skill("general", 5).idle_s(90).load(Channel::Chat, 2),
                 Agent::new(2).skill("general", 3).idle_s(10),
                 Agent::new(3),
             ],

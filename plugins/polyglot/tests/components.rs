@@ -24,24 +24,12 @@ fn imports_and_exports(path: &str) -> (Vec<String>, Vec<String>) {
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(section) if depth == 0 => {
                 for import in section {
-                    imports.push(
-                        import
-                            .unwrap_or_else(|e| panic!("{path}: bad import: {e}"))
-                            .name
-                            .name
-                            .to_owned(),
-                    );
+                    imports.push(import.unwrap_or_else(|e| panic!("{path}: bad import: {e}")).name.name.to_owned());
                 }
             }
             Payload::ComponentExportSection(section) if depth == 0 => {
                 for export in section {
-                    exports.push(
-                        export
-                            .unwrap_or_else(|e| panic!("{path}: bad export: {e}"))
-                            .name
-                            .name
-                            .to_owned(),
-                    );
+                    exports.push(export.unwrap_or_else(|e| panic!("{path}: bad export: {e}")).name.name.to_owned());
                 }
             }
             _ => {}
@@ -66,13 +54,7 @@ fn built_plugins_are_components() {
             plugin.name,
             plugin.component
         );
-        assert!(
-            plugin
-                .component
-                .ends_with(&format!("target/polyglot/{}.wasm", plugin.name)),
-            "{}",
-            plugin.component
-        );
+        assert!(plugin.component.ends_with(&format!("target/polyglot/{}.wasm", plugin.name)), "{}", plugin.component);
     }
 }
 
@@ -84,18 +66,8 @@ fn python_collections_exports_prioritiser_and_escalator() {
     let (imports, exports) = imports_and_exports(PYTHON_COLLECTIONS);
     // componentize-py also exports a plain-named `exports` instance (its table of
     // exported functions); a host looks hooks up by interface name and ignores it.
-    assert_eq!(
-        exports,
-        [
-            "exports",
-            "switchyard:routing/escalator@0.1.0",
-            "switchyard:routing/prioritiser@0.1.0"
-        ]
-    );
-    assert!(
-        imports.iter().any(|i| i == "switchyard:routing/host@0.1.0"),
-        "{imports:?}"
-    );
+    assert_eq!(exports, ["exports", "switchyard:routing/escalator@0.1.0", "switchyard:routing/prioritiser@0.1.0"]);
+    assert!(imports.iter().any(|i| i == "switchyard:routing/host@0.1.0"), "{imports:?}");
     for import in &imports {
         assert!(
             import.starts_with("switchyard:routing/")
@@ -110,18 +82,6 @@ fn python_collections_exports_prioritiser_and_escalator() {
 #[test]
 fn js_retail_chat_exports_prioritiser_and_matcher_and_imports_no_wasi() {
     let (imports, exports) = imports_and_exports(JS_RETAIL_CHAT);
-    assert_eq!(
-        exports,
-        [
-            "switchyard:routing/matcher@0.1.0",
-            "switchyard:routing/prioritiser@0.1.0"
-        ]
-    );
-    assert_eq!(
-        imports,
-        [
-            "switchyard:routing/host@0.1.0",
-            "switchyard:routing/types@0.1.0"
-        ]
-    );
+    assert_eq!(exports, ["switchyard:routing/matcher@0.1.0", "switchyard:routing/prioritiser@0.1.0"]);
+    assert_eq!(imports, ["switchyard:routing/host@0.1.0", "switchyard:routing/types@0.1.0"]);
 }

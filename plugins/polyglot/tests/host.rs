@@ -10,8 +10,7 @@ use switchyard_host::rules::{RuleSet, RuleSource, SharedCatalog};
 use switchyard_host::runtime::{DepartmentConfig, Hooks, Runtime};
 use switchyard_host::sandbox::Limits;
 use switchyard_polyglot_artifacts::{
-    COMPILED_CACHE_DIR, JS_RETAIL_CHAT, JS_RETAIL_CHAT_DIR, PYTHON_COLLECTIONS,
-    PYTHON_COLLECTIONS_DIR,
+    COMPILED_CACHE_DIR, JS_RETAIL_CHAT, JS_RETAIL_CHAT_DIR, PYTHON_COLLECTIONS, PYTHON_COLLECTIONS_DIR,
 };
 use switchyard_sdk::fixtures::{Case, Fixtures, Hook};
 
@@ -20,17 +19,13 @@ use switchyard_sdk::fixtures::{Case, Fixtures, Hook};
 /// may run an interpreter's first calls slowly, and a timed-out call would be
 /// decided by the fallback instead of the plugin. Production keeps 50 ms.
 fn limits() -> Limits {
-    Limits {
-        deadline: std::time::Duration::from_secs(5),
-        ..Limits::default()
-    }
+    Limits { deadline: std::time::Duration::from_secs(5), ..Limits::default() }
 }
 
 /// Loads `component` for `department` with the fixture file's config and names,
 /// runs every case through the runtime's rule set, and returns the hooks it exports.
 fn run_fixtures(department: &str, component: &str, dir: &str) -> (Hooks, usize) {
-    let fixtures =
-        Fixtures::load(Path::new(dir).join("fixtures.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let fixtures = Fixtures::load(Path::new(dir).join("fixtures.toml")).unwrap_or_else(|e| panic!("{e}"));
     let catalog: SharedCatalog = Arc::new(RwLock::new(fixtures.catalog()));
     let runtime = Runtime::builder()
         .catalog(catalog.clone())
@@ -38,10 +33,10 @@ fn run_fixtures(department: &str, component: &str, dir: &str) -> (Hooks, usize) 
         .cache_dir(COMPILED_CACHE_DIR)
         .build()
         .unwrap_or_else(|e| panic!("cannot build the runtime: {e}"));
-    let config = fixtures.config.iter().fold(
-        DepartmentConfig::new().with_limits(limits()),
-        |config, (key, value)| config.with(key, value),
-    );
+    let config = fixtures
+        .config
+        .iter()
+        .fold(DepartmentConfig::new().with_limits(limits()), |config, (key, value)| config.with(key, value));
     let report = runtime
         .register_file(department, component, config)
         .unwrap_or_else(|e| panic!("{department}: {component} does not load: {e}"));
@@ -67,18 +62,14 @@ fn check_case(department: &str, rules: &dyn RuleSet, catalog: &SharedCatalog, ca
     let (source, verdict) = match case.hook() {
         Hook::Prioritise => {
             let decided = rules.prioritise(&batch);
-            (
-                decided.source,
-                case.check_prioritise(&names, &decided.value),
-            )
+            (decided.source, case.check_prioritise(&names, &decided.value))
         }
         Hook::Escalate => {
             let decided = rules.escalate(&batch);
             (decided.source, case.check_escalate(&names, &decided.value))
         }
         Hook::Match => {
-            let table = table
-                .unwrap_or_else(|| panic!("match case `{}` built no candidate table", case.name()));
+            let table = table.unwrap_or_else(|| panic!("match case `{}` built no candidate table", case.name()));
             let decided = rules.match_agents(&batch, &table);
             (decided.source, case.check_match(&names, &decided.value))
         }
@@ -99,14 +90,7 @@ fn check_case(department: &str, rules: &dyn RuleSet, catalog: &SharedCatalog, ca
 #[test]
 fn python_collections_passes_its_fixtures_in_the_host() {
     let (hooks, cases) = run_fixtures("collections", PYTHON_COLLECTIONS, PYTHON_COLLECTIONS_DIR);
-    assert_eq!(
-        hooks,
-        Hooks {
-            prioritise: true,
-            escalate: true,
-            match_agents: false
-        }
-    );
+    assert_eq!(hooks, Hooks { prioritise: true, escalate: true, match_agents: false });
     assert_eq!(cases, 4);
 }
 
@@ -115,13 +99,6 @@ fn python_collections_passes_its_fixtures_in_the_host() {
 #[test]
 fn js_retail_chat_passes_its_fixtures_in_the_host() {
     let (hooks, cases) = run_fixtures("retail-chat", JS_RETAIL_CHAT, JS_RETAIL_CHAT_DIR);
-    assert_eq!(
-        hooks,
-        Hooks {
-            prioritise: true,
-            escalate: false,
-            match_agents: true
-        }
-    );
+    assert_eq!(hooks, Hooks { prioritise: true, escalate: false, match_agents: true });
     assert_eq!(cases, 4);
 }

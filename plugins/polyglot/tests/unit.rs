@@ -17,30 +17,14 @@ fn run(dir: &str, program: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot start `{program}` in {dir}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "`{program} {}` failed in {dir} ({}):\n{text}",
-        args.join(" "),
-        output.status
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "`{program} {}` failed in {dir} ({}):\n{text}", args.join(" "), output.status);
     text
 }
 
 /// The number after `prefix` on the first line that starts with it.
 fn count(text: &str, prefix: &str) -> Option<u32> {
-    text.lines().find_map(|line| {
-        line.trim()
-            .strip_prefix(prefix)?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
+    text.lines().find_map(|line| line.trim().strip_prefix(prefix)?.split_whitespace().next()?.parse().ok())
 }
 
 /// The collections rules pass their Python unit tests (and there are some).
@@ -50,23 +34,13 @@ fn python_collections_unit_tests_pass() {
     let out = run(PYTHON_COLLECTIONS_DIR, &python, &["-m", "unittest", "-v"]);
     let ran = count(&out, "Ran ").unwrap_or(0);
     assert!(ran > 0, "python unittest ran no test:\n{out}");
-    assert!(
-        out.lines().any(|line| line.trim() == "OK"),
-        "python unittest did not report OK:\n{out}"
-    );
+    assert!(out.lines().any(|line| line.trim() == "OK"), "python unittest did not report OK:\n{out}");
 }
 
 /// The retail chat rules pass their Node unit tests (and there are some).
 #[test]
 fn js_retail_chat_unit_tests_pass() {
     let out = run(JS_RETAIL_CHAT_DIR, "node", &["--test", "rules.test.js"]);
-    assert!(
-        count(&out, "# pass").unwrap_or(0) > 0,
-        "node --test passed no test:\n{out}"
-    );
-    assert_eq!(
-        count(&out, "# fail"),
-        Some(0),
-        "node --test reported failures:\n{out}"
-    );
+    assert!(count(&out, "# pass").unwrap_or(0) > 0, "node --test passed no test:\n{out}");
+    assert_eq!(count(&out, "# fail"), Some(0), "node --test reported failures:\n{out}");
 }

@@ -19,9 +19,7 @@
 //! so proficiency leads, the longest-idle agent wins among equals, and agents
 //! already over their occupancy target are spared unless nobody else fits.
 
-use switchyard_sdk::{
-    Candidate, CandidateTable, Channel, Context, Item, LogLevel, MatchResult, Rules, SkillReq,
-};
+use switchyard_sdk::{Candidate, CandidateTable, Channel, Context, Item, LogLevel, MatchResult, Rules, SkillReq};
 
 /// Config keys and their defaults.
 mod defaults {
@@ -73,31 +71,17 @@ impl Capacity {
 
 #[switchyard_sdk::rules]
 impl Rules for TechSupport {
-    fn match_agents(
-        &self,
-        ctx: &Context,
-        item: Item<'_>,
-        candidates: &CandidateTable,
-    ) -> MatchResult {
+    fn match_agents(&self, ctx: &Context, item: Item<'_>, candidates: &CandidateTable) -> MatchResult {
         let mut requirements: Vec<SkillReq> = item.skills().to_vec();
 
-        let language = ctx
-            .attribute("language")
-            .and_then(|key| item.attr(key))
-            .map(|l| l.trim().to_ascii_lowercase());
+        let language = ctx.attribute("language").and_then(|key| item.attr(key)).map(|l| l.trim().to_ascii_lowercase());
         if let Some(language) = language.filter(|l| !l.is_empty()) {
             let skill_name = format!("lang-{language}");
             let Some(skill) = ctx.skill(&skill_name) else {
-                ctx.log(
-                    LogLevel::Warn,
-                    "no agent has the item's language skill",
-                    &[("skill", &skill_name)],
-                );
+                ctx.log(LogLevel::Warn, "no agent has the item's language skill", &[("skill", &skill_name)]);
                 return MatchResult::Scores(vec![VETO; candidates.len()]);
             };
-            let level = ctx
-                .config_f64("min-language-level", defaults::MIN_LANGUAGE_LEVEL)
-                .clamp(1.0, 10.0) as u8;
+            let level = ctx.config_f64("min-language-level", defaults::MIN_LANGUAGE_LEVEL).clamp(1.0, 10.0) as u8;
             match requirements.iter_mut().find(|r| r.skill == skill) {
                 Some(existing) => existing.level = existing.level.max(level),
                 None => requirements.push(SkillReq { skill, level }),
@@ -105,9 +89,7 @@ impl Rules for TechSupport {
         }
 
         let weight_skill = ctx.config_f64("weight-skill", defaults::WEIGHT_SKILL);
-        let idle_step_s = ctx
-            .config_f64("idle-step-s", defaults::IDLE_STEP_S)
-            .max(1.0);
+        let idle_step_s = ctx.config_f64("idle-step-s", defaults::IDLE_STEP_S).max(1.0);
         let idle_cap = ctx.config_f64("idle-cap", defaults::IDLE_CAP);
         let target = ctx.config_f64("occupancy-target", defaults::OCCUPANCY_TARGET);
         let penalty = ctx.config_f64("over-target-penalty", defaults::OVER_TARGET_PENALTY);
@@ -122,18 +104,11 @@ impl Rules for TechSupport {
                 let proficiency = if requirements.is_empty() {
                     0.0
                 } else {
-                    requirements
-                        .iter()
-                        .map(|r| agent.proficiency(r.skill) as f64)
-                        .sum::<f64>()
+                    requirements.iter().map(|r| agent.proficiency(r.skill) as f64).sum::<f64>()
                         / requirements.len() as f64
                 };
                 let idle = (agent.idle_ms() as f64 / 1000.0 / idle_step_s).min(idle_cap);
-                let over = if agent.occupancy() as f64 > target {
-                    penalty
-                } else {
-                    0.0
-                };
+                let over = if agent.occupancy() as f64 > target { penalty } else { 0.0 };
                 // The base of 100 keeps every qualified agent's score positive (not a veto).
                 (100.0 + weight_skill * proficiency + idle - over).max(0.0) as f32
             })
@@ -166,16 +141,11 @@ mod tests {
     #[test]
     fn unqualified_agents_are_vetoed() {
         let bench = TestBench::new(TechSupport);
-        let item = WorkItem::voice("tech")
-            .skill("network", 5)
-            .skill("hardware", 3);
+        let item = WorkItem::voice("tech").skill("network", 5).skill("hardware", 3);
         let agents = [
             Agent::new(1).skill("network", 9).idle_s(500),
             Agent::new(2).skill("network", 5).skill("hardware", 3),
-            Agent::new(3)
-                .skill("network", 4)
-                .skill("hardware", 9)
-                .idle_s(900),
+            Agent::new(3).skill("network", 4).skill("hardware", 9).idle_s(900),
         ];
         assert_eq!(bench.ranking(&item, &agents), vec![2]);
     }
@@ -184,15 +154,9 @@ mod tests {
     fn the_longest_idle_wins_among_equals_and_proficiency_beats_a_little_idle() {
         let bench = TestBench::new(TechSupport);
         let item = WorkItem::chat("tech").skill("software", 3);
-        let equals = [
-            Agent::new(1).skill("software", 5).idle_s(30),
-            Agent::new(2).skill("software", 5).idle_s(90),
-        ];
+        let equals = [Agent::new(1).skill("software", 5).idle_s(30), Agent::new(2).skill("software", 5).idle_s(90)];
         assert_eq!(bench.best_agent(&item, &equals), Some(2));
-        let better = [
-            Agent::new(1).skill("software", 7).idle_s(30),
-            Agent::new(2).skill("software", 5).idle_s(90),
-        ];
+        let better = [Agent::new(1).skill("software", 7).idle_s(30), Agent::new(2).skill("software", 5).idle_s(90)];
         assert_eq!(bench.best_agent(&item, &better), Some(1));
     }
 
@@ -201,10 +165,7 @@ mod tests {
         let bench = TestBench::new(TechSupport).config("occupancy-target", "0.8");
         let item = WorkItem::chat("tech").skill("software", 3);
         let agents = [
-            Agent::new(1)
-                .skill("software", 7)
-                .idle_s(600)
-                .occupancy(0.95),
+            Agent::new(1).skill("software", 7).idle_s(600).occupancy(0.95),
             Agent::new(2).skill("software", 5).occupancy(0.6),
         ];
         assert_eq!(bench.ranking(&item, &agents), vec![2, 1]);
@@ -227,17 +188,11 @@ mod tests {
     fn a_language_nobody_has_vetoes_everyone_and_says_why() {
         let bench = TestBench::new(TechSupport);
         let item = WorkItem::chat("tech").attr("language", "fi");
-        assert_eq!(
-            bench.match_agents(&item, &[Agent::new(1).skill("lang-en", 9)]),
-            MatchResult::Scores(vec![-1.0])
-        );
+        assert_eq!(bench.match_agents(&item, &[Agent::new(1).skill("lang-en", 9)]), MatchResult::Scores(vec![-1.0]));
         let logs = bench.logs();
         assert_eq!(logs.len(), 1);
         assert_eq!(logs[0].level, LogLevel::Warn);
-        assert_eq!(
-            logs[0].fields,
-            vec![("skill".to_string(), "lang-fi".to_string())]
-        );
+        assert_eq!(logs[0].fields, vec![("skill".to_string(), "lang-fi".to_string())]);
     }
 
     #[test]
@@ -250,15 +205,9 @@ mod tests {
             Agent::new(4),
             Agent::new(5).load(Channel::Case, 1),
         ];
-        assert_eq!(
-            bench.ranking(&WorkItem::chat("tech"), &agents),
-            vec![3, 4, 5]
-        );
+        assert_eq!(bench.ranking(&WorkItem::chat("tech"), &agents), vec![3, 4, 5]);
         assert_eq!(bench.ranking(&WorkItem::voice("tech"), &agents), vec![4]);
-        assert_eq!(
-            bench.ranking(&WorkItem::case("tech"), &agents),
-            vec![2, 3, 4]
-        );
+        assert_eq!(bench.ranking(&WorkItem::case("tech"), &agents), vec![2, 3, 4]);
     }
 
     #[test]

@@ -91,16 +91,10 @@ pub fn rules(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     if !attr.is_empty() {
-        return Err(syn::Error::new_spanned(
-            attr,
-            "`#[switchyard_sdk::rules]` takes no arguments",
-        ));
+        return Err(syn::Error::new_spanned(attr, "`#[switchyard_sdk::rules]` takes no arguments"));
     }
     let block: ItemImpl = syn::parse2(item.clone()).map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            "`#[switchyard_sdk::rules]` goes on an `impl Rules for YourType { .. }` block",
-        )
+        syn::Error::new(e.span(), "`#[switchyard_sdk::rules]` goes on an `impl Rules for YourType { .. }` block")
     })?;
     let hooks = hooks_of(&block)?;
 
@@ -134,15 +128,9 @@ fn hooks_of(block: &ItemImpl) -> syn::Result<Vec<&'static Hook>> {
         ));
     };
     if let Some(bang) = bang {
-        return Err(syn::Error::new_spanned(
-            bang,
-            "`#[switchyard_sdk::rules]` cannot export a negative impl",
-        ));
+        return Err(syn::Error::new_spanned(bang, "`#[switchyard_sdk::rules]` cannot export a negative impl"));
     }
-    let is_rules = trait_path
-        .segments
-        .last()
-        .is_some_and(|s| s.ident == "Rules" && s.arguments.is_empty());
+    let is_rules = trait_path.segments.last().is_some_and(|s| s.ident == "Rules" && s.arguments.is_empty());
     if !is_rules {
         return Err(syn::Error::new_spanned(
             trait_path,
@@ -168,20 +156,14 @@ fn hooks_of(block: &ItemImpl) -> syn::Result<Vec<&'static Hook>> {
         let Some(hook) = HOOKS.iter().find(|h| h.method == name) else {
             return Err(syn::Error::new_spanned(
                 &method.sig.ident,
-                format!(
-                    "`{name}` is not a rule hook; the hooks are `prioritise`, `escalate` and `match_agents`"
-                ),
+                format!("`{name}` is not a rule hook; the hooks are `prioritise`, `escalate` and `match_agents`"),
             ));
         };
         found.push(hook);
     }
     if found.is_empty() {
         return Err(syn::Error::new(
-            block
-                .impl_token
-                .span()
-                .join(block.self_ty.span())
-                .unwrap_or_else(|| block.impl_token.span()),
+            block.impl_token.span().join(block.self_ty.span()).unwrap_or_else(|| block.impl_token.span()),
             "this `Rules` impl writes no hook, so the plugin would export nothing; \
              write at least one of `prioritise`, `escalate`, `match_agents`",
         ));
@@ -192,17 +174,12 @@ fn hooks_of(block: &ItemImpl) -> syn::Result<Vec<&'static Hook>> {
 
 /// The contents of the hidden export module for `hooks`.
 fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
-    let wit_dir = std::fs::canonicalize(WIT_DIR)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| WIT_DIR.to_owned());
-    let mut world = format!(
-        "package switchyard:plugin;\nworld plugin {{\n    include {PACKAGE}/rules-base@{VERSION};\n"
-    );
+    let wit_dir =
+        std::fs::canonicalize(WIT_DIR).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| WIT_DIR.to_owned());
+    let mut world =
+        format!("package switchyard:plugin;\nworld plugin {{\n    include {PACKAGE}/rules-base@{VERSION};\n");
     for hook in hooks {
-        world.push_str(&format!(
-            "    export {PACKAGE}/{}@{VERSION};\n",
-            hook.interface
-        ));
+        world.push_str(&format!("    export {PACKAGE}/{}@{VERSION};\n", hook.interface));
     }
     world.push_str("}\n");
     let types_key = format!("{PACKAGE}/types@{VERSION}");
@@ -308,21 +285,15 @@ mod tests {
             error_of(quote! { impl Rules for Billing { const X: u8 = 1; } }),
             "only the hooks `prioritise`, `escalate` and `match_agents` belong in a `Rules` impl"
         );
-        assert!(
-            error_of(quote! { impl Rules for Billing {} })
-                .starts_with("this `Rules` impl writes no hook")
-        );
+        assert!(error_of(quote! { impl Rules for Billing {} }).starts_with("this `Rules` impl writes no hook"));
         assert_eq!(
             error_of(quote! { impl<T> Rules for Wrap<T> { fn escalate(&self) {} } }),
             "an exported `Rules` impl cannot be generic: the component needs one concrete type"
         );
         assert_eq!(
-            expand(
-                quote! { oops },
-                quote! { impl Rules for Billing { fn escalate(&self) {} } }
-            )
-            .unwrap_err()
-            .to_string(),
+            expand(quote! { oops }, quote! { impl Rules for Billing { fn escalate(&self) {} } })
+                .unwrap_err()
+                .to_string(),
             "`#[switchyard_sdk::rules]` takes no arguments"
         );
     }
@@ -340,28 +311,14 @@ mod tests {
                      export switchyard:routing/escalator@0.1.0;\\n}";
         assert!(out.contains(world), "{out}");
         assert!(!out.contains("matcher"), "{out}");
-        assert!(
-            out.contains("export_prioritise")
-                && out.contains("export_escalate")
-                && !out.contains("export_match")
-        );
+        assert!(out.contains("export_prioritise") && out.contains("export_escalate") && !out.contains("export_match"));
         // The glue (alias + module) exists only on wasm32; native builds see the impl alone.
-        assert_eq!(
-            out.matches("# [cfg (target_arch = \"wasm32\")]").count(),
-            2,
-            "{out}"
-        );
+        assert_eq!(out.matches("# [cfg (target_arch = \"wasm32\")]").count(), 2, "{out}");
         assert!(out.contains("mod __switchyard_export"), "{out}");
         // Hand-written exports replace wit-bindgen's shims for the hooks written.
-        assert!(
-            out.contains("skip : [\"prioritise\" , \"escalate\" , \"match-agents\"]"),
-            "{out}"
-        );
+        assert!(out.contains("skip : [\"prioritise\" , \"escalate\" , \"match-agents\"]"), "{out}");
         assert!(out.contains("\"switchyard:routing/prioritiser@0.1.0#prioritise\""), "{out}");
-        assert!(
-            out.contains("\"cabi_post_switchyard:routing/escalator@0.1.0#escalate\""),
-            "{out}"
-        );
+        assert!(out.contains("\"cabi_post_switchyard:routing/escalator@0.1.0#escalate\""), "{out}");
         assert!(!out.contains("post_match_agents"), "{out}");
         assert!(out.contains("type __SwitchyardRules = Claims"), "{out}");
     }
