@@ -370,20 +370,38 @@ fn take_snapshot(state: &Shared, why: &'static str) -> std::result::Result<(), S
     let locked_ms = started.elapsed().as_millis() as u64;
     let bytes = snapshot.encode()?;
     drop(snapshot);
-    let seq = state.journal.put_snapshot(ticket, &bytes)?;
+    let seq = state.journal.put_snapshot(ticket, &bytes);
+    let size = bytes.len();
+    drop(bytes);
+    release_freed_memory();
+    let seq = seq?;
     let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
     core.snapshot_appended = appended;
     core.tail_replayed = 0;
-    core.last_snapshot = Some((seq, bytes.len(), locked_ms));
+    core.last_snapshot = Some((seq, size, locked_ms));
     tracing::info!(
         why,
         covers = seq,
-        bytes = bytes.len(),
+        bytes = size,
         locked_ms,
         total_ms = started.elapsed().as_millis() as u64,
         "snapshot taken"
     );
     Ok(())
+}
+
+/// Hand the memory a snapshot used (the state's copy, its encoding, the
+/// store's write) back to the system. glibc keeps freed memory in the arena of
+/// the thread that freed it, and snapshots run on whichever blocking thread is
+/// free: in the soak each snapshot left its size behind as RSS (152 → 233 MiB
+/// over two snapshots). Elsewhere the allocator decides.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's arenas to the
+    // system; it takes the arenas' locks and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Resolves on ctrl-c or SIGTERM.
