@@ -1,6 +1,9 @@
 //! Department isolation of `switchyard serve` (issue #13, item 2): department A
-//! runs a plugin whose `prioritise` takes ~45 ms a call (`plugins/hostile-slow`,
-//! `delay_ms` from the department config); department B runs the built-in
+//! runs a plugin whose every hook takes ~45 ms a call (`plugins/slow-rules`,
+//! `delay_ms` from the department config): `prioritise` for each new item,
+//! `match-agents` whenever one of A's four agents is free or an offer times
+//! out (A's offers time out after 1 s, nobody answers them), and `escalate`
+//! every 100 ms for each waiting A item. Department B runs the built-in
 //! rules. The test measures B's `POST /v1/items` latency (a few hundred
 //! requests from 2 clients) twice in the same run — A idle, then A under load
 //! (clients posting A items continuously) — and prints p50/p99 of both and
@@ -60,8 +63,11 @@ name = "slow-a"
 plugin = {plugin:?}
 {deadline}
 
+offer_timeout_s = 1
+
 [departments.config]
 delay_ms = "{delay_ms}"
+recheck_ms = "100"
 
 [[departments]]
 name = "fast-b"
@@ -73,11 +79,14 @@ department = "slow-a"
 [[queues]]
 name = "b-queue"
 department = "fast-b"
-"#,
+{agents}"#,
+        agents = (1..=4)
+            .map(|n| format!("\n[[agents]]\nname = \"a{n}\"\nskills = {{ a-queue = 5 }}\nstate = \"available\"\n"))
+            .collect::<String>(),
         admin = Tokens::admin(),
         integration = Tokens::integration(),
         supervisor = Tokens::supervisor(),
-        plugin = switchyard_plugin_artifacts::HOSTILE_SLOW,
+        plugin = switchyard_plugin_artifacts::SLOW_RULES,
         // `SWITCHYARD_ISOLATION_DEADLINE_MS` sets A's call deadline (e.g. 50, so
         // its 45 ms calls succeed under the daemon's lock); unset, the daemon's
         // default applies (20 ms: A's calls fall back and its breaker opens).

@@ -88,7 +88,10 @@ impl Daemon {
         if let Some(text) = config {
             std::fs::write(&path, text).unwrap();
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        // `SWITCHYARD_DAEMON_BIN` runs the drivers against another build (an
+        // older release, for before/after figures from the same machine).
+        let bin = std::env::var_os("SWITCHYARD_DAEMON_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_switchyard").into());
+        let mut child = Command::new(bin)
             .args(["serve", "--config"])
             .arg(&path)
             .env("RUST_LOG", level)
