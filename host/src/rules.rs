@@ -44,6 +44,12 @@ pub enum RuleSource {
         /// Why the plugin's answer was not used.
         reason: String,
     },
+    /// No answer yet: the embedder asks the rules later, outside its own lock
+    /// (the daemon does; see `serve/tape.rs`). The router changes nothing for
+    /// the item, remembers the question ([`crate::router::Router::take_deferred`])
+    /// and asks again when told to ([`crate::router::Router::decide_deferred`]).
+    /// Never stored in an explanation.
+    Deferred,
 }
 
 /// [`RuleSource`] as serde sees it in human-readable formats (`S` is `&str` on
@@ -54,6 +60,7 @@ enum TaggedSource<S> {
     BuiltIn,
     Plugin { plugin: S, generation: u64 },
     Fallback { plugin: S, generation: u64, reason: S },
+    Deferred,
 }
 
 /// [`RuleSource`] as serde sees it in binary formats.
@@ -63,6 +70,7 @@ enum PlainSource<S> {
     BuiltIn,
     Plugin { plugin: S, generation: u64 },
     Fallback { plugin: S, generation: u64, reason: S },
+    Deferred,
 }
 
 impl Serialize for RuleSource {
@@ -85,6 +93,8 @@ impl Serialize for RuleSource {
                 PlainSource::Fallback { plugin: plugin.as_str(), generation: *generation, reason: reason.as_str() }
                     .serialize(serializer)
             }
+            RuleSource::Deferred if human => TaggedSource::<&str>::Deferred.serialize(serializer),
+            RuleSource::Deferred => PlainSource::<&str>::Deferred.serialize(serializer),
         }
     }
 }
@@ -98,6 +108,7 @@ impl<'de> Deserialize<'de> for RuleSource {
                 TaggedSource::Fallback { plugin, generation, reason } => {
                     PlainSource::Fallback { plugin, generation, reason }
                 }
+                TaggedSource::Deferred => PlainSource::Deferred,
             }
         } else {
             PlainSource::<String>::deserialize(deserializer)?
@@ -106,6 +117,7 @@ impl<'de> Deserialize<'de> for RuleSource {
             PlainSource::BuiltIn => RuleSource::BuiltIn,
             PlainSource::Plugin { plugin, generation } => RuleSource::Plugin { plugin: Arc::from(plugin), generation },
             PlainSource::Fallback { plugin, generation, reason } => RuleSource::Fallback { plugin, generation, reason },
+            PlainSource::Deferred => RuleSource::Deferred,
         })
     }
 }
@@ -118,6 +130,7 @@ impl std::fmt::Display for RuleSource {
             RuleSource::Fallback { plugin, generation, reason } => {
                 write!(f, "built-in (fallback from {plugin}#{generation}: {reason})")
             }
+            RuleSource::Deferred => f.write_str("deferred"),
         }
     }
 }
@@ -148,6 +161,18 @@ pub trait RuleSet: Send + Sync {
     fn escalate(&self, items: &ItemBatch) -> Decided<Vec<Escalation>>;
     /// Ranking of `candidates` for the single item in `item`.
     fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult>;
+    /// Whether answering `hook` now may run plugin code (and so take up to its
+    /// deadline). A caller holding a lock asks inline what does not, and defers
+    /// the rest (the daemon does). Default: `true`.
+    ///
+    /// ```
+    /// use switchyard_host::rules::{BuiltInRules, RuleSet};
+    /// use switchyard_host::stats::HookKind;
+    /// assert!(!BuiltInRules.calls_plugin(HookKind::Match));
+    /// ```
+    fn calls_plugin(&self, _hook: crate::stats::HookKind) -> bool {
+        true
+    }
 }
 
 /// The host's default rules.
@@ -181,6 +206,9 @@ impl BuiltInRules {
 impl RuleSet for BuiltInRules {
     fn prioritise(&self, items: &ItemBatch) -> Decided<Vec<Priority>> {
         Decided::built_in(BuiltInRules::prioritise(items))
+    }
+    fn calls_plugin(&self, _hook: crate::stats::HookKind) -> bool {
+        false
     }
     fn escalate(&self, items: &ItemBatch) -> Decided<Vec<Escalation>> {
         Decided::built_in(BuiltInRules::escalate(items))

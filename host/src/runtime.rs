@@ -455,4 +455,8 @@ impl RuleSet for DepartmentRules {
             |p| p.match_agents(item, candidates),
         )
     }
+
+    fn calls_plugin(&self, hook: HookKind) -> bool {
+        self.department.current.load().as_ref().is_some_and(|plugin| plugin.hooks().has(hook))
+    }
 }

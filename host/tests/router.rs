@@ -1049,3 +1049,106 @@ mod random {
         }
     }
 }
+
+/// A rule set that defers `match-agents` and `escalate` (as the daemon's
+/// does under its lock) until `answering` is set; then it answers with the
+/// built-in match and an escalation that raises by 1.
+struct Deferring {
+    answering: std::sync::atomic::AtomicBool,
+}
+
+impl Deferring {
+    fn new() -> Arc<Deferring> {
+        Arc::new(Deferring { answering: false.into() })
+    }
+    fn answer(&self, on: bool) {
+        self.answering.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn answering(&self) -> bool {
+        self.answering.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl RuleSet for Deferring {
+    fn prioritise(&self, items: &ItemBatch) -> Decided<Vec<Priority>> {
+        Decided::built_in(BuiltInRules::prioritise(items))
+    }
+    fn escalate(&self, items: &ItemBatch) -> Decided<Vec<Escalation>> {
+        if !self.answering() {
+            return Decided { value: BuiltInRules::escalate(items), source: RuleSource::Deferred };
+        }
+        Decided::built_in(items.iter().map(|_| Escalation::none().then(EscalationAction::RaiseBy(1))).collect())
+    }
+    fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
+        if !self.answering() {
+            return Decided { value: MatchResult::Ranked(Vec::new()), source: RuleSource::Deferred };
+        }
+        Decided::built_in(BuiltInRules::match_agents(item, candidates))
+    }
+}
+
+/// A deferred decision changes nothing until it is decided: the router names
+/// what to redo (offer an item, fill an agent, escalate an item), redoes it
+/// with the answer at hand, skips what time has overtaken, and asks again by
+/// itself if nobody decides.
+#[test]
+fn deferred_decisions_wait_and_are_taken_when_answered() {
+    let (mut router, clock, _) = setup();
+    let rules = Deferring::new();
+    router.set_rules("billing", rules.clone()).unwrap();
+    let ann = agent(&mut router, "ann", &[("billing", 5)]);
+    router.set_agent_state(ann, Presence::Available).unwrap();
+
+    // A new item with a free agent: both of its decisions are deferred.
+    let first = router.create_item(item("billing", Channel::Voice));
+    assert_eq!(status(&router, first), Some(ItemStatus::Queued));
+    assert!(offers(&mut router).is_empty());
+    let calls = router.take_deferred();
+    assert_eq!(
+        calls,
+        vec![DeferredCall::Dispatch { item: first }, DeferredCall::Escalate { item: first, generation: 0 }]
+    );
+    assert!(router.take_deferred().is_empty(), "taken once");
+    assert_eq!(router.item_view(first).unwrap().explanation.matched_by, None, "a deferral explains nothing");
+    rules.answer(true);
+    router.decide_deferred(&calls);
+    assert_eq!(offers(&mut router), vec![(first, ann)]);
+    assert!(router.item_view(first).unwrap().explanation.escalations.is_empty(), "offered first: no escalation");
+
+    // An agent becoming available: filling them is deferred.
+    rules.answer(false);
+    let second = router.create_item(item("billing", Channel::Voice));
+    router.take_deferred();
+    let bob = agent(&mut router, "bob", &[("billing", 5)]);
+    router.set_agent_state(bob, Presence::Available).unwrap();
+    let calls = router.take_deferred();
+    assert_eq!(calls, vec![DeferredCall::Fill { agent: bob }]);
+    rules.answer(true);
+    router.decide_deferred(&calls);
+    assert_eq!(offers(&mut router), vec![(second, bob)]);
+
+    // Nobody decides: the router asks again after its retry delay.
+    rules.answer(false);
+    let cid = agent(&mut router, "cid", &[("billing", 5)]);
+    router.set_agent_state(cid, Presence::Available).unwrap();
+    let third = router.create_item(item("billing", Channel::Voice));
+    router.take_deferred();
+    rules.answer(true);
+    clock.set(999);
+    router.on_tick();
+    assert!(offers(&mut router).is_empty(), "not before the retry delay");
+    clock.set(1_000);
+    router.on_tick();
+    assert_eq!(offers(&mut router), vec![(third, cid)]);
+
+    // An escalation decided twice is applied once: the second is stale.
+    rules.answer(false);
+    let waiting = router.create_item(item("billing", Channel::Voice));
+    let calls = router.take_deferred();
+    assert_eq!(calls, vec![DeferredCall::Escalate { item: waiting, generation: 0 }], "no free agent: no match");
+    rules.answer(true);
+    router.decide_deferred(&calls);
+    router.decide_deferred(&calls);
+    let view = router.item_view(waiting).unwrap();
+    assert_eq!((view.priority, view.explanation.escalations.len()), (1, 1));
+}

@@ -1,15 +1,16 @@
 //! The journal format is a promise: a daemon of a later build starts on a
-//! journal written by this one. `tests/fixtures/journal-v1.jsonl` is a real
-//! journal (format 1) written by the daemon with the billing plugin; this test
+//! journal written by this one. `tests/fixtures/journal-v<N>.jsonl` is a real
+//! journal (format N) written by the daemon with the billing plugin; this test
 //! writes it into a fresh data directory, starts the daemon **without** the
 //! plugin, and requires the state the daemon showed when the fixture was made
-//! (`journal-v1.expected.json`): priorities, reasons and queue moves only the
-//! plugin could have decided, offers, completions and hand-offs.
+//! (`journal-v<N>.expected.json`): priorities, reasons and queue moves only the
+//! plugin could have decided, offers, completions and hand-offs. Format 2 adds
+//! decisions deferred under the lock and taken by a later `decide` record.
 //!
 //! A change of the record format must keep this test green by migrating the
 //! older records (see `Record::decode` in `serve/journal.rs`), not by
-//! regenerating the fixture. To make a fixture for a *new* format, run with
-//! `SWITCHYARD_WRITE_JOURNAL_FIXTURE=1`: it drives the scenario below against
+//! regenerating the fixture. To make a fixture for a *new* format N, run with
+//! `SWITCHYARD_WRITE_JOURNAL_FIXTURE=N`: it drives the scenario below against
 //! the real plugin, kills the daemon, copies the journal out, restarts without
 //! the plugin and records what it shows.
 
@@ -26,8 +27,10 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The test config, with the billing plugin where `plugin` says.
-fn config_with(plugin: &str) -> String {
+/// The test config, with the billing and claims plugins where `billing` and
+/// `claims` say (format 1's fixture was written with billing alone; claims'
+/// `escalate` gives format 2 decisions to defer).
+fn config_with(billing: &str, claims: &str) -> String {
     config(
         r#"
 [[agents]]
@@ -39,9 +42,10 @@ name = "cid"
 skills = { claims = 5 }
 "#,
     )
+    .replacen("name = \"billing\"\n", &format!("name = \"billing\"\nplugin = {billing:?}\nrequire_plugin = false\n"), 1)
     .replacen(
-        "name = \"billing\"\n",
-        &format!("name = \"billing\"\nplugin = {plugin:?}\nrequire_plugin = false\n"),
+        "name = \"claims\"\n",
+        &format!("name = \"claims\"\nplugin = {claims:?}\nrequire_plugin = false\n"),
         1,
     )
 }
@@ -125,9 +129,22 @@ fn drive(daemon: &Daemon) -> u64 {
 
 #[test]
 fn a_journal_of_format_1_replays_to_the_state_it_recorded() {
-    let fixture = fixtures().join("journal-v1.jsonl");
-    let expected_path = fixtures().join("journal-v1.expected.json");
-    if std::env::var_os("SWITCHYARD_WRITE_JOURNAL_FIXTURE").is_some() {
+    replays_to_the_state_it_recorded(1);
+}
+
+#[test]
+fn a_journal_of_format_2_replays_to_the_state_it_recorded() {
+    let records = replays_to_the_state_it_recorded(2);
+    // What format 2 added is in it: a deferred decision, taken by a `decide`.
+    let text = serde_json::to_string(&records).unwrap();
+    assert!(text.contains(r#""kind":"deferred""#) && text.contains(r#""op":"decide""#), "{text}");
+}
+
+fn replays_to_the_state_it_recorded(version: u32) -> Vec<Record> {
+    let fixture = fixtures().join(format!("journal-v{version}.jsonl"));
+    let expected_path = fixtures().join(format!("journal-v{version}.expected.json"));
+    if std::env::var("SWITCHYARD_WRITE_JOURNAL_FIXTURE").is_ok_and(|v| v == version.to_string()) {
+        assert_eq!(version, switchyard_host::serve::journal::FORMAT_VERSION, "only this build's format can be written");
         write_fixture(&fixture, &expected_path);
     }
     let text = std::fs::read_to_string(&fixture).expect("the checked-in journal fixture");
@@ -136,29 +153,33 @@ fn a_journal_of_format_1_replays_to_the_state_it_recorded() {
         .enumerate()
         .map(|(n, line)| serde_json::from_str(line).unwrap_or_else(|e| panic!("fixture line {}: {e}", n + 1)))
         .collect();
-    assert!(records.iter().all(|r| r.v == 1), "the fixture is format 1");
+    assert!(records.iter().all(|r| r.v == version), "the fixture is format {version}");
     assert!(records.iter().any(|r| !r.outcomes.is_empty()), "the fixture carries rule decisions");
     let expected: Value = serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
 
-    let dir = fresh_dir("serve-journal-fixture");
+    let dir = fresh_dir(&format!("serve-journal-fixture-v{version}"));
     std::fs::create_dir_all(dir.join("data")).unwrap();
     RedbJournal::open(&dir.join("data/journal.redb")).unwrap().append(&records).unwrap();
     // No plugin: every decision comes from the journal.
-    let daemon = Daemon::start(&dir, Some(&config_with("missing/billing.wasm")));
+    let daemon = Daemon::start(&dir, Some(&config_with("missing/billing.wasm", "missing/claims.wasm")));
     let items = expected.as_object().unwrap().keys().filter(|k| k.starts_with("item ")).count() as u64;
     let shown = state(&daemon, items);
-    assert_eq!(shown, expected, "replaying journal-v1.jsonl");
+    assert_eq!(shown, expected, "replaying journal-v{version}.jsonl");
     let (_, ready) = daemon.admin().get("/readyz");
     assert_eq!(ready["diverged_records"], 0, "{ready}");
     // Sanity: the plugin's decisions, not the built-in rule's, came back.
     let reasons = serde_json::to_string(&shown).unwrap();
     assert!(reasons.contains("gold tier +") && reasons.contains("billing-disputes"), "{reasons}");
+    records
 }
 
 /// Make the fixture (see the module docs).
 fn write_fixture(fixture: &Path, expected_path: &Path) {
     let dir = fresh_dir("serve-journal-fixture-write");
-    let mut daemon = Daemon::start(&dir, Some(&config_with(switchyard_plugin_artifacts::BILLING)));
+    let mut daemon = Daemon::start(
+        &dir,
+        Some(&config_with(switchyard_plugin_artifacts::BILLING, switchyard_plugin_artifacts::CLAIMS)),
+    );
     let items = drive(&daemon);
     // Every answer above was durable; a kill leaves the journal without a snapshot.
     daemon.kill();
@@ -166,7 +187,7 @@ fn write_fixture(fixture: &Path, expected_path: &Path) {
     let lines: Vec<String> = records.iter().map(|(_, r)| serde_json::to_string(r).unwrap()).collect();
     std::fs::create_dir_all(fixtures()).unwrap();
     std::fs::write(fixture, lines.join("\n") + "\n").unwrap();
-    let daemon = Daemon::start(&dir, Some(&config_with("missing/billing.wasm")));
+    let daemon = Daemon::start(&dir, Some(&config_with("missing/billing.wasm", "missing/claims.wasm")));
     let shown = state(&daemon, items);
     std::fs::write(expected_path, serde_json::to_string_pretty(&shown).unwrap() + "\n").unwrap();
     eprintln!("wrote {} records to {}", records.len(), fixture.display());

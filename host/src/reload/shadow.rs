@@ -510,6 +510,11 @@ impl RuleSet for ShadowedRules {
         shadow.match_agents(item, candidates, &decided.value, started.elapsed());
         decided
     }
+
+    fn calls_plugin(&self, hook: crate::stats::HookKind) -> bool {
+        // A shadow runs beside the active rules on every call.
+        self.active.calls_plugin(hook) || self.shadow.load().is_some()
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,12 @@ use crate::rules::{BuiltInRules, RuleSet, RuleSource, SharedCatalog};
 /// giving up (keeps a long backlog of items they cannot take cheap).
 const SCAN_LIMIT: usize = 64;
 
+/// How long a deferred decision ([`RuleSource::Deferred`]) may go unanswered
+/// before the router asks again by itself: the embedder normally answers
+/// within milliseconds ([`Router::decide_deferred`]); this covers one that
+/// stopped before it could (the daemon killed between the two).
+const DEFERRED_RETRY_MS: u64 = 1_000;
+
 /// The longest duration the router takes from outside: an item's due time, a
 /// department's offer timeout, re-offer block and FCR window, an agent's
 /// after-work. One year (366 days): longer than any back-office SLA, and far from
@@ -302,6 +308,8 @@ pub struct Router {
     created_since_prune: u64,
     /// Timer heap size after the last compaction.
     timers_compacted_len: usize,
+    /// Decisions deferred by the rules since the last [`Router::take_deferred`].
+    deferred: Vec<DeferredCall>,
 }
 
 impl std::fmt::Debug for Router {
@@ -355,6 +363,7 @@ impl Router {
             stats: RetentionStats::default(),
             created_since_prune: 0,
             timers_compacted_len: 0,
+            deferred: Vec::new(),
         };
         for spec in departments {
             if router.department_index.contains_key(&spec.name) {
@@ -718,6 +727,11 @@ impl Router {
     /// The id of the agent called `name`.
     pub fn agent_id(&self, name: &str) -> Option<AgentId> {
         self.agent_index.get(name).map(|&i| AgentId(i as u64 + 1))
+    }
+
+    /// The login of agent `agent`, if it is registered.
+    pub fn agent_name(&self, agent: AgentId) -> Option<String> {
+        self.agent_ix(agent).ok().map(|a| self.agents[a].spec.name.clone())
     }
 
     /// Set an agent's presence. Becoming available offers them waiting work at
@@ -1341,10 +1355,14 @@ impl Router {
         table
     }
 
-    /// Ask the match rule; returns the chosen table index and the explanation parts.
-    fn run_match(&self, item: &Item, table: &CandidateTable, now: u64) -> (Option<usize>, Explanation) {
+    /// Ask the match rule; returns the chosen table index and the explanation
+    /// parts, or `None` if the rules deferred the decision.
+    fn run_match(&self, item: &Item, table: &CandidateTable, now: u64) -> Option<(Option<usize>, Explanation)> {
         let batch = self.batch_of(&[item], now);
         let decided = self.departments[item.department].rules.match_agents(&batch, table);
+        if decided.source == RuleSource::Deferred {
+            return None;
+        }
         let n = table.len();
         let ranking: Vec<usize> = decided.value.ranking().into_iter().filter(|&i| i < n).collect();
         let best = ranking.first().copied();
@@ -1359,7 +1377,14 @@ impl Router {
             candidates_qualified: ranking.len(),
             ..Default::default()
         };
-        (best, explanation)
+        Some((best, explanation))
+    }
+
+    /// The rules deferred `call`: remember it for [`Router::take_deferred`] and
+    /// arm the timer that asks again if nobody answers.
+    fn defer(&mut self, call: DeferredCall, retry: Timer, now: u64) {
+        self.deferred.push(call);
+        self.arm(now.saturating_add(DEFERRED_RETRY_MS), retry);
     }
 
     /// Try to offer a waiting item to a free qualified agent.
@@ -1381,7 +1406,10 @@ impl Router {
             return;
         }
         let table = self.candidate_table(item, &mut candidates, now);
-        let (best, explanation) = self.run_match(item, &table, now);
+        let Some((best, explanation)) = self.run_match(item, &table, now) else {
+            self.defer(DeferredCall::Dispatch { item: ItemId(id) }, Timer::Redispatch { item: id }, now);
+            return;
+        };
         match best {
             Some(index) => self.offer(id, candidates[index], explanation),
             None => {
@@ -1428,7 +1456,11 @@ impl Router {
                 };
                 let mut one = [a];
                 let table = self.candidate_table(item, &mut one, now);
-                let (best, explanation) = self.run_match(item, &table, now);
+                let Some((best, explanation)) = self.run_match(item, &table, now) else {
+                    let agent = AgentId(a as u64 + 1);
+                    self.defer(DeferredCall::Fill { agent }, Timer::Redispatch { item: id }, now);
+                    return;
+                };
                 if best.is_some() {
                     self.offer(id, a, explanation);
                     offered = true;
@@ -1725,6 +1757,54 @@ impl Router {
         Some(a)
     }
 
+    // ----- deferred decisions ------------------------------------------------------------
+
+    /// The decisions deferred since the last call (see [`RuleSource::Deferred`]),
+    /// in the order the router asked for them.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use switchyard_host::clock::VirtualClock;
+    /// # use switchyard_host::router::{Router, RouterOptions};
+    /// let mut router = Router::new(vec![], vec![], Arc::new(VirtualClock::new(0)), Default::default(), RouterOptions::default())?;
+    /// assert!(router.take_deferred().is_empty()); // built-in rules never defer
+    /// # Ok::<(), switchyard_host::error::Error>(())
+    /// ```
+    pub fn take_deferred(&mut self) -> Vec<DeferredCall> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Take deferred decisions again, now that the rules can answer them: each
+    /// call is redone against the current state (an item no longer waiting, or
+    /// an escalation overtaken by a later one, is skipped). A rule may defer
+    /// again (the state changed since it was asked); those calls are in the
+    /// next [`Router::take_deferred`].
+    pub fn decide_deferred(&mut self, calls: &[DeferredCall]) {
+        let mut escalations: Vec<u64> = Vec::new();
+        for call in calls {
+            match *call {
+                DeferredCall::Dispatch { item } => self.dispatch_item(item.0),
+                DeferredCall::Fill { agent } => {
+                    if let Ok(a) = self.agent_ix(agent) {
+                        self.fill_agent(a);
+                    }
+                }
+                DeferredCall::Escalate { item, generation } => {
+                    let due = self
+                        .items
+                        .get(&item.0)
+                        .is_some_and(|i| i.status == ItemStatus::Queued && i.escalation_generation == generation);
+                    if due && !escalations.contains(&item.0) {
+                        escalations.push(item.0);
+                    }
+                }
+            }
+        }
+        if !escalations.is_empty() {
+            self.run_escalations(escalations);
+        }
+    }
+
     // ----- escalation ------------------------------------------------------------------
 
     fn run_escalations(&mut self, mut ids: Vec<u64>) {
@@ -1743,6 +1823,19 @@ impl Router {
             let items: Vec<&Item> = group.iter().filter_map(|id| self.items.get(id)).collect();
             let batch = self.batch_of(&items, now);
             let decided = self.departments[d].rules.escalate(&batch);
+            if decided.source == RuleSource::Deferred {
+                for id in group {
+                    if let Some(generation) = self.items.get(&id).map(|i| i.escalation_generation) {
+                        let item = ItemId(id);
+                        self.defer(
+                            DeferredCall::Escalate { item, generation },
+                            Timer::Escalate { item: id, generation },
+                            now,
+                        );
+                    }
+                }
+                continue;
+            }
             let answers = decided.value;
             for (i, id) in group.iter().enumerate() {
                 let escalation = answers.get(i).cloned().unwrap_or_default();

@@ -614,6 +614,34 @@ pub struct ExceptionEntry {
     pub queue: String,
 }
 
+/// A decision the router asked for and got [`RuleSource::Deferred`](crate::rules::RuleSource::Deferred)
+/// instead of an answer: what to do again, with the answer at hand, through
+/// [`Router::decide_deferred`](crate::router::Router::decide_deferred). Until then the
+/// item waits as it was; a retry timer asks again if nobody does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeferredCall {
+    /// Offer this waiting item to the best free candidate (`match-agents`
+    /// over every qualified free agent).
+    Dispatch {
+        /// The item.
+        item: ItemId,
+    },
+    /// Offer waiting work to this agent (`match-agents` over the agent alone,
+    /// for each waiting item in turn).
+    Fill {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Ask `escalate` about this waiting item, if its recheck is still the
+    /// one that came due.
+    Escalate {
+        /// The item.
+        item: ItemId,
+        /// The recheck's generation: a later escalation makes this one stale.
+        generation: u64,
+    },
+}
+
 /// What a queue holds right now.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct QueueSnapshot {

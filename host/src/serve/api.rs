@@ -32,7 +32,7 @@ use switchyard_sdk::{Channel, Tier};
 use crate::router::{Capacity, ItemId, Presence};
 
 use super::auth::{Auth, Denied, Identity, Role};
-use super::core::{Applied, Core, Refusal};
+use super::core::{self as state_core, Applied, Core, Refusal};
 use super::journal::{AgentRecord, ItemRecord, Op};
 use super::plugins;
 
@@ -256,23 +256,47 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 
 /// Run `f` on the core off the async threads; if it journaled anything, wait
 /// until that is synced — after releasing the lock, so other requests go on
-/// meanwhile and share the disk sync (group commit).
+/// meanwhile and share the disk sync (group commit). Decisions `f` deferred
+/// are taken (`core::settle`) before the wait; for a reply that shows them,
+/// use [`mutate`].
 pub(crate) async fn with_core<R: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&mut Core) -> R + Send + 'static,
 ) -> Result<R, ApiError> {
+    mutate(state, move |core| Ok(f(core)), |_, r| r).await
+}
+
+/// Apply a change with `apply`, take the decisions it deferred (asked outside
+/// the lock), then build the reply with `reply` from the state after them (an
+/// item created *and offered*), and answer once it is all durable.
+pub(crate) async fn mutate<A: Send + 'static, R: Send + 'static>(
+    state: &AppState,
+    apply: impl FnOnce(&mut Core) -> Result<A, ApiError> + Send + 'static,
+    reply: impl FnOnce(&Core, A) -> R + Send + 'static,
+) -> Result<R, ApiError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
         let (result, ticket) = {
-            let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
+            let mut core = state_core::lock(&state.core);
             let before = core.last_ticket;
-            let result = f(&mut core);
-            (result, (core.last_ticket > before).then_some(core.last_ticket))
+            let applied = apply(&mut core);
+            let pending = core.take_pending();
+            if !pending.is_empty() {
+                drop(core);
+                if let Err(e) = state_core::settle(&state.core, pending) {
+                    // What was applied is journaled; what is left is retried
+                    // by the router's timers.
+                    tracing::error!(error = ?e, "deferred decisions not taken");
+                }
+                core = state_core::lock(&state.core);
+            }
+            let applied = applied.map(|a| reply(&core, a));
+            (applied, (core.last_ticket > before).then_some(core.last_ticket))
         };
         if let Some(ticket) = ticket {
             state.journal.wait_durable(ticket).map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
         }
-        Ok(result)
+        result
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("request task failed: {e}")))?
@@ -544,15 +568,19 @@ async fn create_item(State(state): State<AppState>, body: Bytes) -> Reply {
         }
         None => None,
     };
-    with_core(&state, move |core| {
+    let apply = move |core: &mut Core| {
         core.validate_item(&item, "")?;
         if let Some((department, answer)) = answer {
             core.tape.preload(department, answer);
         }
         let applied = core.submit(Op::CreateItem { item, id: Some(id) });
         core.tape.clear_preloaded();
-        let applied = applied?;
-        let Applied::Item(id) = applied else { return Err(Refusal::Internal("no item id".into()).into()) };
+        match applied? {
+            Applied::Item(id) => Ok(id),
+            _ => Err(ApiError::from(Refusal::Internal("no item id".into()))),
+        }
+    };
+    mutate(&state, apply, |core, id| {
         let body = match core.router.item_view(id) {
             Some(v) => json!({
                 "id": id.0, "status": v.status, "queue": v.queue, "priority": v.priority,
@@ -667,13 +695,15 @@ async fn list_agents(State(state): State<AppState>) -> Reply {
 async fn put_agent(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Reply {
     let agent: AgentBody = parse(&body)?;
     let agent = agent.to_record()?;
-    with_core(&state, move |core| {
+    let apply = move |core: &mut Core| {
         core.validate_agent(&agent)?;
         let existed = core.router.agent_id(&name).is_some();
-        let applied = core.submit(Op::RegisterAgent { name: name.clone(), agent })?;
-        let Applied::Agent(id) = applied else {
-            return Err(Refusal::Internal("no agent id".into()).into());
-        };
+        match core.submit(Op::RegisterAgent { name: name.clone(), agent })? {
+            Applied::Agent(id) => Ok((id, name, existed)),
+            _ => Err(ApiError::from(Refusal::Internal("no agent id".into()))),
+        }
+    };
+    mutate(&state, apply, |core, (id, name, existed)| {
         let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
         ok(status, json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }))
     })
@@ -688,9 +718,12 @@ async fn agent_state(
 ) -> Reply {
     as_agent(&who, &name)?;
     let body: StateBody = parse(&body)?;
-    with_core(&state, move |core| {
+    let apply = move |core: &mut Core| {
         let id = core.agent(&name)?;
         core.submit(Op::AgentState { name: name.clone(), presence: body.state })?;
+        Ok((id, name))
+    };
+    mutate(&state, apply, |core, (id, name)| {
         ok(StatusCode::OK, json!({ "id": id.0, "name": name, "state": core.router.agent_state(id).ok() }))
     })
     .await?
@@ -712,7 +745,7 @@ async fn desktop(
 
 async fn answer_offer(state: AppState, who: Identity, id: String, accept: bool) -> Reply {
     let id = item_id(&id)?;
-    with_core(&state, move |core| {
+    let apply = move |core: &mut Core| {
         owns_item(core, &who, id)?;
         match core.router.item_status(ItemId(id)) {
             None => {
@@ -725,6 +758,9 @@ async fn answer_offer(state: AppState, who: Identity, id: String, accept: bool) 
         }
         let op = if accept { Op::Accept { item: id } } else { Op::Reject { item: id } };
         core.submit(op)?;
+        Ok(())
+    };
+    mutate(&state, apply, move |core, ()| {
         let status = core.router.item_status(ItemId(id));
         ok(StatusCode::OK, json!({ "id": id, "status": status }))
     })

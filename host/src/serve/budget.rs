@@ -153,6 +153,9 @@ impl RuleSet for BudgetedRules {
     fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
         self.run(|r| r.match_agents(item, candidates), || BuiltInRules::match_agents(item, candidates))
     }
+    fn calls_plugin(&self, hook: crate::stats::HookKind) -> bool {
+        self.inner.calls_plugin(hook)
+    }
 }
 
 #[cfg(test)]

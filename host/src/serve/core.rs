@@ -12,23 +12,23 @@
 //! cannot drift apart.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock, VirtualClock};
 use crate::error::{Error, Result};
 use crate::router::{
-    AgentId, AgentSpec, Completion, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence, Router,
+    AgentId, AgentSpec, Completion, DeferredCall, Event, HandOff, ItemId, ItemStatus, NewWorkItem, Presence, Router,
 };
 use crate::rules::RuleSource;
 use crate::runtime::Runtime;
 
 use super::auth::Auth;
-use super::journal::{AgentRecord, GroupCommit, ItemRecord, Op, Record};
+use super::journal::{AgentRecord, DecideCall, GroupCommit, ItemRecord, Op, Record};
 use super::plugins::PluginLedger;
 use super::snapshot::{self, DaemonSnapshot, DaemonState, FinishedEntry};
-use super::tape::Tape;
+use super::tape::{Answer, Question, Tape};
 
 /// The offer outcomes counted in [`Core::offers`].
 const OFFER_OUTCOMES: [&str; 5] = ["made", "accepted", "rejected", "timed-out", "cancelled"];
@@ -144,8 +144,11 @@ pub(crate) struct Core {
     /// Records whose replay did not line up with their recorded decisions.
     pub(crate) diverged: u64,
     /// Each department's rules below the tape (budget, recording, reload
-    /// manager): what a new item's `prioritise` is asked of outside the lock.
-    pub(crate) intake_rules: BTreeMap<String, Arc<dyn crate::rules::RuleSet>>,
+    /// manager): what is asked outside the lock (a new item's `prioritise`,
+    /// deferred `match-agents` and `escalate`).
+    pub(crate) direct_rules: BTreeMap<String, Arc<dyn crate::rules::RuleSet>>,
+    /// Decisions deferred by the inputs applied since [`Core::take_pending`].
+    pub(crate) pending: Pending,
     /// Records between snapshots (`snapshot_every`).
     pub(crate) snapshot_every: u64,
     /// `appended` when the last snapshot was taken.
@@ -187,6 +190,8 @@ impl Core {
         let at_ms = self.now();
         self.tape.record();
         let result = self.apply(at_ms, &op);
+        self.pending.calls.extend(self.router.take_deferred());
+        self.pending.questions.extend(self.tape.take_wanted());
         let outcomes = self.tape.take();
         if result.is_err() && outcomes.is_empty() {
             return result;
@@ -208,6 +213,9 @@ impl Core {
             self.tape.play(record.outcomes);
             // A record that failed live fails the same way now; nothing to do.
             let _ = self.apply(record.at_ms, &record.op);
+            // Deferred live, decided by a later record (or, if the daemon
+            // stopped in between, by the router's retry timer).
+            self.router.take_deferred();
             if let Err(why) = self.tape.finish() {
                 self.diverged += 1;
                 tracing::warn!(record = seq, reason = %why, "replay did not line up with the recorded decisions; the built-in rule decided instead");
@@ -220,13 +228,38 @@ impl Core {
         result.map(|()| replayed)
     }
 
+    /// The decisions deferred since the last call, with the rules to ask
+    /// them of (outside the lock; see [`settle`]).
+    pub(crate) fn take_pending(&mut self) -> Pending {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Apply answers asked outside the lock to the calls that deferred them
+    /// (one [`Op::Decide`] record).
+    fn decide(&mut self, calls: Vec<DeferredCall>, answers: Vec<Answer>) -> std::result::Result<(), Refusal> {
+        let calls = calls
+            .into_iter()
+            .filter_map(|call| {
+                Some(match call {
+                    DeferredCall::Dispatch { item } => DecideCall::Dispatch { item: item.0 },
+                    DeferredCall::Fill { agent } => DecideCall::Fill { agent: self.router.agent_name(agent)? },
+                    DeferredCall::Escalate { item, generation } => DecideCall::Escalate { item: item.0, generation },
+                })
+            })
+            .collect();
+        self.tape.preload_answers(answers);
+        let result = self.submit(Op::Decide { calls });
+        self.tape.clear_answers();
+        result.map(|_| ())
+    }
+
     /// Reserve an id for `item` and, if it will reach its department's rules,
     /// the `prioritise` call to make for it *outside* the lock (see
     /// [`super::tape`]): a slow plugin then holds only its own request.
     pub(crate) fn plan_intake(&mut self, item: &ItemRecord) -> IntakePlan {
         let id = self.router.reserve_item_id();
         let call = self.router.plan_intake(id, &to_new_item(item), self.now()).and_then(|(department, batch)| {
-            let rules = self.intake_rules.get(&department)?.clone();
+            let rules = self.direct_rules.get(&department)?.clone();
             Some((department, batch, rules))
         });
         IntakePlan { id: id.0, call }
@@ -340,6 +373,22 @@ impl Core {
             }
             Op::Tick => {
                 self.router.on_tick();
+                Ok(Applied::Done)
+            }
+            Op::Decide { calls } => {
+                let calls: Vec<DeferredCall> = calls
+                    .iter()
+                    .filter_map(|call| match call {
+                        DecideCall::Dispatch { item } => Some(DeferredCall::Dispatch { item: ItemId(*item) }),
+                        DecideCall::Fill { agent } => {
+                            self.router.agent_id(agent).map(|agent| DeferredCall::Fill { agent })
+                        }
+                        DecideCall::Escalate { item, generation } => {
+                            Some(DeferredCall::Escalate { item: ItemId(*item), generation: *generation })
+                        }
+                    })
+                    .collect();
+                self.router.decide_deferred(&calls);
                 Ok(Applied::Done)
             }
             Op::ReturnOffers => {
@@ -538,6 +587,63 @@ impl Core {
     }
 }
 
+/// Decisions deferred while applying inputs: the router's calls to redo and
+/// the questions to ask outside the lock first.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    calls: Vec<DeferredCall>,
+    questions: Vec<Question>,
+}
+
+impl Pending {
+    /// Nothing deferred.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+}
+
+/// Rounds of ask-outside-then-decide one request runs before it leaves what is
+/// still deferred to the router's retry timer (each round's answers can lead to
+/// new questions: an agent with room for three gets three offers, one a round).
+const SETTLE_ROUNDS: usize = 8;
+
+/// Take `pending` decisions: ask each question of its department's rules with
+/// `core` unlocked, then apply the answers under the lock ([`Op::Decide`]);
+/// repeat while that defers more. Returns the last journal ticket written.
+///
+/// The state may change between asking and applying; a call whose question
+/// changed meanwhile (another candidate became free, say) defers again and is
+/// asked again next round.
+pub(crate) fn settle(core: &Mutex<Core>, mut pending: Pending) -> std::result::Result<Option<u64>, Refusal> {
+    let mut ticket = None;
+    for _ in 0..SETTLE_ROUNDS {
+        if pending.is_empty() {
+            break;
+        }
+        let rules = {
+            let core = lock(core);
+            pending.questions.iter().map(|q| core.direct_rules.get(q.department()).cloned()).collect::<Vec<_>>()
+        };
+        let answers: Vec<Answer> = pending
+            .questions
+            .drain(..)
+            .zip(rules)
+            .filter_map(|(question, rules)| Some(question.ask(&*rules?)))
+            .collect();
+        let mut core = lock(core);
+        core.decide(std::mem::take(&mut pending.calls), answers)?;
+        ticket = Some(core.last_ticket);
+        pending = core.take_pending();
+    }
+    Ok(ticket)
+}
+
+/// The core, even if a thread panicked holding it (the state is still
+/// consistent: every mutation is applied whole or refused first).
+pub(crate) fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A new item's reserved id and the rules call to make for it outside the lock.
 pub(crate) struct IntakePlan {
     /// The reserved id (journaled with the item).
@@ -565,6 +671,7 @@ fn describe(source: Option<&RuleSource>) -> (&'static str, u64) {
         Some(RuleSource::Plugin { generation, .. }) => ("plugin", *generation),
         Some(RuleSource::Fallback { generation, .. }) => ("fallback", *generation),
         Some(RuleSource::BuiltIn) => ("built-in", 0),
+        Some(RuleSource::Deferred) => ("deferred", 0),
         None => ("none", 0),
     }
 }

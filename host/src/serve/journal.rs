@@ -12,7 +12,9 @@
 //! the router is deterministic for the same inputs, times and decisions, so
 //! queues, offers, cases and statistics come back as they were whatever the
 //! plugins are now. `tests/fixtures/journal-v1.jsonl` pins format 1: a later
-//! format must migrate it in [`Record::decode`].
+//! format must migrate it in [`Record::decode`]. Format 2 added decisions taken
+//! outside the lock ([`Origin::Deferred`], [`Op::Decide`]); a format-1 record
+//! is a format-2 record that has neither, so it is read as it is.
 //!
 //! **Snapshots** ([`JournalStore::put_snapshot`]) cover every record up to a
 //! sequence number and drop them in the same commit, so start-up reads the
@@ -51,7 +53,10 @@ use crate::rules::RuleSource;
 /// The record format this build writes. Every stored record carries it as `v`;
 /// a build that changes a record's shape bumps it and migrates the older ones
 /// (see [`Record::decode`]; `tests/fixtures/journal-v1.jsonl` pins this one).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this build reads.
+const OLDEST_READABLE: u32 = 1;
 
 /// One accepted input, at the time it was applied, with the rule decisions
 /// it needed.
@@ -91,13 +96,13 @@ impl Record {
             v: u32,
         }
         match serde_json::from_slice::<Record>(bytes) {
-            Ok(record) if record.v == FORMAT_VERSION => Ok(record),
+            Ok(record) if (OLDEST_READABLE..=FORMAT_VERSION).contains(&record.v) => Ok(record),
             Ok(record) => Err(format!("format {} is newer than this build's ({FORMAT_VERSION})", record.v)),
             Err(e) => match serde_json::from_slice::<Version>(bytes) {
                 Ok(Version { v: 0 }) => Err(
                     "format 0 (a development build before versioned records, which replayed by calling plugins) cannot be read; start on a new data directory".into(),
                 ),
-                Ok(Version { v }) if v != FORMAT_VERSION => {
+                Ok(Version { v }) if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&v) => {
                     Err(format!("format {v} is not one this build ({FORMAT_VERSION}) reads"))
                 }
                 _ => Err(format!("unreadable: {e}")),
@@ -170,6 +175,9 @@ pub enum Origin {
         /// Why.
         reason: String,
     },
+    /// The rules were asked outside the daemon's lock instead; a later
+    /// [`Op::Decide`] record holds the answer (format 2).
+    Deferred,
 }
 
 impl From<&RuleSource> for Origin {
@@ -182,6 +190,7 @@ impl From<&RuleSource> for Origin {
             RuleSource::Fallback { plugin, generation, reason } => {
                 Origin::Fallback { plugin: plugin.clone(), generation: *generation, reason: reason.clone() }
             }
+            RuleSource::Deferred => Origin::Deferred,
         }
     }
 }
@@ -192,6 +201,7 @@ impl From<Origin> for RuleSource {
             Origin::BuiltIn => RuleSource::BuiltIn,
             Origin::Plugin { plugin, generation } => RuleSource::Plugin { plugin: plugin.into(), generation },
             Origin::Fallback { plugin, generation, reason } => RuleSource::Fallback { plugin, generation, reason },
+            Origin::Deferred => RuleSource::Deferred,
         }
     }
 }
@@ -236,6 +246,30 @@ pub struct EscalationOutcome {
     /// Recheck delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recheck_in_ms: Option<u64>,
+}
+
+/// A deferred decision to take again ([`Op::Decide`]); the journal's copy of
+/// the router's [`DeferredCall`](crate::router::DeferredCall), agents by login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "kebab-case")]
+pub enum DecideCall {
+    /// Offer a waiting item to the best free candidate.
+    Dispatch {
+        /// Item id.
+        item: u64,
+    },
+    /// Offer waiting work to an agent.
+    Fill {
+        /// Agent login.
+        agent: String,
+    },
+    /// Ask `escalate` about a waiting item whose recheck came due.
+    Escalate {
+        /// Item id.
+        item: u64,
+        /// The recheck's generation.
+        generation: u64,
+    },
 }
 
 /// One rule decision taken while a record was applied.
@@ -320,6 +354,13 @@ pub enum Op {
     },
     /// The ticker ran due timers (offer timeouts, after-work ends, escalations).
     Tick,
+    /// Decisions an earlier record deferred (its rules were asked outside the
+    /// daemon's lock meanwhile), taken again in this order; the answers are
+    /// this record's outcomes (format 2).
+    Decide {
+        /// What to redo.
+        calls: Vec<DecideCall>,
+    },
     /// At start after a recovery: offers pending when the daemon stopped go back
     /// to their queues (their agents' desktops were disconnected).
     ReturnOffers,

@@ -18,6 +18,12 @@
 //! rechecks) every `tick_ms`, journaling each tick that has something to do so a
 //! replay takes the same decisions at the same times.
 //!
+//! No plugin is called under the state lock: a new item's `prioritise` is
+//! asked before its create, and `match-agents` / `escalate` are deferred by
+//! the tape and asked after the op, then applied as an `Op::Decide`
+//! (`core::settle`; see `serve/tape.rs`). A slow department holds its own
+//! requests, not the daemon.
+//!
 //! Files: [`config`] (the file, every value bounded), `auth` (roles, tokens),
 //! `api` (route table, auth layer, handlers), `edge` (accept loop: connection
 //! limit, header/idle timeout), `core` (the state behind the lock: validate →
@@ -167,7 +173,8 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         replaying: false,
         tape: tape.clone(),
         diverged: 0,
-        intake_rules: BTreeMap::new(),
+        direct_rules: BTreeMap::new(),
+        pending: Default::default(),
         snapshot_every: config.snapshot_every,
         snapshot_appended: 0,
         tail_replayed: 0,
@@ -199,7 +206,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         };
         // Outermost: replay hands the journal's decisions back without calling
         // anything inside (budget, recording, plugin).
-        core.intake_rules.insert(name.clone(), rules.clone());
+        core.direct_rules.insert(name.clone(), rules.clone());
         let rules = Arc::new(tape::TapedRules::new(name, rules, tape.clone(), catalog.clone()));
         core.router.set_rules(name, rules)?;
     }
@@ -257,7 +264,9 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
                 .map_err(|e| Error::Invalid(format!("agent `{name}`: {e:?}")))?;
         }
     }
+    let pending = core.take_pending();
     drop(core);
+    core::settle(&shared.core, pending).map_err(|e| Error::Invalid(format!("offering work at start: {e:?}")))?;
     journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
     Ok(shared)
 }
@@ -313,13 +322,17 @@ async fn serve(options: ServeOptions) -> Result<()> {
                 interval.tick().await;
                 let state = state.clone();
                 let result = tokio::task::spawn_blocking(move || {
-                    let (ticked, snapshot_due) = {
-                        let mut core = state.core.lock().unwrap_or_else(|p| p.into_inner());
-                        (core.tick(), core.snapshot_due())
+                    let (ticked, pending) = {
+                        let mut core = core::lock(&state.core);
+                        (core.tick(), core.take_pending())
                     };
-                    // The tick's record is committed with the requests' (or alone),
-                    // outside the lock.
-                    ticked.and_then(|()| state.journal.flush().map_err(core::Refusal::Internal))?;
+                    // Escalations and offers the tick deferred are asked with the
+                    // lock released; the records are committed with the
+                    // requests' (or alone), outside the lock.
+                    ticked
+                        .and_then(|()| core::settle(&state.core, pending))
+                        .and_then(|_| state.journal.flush().map_err(core::Refusal::Internal))?;
+                    let snapshot_due = core::lock(&state.core).snapshot_due();
                     if snapshot_due {
                         take_snapshot(&state, "records").map_err(core::Refusal::Internal)?;
                     }

@@ -15,7 +15,22 @@
 //! router asks differently), the wrapper answers with the built-in rule, marks
 //! the answer as a replay fallback, and the core logs the record as diverged.
 //!
-//! All calls happen under the daemon's state lock, so the tape's own mutex is
+//! **Decisions outside the lock.** Live, the wrapper never calls a department's
+//! `match-agents` or `escalate` itself (those run under the daemon's state
+//! lock, and a slow plugin there would hold up every department). Instead it
+//! answers [`RuleSource::Deferred`], records that as the decision, and keeps
+//! the question ([`Question`]); the router leaves the item as it was and
+//! remembers what to redo. The request that caused it then asks the rules with
+//! the lock released (`serve/core.rs`, `settle`), and applies an
+//! [`Op::Decide`](super::journal::Op::Decide) with the answers preloaded here
+//! ([`Tape::preload_answers`]): a call that finds its answer (same department,
+//! item and candidates) takes it and records it like any other. A hook no
+//! plugin answers ([`RuleSet::calls_plugin`]: the built-in rule) is asked
+//! inline: it costs microseconds and needs no second round. A new item's
+//! `prioritise` is asked outside the lock the same way before its create
+//! ([`Tape::preload`]).
+//!
+//! The wrapper runs under the daemon's state lock, so the tape's own mutex is
 //! never contended; it exists because [`RuleSet`] takes `&self`.
 
 use std::collections::VecDeque;
@@ -26,6 +41,7 @@ use switchyard_sdk::{
 };
 
 use crate::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
+use crate::stats::HookKind;
 
 use super::journal::{ActionOutcome, EscalationOutcome, Origin, Outcome, PriorityOutcome};
 
@@ -49,6 +65,86 @@ struct TapeState {
     /// before its create (department, answer); used by the create's first
     /// `prioritise` call of that department, if it fits.
     preloaded: Option<(String, Decided<Vec<Priority>>)>,
+    /// Live: questions deferred while applying the current input.
+    wanted: Vec<Question>,
+    /// Live: answers to deferred questions, asked outside the lock, for the
+    /// [`Op::Decide`](super::journal::Op::Decide) being applied.
+    answers: Vec<Answer>,
+}
+
+/// A decision deferred to be asked outside the daemon's lock: the call as the
+/// router made it.
+#[derive(Debug, Clone)]
+pub(crate) enum Question {
+    /// `match-agents` for one item over a candidate table.
+    Match {
+        /// Department whose rules decide.
+        department: String,
+        /// The item.
+        item: ItemBatch,
+        /// The candidates.
+        candidates: CandidateTable,
+    },
+    /// `escalate` for a department's waiting items whose recheck came due.
+    Escalate {
+        /// Department whose rules decide.
+        department: String,
+        /// The items.
+        items: ItemBatch,
+    },
+}
+
+impl Question {
+    /// The department whose rules answer.
+    pub(crate) fn department(&self) -> &str {
+        match self {
+            Question::Match { department, .. } | Question::Escalate { department, .. } => department,
+        }
+    }
+
+    /// Ask `rules` (the department's rules below the tape; no lock held).
+    pub(crate) fn ask(self, rules: &dyn RuleSet) -> Answer {
+        match self {
+            Question::Match { department, item, candidates } => Answer::Match {
+                department,
+                item: item.rows.first().map_or(0, |row| row.id),
+                agents: candidates.agent_ids.clone(),
+                decided: rules.match_agents(&item, &candidates),
+            },
+            Question::Escalate { department, items } => Answer::Escalate {
+                department,
+                items: items.rows.iter().map(|row| row.id).collect(),
+                decided: rules.escalate(&items),
+            },
+        }
+    }
+}
+
+/// The answer to a [`Question`], and what it fits: a later call fits if it asks
+/// the same department about the same item over the same candidates (in the
+/// same order), or, for `escalate`, about items this answer covers.
+#[derive(Debug, Clone)]
+pub(crate) enum Answer {
+    /// `match-agents`.
+    Match {
+        /// Department.
+        department: String,
+        /// Item id.
+        item: u64,
+        /// Candidate agent ids, in table order.
+        agents: Vec<u64>,
+        /// The answer.
+        decided: Decided<MatchResult>,
+    },
+    /// `escalate`, one answer per item of `items`.
+    Escalate {
+        /// Department.
+        department: String,
+        /// Item ids, in batch order.
+        items: Vec<u64>,
+        /// The answers.
+        decided: Decided<Vec<Escalation>>,
+    },
 }
 
 impl Tape {
@@ -73,6 +169,66 @@ impl Tape {
     /// exception queue, say).
     pub(crate) fn clear_preloaded(&self) {
         self.state().preloaded = None;
+    }
+
+    /// Questions deferred since the last call, to ask outside the lock.
+    pub(crate) fn take_wanted(&self) -> Vec<Question> {
+        std::mem::take(&mut self.state().wanted)
+    }
+
+    /// Answers (asked outside the lock) for the deferred calls about to be
+    /// taken again; see [`Tape::clear_answers`].
+    pub(crate) fn preload_answers(&self, answers: Vec<Answer>) {
+        self.state().answers = answers;
+    }
+
+    /// Drop answers no call used (the item was offered meanwhile, say).
+    pub(crate) fn clear_answers(&self) {
+        self.state().answers.clear();
+    }
+
+    /// The preloaded `match-agents` answer for exactly this call, taken.
+    fn take_match_answer(
+        &self,
+        department: &str,
+        item: &ItemBatch,
+        candidates: &CandidateTable,
+    ) -> Option<Decided<MatchResult>> {
+        let id = item.rows.first()?.id;
+        let mut state = self.state();
+        let at = state.answers.iter().position(|a| {
+            matches!(a, Answer::Match { department: d, item: i, agents, .. }
+                if d == department && *i == id && *agents == candidates.agent_ids)
+        })?;
+        match state.answers.swap_remove(at) {
+            Answer::Match { decided, .. } => Some(decided),
+            Answer::Escalate { .. } => None,
+        }
+    }
+
+    /// Preloaded `escalate` answers covering every item of `items`, in batch
+    /// order, with the source of the first; `None` unless all are covered.
+    fn escalate_answers(&self, department: &str, items: &ItemBatch) -> Option<Decided<Vec<Escalation>>> {
+        let state = self.state();
+        let mut source = None;
+        let mut value = Vec::with_capacity(items.len());
+        for row in &items.rows {
+            let found = state.answers.iter().find_map(|a| match a {
+                Answer::Escalate { department: d, items, decided } if d == department => {
+                    let at = items.iter().position(|&id| id == row.id)?;
+                    Some((decided.value.get(at).cloned().unwrap_or_default(), &decided.source))
+                }
+                _ => None,
+            })?;
+            source.get_or_insert_with(|| found.1.clone());
+            value.push(found.0);
+        }
+        Some(Decided { value, source: source? })
+    }
+
+    /// Keep `question` for the caller to ask outside the lock.
+    fn want(&self, question: Question) {
+        self.state().wanted.push(question);
     }
 
     /// The decisions recorded since [`Tape::record`].
@@ -250,7 +406,16 @@ impl RuleSet for TapedRules {
             },
             Some(_) => Decided { value: BuiltInRules::escalate(items), source: self.replay_fallback() },
             None => {
-                let decided = self.inner.escalate(items);
+                let decided = if !self.inner.calls_plugin(HookKind::Escalate) {
+                    // The built-in rule: nothing to wait for.
+                    self.inner.escalate(items)
+                } else {
+                    self.tape.escalate_answers(&self.department, items).unwrap_or_else(|| {
+                        self.tape
+                            .want(Question::Escalate { department: self.department.clone(), items: items.clone() });
+                        Decided { value: BuiltInRules::escalate(items), source: RuleSource::Deferred }
+                    })
+                };
                 let answers = {
                     let catalog = self.catalog();
                     decided
@@ -288,7 +453,18 @@ impl RuleSet for TapedRules {
             Some(Some(Outcome::Match { by, result })) => Decided { value: result, source: by.into() },
             Some(_) => Decided { value: BuiltInRules::match_agents(item, candidates), source: self.replay_fallback() },
             None => {
-                let decided = self.inner.match_agents(item, candidates);
+                let decided = if !self.inner.calls_plugin(HookKind::Match) {
+                    self.inner.match_agents(item, candidates)
+                } else {
+                    self.tape.take_match_answer(&self.department, item, candidates).unwrap_or_else(|| {
+                        self.tape.want(Question::Match {
+                            department: self.department.clone(),
+                            item: item.clone(),
+                            candidates: candidates.clone(),
+                        });
+                        Decided { value: MatchResult::Ranked(Vec::new()), source: RuleSource::Deferred }
+                    })
+                };
                 self.push(Outcome::Match { by: Origin::from(&decided.source), result: decided.value.clone() });
                 decided
             }
@@ -364,9 +540,20 @@ mod tests {
         let tape = Arc::new(Tape::default());
         let taped = TapedRules::new("billing", rules.clone(), tape.clone(), catalog.clone());
         tape.record();
+        let first = (taped.escalate(&batch()), taped.match_agents(&batch(), &table()));
+        assert_eq!((first.0.source, first.1.source), (RuleSource::Deferred, RuleSource::Deferred));
+        // Asked outside the lock, then taken again with the answers at hand.
+        let answers = tape.take_wanted().into_iter().map(|q| q.ask(&*rules)).collect();
+        tape.preload_answers(answers);
         let live = (taped.prioritise(&batch()), taped.escalate(&batch()), taped.match_agents(&batch(), &table()));
-        let outcomes = tape.take();
-        assert_eq!(outcomes.len(), 3);
+        tape.clear_answers();
+        let mut outcomes = tape.take();
+        assert_eq!(outcomes.len(), 5);
+        assert!(outcomes[..2].iter().all(|o| matches!(
+            o,
+            Outcome::Escalate { by: Origin::Deferred, .. } | Outcome::Match { by: Origin::Deferred, .. }
+        )));
+        outcomes.drain(..2);
         let json = serde_json::to_string(&outcomes).unwrap();
         assert!(json.contains("\"vip\"") && json.contains("french"), "names, not ids: {json}");
 
@@ -442,5 +629,55 @@ mod tests {
         let recorded = tape.take();
         assert_eq!(recorded.len(), 4, "every answer is journaled, the preloaded one too");
         assert!(matches!(&recorded[2], Outcome::Prioritise { answers, .. } if answers[0].priority == 77));
+    }
+
+    /// Live, `match-agents` and `escalate` never call the rules: they defer and
+    /// keep the question. An answer serves only a call that asks the same
+    /// thing: same department and item, same candidates in the same order;
+    /// for `escalate`, items it covers (a subset is fine: an item offered
+    /// meanwhile has left the batch).
+    #[test]
+    fn deferred_calls_take_only_answers_that_fit() {
+        let catalog: SharedCatalog = Default::default();
+        let rules = Arc::new(Distinct { catalog: catalog.clone(), calls: Default::default() });
+        let tape = Arc::new(Tape::default());
+        let taped = TapedRules::new("billing", rules.clone(), tape.clone(), catalog.clone());
+        let calls = || rules.calls.load(std::sync::atomic::Ordering::Relaxed);
+        tape.record();
+        assert_eq!(taped.match_agents(&batch(), &table()).source, RuleSource::Deferred);
+        assert_eq!(taped.escalate(&batch()).source, RuleSource::Deferred);
+        assert_eq!(calls(), 0, "nothing is asked under the lock");
+        let answers: Vec<Answer> = tape.take_wanted().into_iter().map(|q| q.ask(&*rules)).collect();
+        assert_eq!(calls(), 2);
+
+        // Another candidate order: the ranking's indexes would name other agents.
+        tape.preload_answers(answers.clone());
+        let mut reordered = CandidateTable::new(Vec::new());
+        reordered.push(NewCandidate { id: 11, proficiency: &[], ..Default::default() });
+        reordered.push(NewCandidate { id: 10, proficiency: &[], ..Default::default() });
+        assert_eq!(taped.match_agents(&batch(), &reordered).source, RuleSource::Deferred);
+        // Another department's rules.
+        let claims = TapedRules::new("claims", rules.clone(), tape.clone(), catalog);
+        assert_eq!(claims.match_agents(&batch(), &table()).source, RuleSource::Deferred);
+        assert_eq!(claims.escalate(&batch()).source, RuleSource::Deferred);
+        // An item the answer does not cover.
+        let mut other = ItemBatch::new(1_000);
+        other.push(NewItem { id: 1, ..Default::default() });
+        other.push(NewItem { id: 3, ..Default::default() });
+        assert_eq!(taped.escalate(&other).source, RuleSource::Deferred);
+        assert_eq!(tape.take_wanted().len(), 4, "each misfit is a new question");
+
+        // The call as asked, and a subset for escalate.
+        let matched = taped.match_agents(&batch(), &table());
+        assert_eq!(matched.value, MatchResult::Scores(vec![0.5, 2.0]));
+        assert_eq!(taped.match_agents(&batch(), &table()).source, RuleSource::Deferred, "a match answer serves once");
+        let mut second = ItemBatch::new(1_000);
+        second.push(NewItem { id: 2, ..Default::default() });
+        let escalated = taped.escalate(&second);
+        assert_eq!(escalated.source, RuleSource::BuiltIn);
+        assert_eq!(escalated.value[0].recheck_in_ms, Some(9_000));
+        tape.clear_answers();
+        assert_eq!(taped.escalate(&second).source, RuleSource::Deferred, "answers end with their decide");
+        assert_eq!(calls(), 2, "still only the two calls made outside");
     }
 }

@@ -379,6 +379,10 @@ impl RuleSet for RecordingRules {
         );
         decided
     }
+
+    fn calls_plugin(&self, hook: crate::stats::HookKind) -> bool {
+        self.inner.calls_plugin(hook)
+    }
 }
 
 /// Read a decision log, naming the file and line of a malformed record.
