@@ -399,11 +399,12 @@ fn handoffs_keep_the_case_history() {
     });
     router.accept_offer(call).unwrap();
     clock.set(120_000);
-    let to_claims = HandOff { item: NewWorkItem { due_in_ms: Some(86_400_000), ..item("claims", Channel::Case) } };
+    let to_claims =
+        HandOff { item: NewWorkItem { due_in_ms: Some(86_400_000), ..item("claims", Channel::Case) }, id: None };
     let work = router.complete(call, Completion { resolved: false, handoff: Some(to_claims) }).unwrap().unwrap();
     router.accept_offer(work).unwrap();
     clock.set(1_000_000);
-    let back = HandOff { item: item("billing", Channel::Voice) };
+    let back = HandOff { item: item("billing", Channel::Voice), id: None };
     let callback = router.complete(work, Completion { resolved: true, handoff: Some(back) }).unwrap().unwrap();
     router.accept_offer(callback).unwrap();
     clock.set(1_100_000);

@@ -138,6 +138,7 @@ fn a_journal_of_format_2_replays_to_the_state_it_recorded() {
     // What format 2 added is in it: a deferred decision, taken by a `decide`.
     let text = serde_json::to_string(&records).unwrap();
     assert!(text.contains(r#""kind":"deferred""#) && text.contains(r#""op":"decide""#), "{text}");
+    assert!(text.contains(r#""handoff_id""#), "the hand-off's id was reserved when its rules were asked: {text}");
 }
 
 fn replays_to_the_state_it_recorded(version: u32) -> Vec<Record> {

@@ -899,11 +899,17 @@ impl Router {
     /// [`Router::create_item`] under an id from [`Router::reserve_item_id`] (or
     /// one a journal recorded); an id already in use gets a new one.
     pub fn create_item_as(&mut self, id: ItemId, new: NewWorkItem) -> ItemId {
-        if id.0 == 0 || self.items.contains_key(&id.0) {
-            return self.create(new, None);
+        self.create_as(Some(id), new, None)
+    }
+
+    fn create_as(&mut self, id: Option<ItemId>, new: NewWorkItem, handed_from: Option<u64>) -> ItemId {
+        match id {
+            Some(ItemId(id)) if id != 0 && !self.items.contains_key(&id) => {
+                self.next_item = self.next_item.max(id + 1);
+                self.create_with(id, new, handed_from)
+            }
+            _ => self.create(new, handed_from),
         }
-        self.next_item = self.next_item.max(id.0 + 1);
-        self.create_with(id.0, new, None)
     }
 
     /// The `prioritise` batch [`Router::create_item_as`] would hand the item's
@@ -915,10 +921,43 @@ impl Router {
     /// and hands the answer back for the create (the daemon's tape does): so a
     /// slow plugin holds only its own request.
     pub fn plan_intake(&self, id: ItemId, new: &NewWorkItem, now: u64) -> Option<(String, ItemBatch)> {
+        self.plan_create(id, new, now, None)
+    }
+
+    /// [`Router::plan_intake`] for the hand-off `handoff` that completing
+    /// `item` would create under `id` (its customer and case are the item's).
+    /// `None` also when `item` is unknown.
+    pub fn plan_handoff(
+        &self,
+        item: ItemId,
+        handoff: &NewWorkItem,
+        id: ItemId,
+        now: u64,
+    ) -> Option<(String, ItemBatch)> {
+        let next = self.handoff_item(item.0, handoff.clone())?;
+        self.plan_create(id, &next, now, Some(item.0))
+    }
+
+    /// The follow-up `new` of item `from`, with `from`'s customer and case
+    /// (a new case named after `from` if it had none).
+    fn handoff_item(&self, from: u64, mut new: NewWorkItem) -> Option<NewWorkItem> {
+        let it = self.items.get(&from)?;
+        new.customer = it.customer.clone();
+        new.case = Some(it.case.clone().unwrap_or_else(|| format!("item-{from}")));
+        Some(new)
+    }
+
+    fn plan_create(
+        &self,
+        id: ItemId,
+        new: &NewWorkItem,
+        now: u64,
+        handed_from: Option<u64>,
+    ) -> Option<(String, ItemBatch)> {
         if self.check_item(new).is_err() {
             return None;
         }
-        let built = self.build_item(id.0, new, now, None);
+        let built = self.build_item(id.0, new, now, handed_from);
         if built.problem.is_some() {
             return None;
         }
@@ -1607,9 +1646,7 @@ impl Router {
         let mut follow_up = None;
         if let Some(handoff) = completion.handoff {
             let it = &self.items[&item.0];
-            let mut next = handoff.item;
-            next.customer = it.customer.clone();
-            next.case = Some(it.case.clone().unwrap_or_else(|| format!("item-{}", item.0)));
+            let next = self.handoff_item(item.0, handoff.item).unwrap_or_default();
             if it.case.is_none() {
                 // Open a case for the hand-off, with this item as its first step.
                 let case = next.case.clone().unwrap_or_default();
@@ -1636,7 +1673,7 @@ impl Router {
             }
             let case = next.case.clone().unwrap_or_default();
             let to_department = next.department.clone();
-            let to = self.create(next, Some(item.0));
+            let to = self.create_as(handoff.id, next, Some(item.0));
             self.case_step(item.0, || format!("handed off to `{to_department}` as {to}"));
             self.emit(Event::HandedOff { at_ms: now, from: item, to, case });
             follow_up = Some(to);

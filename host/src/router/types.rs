@@ -194,6 +194,10 @@ pub struct NewWorkItem {
 pub struct HandOff {
     /// The follow-up item; its customer and case are taken from the finished item.
     pub item: NewWorkItem,
+    /// The id reserved for it ([`Router::reserve_item_id`](crate::router::Router::reserve_item_id))
+    /// when its rules were asked before the completion ([`Router::plan_handoff`](crate::router::Router::plan_handoff));
+    /// `None` (or an id in use): the next id.
+    pub id: Option<ItemId>,
 }
 
 /// How an item ended.

@@ -27,12 +27,13 @@ use super::config::{HttpLimits, seconds_ms};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard_sdk::{Channel, Tier};
+use switchyard_sdk::{Channel, Priority, Tier};
 
 use crate::router::{Capacity, ItemId, Presence};
+use crate::rules::Decided;
 
 use super::auth::{Auth, Denied, Identity, Role};
-use super::core::{self as state_core, Applied, Core, Refusal};
+use super::core::{self as state_core, Applied, Core, IntakePlan, Refusal};
 use super::journal::{AgentRecord, ItemRecord, Op};
 use super::plugins;
 
@@ -549,6 +550,14 @@ async fn readyz(State(state): State<AppState>) -> Reply {
     )
 }
 
+/// Ask a planned `prioritise` of the department's rules, with no lock held.
+async fn ask_outside(plan: IntakePlan) -> Result<Option<(String, Decided<Vec<Priority>>)>, ApiError> {
+    let Some((department, batch, rules)) = plan.call else { return Ok(None) };
+    tokio::task::spawn_blocking(move || Some((department, rules.prioritise(&batch))))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("rules task failed: {e}")))
+}
+
 async fn create_item(State(state): State<AppState>, body: Bytes) -> Reply {
     let item: ItemBody = parse(&body)?;
     let item = item.to_record("")?;
@@ -560,14 +569,7 @@ async fn create_item(State(state): State<AppState>, body: Bytes) -> Reply {
         with_core(&state, move |core| core.validate_item(&item, "").map(|()| core.plan_intake(&item))).await??
     };
     let id = plan.id;
-    let answer = match plan.call {
-        Some((department, batch, rules)) => {
-            tokio::task::spawn_blocking(move || Some((department, rules.prioritise(&batch))))
-                .await
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("rules task failed: {e}")))?
-        }
-        None => None,
-    };
+    let answer = ask_outside(plan).await?;
     let apply = move |core: &mut Core| {
         core.validate_item(&item, "")?;
         if let Some((department, answer)) = answer {
@@ -650,8 +652,10 @@ async fn complete_item(
 ) -> Reply {
     let id = item_id(&id)?;
     let body: CompleteBody = parse(&body)?;
-    with_core(&state, move |core| {
-        owns_item(core, &who, id)?;
+    /// The checks a completion passes before (and again after) its hand-off's
+    /// rules are asked: who may, the item's state, the hand-off's fields.
+    fn check(core: &Core, who: &Identity, id: u64, body: &CompleteBody) -> Result<Option<ItemRecord>, ApiError> {
+        owns_item(core, who, id)?;
         match core.router.item_status(ItemId(id)) {
             None => {
                 return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown item {id}")));
@@ -661,19 +665,40 @@ async fn complete_item(
                 return Err(ApiError::new(StatusCode::CONFLICT, format!("item {id} is not being handled")));
             }
         }
-        let handoff = match &body.handoff {
-            Some(h) => {
-                let h = h.to_record("handoff.")?;
-                core.validate_item(&h, "handoff.")?;
-                Some(h)
-            }
-            None => None,
-        };
-        let applied = core.submit(Op::Complete { item: id, resolved: body.resolved, handoff })?;
-        let handoff = match applied {
+        let Some(h) = &body.handoff else { return Ok(None) };
+        let h = h.to_record("handoff.")?;
+        core.validate_item(&h, "handoff.")?;
+        Ok(Some(h))
+    }
+    let body = Arc::new(body);
+    // A hand-off's `prioritise`, like a new item's, is asked outside the lock.
+    let (handoff_id, answer) = if body.handoff.is_some() {
+        let (who, body) = (who.clone(), body.clone());
+        let plan = with_core(&state, move |core| {
+            let handoff = check(core, &who, id, &body)?;
+            Ok::<_, ApiError>(handoff.map(|h| core.plan_handoff(id, &h)))
+        })
+        .await??;
+        match plan {
+            Some(plan) => (Some(plan.id), ask_outside(plan).await?),
+            None => (None, None),
+        }
+    } else {
+        (None, None)
+    };
+    let apply = move |core: &mut Core| {
+        let handoff = check(core, &who, id, &body)?;
+        if let Some((department, answer)) = answer {
+            core.tape.preload(department, answer);
+        }
+        let applied = core.submit(Op::Complete { item: id, resolved: body.resolved, handoff, handoff_id });
+        core.tape.clear_preloaded();
+        Ok(match applied? {
             Applied::Completed(h) => h.map(|h| h.0),
             _ => None,
-        };
+        })
+    };
+    mutate(&state, apply, move |_, handoff| {
         ok(StatusCode::OK, json!({ "id": id, "status": "completed", "handoff_item": handoff }))
     })
     .await?

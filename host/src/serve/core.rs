@@ -258,7 +258,19 @@ impl Core {
     /// [`super::tape`]): a slow plugin then holds only its own request.
     pub(crate) fn plan_intake(&mut self, item: &ItemRecord) -> IntakePlan {
         let id = self.router.reserve_item_id();
-        let call = self.router.plan_intake(id, &to_new_item(item), self.now()).and_then(|(department, batch)| {
+        let planned = self.router.plan_intake(id, &to_new_item(item), self.now());
+        self.intake_plan(id, planned)
+    }
+
+    /// [`Core::plan_intake`] for the hand-off `handoff` of completing `item`.
+    pub(crate) fn plan_handoff(&mut self, item: u64, handoff: &ItemRecord) -> IntakePlan {
+        let id = self.router.reserve_item_id();
+        let planned = self.router.plan_handoff(ItemId(item), &to_new_item(handoff), id, self.now());
+        self.intake_plan(id, planned)
+    }
+
+    fn intake_plan(&self, id: ItemId, planned: Option<(String, switchyard_sdk::ItemBatch)>) -> IntakePlan {
+        let call = planned.and_then(|(department, batch)| {
             let rules = self.direct_rules.get(&department)?.clone();
             Some((department, batch, rules))
         });
@@ -342,10 +354,10 @@ impl Core {
                 Ok(Applied::Item(id))
             }
             Op::Withdraw { item } => self.router.withdraw(ItemId(*item)).map(|()| Applied::Done).map_err(Refusal::from),
-            Op::Complete { item, resolved, handoff } => {
+            Op::Complete { item, resolved, handoff, handoff_id } => {
                 let completion = Completion {
                     resolved: *resolved,
-                    handoff: handoff.as_ref().map(|h| HandOff { item: to_new_item(h) }),
+                    handoff: handoff.as_ref().map(|h| HandOff { item: to_new_item(h), id: handoff_id.map(ItemId) }),
                 };
                 self.router.complete(ItemId(*item), completion).map(Applied::Completed).map_err(Refusal::from)
             }

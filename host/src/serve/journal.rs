@@ -13,7 +13,8 @@
 //! queues, offers, cases and statistics come back as they were whatever the
 //! plugins are now. `tests/fixtures/journal-v1.jsonl` pins format 1: a later
 //! format must migrate it in [`Record::decode`]. Format 2 added decisions taken
-//! outside the lock ([`Origin::Deferred`], [`Op::Decide`]); a format-1 record
+//! outside the lock ([`Origin::Deferred`], [`Op::Decide`], a hand-off's
+//! reserved id); a format-1 record
 //! is a format-2 record that has neither, so it is read as it is.
 //!
 //! **Snapshots** ([`JournalStore::put_snapshot`]) cover every record up to a
@@ -327,6 +328,10 @@ pub enum Op {
         resolved: bool,
         /// Follow-up item in another department.
         handoff: Option<ItemRecord>,
+        /// The id reserved for the follow-up when its rules were asked before
+        /// the completion (format 2); absent: the router's next id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handoff_id: Option<u64>,
     },
     /// `PUT /v1/agents/{id}` (and the agents of the config file at first start).
     RegisterAgent {

@@ -18,8 +18,8 @@
 //! rechecks) every `tick_ms`, journaling each tick that has something to do so a
 //! replay takes the same decisions at the same times.
 //!
-//! No plugin is called under the state lock: a new item's `prioritise` is
-//! asked before its create, and `match-agents` / `escalate` are deferred by
+//! No plugin is called under the state lock: a new item's (or a hand-off's)
+//! `prioritise` is asked before the op that creates it, and `match-agents` / `escalate` are deferred by
 //! the tape and asked after the op, then applied as an `Op::Decide`
 //! (`core::settle`; see `serve/tape.rs`). A slow department holds its own
 //! requests, not the daemon.

@@ -27,8 +27,8 @@
 //! item and candidates) takes it and records it like any other. A hook no
 //! plugin answers ([`RuleSet::calls_plugin`]: the built-in rule) is asked
 //! inline: it costs microseconds and needs no second round. A new item's
-//! `prioritise` is asked outside the lock the same way before its create
-//! ([`Tape::preload`]).
+//! `prioritise` (and a completion's hand-off's) is asked outside the lock the
+//! same way, before the op that creates the item ([`Tape::preload`]).
 //!
 //! The wrapper runs under the daemon's state lock, so the tape's own mutex is
 //! never contended; it exists because [`RuleSet`] takes `&self`.

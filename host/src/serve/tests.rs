@@ -415,3 +415,104 @@ fn plugin_dir_and_fixtures_keys_are_checked_at_start() {
         }
     }
 }
+
+/// A department's rules that note whether the daemon's state lock is held
+/// when they are asked. They claim to run a plugin for every hook, so the
+/// daemon may not ask them inline.
+struct LockProbe {
+    inner: Arc<dyn crate::rules::RuleSet>,
+    state: std::sync::Weak<api::Shared>,
+    /// Calls per hook: prioritise, escalate, match-agents.
+    calls: [std::sync::atomic::AtomicUsize; 3],
+    under_lock: std::sync::atomic::AtomicUsize,
+}
+
+impl LockProbe {
+    fn note(&self, hook: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.calls[hook].fetch_add(1, SeqCst);
+        // One request at a time in this test: the lock is busy only if the
+        // caller holds it.
+        if self.state.upgrade().is_some_and(|s| s.core.try_lock().is_err()) {
+            self.under_lock.fetch_add(1, SeqCst);
+        }
+    }
+    fn counts(&self) -> ([usize; 3], usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.calls.each_ref().map(|c| c.load(SeqCst)), self.under_lock.load(SeqCst))
+    }
+}
+
+impl crate::rules::RuleSet for LockProbe {
+    fn prioritise(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+        self.note(0);
+        self.inner.prioritise(items)
+    }
+    fn escalate(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
+        self.note(1);
+        self.inner.escalate(items)
+    }
+    fn match_agents(
+        &self,
+        item: &switchyard_sdk::ItemBatch,
+        candidates: &switchyard_sdk::CandidateTable,
+    ) -> crate::rules::Decided<switchyard_sdk::MatchResult> {
+        self.note(2);
+        self.inner.match_agents(item, candidates)
+    }
+}
+
+/// No rule is asked under the daemon's state lock: a new item's
+/// `prioritise`, its `match-agents` and `escalate`, an agent filled when
+/// it becomes available, and a hand-off's `prioritise` inside a completion —
+/// and the replies still show the decisions taken (offered, handed off).
+#[test]
+fn no_rule_is_asked_under_the_state_lock() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let (state, app, _dir) = daemon();
+        let mut probes = Vec::new();
+        {
+            let mut core = state.core.lock().unwrap();
+            let catalog = core.runtime.catalog().clone();
+            for department in ["billing", "claims"] {
+                let probe = Arc::new(LockProbe {
+                    inner: core.direct_rules[department].clone(),
+                    state: Arc::downgrade(&state),
+                    calls: Default::default(),
+                    under_lock: Default::default(),
+                });
+                core.direct_rules.insert(department.into(), probe.clone());
+                let taped = super::tape::TapedRules::new(department, probe.clone(), core.tape.clone(), catalog.clone());
+                core.router.set_rules(department, Arc::new(taped)).unwrap();
+                probes.push(probe);
+            }
+        }
+        let post = |body: Value| send(&app, "POST", "/v1/items", body.to_string().into_bytes());
+        // Ann is available: the item is prioritised, matched and offered.
+        let (status, first) = post(json!({ "department": "billing", "queue": "billing-general" })).await;
+        assert_eq!((status, first["status"].as_str()), (StatusCode::CREATED, Some("offered")), "{first}");
+        let first = first["id"].as_u64().unwrap();
+        // A second item waits (ann is busy): `escalate` is asked about it.
+        let (_, second) = post(json!({ "department": "billing", "queue": "billing-general" })).await;
+        assert_eq!(second["status"], "queued", "{second}");
+        // (Accepting is an agent's route; an open daemon's caller is admin.)
+        state.core.lock().unwrap().submit(super::journal::Op::Accept { item: first }).expect("ann accepts");
+        // Completing hands off to claims; ann is then filled with the second item.
+        let handoff =
+            json!({ "resolved": false, "handoff": { "department": "claims", "queue": "claims", "channel": "case" } });
+        let (status, done) =
+            send(&app, "POST", &format!("/v1/items/{first}/complete"), handoff.to_string().into_bytes()).await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        let handed = done["handoff_item"].as_u64().expect("a hand-off item");
+        let (_, item) = send(&app, "GET", &format!("/v1/items/{handed}"), vec![]).await;
+        assert_eq!(item["queue"], "claims", "{item}");
+        let (_, item) = send(&app, "GET", &format!("/v1/items/{}", second["id"]), vec![]).await;
+        assert_eq!(item["status"], "offered", "ann was filled with the waiting item: {item}");
+
+        let (billing, claims) = (probes[0].counts(), probes[1].counts());
+        assert!(billing.0.iter().all(|&n| n > 0), "billing asked every hook: {billing:?}");
+        assert!(claims.0[0] > 0, "the hand-off was prioritised by claims' rules: {claims:?}");
+        assert_eq!((billing.1, claims.1), (0, 0), "calls under the lock: billing {billing:?}, claims {claims:?}");
+    });
+}

@@ -483,6 +483,7 @@ impl Sim<'_> {
                     due_in_ms: h.due_s.map(secs_to_ms),
                     ..Default::default()
                 },
+                id: None,
             });
         }
         let follow_up = self.router.complete(ItemId(item), completion)?;

@@ -299,6 +299,7 @@ fn apply(router: &mut Router, clock: &VirtualClock, op: &Op) -> String {
                     due_in_ms: Some(120_000),
                     ..Default::default()
                 },
+                id: None,
             });
             format!("{:?}", router.complete(item, Completion { resolved: *resolved, handoff }))
         }
