@@ -607,9 +607,17 @@ impl Metrics {
         self.agents.get(agent.0.saturating_sub(1) as usize).map(|t| t.group.as_str())
     }
 
-    /// Occupancy so far of `agent` (0 when unknown), as the match table shows it.
+    /// Occupancy so far of `agent` (0 when unknown), as reported: after the
+    /// warm-up. (The match table's occupancy is the router's own, counted from
+    /// the start.)
     pub fn agent_occupancy(&self, agent: AgentId) -> f32 {
         self.agent_times(agent).and_then(|t| t.occupancy()).unwrap_or(0.0) as f32
+    }
+
+    /// When `agent`'s current activity was last accounted (its last activity
+    /// change), for a router restoring its own occupancy from these figures.
+    pub(crate) fn agent_since_ms(&self, agent: AgentId) -> Option<u64> {
+        self.agents.get(agent.0.saturating_sub(1) as usize).map(|t| t.since_ms)
     }
 
     /// Case figures.

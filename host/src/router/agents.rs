@@ -48,6 +48,7 @@ impl Router {
                     busy: 0,
                     idle_since_ms: now,
                     activity: Activity::Offline,
+                    work: WorkTime { since_ms: now, ..WorkTime::default() },
                 });
                 index
             }
@@ -138,6 +139,7 @@ impl Router {
             }
         };
         if activity != agent.activity {
+            agent.work.close(agent.activity, now);
             if activity == Activity::Idle {
                 agent.idle_since_ms = now;
             }

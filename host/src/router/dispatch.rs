@@ -72,7 +72,7 @@ impl Router {
                 id: a as u64 + 1,
                 proficiency: &proficiency,
                 idle_ms: idle,
-                occupancy: self.metrics.agent_occupancy(AgentId(a as u64 + 1)),
+                occupancy: agent.work.occupancy(),
                 load: agent.load,
             });
         }
@@ -367,5 +367,69 @@ mod tests {
         router.decide_deferred(&[DeferredCall::Dispatch { item: id }]);
         assert!(offers(&mut router).is_empty());
         check_invariants(&router);
+    }
+
+    /// Match rules that keep the occupancy column of the tables they see.
+    #[derive(Default)]
+    struct SeesOccupancy(std::sync::Mutex<Vec<Vec<f32>>>);
+
+    impl RuleSet for SeesOccupancy {
+        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+            crate::rules::Decided::built_in(BuiltInRules::prioritise(items))
+        }
+        fn escalate(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<Escalation>> {
+            crate::rules::Decided::built_in(BuiltInRules::escalate(items))
+        }
+        fn match_agents(&self, item: &ItemBatch, c: &CandidateTable) -> crate::rules::Decided<MatchResult> {
+            self.0.lock().unwrap().push(c.occupancy.clone());
+            crate::rules::Decided::built_in(BuiltInRules::match_agents(item, c))
+        }
+    }
+
+    /// The occupancy in a candidate table is the router's own (busy ÷ busy +
+    /// idle over the activities closed so far): a reporting setting such as a
+    /// simulation's warm-up does not change what a rule sees, and a snapshot
+    /// keeps it.
+    #[test]
+    fn match_rules_see_the_routers_own_occupancy() {
+        let mut seen = Vec::new();
+        for warm_up_ms in [0, 3_600_000] {
+            let (mut router, clock) = router();
+            router.metrics =
+                Metrics::new(MetricsConfig { measure_from_ms: warm_up_ms, ..MetricsConfig::default() }, 1_000);
+            let rules = Arc::new(SeesOccupancy::default());
+            router.set_rules("billing", rules.clone()).unwrap();
+            let ann = available(&mut router, "ann", &[("billing", 5)]);
+            clock.advance(10_000); // idle 10 s
+            let first = router.create_item(item("billing", Channel::Voice));
+            router.accept_offer(first).unwrap();
+            clock.advance(30_000); // busy 30 s
+            router.complete(first, Completion { resolved: true, handoff: None }).unwrap();
+            router.create_item(item("billing", Channel::Voice));
+            assert_eq!(offers(&mut router).len(), 2);
+            let tables = rules.0.lock().unwrap().clone();
+            assert_eq!(tables, vec![vec![0.0], vec![0.75]], "warm-up {warm_up_ms} ms");
+            seen.push(tables);
+
+            let snapshot = router.snapshot();
+            let restored = Router::restore(
+                vec![DepartmentSpec::new("billing"), DepartmentSpec::new("claims")],
+                vec![
+                    QueueSpec::new("billing", "billing"),
+                    QueueSpec::new("vip", "billing"),
+                    QueueSpec::new("claims", "claims"),
+                ],
+                Arc::new(clock.clone()),
+                SharedCatalog::default(),
+                RouterOptions::default(),
+                snapshot,
+            )
+            .unwrap();
+            if warm_up_ms == 0 {
+                let a = (ann.0 - 1) as usize;
+                assert_eq!(restored.agents[a].work, router.agents[a].work, "restored from the statistics");
+            }
+        }
+        assert_eq!(seen[0], seen[1]);
     }
 }

@@ -191,6 +191,41 @@ struct Agent {
     busy: u32,
     idle_since_ms: u64,
     activity: Activity,
+    /// Busy and idle time for the occupancy the match rules see. Not in a
+    /// snapshot's format: a restore takes it from the restored statistics.
+    #[serde(skip)]
+    work: WorkTime,
+}
+
+/// Time an agent has been busy (handling, after-work) and idle (available with
+/// nothing in hand), counted by the router itself from its activity changes:
+/// the occupancy in a candidate table must not depend on a reporting setting
+/// (a simulation's warm-up, the statistics' intervals).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct WorkTime {
+    busy_ms: u64,
+    idle_ms: u64,
+    /// When the current activity began.
+    since_ms: u64,
+}
+
+impl WorkTime {
+    /// The agent leaves activity `from` at `now_ms`.
+    fn close(&mut self, from: Activity, now_ms: u64) {
+        let span = now_ms.saturating_sub(self.since_ms);
+        match from {
+            Activity::Busy => self.busy_ms = self.busy_ms.saturating_add(span),
+            Activity::Idle => self.idle_ms = self.idle_ms.saturating_add(span),
+            Activity::Away | Activity::Offline => {}
+        }
+        self.since_ms = now_ms;
+    }
+
+    /// Busy ÷ (busy + idle) over the activities closed so far; 0 before any.
+    fn occupancy(&self) -> f32 {
+        let base = self.busy_ms.saturating_add(self.idle_ms);
+        if base == 0 { 0.0 } else { (self.busy_ms as f64 / base as f64) as f32 }
+    }
 }
 
 impl Agent {

@@ -60,8 +60,8 @@ use serde::{Deserialize, Serialize};
 use switchyard_sdk::SkillId;
 
 use super::{
-    Agent, Alert, CaseRecord, CustomerRecord, DepartmentSpec, ExceptionEntry, ExceptionReason, Item, ItemId,
-    ItemStatus, QueueSpec, RetentionStats, Router, RouterOptions, Timer,
+    Agent, AgentId, Alert, CaseRecord, CustomerRecord, DepartmentSpec, ExceptionEntry, ExceptionReason, Item, ItemId,
+    ItemStatus, QueueSpec, RetentionStats, Router, RouterOptions, Timer, WorkTime,
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -420,6 +420,14 @@ impl Router {
         router.created_since_prune = s.created_since_prune;
         router.timers_compacted_len = s.timers_compacted_len;
         router.metrics.restore(s.metrics).map_err(|m| Error::Invalid(format!("cannot restore statistics: {m}")))?;
+        // The occupancy match rules see: from the statistics' agent totals,
+        // which count the same activity changes (no warm-up in a daemon).
+        for (a, agent) in router.agents.iter_mut().enumerate() {
+            let id = AgentId(a as u64 + 1);
+            if let (Some(times), Some(since_ms)) = (router.metrics.agent_times(id), router.metrics.agent_since_ms(id)) {
+                agent.work = WorkTime { busy_ms: times.busy_ms, idle_ms: times.idle_ms, since_ms };
+            }
+        }
 
         // Waiting items of removed queues: to the exception queue, said why.
         for (id, queue) in orphans {
