@@ -1,6 +1,7 @@
-//! `host/openapi.json` against the running daemon: every documented route is
-//! served, every served route is documented, and basic requests get documented
-//! status codes.
+//! `host/openapi.json` (generated from the route table, `serve/openapi.rs`)
+//! against the running daemon: it is the generated document, every documented
+//! route is served, every served route is documented, and basic requests get
+//! documented status codes.
 
 mod serve_common;
 
@@ -23,6 +24,26 @@ fn documented(spec: &Value) -> BTreeSet<(String, String)> {
         }
     }
     out
+}
+
+/// `host/openapi.json` is the document the daemon generates from its route
+/// table (`SWITCHYARD_WRITE_OPENAPI=1` rewrites it after a change).
+#[test]
+fn the_checked_in_document_is_the_generated_one() {
+    let generated = switchyard_host::serve::openapi_document();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    if std::env::var_os("SWITCHYARD_WRITE_OPENAPI").is_some() {
+        std::fs::write(path, serde_json::to_string_pretty(&generated).unwrap() + "\n").unwrap();
+    }
+    assert_eq!(spec(), generated, "host/openapi.json is stale: run with SWITCHYARD_WRITE_OPENAPI=1");
+}
+
+/// Every route has its words in `serve/openapi.json`, and nothing else does.
+#[test]
+fn every_route_is_documented_and_only_routes_are() {
+    let (undocumented, unserved) = switchyard_host::serve::undocumented_and_unserved();
+    assert!(undocumented.is_empty(), "routes without words in serve/openapi.json: {undocumented:?}");
+    assert!(unserved.is_empty(), "words for routes nobody serves: {unserved:?}");
 }
 
 /// The daemon's route list and the document name the same routes.
@@ -121,5 +142,7 @@ fn every_documented_operation_answers_with_a_documented_status() {
         }
     }
     assert_eq!(checked, switchyard_host::serve::ROUTES.len());
+    // The daemon serves the document it generates.
+    assert_eq!(open.get("/openapi.json"), (200, switchyard_host::serve::openapi_document()));
     assert_eq!(admin.get("/v1/nothing-here"), (404, json!({ "error": "no such endpoint" })));
 }

@@ -1,6 +1,7 @@
 //! The HTTP API (axum, JSON): request bodies, the route table, the auth layer and
-//! the handlers. `host/openapi.json` documents every route with its roles
-//! (`x-roles`); the serve tests check the document and [`ROUTES`] agree.
+//! the handlers. The OpenAPI document (served at `GET /openapi.json`, checked in
+//! as `host/openapi.json`) is generated from [`ROUTES`] by `serve/openapi.rs`;
+//! the serve tests check the axum routes below serve exactly those.
 //!
 //! A request passes, in order: the connection limit and header timeout (see
 //! [`super::serve`]), the request timeout, the **auth layer** (token → identity,
@@ -353,7 +354,7 @@ pub struct RouteSpec {
 }
 
 /// Largest JSON body: an item with its attributes is a few KiB.
-const JSON_BODY_LIMIT: usize = 64 << 10;
+pub(crate) const JSON_BODY_LIMIT: usize = 64 << 10;
 /// Largest plugin component accepted by `POST /v1/plugins/{department}` (and
 /// its shadow).
 const MAX_COMPONENT_BYTES: usize = 64 << 20;
@@ -374,6 +375,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("get", "/healthz", OPEN),
     route("get", "/readyz", OPEN),
     route("get", "/metrics", OPEN),
+    route("get", "/openapi.json", OPEN),
     route("post", "/v1/items", &[Admin, Integration]),
     route("get", "/v1/items/{id}", &[Admin, Supervisor, Integration, Agent]),
     route("delete", "/v1/items/{id}", &[Admin, Integration]),
@@ -402,6 +404,12 @@ pub const ROUTES: &[RouteSpec] = &[
     route("get", "/v1/audit", STAFF),
 ];
 
+/// The largest body any method of `path` takes (the edge's limit and timeout
+/// are per path).
+pub(crate) fn path_body_limit(path: &str) -> usize {
+    ROUTES.iter().filter(|r| r.path == path).map(|r| r.body_limit).max().unwrap_or(JSON_BODY_LIMIT)
+}
+
 fn spec_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
     ROUTES.iter().find(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
 }
@@ -418,7 +426,7 @@ fn edge(
         tower::layer::util::Stack<RequestBodyLimitLayer, tower::layer::util::Identity>,
     >,
 > {
-    let body = ROUTES.iter().filter(|r| r.path == path).map(|r| r.body_limit).max().unwrap_or(JSON_BODY_LIMIT);
+    let body = path_body_limit(path);
     let timeout = if body > JSON_BODY_LIMIT { limits.upload_timeout_s } else { limits.request_timeout_s };
     tower::ServiceBuilder::new()
         .layer(RequestBodyLimitLayer::new(body))
@@ -477,6 +485,7 @@ pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
         .route("/healthz", get(healthz).layer(e("/healthz")))
         .route("/readyz", get(readyz).layer(e("/readyz")))
         .route("/metrics", get(super::prom::metrics).layer(e("/metrics")))
+        .route("/openapi.json", get(openapi_document).layer(e("/openapi.json")))
         .route("/v1/items", post(create_item).layer(e("/v1/items")))
         .route("/v1/items/{id}", get(get_item).delete(withdraw_item).layer(e("/v1/items/{id}")))
         .route("/v1/items/{id}/complete", post(complete_item).layer(e("/v1/items/{id}/complete")))
@@ -522,6 +531,11 @@ pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
         .layer(axum::extract::DefaultBodyLimit::disable())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)
+}
+
+/// `GET /openapi.json`: the API's description, generated from [`ROUTES`].
+async fn openapi_document() -> Reply {
+    ok(StatusCode::OK, super::openapi::document())
 }
 
 async fn healthz() -> Reply {

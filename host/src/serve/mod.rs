@@ -40,6 +40,7 @@ mod auth;
 mod budget;
 mod core;
 mod edge;
+mod openapi;
 mod plugins;
 mod prom;
 mod snapshot;
@@ -47,6 +48,7 @@ mod tape;
 
 pub use api::{AgentBody, ItemBody, ROUTES, RouteSpec};
 pub use auth::Role;
+pub use openapi::{document as openapi_document, undocumented_and_unserved};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
