@@ -43,6 +43,7 @@ pub mod clock;
 pub mod contract;
 pub mod error;
 pub mod metrics;
+pub mod model;
 pub mod plugin;
 pub mod reload;
 pub mod report;

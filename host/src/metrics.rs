@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::router::{Activity, AgentId, Event, QueueSpec};
+use crate::model::{Activity, AgentId, Event, QueueSpec};
 
 /// What the statistics count and how they bucket.
 #[derive(Debug, Clone, PartialEq)]

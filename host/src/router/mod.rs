@@ -44,11 +44,10 @@ mod retention;
 mod snapshot;
 #[cfg(test)]
 mod testing;
-mod types;
 mod views;
 
+pub use crate::model::*;
 pub use snapshot::{RouterSnapshot, SNAPSHOT_VERSION};
-pub use types::*;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};

@@ -1,5 +1,8 @@
-//! The router's public data: what a caller passes in (specs, new items,
-//! completions) and what it reads back (events, explanations, desktops, cases).
+//! The routing core's vocabulary: what a caller passes the router (specs, new
+//! items, completions) and what it reads back (events, explanations, desktops,
+//! cases). Its own module, below both the router (which changes the state) and
+//! the statistics (which observe the router's [`Event`]s), so neither depends
+//! on the other's internals; [`crate::router`] re-exports all of it.
 
 use serde::{Deserialize, Serialize};
 use switchyard_sdk::{Channel, Tier};
@@ -454,7 +457,7 @@ pub struct Acknowledgement {
 }
 
 /// How long the router remembers what it no longer needs for routing. The
-/// router prunes on [`Router::on_tick`](super::Router::on_tick) and every
+/// router prunes on [`Router::on_tick`](crate::router::Router::on_tick) and every
 /// [`Retention::prune_every`] new items, popping only what expired (amortised
 /// O(1) per record), never scanning everything per request.
 #[derive(Debug, Clone, PartialEq)]
@@ -511,7 +514,7 @@ impl Retention {
 }
 
 /// Upper bounds on what one item, one agent or one plugin answer may bring in.
-/// An item over a limit is refused by [`Router::check_item`](super::Router::check_item)
+/// An item over a limit is refused by [`Router::check_item`](crate::router::Router::check_item)
 /// with [`Error::Limit`](crate::error::Error::Limit); given to `create_item`
 /// anyway it lands in the exception queue with its oversized data left out.
 #[derive(Debug, Clone, PartialEq)]
@@ -618,7 +621,7 @@ pub struct ExceptionEntry {
     pub queue: String,
 }
 
-/// A decision the router asked for and got [`RuleSource::Deferred`](crate::rules::RuleSource::Deferred)
+/// A decision the router asked for and got [`RuleSource::Deferred`]
 /// instead of an answer: what to do again, with the answer at hand, through
 /// [`Router::decide_deferred`](crate::router::Router::decide_deferred). Until then the
 /// item waits as it was; a retry timer asks again if nobody does.
