@@ -5,6 +5,11 @@
 
 use super::*;
 
+/// How many waiting items filling an agent asks the match rule about in one
+/// round when the answers are deferred (see [`Router::decide_deferred`]): the
+/// first it would offer may be refused.
+const FILL_LOOKAHEAD: usize = 8;
+
 /// How long a deferred decision ([`RuleSource::Deferred`]) may go unanswered
 /// before the router asks again by itself: the embedder normally answers
 /// within milliseconds ([`Router::decide_deferred`]); this covers one that
@@ -179,22 +184,38 @@ impl Router {
             // priority, then age.
             picks.sort_unstable();
             let mut offered = false;
+            // Picks whose answer was deferred, the first of them.
+            let mut deferred: (usize, Option<u64>) = (0, None);
             for &(_, _, _, id) in picks.iter().take(SCAN_LIMIT) {
                 let Some(item) = self.items.get(&id) else {
                     continue;
                 };
                 let mut one = [a];
                 let table = self.candidate_table(item, &mut one, now);
-                let Some((best, explanation)) = self.run_match(item, &table, now) else {
-                    let agent = AgentId(a as u64 + 1);
-                    self.defer(DeferredCall::Fill { agent }, Timer::Redispatch { item: id }, now);
-                    return;
-                };
-                if best.is_some() {
-                    self.offer(id, a, explanation);
-                    offered = true;
-                    break;
+                match self.run_match(item, &table, now) {
+                    // Ask about the next picks in the same round too: the rule
+                    // may refuse this one, and each round costs the embedder a
+                    // trip outside its lock.
+                    None => {
+                        deferred = (deferred.0 + 1, deferred.1.or(Some(id)));
+                        if deferred.0 >= FILL_LOOKAHEAD {
+                            break;
+                        }
+                    }
+                    // An earlier pick is undecided: it goes first if accepted.
+                    Some(_) if deferred.0 > 0 => {}
+                    Some((Some(_), explanation)) => {
+                        self.offer(id, a, explanation);
+                        offered = true;
+                        break;
+                    }
+                    Some((None, _)) => {}
                 }
+            }
+            if let (true, Some(first)) = (deferred.0 > 0, deferred.1) {
+                let agent = AgentId(a as u64 + 1);
+                self.defer(DeferredCall::Fill { agent }, Timer::Redispatch { item: first }, now);
+                return;
             }
             if !offered {
                 return;

@@ -628,6 +628,10 @@ const SETTLE_ROUNDS: usize = 8;
 /// asked again next round.
 pub(crate) fn settle(core: &Mutex<Core>, mut pending: Pending) -> std::result::Result<Option<u64>, Refusal> {
     let mut ticket = None;
+    // Every round's answers stay for the later rounds: a call redone asks its
+    // earlier questions again (filling an agent goes through the waiting items
+    // in order) and must get the same answers, not defer on them for ever.
+    let mut answers: Vec<Answer> = Vec::new();
     for _ in 0..SETTLE_ROUNDS {
         if pending.is_empty() {
             break;
@@ -636,14 +640,11 @@ pub(crate) fn settle(core: &Mutex<Core>, mut pending: Pending) -> std::result::R
             let core = lock(core);
             pending.questions.iter().map(|q| core.direct_rules.get(q.department()).cloned()).collect::<Vec<_>>()
         };
-        let answers: Vec<Answer> = pending
-            .questions
-            .drain(..)
-            .zip(rules)
-            .filter_map(|(question, rules)| Some(question.ask(&*rules?)))
-            .collect();
+        answers.extend(
+            pending.questions.drain(..).zip(rules).filter_map(|(question, rules)| Some(question.ask(&*rules?))),
+        );
         let mut core = lock(core);
-        core.decide(std::mem::take(&mut pending.calls), answers)?;
+        core.decide(std::mem::take(&mut pending.calls), answers.clone())?;
         ticket = Some(core.last_ticket);
         pending = core.take_pending();
     }

@@ -187,7 +187,9 @@ impl Tape {
         self.state().answers.clear();
     }
 
-    /// The preloaded `match-agents` answer for exactly this call, taken.
+    /// The preloaded `match-agents` answer for exactly this call. It stays for
+    /// the same question later in the settle: filling an agent asks about
+    /// each waiting item in turn, and must move past one the rule refused.
     fn take_match_answer(
         &self,
         department: &str,
@@ -195,15 +197,14 @@ impl Tape {
         candidates: &CandidateTable,
     ) -> Option<Decided<MatchResult>> {
         let id = item.rows.first()?.id;
-        let mut state = self.state();
-        let at = state.answers.iter().position(|a| {
-            matches!(a, Answer::Match { department: d, item: i, agents, .. }
-                if d == department && *i == id && *agents == candidates.agent_ids)
-        })?;
-        match state.answers.swap_remove(at) {
-            Answer::Match { decided, .. } => Some(decided),
-            Answer::Escalate { .. } => None,
-        }
+        self.state().answers.iter().find_map(|a| match a {
+            Answer::Match { department: d, item: i, agents, decided }
+                if d == department && *i == id && *agents == candidates.agent_ids =>
+            {
+                Some(decided.clone())
+            }
+            _ => None,
+        })
     }
 
     /// Preloaded `escalate` answers covering every item of `items`, in batch
@@ -670,7 +671,7 @@ mod tests {
         // The call as asked, and a subset for escalate.
         let matched = taped.match_agents(&batch(), &table());
         assert_eq!(matched.value, MatchResult::Scores(vec![0.5, 2.0]));
-        assert_eq!(taped.match_agents(&batch(), &table()).source, RuleSource::Deferred, "a match answer serves once");
+        assert_eq!(taped.match_agents(&batch(), &table()).value, matched.value, "and again, the same question");
         let mut second = ItemBatch::new(1_000);
         second.push(NewItem { id: 2, ..Default::default() });
         let escalated = taped.escalate(&second);

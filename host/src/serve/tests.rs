@@ -516,3 +516,67 @@ fn no_rule_is_asked_under_the_state_lock() {
         assert_eq!((billing.1, claims.1), (0, 0), "calls under the lock: billing {billing:?}, claims {claims:?}");
     });
 }
+
+/// Match rules that veto every candidate for an item of priority 9, and
+/// otherwise rank like the built-in rule; they claim to run a plugin, so the
+/// daemon defers them.
+struct VetoesPriorityNine;
+
+impl crate::rules::RuleSet for VetoesPriorityNine {
+    fn prioritise(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+        crate::rules::Decided::built_in(crate::rules::BuiltInRules::prioritise(items))
+    }
+    fn escalate(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
+        crate::rules::Decided::built_in(crate::rules::BuiltInRules::escalate(items))
+    }
+    fn match_agents(
+        &self,
+        item: &switchyard_sdk::ItemBatch,
+        candidates: &switchyard_sdk::CandidateTable,
+    ) -> crate::rules::Decided<switchyard_sdk::MatchResult> {
+        if item.rows.first().is_some_and(|row| row.priority == 9) {
+            return crate::rules::Decided::built_in(switchyard_sdk::MatchResult::Ranked(Vec::new()));
+        }
+        crate::rules::Decided::built_in(crate::rules::BuiltInRules::match_agents(item, candidates))
+    }
+}
+
+/// An agent who becomes available is offered the first waiting item the match
+/// rule accepts for them, even when the rule refuses the items ahead of it:
+/// each deferred round asks about several waiting items and keeps the answers
+/// of the rounds before, so filling the agent moves past refusals instead of
+/// asking about the first one again and again.
+#[test]
+fn filling_an_agent_moves_past_items_the_rule_refuses() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let (state, app, _dir) = daemon();
+        {
+            let mut core = state.core.lock().unwrap();
+            let catalog = core.runtime.catalog().clone();
+            let rules: Arc<dyn crate::rules::RuleSet> = Arc::new(VetoesPriorityNine);
+            core.direct_rules.insert("billing".into(), rules.clone());
+            let taped = super::tape::TapedRules::new("billing", rules, core.tape.clone(), catalog);
+            core.router.set_rules("billing", Arc::new(taped)).unwrap();
+        }
+        let away = json!({ "state": "away" }).to_string().into_bytes();
+        assert_eq!(send(&app, "POST", "/v1/agents/ann/state", away).await.0, StatusCode::OK);
+        let post = |body: Value| send(&app, "POST", "/v1/items", body.to_string().into_bytes());
+        let mut refused = Vec::new();
+        // More refusals ahead than one round asks about, more than a settle's
+        // rounds if it asked one at a time.
+        for _ in 0..12 {
+            let (_, item) = post(json!({ "department": "billing", "queue": "billing-general", "priority": 9 })).await;
+            refused.push(item["id"].clone());
+        }
+        let (_, wanted) = post(json!({ "department": "billing", "queue": "billing-general", "priority": 1 })).await;
+        let available = json!({ "state": "available" }).to_string().into_bytes();
+        assert_eq!(send(&app, "POST", "/v1/agents/ann/state", available).await.0, StatusCode::OK);
+        let (_, item) = send(&app, "GET", &format!("/v1/items/{}", wanted["id"]), vec![]).await;
+        assert_eq!(item["status"], "offered", "{item}");
+        for id in refused {
+            let (_, item) = send(&app, "GET", &format!("/v1/items/{id}"), vec![]).await;
+            assert_eq!(item["status"], "queued", "{item}");
+        }
+    });
+}
