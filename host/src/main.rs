@@ -65,6 +65,15 @@ struct SimulateArgs {
     /// `switchyard plugin replay`.
     #[arg(long, value_name = "DECISIONS.jsonl")]
     record: Option<PathBuf>,
+    /// Replay this recorded traffic (JSON lines, see `sim/traffic.rs`) instead
+    /// of the scenario's arrival streams; rosters and what the recording lacks
+    /// come from the scenario.
+    #[arg(long, value_name = "TRAFFIC.jsonl")]
+    traffic: Option<PathBuf>,
+    /// Write the run's traffic (every arrival and what became of it) here, for
+    /// `--traffic`.
+    #[arg(long, value_name = "TRAFFIC.jsonl")]
+    record_traffic: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -134,10 +143,21 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             bar.set_message(format!("{:.1} h", done as f64 / 3_600_000.0));
         }
     };
+    let traffic = match &args.traffic {
+        Some(path) => Some(sim::traffic::read(path)?),
+        None => None,
+    };
     let started = Instant::now();
     let run = sim::simulate(
         &scenario,
-        SimOptions { seed: args.seed, rules, catalog: Some(catalog.clone()), progress: Some(&mut progress) },
+        SimOptions {
+            seed: args.seed,
+            rules,
+            catalog: Some(catalog.clone()),
+            progress: Some(&mut progress),
+            record_traffic: args.record_traffic.is_some(),
+            traffic,
+        },
     )?;
     let elapsed = started.elapsed();
     if let Some(bar) = &bar {
@@ -152,6 +172,10 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         elapsed.as_secs_f64(),
         run.items_created as f64 / elapsed.as_secs_f64().max(1e-9)
     );
+    if let Some(path) = &args.record_traffic {
+        sim::traffic::write(path, &run.traffic)?;
+        println!("traffic: {} arrivals in {}", run.traffic.len(), path.display());
+    }
     if let (Some(log), Some(path)) = (&log, &args.record) {
         log.flush()?;
         println!("decision log: {}", path.display());

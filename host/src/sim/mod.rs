@@ -10,11 +10,17 @@
 //! patience, outcomes — per arrival stream) has its own seed derived from the
 //! scenario's, so a run is reproducible and one stream's draws do not shift
 //! another's.
+//!
+//! A run can record its traffic ([`SimOptions::record_traffic`]: every arrival
+//! and what became of it, [`traffic`]) and a run can replay recorded traffic
+//! instead of drawing arrivals ([`SimOptions::traffic`]): the backtest of a
+//! rule change runs the same traffic under other rules.
 
 pub mod dist;
 pub mod erlang;
 pub mod plugins;
 pub mod scenario;
+pub mod traffic;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -58,6 +64,7 @@ enum SimEvent {
     ShiftStart { agent: u64 },
     ShiftEnd { agent: u64 },
     Sample,
+    Replayed { index: u32 },
 }
 
 struct Stream {
@@ -87,6 +94,9 @@ struct SimItem {
     started_ms: u64,
     generation: u32,
     customer: Option<u64>,
+    /// Its arrival in the recording ([`Sim::recording`]) or in the replayed
+    /// traffic: the arrival's index.
+    arrival: Option<usize>,
 }
 
 /// Queue lengths sampled over the run (for the report's plots).
@@ -113,6 +123,8 @@ pub struct SimRun {
     pub items_created: u64,
     /// Simulator events processed (router events not included).
     pub events: u64,
+    /// The traffic of the run, if [`SimOptions::record_traffic`] asked for it.
+    pub traffic: Vec<traffic::Arrival>,
 }
 
 impl std::fmt::Debug for SimRun {
@@ -133,6 +145,17 @@ pub struct SimOptions<'a> {
     pub catalog: Option<SharedCatalog>,
     /// Called now and then with (simulated ms so far, total ms).
     pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
+    /// Record every arrival and what became of it ([`SimRun::traffic`]).
+    pub record_traffic: bool,
+    /// Replay these arrivals instead of the scenario's arrival streams. An
+    /// arrival's recorded outcome gives its handle time, resolution, hand-offs
+    /// and abandonment; an arrival answered in the recording never abandons
+    /// (its patience is unknown but outlasted its wait). What the recording
+    /// lacks is drawn from the scenario's stream for the arrival's queue and
+    /// channel (handle time, patience of an arrival still waiting when the
+    /// recording ended); rosters and shifts are the scenario's. Call-backs are
+    /// arrivals of their own in a recording, so none are drawn.
+    pub traffic: Option<Vec<traffic::Arrival>>,
 }
 
 /// Build the router for `scenario` on `clock`.
@@ -198,6 +221,11 @@ struct Sim<'a> {
     interval_ms: u64,
     items_created: u64,
     scenario: &'a Scenario,
+    /// What is being recorded ([`SimOptions::record_traffic`]).
+    recording: Option<Vec<traffic::Arrival>>,
+    /// What is being replayed ([`SimOptions::traffic`]), with the stream each
+    /// arrival draws what it lacks from.
+    replay: Option<Vec<(traffic::Arrival, Option<u32>)>>,
 }
 
 /// Run `scenario`.
@@ -256,10 +284,17 @@ pub fn simulate(scenario: &Scenario, options: SimOptions<'_>) -> Result<SimRun> 
         interval_ms,
         items_created: 0,
         scenario,
+        recording: options.record_traffic.then(Vec::new),
+        replay: None,
     };
     sim.roster()?;
-    for stream in 0..sim.streams.len() {
-        sim.schedule_arrival(stream as u32);
+    match options.traffic {
+        Some(arrivals) => sim.schedule_replay(arrivals)?,
+        None => {
+            for stream in 0..sim.streams.len() {
+                sim.schedule_arrival(stream as u32);
+            }
+        }
     }
     sim.push(0, SimEvent::Sample);
     let events = sim.run(options.progress)?;
@@ -272,6 +307,7 @@ pub fn simulate(scenario: &Scenario, options: SimOptions<'_>) -> Result<SimRun> 
         samples: sim.samples,
         items_created: sim.items_created,
         events,
+        traffic: sim.recording.unwrap_or_default(),
     })
 }
 
@@ -408,17 +444,119 @@ impl Sim<'_> {
             case: None,
             due_in_ms: def.due_s.map(secs_to_ms),
         };
+        self.create(new, stream, customer, handle_ms, patience_ms, None);
+        Ok(())
+    }
+
+    /// Create `new` now: its simulator side (handle time, patience, the
+    /// arrival it records or replays) and, when recording, its arrival.
+    fn create(
+        &mut self,
+        new: NewWorkItem,
+        stream: u32,
+        customer: Option<u64>,
+        handle_ms: u64,
+        patience_ms: Option<u64>,
+        replayed: Option<usize>,
+    ) {
         let now = self.clock.now_ms();
+        let arrival = match &mut self.recording {
+            Some(recording) => {
+                recording.push(traffic::Arrival {
+                    at_ms: now,
+                    department: new.department.clone(),
+                    queue: new.queue.clone(),
+                    channel: new.channel.unwrap_or(switchyard_sdk::Channel::Voice),
+                    skills: new.skills.iter().cloned().collect(),
+                    attributes: new.attributes.iter().cloned().collect(),
+                    priority: new.priority,
+                    tier: new.tier,
+                    customer: new.customer.clone(),
+                    due_in_ms: new.due_in_ms,
+                    handle_ms: Some(handle_ms),
+                    answered_after_ms: None,
+                    abandoned_after_ms: None,
+                    resolved: None,
+                    handoff: None,
+                });
+                Some(recording.len() - 1)
+            }
+            None => replayed,
+        };
         self.items_created += 1;
         let id = self.router.create_item(new);
-        self.items.insert(
-            id.0,
-            SimItem { stream, depth: 0, remaining_ms: handle_ms, started_ms: now, generation: 0, customer },
-        );
+        let item =
+            SimItem { stream, depth: 0, remaining_ms: handle_ms, started_ms: now, generation: 0, customer, arrival };
+        self.items.insert(id.0, item);
         if let Some(p) = patience_ms {
             self.push(now + p, SimEvent::Abandon { item: id.0 });
         }
+    }
+
+    /// Check `arrivals` against the scenario and schedule them.
+    fn schedule_replay(&mut self, arrivals: Vec<traffic::Arrival>) -> Result<()> {
+        let mut replay = Vec::with_capacity(arrivals.len());
+        for (index, arrival) in arrivals.into_iter().enumerate() {
+            if !self.scenario.queues.iter().any(|q| q.name == arrival.queue) {
+                return Err(crate::error::Error::Invalid(format!(
+                    "traffic arrival {} (at {} ms): queue `{}` is not in the scenario",
+                    index + 1,
+                    arrival.at_ms,
+                    arrival.queue
+                )));
+            }
+            let stream =
+                self.scenario.arrivals.iter().position(|a| a.queue == arrival.queue && a.channel == arrival.channel);
+            if stream.is_none() && arrival.handle_ms.is_none() {
+                return Err(crate::error::Error::Invalid(format!(
+                    "traffic arrival {} (at {} ms, queue `{}`, {:?}): no recorded handle time, and the scenario has no arrival stream for that queue and channel to draw one from",
+                    index + 1,
+                    arrival.at_ms,
+                    arrival.queue,
+                    arrival.channel
+                )));
+            }
+            if arrival.at_ms < self.end_ms {
+                self.push(arrival.at_ms, SimEvent::Replayed { index: index as u32 });
+            }
+            replay.push((arrival, stream.map(|s| s as u32)));
+        }
+        self.replay = Some(replay);
         Ok(())
+    }
+
+    /// A recorded arrival arrives.
+    fn replay_arrival(&mut self, index: usize) {
+        let Some((arrival, stream)) = self.replay.as_ref().and_then(|r| r.get(index)).cloned() else { return };
+        let stream_of = stream.and_then(|s| self.streams.get_mut(s as usize));
+        let (handle_ms, patience_ms) = match stream_of {
+            Some(s) => {
+                let handle_ms = arrival.handle_ms.unwrap_or_else(|| s.handle.sample_ms(&mut s.work));
+                // Answered in the recording: it outlasted its wait, patience unknown.
+                let patience = match (arrival.abandoned_after_ms, arrival.answered_after_ms) {
+                    (Some(after_ms), _) => Some(after_ms),
+                    (None, Some(_)) => None,
+                    (None, None) => s.patience_dist.map(|p| p.sample_ms(&mut s.patience)),
+                };
+                (handle_ms, patience)
+            }
+            // `schedule_replay` made sure the handle time is recorded.
+            None => (arrival.handle_ms.unwrap_or(0), arrival.abandoned_after_ms),
+        };
+        let new = NewWorkItem {
+            department: arrival.department,
+            queue: arrival.queue,
+            channel: Some(arrival.channel),
+            skills: arrival.skills.into_iter().collect(),
+            attributes: arrival.attributes.into_iter().collect(),
+            priority: arrival.priority,
+            tier: arrival.tier,
+            value: 0.0,
+            customer: arrival.customer,
+            case: None,
+            due_in_ms: arrival.due_in_ms,
+        };
+        self.create(new, stream.unwrap_or(u32::MAX), None, handle_ms, patience_ms, Some(index));
     }
 
     fn handle(&mut self, event: SimEvent) -> Result<()> {
@@ -432,9 +570,14 @@ impl Sim<'_> {
             SimEvent::Abandon { item } => {
                 if matches!(self.router.item_status(ItemId(item)), Some(ItemStatus::Queued | ItemStatus::Offered)) {
                     self.router.withdraw(ItemId(item))?;
-                    self.items.remove(&item);
+                    if let Some(gone) = self.items.remove(&item)
+                        && let (Some(recording), Some(index)) = (&mut self.recording, gone.arrival)
+                    {
+                        recording[index].abandoned_after_ms = Some(now.saturating_sub(recording[index].at_ms));
+                    }
                 }
             }
+            SimEvent::Replayed { index } => self.replay_arrival(index as usize),
             SimEvent::ShiftStart { agent } => self.router.set_agent_state(AgentId(agent), Presence::Available)?,
             SimEvent::ShiftEnd { agent } => self.router.set_agent_state(AgentId(agent), Presence::Offline)?,
             SimEvent::Sample => {
@@ -453,49 +596,127 @@ impl Sim<'_> {
         if sim_item.generation != generation || self.router.item_status(ItemId(item)) != Some(ItemStatus::Active) {
             return Ok(());
         }
-        let (stream, depth, customer) = (sim_item.stream, sim_item.depth, sim_item.customer);
-        let scenario = self.scenario;
-        let def = &scenario.arrivals[stream as usize];
-        let s = &mut self.streams[stream as usize];
-        let mut completion = Completion { resolved: true, handoff: None };
-        if depth == 0 && def.resolve_share < 1.0 {
-            completion.resolved = s.outcomes.random::<f64>() < def.resolve_share;
-            if !completion.resolved
-                && let (Some(after), Some(c)) = (s.callback, customer)
-            {
-                let at = now + after.sample_ms(&mut s.outcomes);
-                self.push(at, SimEvent::Callback { stream, customer: c });
-            }
+        let (stream, depth, customer, arrival) = (sim_item.stream, sim_item.depth, sim_item.customer, sim_item.arrival);
+        let next = if self.replay.is_some() {
+            self.replayed_outcome(stream, depth, arrival)
+        } else {
+            self.drawn_outcome(stream, depth, customer, now)
+        };
+        let recorded_handoff = next.handoff.as_ref().map(|(new, _)| traffic::Handoff {
+            department: new.department.clone(),
+            queue: new.queue.clone(),
+            channel: new.channel.unwrap_or(switchyard_sdk::Channel::Voice),
+            skills: new.skills.iter().cloned().collect(),
+            priority: new.priority,
+            due_in_ms: new.due_in_ms,
+            handle_ms: next.handoff.as_ref().map(|(_, handle_ms)| *handle_ms),
+            completed: false,
+            then: None,
+        });
+        if let (Some(recording), Some(index)) = (&mut self.recording, arrival) {
+            record_completion(&mut recording[index], depth, next.resolved, recorded_handoff);
         }
-        let s = &mut self.streams[stream as usize];
-        let mut next_handle = None;
-        if let Some(h) = self.handoffs[stream as usize].get(depth as usize)
-            && s.outcomes.random::<f64>() < h.share
-        {
-            next_handle = Some(s.handoff_handle[depth as usize].sample_ms(&mut s.work));
-            completion.handoff = Some(HandOff {
-                item: NewWorkItem {
-                    department: h.department.clone(),
-                    queue: h.queue.clone(),
-                    channel: Some(h.channel),
-                    skills: h.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-                    priority: h.priority,
-                    due_in_ms: h.due_s.map(secs_to_ms),
-                    ..Default::default()
-                },
-                id: None,
-            });
-        }
-        let follow_up = self.router.complete(ItemId(item), completion)?;
+        let (handoff, next_handle) = match next.handoff {
+            Some((item, handle_ms)) => (Some(HandOff { item, id: None }), Some(handle_ms)),
+            None => (None, None),
+        };
+        let follow_up = self.router.complete(ItemId(item), Completion { resolved: next.resolved, handoff })?;
         self.items.remove(&item);
         if let (Some(to), Some(handle_ms)) = (follow_up, next_handle) {
             self.items_created += 1;
             self.items.insert(
                 to.0,
-                SimItem { stream, depth: depth + 1, remaining_ms: handle_ms, started_ms: now, generation: 0, customer },
+                SimItem {
+                    stream,
+                    depth: depth + 1,
+                    remaining_ms: handle_ms,
+                    started_ms: now,
+                    generation: 0,
+                    customer,
+                    arrival,
+                },
             );
         }
         Ok(())
+    }
+
+    /// How a completed item of `stream` at hand-off `depth` ends, drawn from the
+    /// scenario: resolved or not (then maybe a call-back, scheduled here), and
+    /// a hand-off with its handle time.
+    fn drawn_outcome(&mut self, stream: u32, depth: u32, customer: Option<u64>, now: u64) -> Next {
+        let scenario = self.scenario;
+        let def = &scenario.arrivals[stream as usize];
+        let s = &mut self.streams[stream as usize];
+        let mut resolved = true;
+        if depth == 0 && def.resolve_share < 1.0 {
+            resolved = s.outcomes.random::<f64>() < def.resolve_share;
+            if !resolved && let (Some(after), Some(c)) = (s.callback, customer) {
+                let at = now + after.sample_ms(&mut s.outcomes);
+                self.push(at, SimEvent::Callback { stream, customer: c });
+            }
+        }
+        let s = &mut self.streams[stream as usize];
+        let mut handoff = None;
+        if let Some(h) = self.handoffs[stream as usize].get(depth as usize)
+            && s.outcomes.random::<f64>() < h.share
+        {
+            let handle_ms = s.handoff_handle[depth as usize].sample_ms(&mut s.work);
+            let item = NewWorkItem {
+                department: h.department.clone(),
+                queue: h.queue.clone(),
+                channel: Some(h.channel),
+                skills: h.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                priority: h.priority,
+                due_in_ms: h.due_s.map(secs_to_ms),
+                ..Default::default()
+            };
+            handoff = Some((item, handle_ms));
+        }
+        Next { resolved, handoff }
+    }
+
+    /// How a replayed item ends: as recorded if the recording saw it complete;
+    /// otherwise as the arrival's scenario stream draws it. A hand-off's handle
+    /// time is the recorded one, or drawn.
+    fn replayed_outcome(&mut self, stream: u32, depth: u32, arrival: Option<usize>) -> Next {
+        let recorded = arrival.and_then(|i| self.replay.as_ref()?.get(i)).map(|(a, _)| a.clone());
+        let completed = recorded.and_then(|a| {
+            if depth == 0 {
+                return Some((a.resolved?, a.handoff));
+            }
+            let mut link = a.handoff;
+            for _ in 1..depth {
+                link = link.and_then(|h| h.then);
+            }
+            let link = link?;
+            link.completed.then_some((true, link.then))
+        });
+        let Some((resolved, handoff)) = completed else {
+            return match self.streams.get(stream as usize) {
+                Some(_) => self.drawn_outcome(stream, depth, None, self.clock.now_ms()),
+                None => Next { resolved: true, handoff: None },
+            };
+        };
+        let handoff = handoff.map(|h| {
+            let handle_ms = h.handle_ms.unwrap_or_else(|| match self.streams.get_mut(stream as usize) {
+                Some(s) => match s.handoff_handle.get(depth as usize) {
+                    Some(sampler) => sampler.sample_ms(&mut s.work),
+                    None => s.handle.sample_ms(&mut s.work),
+                },
+                None => 0,
+            });
+            let item = NewWorkItem {
+                department: h.department,
+                queue: h.queue,
+                channel: Some(h.channel),
+                skills: h.skills.into_iter().collect(),
+                priority: h.priority,
+                due_in_ms: h.due_in_ms,
+                ..Default::default()
+            };
+            (item, handle_ms)
+        });
+        Next { resolved, handoff }
     }
 
     /// Let the simulated agents react to what the router did until it is quiet:
@@ -512,6 +733,12 @@ impl Sim<'_> {
                 match event {
                     Event::Offered { item, .. } => self.router.accept_offer(*item)?,
                     Event::Accepted { item, .. } | Event::Resumed { item, .. } => {
+                        if let Some(s) = self.items.get(&item.0)
+                            && let (0, Some(index), Some(recording)) = (s.depth, s.arrival, &mut self.recording)
+                            && recording[index].answered_after_ms.is_none()
+                        {
+                            recording[index].answered_after_ms = Some(now.saturating_sub(recording[index].at_ms));
+                        }
                         if let Some(s) = self.items.get_mut(&item.0) {
                             s.started_ms = now;
                             s.generation += 1;
@@ -534,5 +761,30 @@ impl Sim<'_> {
                 self.pending = events;
             }
         }
+    }
+}
+
+/// How a completed item ends: resolved or not, and its hand-off (the new item
+/// and its handle time).
+struct Next {
+    resolved: bool,
+    handoff: Option<(NewWorkItem, u64)>,
+}
+
+/// Record in `arrival` that its item at hand-off `depth` was completed,
+/// `resolved` (first contact only), handing off to `handoff`.
+fn record_completion(arrival: &mut traffic::Arrival, depth: u32, resolved: bool, handoff: Option<traffic::Handoff>) {
+    if depth == 0 {
+        arrival.resolved = Some(resolved);
+        arrival.handoff = handoff.map(Box::new);
+        return;
+    }
+    let mut link = arrival.handoff.as_deref_mut();
+    for _ in 1..depth {
+        link = link.and_then(|h| h.then.as_deref_mut());
+    }
+    if let Some(h) = link {
+        h.completed = true;
+        h.then = handoff.map(Box::new);
     }
 }
