@@ -74,6 +74,11 @@ struct SimulateArgs {
     /// `--traffic`.
     #[arg(long, value_name = "TRAFFIC.jsonl")]
     record_traffic: Option<PathBuf>,
+    /// Backtest: run the traffic (`--traffic`, or the scenario's own run)
+    /// twice, with the scenario's rules and with this candidate component for
+    /// the department (repeatable), and report both side by side.
+    #[arg(long = "rules", value_name = "DEPARTMENT=CANDIDATE.wasm")]
+    candidates: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -106,6 +111,9 @@ fn main() -> anyhow::Result<()> {
 fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario = Scenario::load(&args.scenario)?;
     let scenario_dir = args.scenario.parent().map(Path::to_path_buf).unwrap_or_default();
+    if !args.candidates.is_empty() {
+        return backtest(&args, &scenario, &scenario_dir);
+    }
     let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
     let loaded = plugins::load(&scenario, &scenario_dir, &catalog)?;
     // Opt-in decision recording wraps every department's rules, plugin or built-in.
@@ -188,6 +196,48 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.html {
         let title = format!("Switchyard simulation — {}", args.scenario.display());
         let page = html::render(&report, &title)?;
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        println!("HTML report: {}", path.display());
+    }
+    Ok(())
+}
+
+/// `switchyard simulate --rules DEPARTMENT=CANDIDATE.wasm …`: the same traffic
+/// through the active rules and the candidates, compared.
+fn backtest(args: &SimulateArgs, scenario: &Scenario, scenario_dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(args.record.is_none(), "--record writes one run's decisions; a backtest has two (leave it out)");
+    let candidates = args
+        .candidates
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            Some((department, path)) if !department.is_empty() && !path.is_empty() => {
+                Ok((department.to_owned(), PathBuf::from(path)))
+            }
+            _ => anyhow::bail!("--rules {spec}: expected DEPARTMENT=CANDIDATE.wasm"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let traffic = match &args.traffic {
+        Some(path) => Some((format!("recorded in {}", path.display()), sim::traffic::read(path)?)),
+        None => None,
+    };
+    let started = Instant::now();
+    let run = sim::backtest::backtest(scenario, scenario_dir, traffic, &candidates, args.seed)?;
+    let elapsed = started.elapsed();
+    if let Some(path) = &args.record_traffic {
+        sim::traffic::write(path, &run.traffic)?;
+        println!("traffic: {} arrivals in {}", run.traffic.len(), path.display());
+    }
+    let report = switchyard_host::report::backtest::BacktestReport::build(&run);
+    print!("{}", report.table());
+    println!("backtest in {:.2} s", elapsed.as_secs_f64());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("serialising the JSON report")?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        println!("JSON report: {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        let title = format!("Switchyard backtest — {}", args.scenario.display());
+        let page = html::render_backtest(&report, &title)?;
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
         println!("HTML report: {}", path.display());
     }

@@ -302,3 +302,111 @@ pub fn render(report: &Report, title: &str) -> Result<String> {
     html.push_str("</body></html>\n");
     Ok(html)
 }
+
+/// Render a backtest's comparison as a self-contained HTML page titled `title`.
+pub fn render_backtest(report: &super::backtest::BacktestReport, title: &str) -> Result<String> {
+    let mut html = String::new();
+    html.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    html.push_str(&format!("<title>{}</title>", escape(title)));
+    html.push_str(
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}\
+         table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+         th:first-child,td:first-child{text-align:left}th{background:#f0f0f0}h2{margin-top:1.6em}\
+         .better{color:#176b2c}.worse{color:#a3221b}.note{color:#555;font-size:90%}svg{max-width:100%;height:auto}</style></head><body>\n",
+    );
+    html.push_str(&format!("<h1>{}</h1>\n", escape(title)));
+    let candidates: Vec<String> =
+        report.candidates.iter().map(|(d, p)| format!("<b>{}</b>: {}", escape(d), escape(p))).collect();
+    html.push_str(&format!(
+        "<p>{} arrivals ({}) replayed twice: with the rules that were active, and with the candidates ({}). {} arrivals were decided differently.</p>\n",
+        report.arrivals,
+        escape(&report.traffic_source),
+        candidates.join(", "),
+        report.decided_differently
+    ));
+    html.push_str("<ul class=\"note\">");
+    for line in &report.inputs {
+        html.push_str(&format!("<li>{}</li>", escape(line)));
+    }
+    html.push_str("</ul>\n");
+
+    // Side by side, with the change coloured by whether it is better.
+    let change = |a: Option<f64>, c: Option<f64>, scale: f64, unit: &str, higher_is_better: bool| match (a, c) {
+        (Some(a), Some(c)) => {
+            let d = (c - a) * scale;
+            let class = if d.abs() < 1e-9 {
+                ""
+            } else if (d > 0.0) == higher_is_better {
+                "better"
+            } else {
+                "worse"
+            };
+            format!("{:.1} → {:.1}{unit} <span class=\"{class}\">({d:+.1})</span>", a * scale, c * scale)
+        }
+        _ => "–".to_owned(),
+    };
+    html.push_str("<h2>Queues</h2>\n<table><tr><th>queue</th><th>department</th><th>offered</th><th>service level</th><th>ASA</th><th>AHT</th><th>abandoned</th><th>FCR</th><th>before due</th><th>backlog at end</th></tr>\n");
+    for (name, q) in &report.queues {
+        let (a, c) = (&q.active, &q.candidate);
+        let count = |a: f64, c: f64, higher_is_better: bool| change(Some(a), Some(c), 1.0, "", higher_is_better);
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(name),
+            escape(&q.department),
+            a.offered,
+            c.offered,
+            change(a.service_level, c.service_level, 100.0, " %", true),
+            change(a.asa_s, c.asa_s, 1.0, " s", false),
+            change(a.aht_s, c.aht_s, 1.0, " s", false),
+            count(a.abandoned as f64, c.abandoned as f64, false),
+            change(a.fcr, c.fcr, 100.0, " %", true),
+            change(a.completed_before_due, c.completed_before_due, 100.0, " %", true),
+            count(a.backlog as f64, c.backlog as f64, false),
+        ));
+    }
+    html.push_str("</table>\n");
+
+    html.push_str("<h2>Service level over time</h2>\n");
+    let interval_s = report.active.interval_s;
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for (label, run) in [("active", &report.active), ("candidate", &report.candidate)] {
+        for (name, q) in &run.queues {
+            let points: Vec<(f64, f64)> = q
+                .intervals
+                .iter()
+                .filter_map(|i| i.service_level.map(|sl| ((i.start_s + interval_s / 2.0) / 3600.0, sl)))
+                .collect();
+            if !points.is_empty() {
+                series.push((format!("{name} ({label})"), points));
+            }
+        }
+    }
+    html.push_str(&line_plot("Service level per interval, both runs", "service level", &series, Some(1.05))?);
+
+    html.push_str("<h2>The arrivals whose fate differed most</h2>\n<table><tr><th>arrival</th><th>at</th><th>queue</th><th>active: decided</th><th>outcome</th><th>candidate: decided</th><th>outcome</th></tr>\n");
+    let decided = |f: &super::backtest::Fate| match &f.decided {
+        Some(d) => format!(
+            "{} @ {}{}",
+            escape(d.queue.as_deref().unwrap_or("(exception)")),
+            d.priority,
+            d.reason.as_deref().map(|r| format!(" — {}", escape(r))).unwrap_or_default()
+        ),
+        None => "–".to_owned(),
+    };
+    for d in &report.differed_most {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{:.0} s</td><td>{}</td><td>{}</td><td>{} after {:.0} s</td><td>{}</td><td>{} after {:.0} s</td></tr>\n",
+            d.arrival,
+            d.at_s,
+            escape(&d.queue),
+            decided(&d.active),
+            d.active.outcome,
+            d.active.wait_s,
+            decided(&d.candidate),
+            d.candidate.outcome,
+            d.candidate.wait_s
+        ));
+    }
+    html.push_str("</table>\n</body></html>\n");
+    Ok(html)
+}

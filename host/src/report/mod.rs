@@ -2,6 +2,7 @@
 //! a plain-text per-queue table for the terminal, and a self-contained HTML page
 //! with plots ([`html`]).
 
+pub mod backtest;
 pub mod html;
 
 use std::collections::BTreeMap;

@@ -16,6 +16,7 @@
 //! instead of drawing arrivals ([`SimOptions::traffic`]): the backtest of a
 //! rule change runs the same traffic under other rules.
 
+pub mod backtest;
 pub mod dist;
 pub mod erlang;
 pub mod plugins;
@@ -125,6 +126,20 @@ pub struct SimRun {
     pub events: u64,
     /// The traffic of the run, if [`SimOptions::record_traffic`] asked for it.
     pub traffic: Vec<traffic::Arrival>,
+    /// With the traffic: what the rules made of each arrival (its queue and
+    /// priority once created), in the same order.
+    pub decided: Vec<Decided>,
+}
+
+/// What the rules made of an arrival when it was created.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Decided {
+    /// The queue it was placed in (the exception queue: `None`).
+    pub queue: Option<String>,
+    /// Its priority.
+    pub priority: i32,
+    /// The prioritise rule's reason, if it gave one.
+    pub reason: Option<String>,
 }
 
 impl std::fmt::Debug for SimRun {
@@ -223,6 +238,8 @@ struct Sim<'a> {
     scenario: &'a Scenario,
     /// What is being recorded ([`SimOptions::record_traffic`]).
     recording: Option<Vec<traffic::Arrival>>,
+    /// With the recording: what the rules made of each arrival.
+    decided: Vec<Decided>,
     /// What is being replayed ([`SimOptions::traffic`]), with the stream each
     /// arrival draws what it lacks from.
     replay: Option<Vec<(traffic::Arrival, Option<u32>)>>,
@@ -285,6 +302,7 @@ pub fn simulate(scenario: &Scenario, options: SimOptions<'_>) -> Result<SimRun> 
         items_created: 0,
         scenario,
         recording: options.record_traffic.then(Vec::new),
+        decided: Vec::new(),
         replay: None,
     };
     sim.roster()?;
@@ -308,6 +326,7 @@ pub fn simulate(scenario: &Scenario, options: SimOptions<'_>) -> Result<SimRun> 
         items_created: sim.items_created,
         events,
         traffic: sim.recording.unwrap_or_default(),
+        decided: sim.decided,
     })
 }
 
@@ -485,6 +504,14 @@ impl Sim<'_> {
         };
         self.items_created += 1;
         let id = self.router.create_item(new);
+        if self.recording.is_some() {
+            let view = self.router.item_view(id);
+            self.decided.push(Decided {
+                queue: view.as_ref().map(|v| v.queue.clone()),
+                priority: view.as_ref().map_or(0, |v| v.priority),
+                reason: view.and_then(|v| v.explanation.priority_reason),
+            });
+        }
         let item =
             SimItem { stream, depth: 0, remaining_ms: handle_ms, started_ms: now, generation: 0, customer, arrival };
         self.items.insert(id.0, item);
