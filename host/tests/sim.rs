@@ -210,9 +210,8 @@ fn bundled_scenario_runs_every_feature() {
 }
 
 /// The bundled day (`examples/scenarios/contact-centre.toml`) with its
-/// department plugins, run from `seed` with `traffic` replayed (or drawn when
-/// `None`), its traffic recorded.
-fn bundled_day(traffic: Option<Vec<switchyard_host::sim::traffic::Arrival>>) -> switchyard_host::sim::SimRun {
+/// department plugins from this test run's build, and its folder.
+fn bundled_scenario() -> (Scenario, PathBuf) {
     let path = repo_root().join("examples/scenarios/contact-centre.toml");
     let mut scenario = Scenario::load(&path).unwrap();
     for department in &mut scenario.departments {
@@ -223,8 +222,15 @@ fn bundled_day(traffic: Option<Vec<switchyard_host::sim::traffic::Arrival>>) -> 
             _ => None,
         };
     }
+    (scenario, path.parent().unwrap().to_owned())
+}
+
+/// The bundled day run with `traffic` replayed (or drawn when `None`), its
+/// traffic recorded.
+fn bundled_day(traffic: Option<Vec<switchyard_host::sim::traffic::Arrival>>) -> switchyard_host::sim::SimRun {
+    let (scenario, dir) = bundled_scenario();
     let catalog: switchyard_host::rules::SharedCatalog = Default::default();
-    let loaded = switchyard_host::sim::plugins::load(&scenario, path.parent().unwrap(), &catalog).unwrap();
+    let loaded = switchyard_host::sim::plugins::load(&scenario, &dir, &catalog).unwrap();
     assert_eq!(loaded.rules.len(), 3, "the three department plugins");
     let options = SimOptions {
         rules: loaded.rules.clone(),
@@ -313,19 +319,9 @@ fn traffic_the_scenario_cannot_replay_is_refused() {
 #[test]
 fn a_backtest_compares_the_active_rules_with_a_candidate() {
     use switchyard_host::report::backtest::BacktestReport;
-    let path = repo_root().join("examples/scenarios/contact-centre.toml");
-    let mut scenario = Scenario::load(&path).unwrap();
-    for department in &mut scenario.departments {
-        department.plugin = match department.name.as_str() {
-            "billing" => Some(switchyard_plugin_artifacts::BILLING.into()),
-            "claims" => Some(switchyard_plugin_artifacts::CLAIMS.into()),
-            "tech-support" => Some(switchyard_plugin_artifacts::TECH_SUPPORT.into()),
-            _ => None,
-        };
-    }
+    let (scenario, dir) = bundled_scenario();
     let candidates = vec![("billing".to_owned(), PathBuf::from(switchyard_plugin_artifacts::BILLING_CANDIDATE))];
-    let run =
-        switchyard_host::sim::backtest::backtest(&scenario, path.parent().unwrap(), None, &candidates, None).unwrap();
+    let run = switchyard_host::sim::backtest::backtest(&scenario, &dir, None, &candidates, None).unwrap();
     let report = BacktestReport::build(&run);
 
     // The active run is the plain run of the day, replayed.

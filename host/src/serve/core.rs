@@ -246,7 +246,11 @@ impl Core {
                     DeferredCall::Escalate { item, generation } => DecideCall::Escalate { item: item.0, generation },
                 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if calls.is_empty() {
+            // Only agents that have gone since: nothing to redo, nothing to journal.
+            return Ok(());
+        }
         self.tape.preload_answers(answers);
         let result = self.submit(Op::Decide { calls });
         self.tape.clear_answers();
