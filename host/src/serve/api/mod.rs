@@ -6,7 +6,7 @@
 //! `offers.rs`, `supervision.rs` (queues, cases, alerts), `health.rs` (open
 //! routes); the plugin life cycle's operations are `serve/plugins.rs`. The OpenAPI document (served at `GET /openapi.json`, checked in
 //! as `host/openapi.json`) is generated from [`ROUTES`] by `serve/openapi.rs`;
-//! the serve tests check the axum routes below serve exactly those.
+//! the axum routes are made from the same table.
 //!
 //! A request passes, in order: the connection limit and header timeout (see
 //! [`super::serve`]), the request timeout, the **auth layer** (token → identity,
@@ -25,7 +25,7 @@ use axum::extract::{Extension, MatchedPath, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -238,7 +238,9 @@ fn item_id(raw: &str) -> Result<u64, ApiError> {
     })
 }
 
-/// One served route: what it is, who may call it, how large its body may be.
+/// One served route: what it is, who may call it, how large its body may be,
+/// and its handler — the axum routes, the auth layer and the OpenAPI document
+/// are all made from [`ROUTES`].
 #[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
     /// HTTP method, lower case as in the OpenAPI document.
@@ -249,6 +251,8 @@ pub struct RouteSpec {
     pub roles: &'static [Role],
     /// Largest request body, bytes.
     pub body_limit: usize,
+    /// The handler, as the method router of this method alone.
+    pub(crate) handler: fn() -> axum::routing::MethodRouter<AppState>,
 }
 
 /// Largest JSON body: an item with its attributes is a few KiB.
@@ -263,43 +267,58 @@ use Role::{Admin, Agent, Integration, Supervisor};
 const OPEN: &[Role] = &[];
 const STAFF: &[Role] = &[Admin, Supervisor];
 
-const fn route(method: &'static str, path: &'static str, roles: &'static [Role]) -> RouteSpec {
-    RouteSpec { method, path, roles, body_limit: JSON_BODY_LIMIT }
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    roles: &'static [Role],
+    handler: fn() -> axum::routing::MethodRouter<AppState>,
+) -> RouteSpec {
+    RouteSpec { method, path, roles, body_limit: JSON_BODY_LIMIT, handler }
 }
 
-/// Every route the daemon serves, with its roles: the one table the auth layer
-/// enforces and the OpenAPI document's `x-roles` are checked against.
+/// Every route the daemon serves: the one table the axum routes (`routes`),
+/// the auth layer's roles and the OpenAPI document (`serve/openapi.rs`) are
+/// all made from.
 pub const ROUTES: &[RouteSpec] = &[
-    route("get", "/healthz", OPEN),
-    route("get", "/readyz", OPEN),
-    route("get", "/metrics", OPEN),
-    route("get", "/openapi.json", OPEN),
-    route("post", "/v1/items", &[Admin, Integration]),
-    route("get", "/v1/items/{id}", &[Admin, Supervisor, Integration, Agent]),
-    route("delete", "/v1/items/{id}", &[Admin, Integration]),
-    route("post", "/v1/items/{id}/complete", &[Admin, Supervisor, Agent]),
-    route("get", "/v1/agents", STAFF),
-    route("put", "/v1/agents/{id}", &[Admin]),
-    route("post", "/v1/agents/{id}/token", &[Admin]),
-    route("delete", "/v1/agents/{id}/token", &[Admin]),
-    route("post", "/v1/agents/{id}/state", &[Admin, Supervisor, Agent]),
-    route("get", "/v1/agents/{id}/desktop", &[Admin, Supervisor, Agent]),
-    route("post", "/v1/offers/{id}/accept", &[Agent]),
-    route("post", "/v1/offers/{id}/reject", &[Agent]),
-    route("get", "/v1/cases/{id}", &[Admin, Supervisor, Integration]),
-    route("get", "/v1/queues", &[Admin, Supervisor, Integration, Agent]),
-    route("get", "/v1/queues/{name}", &[Admin, Supervisor, Integration, Agent]),
-    route("get", "/v1/alerts", STAFF),
-    route("post", "/v1/alerts/{id}/ack", STAFF),
-    route("get", "/v1/plugins", STAFF),
-    RouteSpec { body_limit: MAX_COMPONENT_BYTES, ..route("post", "/v1/plugins/{department}", &[Admin]) },
-    route("post", "/v1/plugins/{department}/rollback/{generation}", &[Admin]),
-    RouteSpec { body_limit: MAX_FIXTURES_BYTES, ..route("put", "/v1/plugins/{department}/fixtures", &[Admin]) },
-    RouteSpec { body_limit: MAX_COMPONENT_BYTES, ..route("post", "/v1/plugins/{department}/shadow", &[Admin]) },
-    route("get", "/v1/plugins/{department}/shadow", STAFF),
-    route("delete", "/v1/plugins/{department}/shadow", &[Admin]),
-    route("post", "/v1/plugins/{department}/shadow/promote", &[Admin]),
-    route("get", "/v1/audit", STAFF),
+    route("get", "/healthz", OPEN, || get(health::healthz)),
+    route("get", "/readyz", OPEN, || get(health::readyz)),
+    route("get", "/metrics", OPEN, || get(super::prom::metrics)),
+    route("get", "/openapi.json", OPEN, || get(health::openapi_document)),
+    route("post", "/v1/items", &[Admin, Integration], || post(items::create_item)),
+    route("get", "/v1/items/{id}", &[Admin, Supervisor, Integration, Agent], || get(items::get_item)),
+    route("delete", "/v1/items/{id}", &[Admin, Integration], || delete(items::withdraw_item)),
+    route("post", "/v1/items/{id}/complete", &[Admin, Supervisor, Agent], || post(items::complete_item)),
+    route("get", "/v1/agents", STAFF, || get(agents::list_agents)),
+    route("put", "/v1/agents/{id}", &[Admin], || put(agents::put_agent)),
+    route("post", "/v1/agents/{id}/token", &[Admin], || post(agents::issue_token)),
+    route("delete", "/v1/agents/{id}/token", &[Admin], || delete(agents::revoke_token)),
+    route("post", "/v1/agents/{id}/state", &[Admin, Supervisor, Agent], || post(agents::agent_state)),
+    route("get", "/v1/agents/{id}/desktop", &[Admin, Supervisor, Agent], || get(agents::desktop)),
+    route("post", "/v1/offers/{id}/accept", &[Agent], || post(offers::accept)),
+    route("post", "/v1/offers/{id}/reject", &[Agent], || post(offers::reject)),
+    route("get", "/v1/cases/{id}", &[Admin, Supervisor, Integration], || get(supervision::case)),
+    route("get", "/v1/queues", &[Admin, Supervisor, Integration, Agent], || get(supervision::queues)),
+    route("get", "/v1/queues/{name}", &[Admin, Supervisor, Integration, Agent], || get(supervision::queue)),
+    route("get", "/v1/alerts", STAFF, || get(supervision::alerts)),
+    route("post", "/v1/alerts/{id}/ack", STAFF, || post(supervision::acknowledge_alert)),
+    route("get", "/v1/plugins", STAFF, || get(plugins::list)),
+    RouteSpec {
+        body_limit: MAX_COMPONENT_BYTES,
+        ..route("post", "/v1/plugins/{department}", &[Admin], || post(plugins::upload))
+    },
+    route("post", "/v1/plugins/{department}/rollback/{generation}", &[Admin], || post(plugins::rollback)),
+    RouteSpec {
+        body_limit: MAX_FIXTURES_BYTES,
+        ..route("put", "/v1/plugins/{department}/fixtures", &[Admin], || put(plugins::put_fixtures))
+    },
+    RouteSpec {
+        body_limit: MAX_COMPONENT_BYTES,
+        ..route("post", "/v1/plugins/{department}/shadow", &[Admin], || post(plugins::start_shadow))
+    },
+    route("get", "/v1/plugins/{department}/shadow", STAFF, || get(plugins::shadow_report)),
+    route("delete", "/v1/plugins/{department}/shadow", &[Admin], || delete(plugins::discard_shadow)),
+    route("post", "/v1/plugins/{department}/shadow/promote", &[Admin], || post(plugins::promote)),
+    route("get", "/v1/audit", STAFF, || get(plugins::audit)),
 ];
 
 /// The largest body any method of `path` takes (the edge's limit and timeout
@@ -378,52 +397,22 @@ fn unread_body(mut response: Response) -> Response {
 
 /// The routes, behind the auth layer, each with its body limit and timeout.
 pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
-    let e = |path: &str| edge(path, limits);
-    Routes::new()
-        .route("/healthz", get(health::healthz).layer(e("/healthz")))
-        .route("/readyz", get(health::readyz).layer(e("/readyz")))
-        .route("/metrics", get(super::prom::metrics).layer(e("/metrics")))
-        .route("/openapi.json", get(health::openapi_document).layer(e("/openapi.json")))
-        .route("/v1/items", post(items::create_item).layer(e("/v1/items")))
-        .route("/v1/items/{id}", get(items::get_item).delete(items::withdraw_item).layer(e("/v1/items/{id}")))
-        .route("/v1/items/{id}/complete", post(items::complete_item).layer(e("/v1/items/{id}/complete")))
-        .route("/v1/agents", get(agents::list_agents).layer(e("/v1/agents")))
-        .route("/v1/agents/{id}", put(agents::put_agent).layer(e("/v1/agents/{id}")))
-        .route(
-            "/v1/agents/{id}/token",
-            post(agents::issue_token).delete(agents::revoke_token).layer(e("/v1/agents/{id}/token")),
-        )
-        .route("/v1/agents/{id}/state", post(agents::agent_state).layer(e("/v1/agents/{id}/state")))
-        .route("/v1/agents/{id}/desktop", get(agents::desktop).layer(e("/v1/agents/{id}/desktop")))
-        .route("/v1/offers/{id}/accept", post(offers::accept).layer(e("/v1/offers/{id}/accept")))
-        .route("/v1/offers/{id}/reject", post(offers::reject).layer(e("/v1/offers/{id}/reject")))
-        .route("/v1/cases/{id}", get(supervision::case).layer(e("/v1/cases/{id}")))
-        .route("/v1/queues", get(supervision::queues).layer(e("/v1/queues")))
-        .route("/v1/queues/{name}", get(supervision::queue).layer(e("/v1/queues/{name}")))
-        .route("/v1/alerts", get(supervision::alerts).layer(e("/v1/alerts")))
-        .route("/v1/alerts/{id}/ack", post(supervision::acknowledge_alert).layer(e("/v1/alerts/{id}/ack")))
-        .route("/v1/plugins", get(plugins::list).layer(e("/v1/plugins")))
-        .route("/v1/plugins/{department}", post(plugins::upload).layer(e("/v1/plugins/{department}")))
-        .route(
-            "/v1/plugins/{department}/rollback/{generation}",
-            post(plugins::rollback).layer(e("/v1/plugins/{department}/rollback/{generation}")),
-        )
-        .route(
-            "/v1/plugins/{department}/fixtures",
-            put(plugins::put_fixtures).layer(e("/v1/plugins/{department}/fixtures")),
-        )
-        .route(
-            "/v1/plugins/{department}/shadow",
-            post(plugins::start_shadow)
-                .get(plugins::shadow_report)
-                .delete(plugins::discard_shadow)
-                .layer(e("/v1/plugins/{department}/shadow")),
-        )
-        .route(
-            "/v1/plugins/{department}/shadow/promote",
-            post(plugins::promote).layer(e("/v1/plugins/{department}/shadow/promote")),
-        )
-        .route("/v1/audit", get(plugins::audit).layer(e("/v1/audit")))
+    // Each path once, with every method the table gives it, under the path's
+    // edge layers (body limit, timeout).
+    let mut routes = Routes::new();
+    let mut done: Vec<&str> = Vec::new();
+    for spec in ROUTES {
+        if done.contains(&spec.path) {
+            continue;
+        }
+        done.push(spec.path);
+        let methods = ROUTES
+            .iter()
+            .filter(|r| r.path == spec.path)
+            .fold(axum::routing::MethodRouter::new(), |methods, r| methods.merge((r.handler)()));
+        routes = routes.route(spec.path, methods.layer(edge(spec.path, limits)));
+    }
+    routes
         // Outermost of the route's layers, so it runs before the body limit and
         // the handler: no body byte is read for a caller without a valid token.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorise))
