@@ -348,7 +348,17 @@ pub fn render_backtest(report: &super::backtest::BacktestReport, title: &str) ->
     html.push_str("<h2>Queues</h2>\n<table><tr><th>queue</th><th>department</th><th>offered</th><th>service level</th><th>ASA</th><th>AHT</th><th>abandoned</th><th>FCR</th><th>before due</th><th>backlog at end</th></tr>\n");
     for (name, q) in &report.queues {
         let (a, c) = (&q.active, &q.candidate);
-        let count = |a: f64, c: f64, higher_is_better: bool| change(Some(a), Some(c), 1.0, "", higher_is_better);
+        let count = |a: usize, c: usize, higher_is_better: bool| {
+            let d = c as i64 - a as i64;
+            let class = if d == 0 {
+                ""
+            } else if (d > 0) == higher_is_better {
+                "better"
+            } else {
+                "worse"
+            };
+            format!("{a} → {c} <span class=\"{class}\">({d:+})</span>")
+        };
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(name),
@@ -358,10 +368,10 @@ pub fn render_backtest(report: &super::backtest::BacktestReport, title: &str) ->
             change(a.service_level, c.service_level, 100.0, " %", true),
             change(a.asa_s, c.asa_s, 1.0, " s", false),
             change(a.aht_s, c.aht_s, 1.0, " s", false),
-            count(a.abandoned as f64, c.abandoned as f64, false),
+            count(a.abandoned as usize, c.abandoned as usize, false),
             change(a.fcr, c.fcr, 100.0, " %", true),
             change(a.completed_before_due, c.completed_before_due, 100.0, " %", true),
-            count(a.backlog as f64, c.backlog as f64, false),
+            count(a.backlog, c.backlog, false),
         ));
     }
     html.push_str("</table>\n");
