@@ -116,9 +116,16 @@ impl Router {
 
     /// The rules deferred `call`: remember it for [`Router::take_deferred`] and
     /// arm the timer that asks again if nobody answers.
+    ///
+    /// No new timer while a deferred call is being redone, or a dispatch
+    /// retried: the first deferral's timer still stands, and a retry that
+    /// armed another would ask about an item the rule keeps refusing once a
+    /// second for as long as it waits.
     pub(super) fn defer(&mut self, call: DeferredCall, retry: Timer, now: u64) {
         self.deferred.push(call);
-        self.arm(now.saturating_add(DEFERRED_RETRY_MS), retry);
+        if !self.redoing {
+            self.arm(now.saturating_add(DEFERRED_RETRY_MS), retry);
+        }
     }
 
     /// Try to offer a waiting item to a free qualified agent.
@@ -248,6 +255,12 @@ impl Router {
     /// again (the state changed since it was asked); those calls are in the
     /// next [`Router::take_deferred`].
     pub fn decide_deferred(&mut self, calls: &[DeferredCall]) {
+        self.redoing = true;
+        self.redo(calls);
+        self.redoing = false;
+    }
+
+    fn redo(&mut self, calls: &[DeferredCall]) {
         let mut escalations: Vec<u64> = Vec::new();
         for call in calls {
             match *call {
@@ -452,5 +465,61 @@ mod tests {
             }
         }
         assert_eq!(seen[0], seen[1]);
+    }
+
+    /// Match rules that defer under the embedder's lock (`open` false) and,
+    /// asked outside it, refuse everyone; they count the calls answered.
+    #[derive(Default)]
+    struct RefusesOutside {
+        open: AtomicBool,
+        answered: std::sync::atomic::AtomicUsize,
+    }
+
+    impl RuleSet for RefusesOutside {
+        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+            crate::rules::Decided::built_in(BuiltInRules::prioritise(items))
+        }
+        fn escalate(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<Escalation>> {
+            crate::rules::Decided::built_in(BuiltInRules::escalate(items))
+        }
+        fn match_agents(&self, _: &ItemBatch, _: &CandidateTable) -> crate::rules::Decided<MatchResult> {
+            if !self.open.load(Ordering::SeqCst) {
+                return crate::rules::Decided { value: MatchResult::Ranked(Vec::new()), source: RuleSource::Deferred };
+            }
+            self.answered.fetch_add(1, Ordering::SeqCst);
+            crate::rules::Decided::built_in(MatchResult::Ranked(Vec::new()))
+        }
+    }
+
+    /// An item the rule refuses while an agent is free is asked about once
+    /// more by the deferral's retry, not once a second: a retry (or a redo)
+    /// that defers again arms no new timer.
+    #[test]
+    fn a_refused_item_is_not_asked_about_every_second() {
+        let (mut router, clock) = router();
+        let rules = Arc::new(RefusesOutside::default());
+        router.set_rules("billing", rules.clone()).unwrap();
+        available(&mut router, "ann", &[("billing", 5)]);
+        let id = router.create_item(item("billing", Channel::Voice));
+        // What an embedder does: ask outside its lock, then redo.
+        let settle = |router: &mut Router| loop {
+            let calls = router.take_deferred();
+            if calls.is_empty() {
+                break;
+            }
+            rules.open.store(true, Ordering::SeqCst);
+            router.decide_deferred(&calls);
+            rules.open.store(false, Ordering::SeqCst);
+        };
+        settle(&mut router);
+        assert_eq!(rules.answered.load(Ordering::SeqCst), 1);
+        for _ in 0..10 {
+            clock.advance(1_000);
+            router.on_tick();
+            settle(&mut router);
+        }
+        assert_eq!(rules.answered.load(Ordering::SeqCst), 2, "one retry in ten seconds");
+        assert_eq!(router.item_status(id), Some(ItemStatus::Queued));
+        check_invariants(&router);
     }
 }

@@ -341,6 +341,9 @@ pub struct Router {
     timers_compacted_len: usize,
     /// Decisions deferred by the rules since the last [`Router::take_deferred`].
     deferred: Vec<DeferredCall>,
+    /// Set while deferred calls are redone or a dispatch retried: a deferral
+    /// then arms no retry timer (see `dispatch.rs`, `defer`).
+    redoing: bool,
 }
 
 impl std::fmt::Debug for Router {
@@ -395,6 +398,7 @@ impl Router {
             created_since_prune: 0,
             timers_compacted_len: 0,
             deferred: Vec::new(),
+            redoing: false,
         };
         for spec in departments {
             if router.department_index.contains_key(&spec.name) {
@@ -598,7 +602,10 @@ impl Router {
                 }
                 Timer::Redispatch { item } => {
                     if self.items.get(&item).is_some_and(|i| i.status == ItemStatus::Queued) {
+                        // A retry that defers again leaves it to its settle.
+                        self.redoing = true;
                         self.dispatch_item(item);
+                        self.redoing = false;
                     }
                 }
                 Timer::Escalate { item, generation } => {
