@@ -164,8 +164,11 @@ impl Hasher for KeyHasher {
 /// hostile names) cost billing as much again for two attribute names per item.
 struct KeyCache<V> {
     /// Keys with the same hash share a bucket (in practice one key each).
-    by_hash: HashMap<u64, Vec<(Box<str>, V)>, BuildHasherDefault<HashIsKey>>,
+    by_hash: HashMap<u64, Bucket<V>, BuildHasherDefault<HashIsKey>>,
 }
+
+/// The keys of a [`KeyCache`] with one hash, and their values.
+type Bucket<V> = Vec<(Box<str>, V)>;
 
 impl<V> Default for KeyCache<V> {
     fn default() -> Self {

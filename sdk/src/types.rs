@@ -270,8 +270,8 @@ impl Reason {
     /// use switchyard_sdk::{Context, Priority, Reason, TestHost};
     /// let ctx = Context::for_tests(TestHost::default());
     /// let mut why = Reason::new(&ctx);
-    /// why.next().text("gold").text(" tier +").fixed(30.0, 0);
-    /// why.next().int(2).text("nd contact +").int(20);
+    /// why.new_part().text("gold").text(" tier +").fixed(30.0, 0);
+    /// why.new_part().int(2).text("nd contact +").int(20);
     /// assert_eq!(Priority::new(50).with_reason(why).reason.as_deref(), Some("gold tier +30, 2nd contact +20"));
     /// ```
     ///
@@ -281,7 +281,7 @@ impl Reason {
     /// which made a formatted reason ≈3.5× slower as Wasm than natively
     /// (measured on billing); a [`Piece`] writer appends strings and writes
     /// numbers by hand. Nothing is written when the host does not explain.
-    pub fn next(&mut self) -> Piece<'_> {
+    pub fn new_part(&mut self) -> Piece<'_> {
         match &mut self.text {
             Some(text) => {
                 if !text.is_empty() {
@@ -304,14 +304,14 @@ impl Reason {
     }
 }
 
-/// One part of a [`Reason`] being written (see [`Reason::next`]); every method
+/// One part of a [`Reason`] being written (see [`Reason::new_part`]); every method
 /// is a no-op when the host does not want explanations.
 #[derive(Debug)]
 pub struct Piece<'a>(Option<&'a mut String>);
 
 impl<'a> Piece<'a> {
     /// Write pieces at the end of `out` (an alert message, say), as
-    /// [`Reason::next`] writes a reason's part.
+    /// [`Reason::new_part`] writes a reason's part.
     pub fn append_to(out: &'a mut String) -> Self {
         Piece(Some(out))
     }
@@ -606,13 +606,13 @@ mod tests {
         let ints: [i64; 9] = [0, 1, -1, 9, 10, 4_294_967_295, 4_294_967_296, i64::MAX, i64::MIN];
         for n in ints {
             let mut why = Reason::new(&ctx);
-            why.next().int(n).text("|").int(n.unsigned_abs()).text("|").fixed(n as f64 / 7.0, 3);
+            why.new_part().int(n).text("|").int(n.unsigned_abs()).text("|").fixed(n as f64 / 7.0, 3);
             let want = format!("{n}|{}|{:.3}", n.unsigned_abs(), n as f64 / 7.0);
             assert_eq!(why.into_text().as_deref(), Some(want.as_str()));
         }
         let mut why = Reason::new(&ctx);
-        why.next().fixed(f64::NAN, 2);
-        why.next().int(7u8).text(" of ").int(-3i32);
+        why.new_part().fixed(f64::NAN, 2);
+        why.new_part().int(7u8).text(" of ").int(-3i32);
         assert_eq!(why.into_text().as_deref(), Some("NaN, 7 of -3"));
 
         let quiet = crate::Context::for_tests(crate::TestHost {
@@ -620,7 +620,7 @@ mod tests {
             ..crate::TestHost::default()
         });
         let mut why = Reason::new(&quiet);
-        why.next().text("x").int(1).fixed(1.0, 1);
+        why.new_part().text("x").int(1).fixed(1.0, 1);
         assert_eq!(why.into_text(), None);
     }
 

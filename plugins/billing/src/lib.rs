@@ -67,7 +67,7 @@ impl Rules for Billing {
     fn prioritise(&self, ctx: &Context, item: Item<'_>) -> Priority {
         // Config reads are cached by the SDK (a hash lookup each); the reason is
         // one String, written only when the host wants explanations, piece by
-        // piece (`Reason::next`): `format_args!` and `{:.2}` were the most
+        // piece (`Reason::new_part`): `format_args!` and `{:.2}` were the most
         // expensive part of this rule, and ≈3.5× slower as Wasm than natively.
         let mut points = 0.0;
         let mut why = Reason::new(ctx);
@@ -75,7 +75,7 @@ impl Rules for Billing {
         let tier = item.tier();
         let tier_points = ctx.config_f64("weight-tier", defaults::WEIGHT_TIER) * tier.as_u8() as f64;
         if tier_points != 0.0 {
-            why.next().text(tier.name()).text(" tier +").fixed(tier_points, 0);
+            why.new_part().text(tier.name()).text(" tier +").fixed(tier_points, 0);
             points += tier_points;
         }
 
@@ -83,7 +83,7 @@ impl Rules for Billing {
         if repeats > 0 {
             let repeat_points = ctx.config_f64("weight-repeat", defaults::WEIGHT_REPEAT) * repeats as f64;
             let n = item.contacts();
-            why.next().int(n).text(ordinal_suffix(n)).text(" contact +").fixed(repeat_points, 0);
+            why.new_part().int(n).text(ordinal_suffix(n)).text(" contact +").fixed(repeat_points, 0);
             points += repeat_points;
         }
 
@@ -91,7 +91,7 @@ impl Rules for Billing {
         let amount_points = (amount / 100.0 * ctx.config_f64("weight-amount", defaults::WEIGHT_AMOUNT))
             .min(ctx.config_f64("amount-cap", defaults::AMOUNT_CAP));
         if amount_points >= 0.5 {
-            why.next().fixed(amount, 2).text(" at stake +").fixed(amount_points, 0);
+            why.new_part().fixed(amount, 2).text(" at stake +").fixed(amount_points, 0);
             points += amount_points;
         }
 
@@ -101,7 +101,7 @@ impl Rules for Billing {
             Channel::Email | Channel::Case => 0.0,
         };
         if live_points != 0.0 {
-            why.next().text(item.channel().name()).text(" +").fixed(live_points, 0);
+            why.new_part().text(item.channel().name()).text(" +").fixed(live_points, 0);
             points += live_points;
         }
 
@@ -112,7 +112,7 @@ impl Rules for Billing {
             let configured = ctx.config_str("dispute-queue");
             let queue_name = configured.as_deref().unwrap_or(defaults::DISPUTE_QUEUE);
             if let Some(queue) = ctx.queue(queue_name) {
-                why.next().text("dispute over threshold -> ").text(queue_name);
+                why.new_part().text("dispute over threshold -> ").text(queue_name);
                 decision = decision.to_queue(queue);
             }
         }
