@@ -152,14 +152,20 @@ pub struct Skills<'a>(&'a [SkillReq]);
 pub struct Column<'a, T>(&'a [T]);
 
 /// A primitive a [`Column`] holds: its little-endian bytes are its canonical form.
-pub trait Primitive: ComponentType + Copy {
+///
+/// # Safety
+/// Implemented only for types without padding whose in-memory bytes on a
+/// little-endian host are their canonical-ABI bytes (`u8`, `u32`, `u64`,
+/// `f32`): [`write_column`] copies a slice of them as one block of bytes.
+pub unsafe trait Primitive: ComponentType + Copy {
     /// Write the value's canonical bytes into `out` (exactly `SIZE32` bytes).
     fn write(&self, out: &mut [u8]);
 }
 
 macro_rules! primitive {
     ($($t:ty),*) => {$(
-        impl Primitive for $t {
+        // SAFETY: a primitive number: no padding, little-endian bytes canonical.
+        unsafe impl Primitive for $t {
             fn write(&self, out: &mut [u8]) {
                 out.copy_from_slice(&self.to_le_bytes());
             }
@@ -169,8 +175,8 @@ macro_rules! primitive {
 primitive!(u8, u32, u64, f32);
 
 /// Implements `ComponentType` + `Lower` for a list newtype whose elements are
-/// written by `$write(element, chunk)` (`chunk`: the element's `$size` bytes),
-/// type-checked as `list<$wit>`.
+/// written by `$write(elements, bytes)` (`bytes`: exactly `$size` per
+/// element), type-checked as `list<$wit>`.
 macro_rules! fast_list {
     ($name:ty, [$($generics:tt)*], $wit:ty, $size:expr, $write:expr) => {
         // SAFETY: the lowered form and ABI are those of any `list<T>` (a pointer
@@ -213,28 +219,49 @@ macro_rules! fast_list {
     };
 }
 
-fast_list!(Rows<'_>, [], wit::ItemRow, ROW_SIZE, |row: &ItemRow, chunk: &mut [u8]| {
-    // `store_list` hands out chunks of exactly `ROW_SIZE` bytes.
-    if let Ok(chunk) = <&mut [u8; ROW_SIZE]>::try_from(chunk) {
-        write_row(row, chunk);
+fast_list!(Rows<'_>, [], wit::ItemRow, ROW_SIZE, |rows: &[ItemRow], bytes: &mut [u8]| {
+    for (row, chunk) in rows.iter().zip(bytes.chunks_exact_mut(ROW_SIZE)) {
+        // `chunks_exact_mut(ROW_SIZE)` yields chunks of exactly that size.
+        if let Ok(chunk) = <&mut [u8; ROW_SIZE]>::try_from(chunk) {
+            write_row(row, chunk);
+        }
     }
 });
-fast_list!(Skills<'_>, [], wit::SkillReq, SKILL_SIZE, |skill: &SkillReq, chunk: &mut [u8]| {
-    if let Ok(chunk) = <&mut [u8; SKILL_SIZE]>::try_from(chunk) {
-        write_skill(skill, chunk);
+fast_list!(Skills<'_>, [], wit::SkillReq, SKILL_SIZE, |skills: &[SkillReq], bytes: &mut [u8]| {
+    for (skill, chunk) in skills.iter().zip(bytes.chunks_exact_mut(SKILL_SIZE)) {
+        if let Ok(chunk) = <&mut [u8; SKILL_SIZE]>::try_from(chunk) {
+            write_skill(skill, chunk);
+        }
     }
 });
-fast_list!(Column<'_, T>, [T: Primitive], T, T::SIZE32, <T as Primitive>::write);
+fast_list!(Column<'_, T>, [T: Primitive], T, T::SIZE32, write_column::<T>);
 
-/// Allocate `items.len() * size` bytes in the guest and write each element;
-/// with `at`, also write the list's (pointer, length) there (the in-memory
-/// form), through the same borrow of the guest's memory.
+/// A column's elements as one block: on a little-endian host a copy of the
+/// slice's bytes (as wasmtime's own lowering of a primitive list does), else
+/// element by element.
+fn write_column<T: Primitive>(items: &[T], bytes: &mut [u8]) {
+    let size = std::mem::size_of::<T>();
+    if cfg!(target_endian = "little") && size == T::SIZE32 && bytes.len() == std::mem::size_of_val(items) {
+        // SAFETY: `Primitive` types have no padding, so every byte of the
+        // slice is initialised; the view covers exactly the slice.
+        let view = unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), bytes.len()) };
+        bytes.copy_from_slice(view);
+    } else {
+        for (item, chunk) in items.iter().zip(bytes.chunks_exact_mut(T::SIZE32.max(1))) {
+            item.write(chunk);
+        }
+    }
+}
+
+/// Allocate `items.len() * size` bytes in the guest and write the elements
+/// there; with `at`, also write the list's (pointer, length) there (the
+/// in-memory form), through the same borrow of the guest's memory.
 fn store_list<T, U>(
     cx: &mut LowerContext<'_, U>,
     items: &[T],
     size: usize,
     align: u32,
-    write: impl Fn(&T, &mut [u8]),
+    write: impl FnOnce(&[T], &mut [u8]),
     at: Option<usize>,
 ) -> wasmtime::Result<(usize, usize)> {
     let bytes = items.len().checked_mul(size).ok_or_else(|| wasmtime::format_err!("list too large to lower"))?;
@@ -244,9 +271,7 @@ fn store_list<T, U>(
         .get_mut(ptr..)
         .and_then(|m| m.get_mut(..bytes))
         .ok_or_else(|| wasmtime::format_err!("the plugin's realloc returned memory out of bounds"))?;
-    for (item, chunk) in items.iter().zip(dst.chunks_exact_mut(size.max(1))) {
-        write(item, chunk);
-    }
+    write(items, dst);
     if let Some(at) = at {
         let pair = memory
             .get_mut(at..)
