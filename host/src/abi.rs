@@ -1,5 +1,6 @@
 //! The hot path across the component boundary: how a batch and a candidate
-//! table are lowered into a plugin's memory, without the intermediate copies
+//! table are lowered into a plugin's memory, and how `prioritise` and
+//! `escalate` answers are lifted out of it, without the intermediate copies
 //! and per-field bookkeeping of the generated bindings.
 //!
 //! The generated bindings (`contract::bindings`) need owned WIT values, so every
@@ -13,15 +14,16 @@
 //! `candidate-table` exactly as the generated types do, so any component of the
 //! contract — Rust, Python, JavaScript — receives the same bytes.
 //!
-//! **Layouts.** The offsets and sizes of `item-row`, `skill-req` and `priority`
-//! come from `switchyard-abi-layout` (`sdk/layout`), which computes them from
-//! `wit/routing.wit` at build time; `CanonicalRow`, `write_skill` and
-//! `lift_priorities` are checked against it at compile time, so a WIT edit that
-//! moves or retypes a field fails the build here. Padding bytes are written as
+//! **Layouts.** The offsets and sizes of `item-row`, `skill-req`, `priority`
+//! and `escalation` come from `switchyard-abi-layout` (`sdk/layout`), which
+//! computes them from `wit/routing.wit` at build time (the `escalation-action`
+//! variant's from wasmtime's generated type); `CanonicalRow`, `write_skill`,
+//! `lift_priorities` and `lift_escalations` are checked against it at compile
+//! time, so a WIT edit that moves or retypes a field fails the build here. Padding bytes are written as
 //! zeros, so nothing of the host's memory leaks into the plugin. The property
 //! tests in `abi/conformance.rs` send random batches through this path and
-//! through the generated bindings to the `echo-abi` plugin and require the same
-//! answers and bytes.
+//! through the generated bindings to the `echo-abi` and `echo-sdk` plugins and
+//! require the same answers (lifted both ways) and bytes.
 //!
 //! **wasmtime internals.** This is the one module (with its test child) that
 //! uses `wasmtime::component::__internal`, which has no stability promise;
@@ -30,7 +32,8 @@
 //!
 //! - the `__internal` items used here — `CanonicalAbiInfo` (`POINTER_PAIR`),
 //!   `InstanceType`, `InterfaceType`, `LowerContext` (`realloc`,
-//!   `as_slice_mut`, `get`), `LiftContext` (`memory`) — and the signatures of
+//!   `as_slice_mut`, `get`), `LiftContext` (`memory`, whose slice outlives
+//!   the borrow of the context, and `consume_fuel_array`) — and the signatures of
 //!   `ComponentType::typecheck`, `Lower::linear_lower_to_{flat,memory}` and
 //!   `Lift::linear_lift_from_{flat,memory}`, which the `unsafe impl`s below
 //!   implement by hand;

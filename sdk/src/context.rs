@@ -217,7 +217,7 @@ fn tail_word(rest: &[u8]) -> u64 {
     rest.iter().take(8).enumerate().fold(0, |w, (i, &b)| w | (u64::from(b) << (8 * i)))
 }
 
-/// The hasher of a map whose keys are already hashes ([`ConfigCache`]).
+/// The hasher of a map whose keys are already hashes ([`KeyCache`]).
 #[derive(Debug, Default, Clone, Copy)]
 struct HashIsKey(u64);
 
