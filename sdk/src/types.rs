@@ -319,7 +319,7 @@ impl<'a> Piece<'a> {
     /// Append `text`.
     pub fn text(self, text: &str) -> Self {
         if let Some(out) = self.0 {
-            out.push_str(text);
+            push_short(out, text);
             return Piece(Some(out));
         }
         self
@@ -329,7 +329,7 @@ impl<'a> Piece<'a> {
     pub fn int(self, n: impl Integer) -> Self {
         if let Some(out) = self.0 {
             let (negative, magnitude) = n.sign_and_magnitude();
-            out.push_str(fixed_digits(&mut [0; FIXED_BUF], negative, magnitude, 0));
+            push_short(out, fixed_digits(&mut [0; FIXED_BUF], negative, magnitude, 0));
             return Piece(Some(out));
         }
         self
@@ -340,7 +340,7 @@ impl<'a> Piece<'a> {
     pub fn fixed(self, value: f64, places: u8) -> Self {
         if let Some(out) = self.0 {
             match Fixed(value, places).digits(&mut [0; FIXED_BUF]) {
-                Some(digits) => out.push_str(digits),
+                Some(digits) => push_short(out, digits),
                 None => {
                     let _ = std::fmt::Write::write_fmt(out, format_args!("{}", Fixed(value, places)));
                 }
@@ -348,6 +348,35 @@ impl<'a> Piece<'a> {
             return Piece(Some(out));
         }
         self
+    }
+}
+
+/// Append `text` to `out`. In a component a copy of variable length is a
+/// `memory.copy`, which wasmtime runs as a call out of the component: short
+/// texts are stored byte by byte there instead (volatile stores, so that the
+/// loop is not turned back into a copy). Natively this is `push_str`.
+fn push_short(out: &mut String, text: &str) {
+    if cfg!(target_arch = "wasm32") && text.len() <= 32 {
+        push_bytewise(out, text);
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// `out.push_str(text)` by single-byte stores (see [`push_short`]).
+fn push_bytewise(out: &mut String, text: &str) {
+    out.reserve(text.len());
+    // SAFETY: `reserve` made room for `text.len()` more bytes after `len`;
+    // the bytes written are a whole `str`'s, so the string stays UTF-8, and
+    // they are initialised before `set_len` covers them.
+    unsafe {
+        let bytes = out.as_mut_vec();
+        let len = bytes.len();
+        let end = bytes.as_mut_ptr().add(len);
+        for (i, &b) in text.as_bytes().iter().enumerate() {
+            end.add(i).write_volatile(b);
+        }
+        bytes.set_len(len + text.len());
     }
 }
 
@@ -599,6 +628,17 @@ pub enum NameKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytewise_pushes_append_like_push_str() {
+        let mut out = String::from("ab");
+        for text in ["", "c", "dé", "fghijklmnopqrstuvwxyz-0123456789", "ü"] {
+            let mut want = out.clone();
+            want.push_str(text);
+            push_bytewise(&mut out, text);
+            assert_eq!(out, want);
+        }
+    }
 
     #[test]
     fn pieces_write_what_format_writes() {
