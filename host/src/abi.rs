@@ -1,5 +1,6 @@
 //! The hot path across the component boundary: how a batch and a candidate
-//! table are lowered into a plugin's memory, without the intermediate copies
+//! table are lowered into a plugin's memory, and how `prioritise` and
+//! `escalate` answers are lifted out of it, without the intermediate copies
 //! and per-field bookkeeping of the generated bindings.
 //!
 //! The generated bindings (`contract::bindings`) need owned WIT values, so every
@@ -13,15 +14,16 @@
 //! `candidate-table` exactly as the generated types do, so any component of the
 //! contract — Rust, Python, JavaScript — receives the same bytes.
 //!
-//! **Layouts.** The offsets and sizes of `item-row`, `skill-req` and `priority`
-//! come from `switchyard-abi-layout` (`sdk/layout`), which computes them from
-//! `wit/routing.wit` at build time; `CanonicalRow`, `write_skill` and
-//! `lift_priorities` are checked against it at compile time, so a WIT edit that
-//! moves or retypes a field fails the build here. Padding bytes are written as
+//! **Layouts.** The offsets and sizes of `item-row`, `skill-req`, `priority`
+//! and `escalation` come from `switchyard-abi-layout` (`sdk/layout`), which
+//! computes them from `wit/routing.wit` at build time (the `escalation-action`
+//! variant's from wasmtime's generated type); `CanonicalRow`, `write_skill`,
+//! `lift_priorities` and `lift_escalations` are checked against it at compile
+//! time, so a WIT edit that moves or retypes a field fails the build here. Padding bytes are written as
 //! zeros, so nothing of the host's memory leaks into the plugin. The property
 //! tests in `abi/conformance.rs` send random batches through this path and
-//! through the generated bindings to the `echo-abi` plugin and require the same
-//! answers and bytes.
+//! through the generated bindings to the `echo-abi` and `echo-sdk` plugins and
+//! require the same answers (lifted both ways) and bytes.
 //!
 //! **wasmtime internals.** This is the one module (with its test child) that
 //! uses `wasmtime::component::__internal`, which has no stability promise;
@@ -30,7 +32,8 @@
 //!
 //! - the `__internal` items used here — `CanonicalAbiInfo` (`POINTER_PAIR`),
 //!   `InstanceType`, `InterfaceType`, `LowerContext` (`realloc`,
-//!   `as_slice_mut`, `get`), `LiftContext` (`memory`) — and the signatures of
+//!   `as_slice_mut`, `get`), `LiftContext` (`memory`, whose slice outlives
+//!   the borrow of the context, and `consume_fuel_array`) — and the signatures of
 //!   `ComponentType::typecheck`, `Lower::linear_lower_to_{flat,memory}` and
 //!   `Lift::linear_lift_from_{flat,memory}`, which the `unsafe impl`s below
 //!   implement by hand;
@@ -45,14 +48,16 @@
 
 use std::mem::MaybeUninit;
 
-use switchyard_sdk::{CandidateTable, ItemBatch, ItemRow, Priority, QueueId, SkillReq};
+use switchyard_sdk::{
+    CandidateTable, Escalation, EscalationAction, ItemBatch, ItemRow, Priority, QueueId, SkillId, SkillReq,
+};
 use wasmtime::ValRaw;
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext, LowerContext};
 use wasmtime::component::{ComponentType, Lift, Lower};
 
 use crate::contract::wit;
 
-use switchyard_abi_layout::{ITEM_ROW, PRIORITY, SKILL_REQ};
+use switchyard_abi_layout::{ESCALATION, ITEM_ROW, PRIORITY, SKILL_REQ};
 
 /// Size of an `item-row` in the canonical ABI.
 const ROW_SIZE: usize = ITEM_ROW.size;
@@ -62,6 +67,7 @@ const SKILL_SIZE: usize = SKILL_REQ.size;
 const PRIORITY_SIZE: usize = PRIORITY.size;
 /// Where `priority`'s `option` fields lie: the discriminant, then the payload
 /// at +4 (both payloads are 4-aligned; the sizes asserted below pin the shapes).
+const PRIORITY_PRIORITY_AT: usize = PRIORITY.offset("priority");
 const PRIORITY_QUEUE_AT: usize = PRIORITY.offset("queue");
 const PRIORITY_REASON_AT: usize = PRIORITY.offset("reason");
 const _: () = {
@@ -82,9 +88,9 @@ pub struct BatchArg<'a> {
     rows: Rows<'a>,
     skills: Skills<'a>,
     #[component(name = "attr-keys")]
-    attr_keys: &'a [u32],
+    attr_keys: Column<'a, u32>,
     #[component(name = "attr-value-ends")]
-    attr_value_ends: &'a [u32],
+    attr_value_ends: Column<'a, u32>,
     #[component(name = "attr-values")]
     attr_values: &'a str,
 }
@@ -96,39 +102,39 @@ impl<'a> BatchArg<'a> {
             now_ms: batch.now_ms,
             rows: Rows(&batch.rows),
             skills: Skills(&batch.skills),
-            attr_keys: &batch.attr_keys,
-            attr_value_ends: &batch.attr_value_ends,
+            attr_keys: Column(&batch.attr_keys),
+            attr_value_ends: Column(&batch.attr_value_ends),
             attr_values: &batch.attr_values,
         }
     }
 }
 
 /// A `candidate-table` argument borrowed from the SDK's [`CandidateTable`]:
-/// every column is a list of primitives, which wasmtime copies as one block.
+/// every column is a list of primitives, copied as one block ([`Column`]).
 #[derive(ComponentType, Lower, Clone, Copy)]
 #[component(record)]
 pub struct TableArg<'a> {
     #[component(name = "agent-ids")]
-    agent_ids: &'a [u64],
+    agent_ids: Column<'a, u64>,
     #[component(name = "skill-columns")]
-    skill_columns: &'a [u32],
-    proficiency: &'a [u8],
+    skill_columns: Column<'a, u32>,
+    proficiency: Column<'a, u8>,
     #[component(name = "idle-ms")]
-    idle_ms: &'a [u64],
-    occupancy: &'a [f32],
-    load: &'a [u8],
+    idle_ms: Column<'a, u64>,
+    occupancy: Column<'a, f32>,
+    load: Column<'a, u8>,
 }
 
 impl<'a> TableArg<'a> {
     /// Borrow `table` for one call.
     pub fn of(table: &'a CandidateTable) -> Self {
         TableArg {
-            agent_ids: &table.agent_ids,
-            skill_columns: &table.skill_columns,
-            proficiency: &table.proficiency,
-            idle_ms: &table.idle_ms,
-            occupancy: &table.occupancy,
-            load: &table.load,
+            agent_ids: Column(&table.agent_ids),
+            skill_columns: Column(&table.skill_columns),
+            proficiency: Column(&table.proficiency),
+            idle_ms: Column(&table.idle_ms),
+            occupancy: Column(&table.occupancy),
+            load: Column(&table.load),
         }
     }
 }
@@ -141,13 +147,44 @@ pub struct Rows<'a>(&'a [ItemRow]);
 #[derive(Clone, Copy)]
 pub struct Skills<'a>(&'a [SkillReq]);
 
+/// `list<u64>`, `list<u32>`, `list<u8>` or `list<f32>` (a candidate-table
+/// column, an attribute list) lowered by [`store_list`]: wasmtime's own
+/// lowering of a primitive slice looks the guest's memory up three times per
+/// list in the in-memory parameter form `match-agents` uses (≈10 ns each).
+#[derive(Clone, Copy)]
+pub struct Column<'a, T>(&'a [T]);
+
+/// A primitive a [`Column`] holds: its little-endian bytes are its canonical form.
+///
+/// # Safety
+/// Implemented only for types without padding whose in-memory bytes on a
+/// little-endian host are their canonical-ABI bytes (`u8`, `u32`, `u64`,
+/// `f32`): [`write_column`] copies a slice of them as one block of bytes.
+pub unsafe trait Primitive: ComponentType + Copy {
+    /// Write the value's canonical bytes into `out` (exactly `SIZE32` bytes).
+    fn write(&self, out: &mut [u8]);
+}
+
+macro_rules! primitive {
+    ($($t:ty),*) => {$(
+        // SAFETY: a primitive number: no padding, little-endian bytes canonical.
+        unsafe impl Primitive for $t {
+            fn write(&self, out: &mut [u8]) {
+                out.copy_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+primitive!(u8, u32, u64, f32);
+
 /// Implements `ComponentType` + `Lower` for a list newtype whose elements are
-/// written by `$write(element, &mut [u8; N])`, type-checked as `list<$wit>`.
+/// written by `$write(elements, bytes)` (`bytes`: exactly `$size` per
+/// element), type-checked as `list<$wit>`.
 macro_rules! fast_list {
-    ($name:ident, $wit:ty, $write:expr) => {
+    ($name:ty, [$($generics:tt)*], $wit:ty, $size:expr, $write:expr) => {
         // SAFETY: the lowered form and ABI are those of any `list<T>` (a pointer
         // pair), and `typecheck` accepts exactly what `list<$wit>` accepts.
-        unsafe impl ComponentType for $name<'_> {
+        unsafe impl<$($generics)*> ComponentType for $name {
             type Lower = [ValRaw; 2];
             const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
 
@@ -156,16 +193,17 @@ macro_rules! fast_list {
             }
         }
 
-        // SAFETY: writes exactly `len * N` bytes inside the block `realloc`
+        // SAFETY: writes exactly `len * $size` bytes inside the block `realloc`
         // returned, and the pointer pair in the canonical form.
-        unsafe impl Lower for $name<'_> {
+        unsafe impl<$($generics)*> Lower for $name {
             fn linear_lower_to_flat<U>(
                 &self,
                 cx: &mut LowerContext<'_, U>,
                 _ty: InterfaceType,
                 dst: &mut MaybeUninit<[ValRaw; 2]>,
             ) -> wasmtime::Result<()> {
-                let (ptr, len) = store_list(cx, self.0, <$wit as ComponentType>::ALIGN32, $write)?;
+                let align = <$wit as ComponentType>::ALIGN32;
+                let (ptr, len) = store_list(cx, self.0, $size, align, $write, None)?;
                 dst.write([ValRaw::i64(ptr as i64), ValRaw::i64(len as i64)]);
                 Ok(())
             }
@@ -176,37 +214,74 @@ macro_rules! fast_list {
                 _ty: InterfaceType,
                 offset: usize,
             ) -> wasmtime::Result<()> {
-                let (ptr, len) = store_list(cx, self.0, <$wit as ComponentType>::ALIGN32, $write)?;
-                *cx.get::<4>(offset) = (ptr as u32).to_le_bytes();
-                *cx.get::<4>(offset + 4) = (len as u32).to_le_bytes();
+                let align = <$wit as ComponentType>::ALIGN32;
+                store_list(cx, self.0, $size, align, $write, Some(offset))?;
                 Ok(())
             }
         }
     };
 }
 
-fast_list!(Rows, wit::ItemRow, write_row);
-fast_list!(Skills, wit::SkillReq, write_skill);
+fast_list!(Rows<'_>, [], wit::ItemRow, ROW_SIZE, |rows: &[ItemRow], bytes: &mut [u8]| {
+    for (row, chunk) in rows.iter().zip(bytes.chunks_exact_mut(ROW_SIZE)) {
+        // `chunks_exact_mut(ROW_SIZE)` yields chunks of exactly that size.
+        if let Ok(chunk) = <&mut [u8; ROW_SIZE]>::try_from(chunk) {
+            write_row(row, chunk);
+        }
+    }
+});
+fast_list!(Skills<'_>, [], wit::SkillReq, SKILL_SIZE, |skills: &[SkillReq], bytes: &mut [u8]| {
+    for (skill, chunk) in skills.iter().zip(bytes.chunks_exact_mut(SKILL_SIZE)) {
+        if let Ok(chunk) = <&mut [u8; SKILL_SIZE]>::try_from(chunk) {
+            write_skill(skill, chunk);
+        }
+    }
+});
+fast_list!(Column<'_, T>, [T: Primitive], T, T::SIZE32, write_column::<T>);
 
-/// Allocate `items.len() * N` bytes in the guest and write each element.
-fn store_list<T, U, const N: usize>(
+/// A column's elements as one block: on a little-endian host a copy of the
+/// slice's bytes (as wasmtime's own lowering of a primitive list does), else
+/// element by element.
+fn write_column<T: Primitive>(items: &[T], bytes: &mut [u8]) {
+    let size = std::mem::size_of::<T>();
+    if cfg!(target_endian = "little") && size == T::SIZE32 && bytes.len() == std::mem::size_of_val(items) {
+        // SAFETY: `Primitive` types have no padding, so every byte of the
+        // slice is initialised; the view covers exactly the slice.
+        let view = unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), bytes.len()) };
+        bytes.copy_from_slice(view);
+    } else {
+        for (item, chunk) in items.iter().zip(bytes.chunks_exact_mut(T::SIZE32.max(1))) {
+            item.write(chunk);
+        }
+    }
+}
+
+/// Allocate `items.len() * size` bytes in the guest and write the elements
+/// there; with `at`, also write the list's (pointer, length) there (the
+/// in-memory form), through the same borrow of the guest's memory.
+fn store_list<T, U>(
     cx: &mut LowerContext<'_, U>,
     items: &[T],
+    size: usize,
     align: u32,
-    write: fn(&T, &mut [u8; N]),
+    write: impl FnOnce(&[T], &mut [u8]),
+    at: Option<usize>,
 ) -> wasmtime::Result<(usize, usize)> {
-    let bytes = items.len().checked_mul(N).ok_or_else(|| wasmtime::format_err!("list too large to lower"))?;
+    let bytes = items.len().checked_mul(size).ok_or_else(|| wasmtime::format_err!("list too large to lower"))?;
     let ptr = cx.realloc(0, 0, align, bytes)?;
     let memory = cx.as_slice_mut();
     let dst = memory
         .get_mut(ptr..)
         .and_then(|m| m.get_mut(..bytes))
         .ok_or_else(|| wasmtime::format_err!("the plugin's realloc returned memory out of bounds"))?;
-    for (item, chunk) in items.iter().zip(dst.chunks_exact_mut(N)) {
-        // `chunks_exact_mut(N)` yields slices of exactly N bytes.
-        if let Ok(chunk) = <&mut [u8; N]>::try_from(chunk) {
-            write(item, chunk);
-        }
+    write(items, dst);
+    if let Some(at) = at {
+        let pair = memory
+            .get_mut(at..)
+            .and_then(|m| m.get_mut(..8))
+            .ok_or_else(|| wasmtime::format_err!("list parameter out of the plugin's memory"))?;
+        pair[..4].copy_from_slice(&(ptr as u32).to_le_bytes());
+        pair[4..].copy_from_slice(&(items.len() as u32).to_le_bytes());
     }
     Ok((ptr, items.len()))
 }
@@ -326,48 +401,169 @@ unsafe impl Lift for PrioritiesAnswer {
     }
 
     fn linear_lift_from_memory(cx: &mut LiftContext<'_>, _ty: InterfaceType, bytes: &[u8]) -> wasmtime::Result<Self> {
-        let word = |at: usize| -> wasmtime::Result<usize> {
-            let raw = bytes.get(at..at + 4).ok_or_else(|| wasmtime::format_err!("answer pointer out of bounds"))?;
-            Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
-        };
-        let (ptr, len) = (word(0)?, word(4)?);
+        let (ptr, len) = list_from_memory(bytes)?;
         lift_priorities(cx, ptr, len)
     }
 }
 
 fn lift_priorities(cx: &mut LiftContext<'_>, ptr: usize, len: usize) -> wasmtime::Result<PrioritiesAnswer> {
-    let bytes = len.checked_mul(PRIORITY_SIZE).ok_or_else(|| wasmtime::format_err!("answer list length overflows"))?;
-    if !ptr.is_multiple_of(4) {
-        wasmtime::bail!("answer list pointer {ptr:#x} is not aligned");
-    }
-    let list = ptr.checked_add(bytes).and_then(|end| cx.memory().get(ptr..end)).ok_or_else(|| {
-        wasmtime::format_err!("answer list of {len} priorities at {ptr:#x} is out of the plugin's memory")
-    })?;
-    // One pass over the fixed parts; the (rare) reasons are lifted after it,
-    // because lifting a string needs `cx` again.
+    // The memory slice lives as long as the context, not a borrow of it, so
+    // reasons are lifted through `cx` in the same pass.
+    let list = list_bytes(cx.memory(), ptr, len, PRIORITY_SIZE, PRIORITY.align, "answer")?;
+    cx.consume_fuel_array(len, std::mem::size_of::<Priority>())?;
     let mut out = Vec::with_capacity(len);
-    let mut with_reason = Vec::new();
     for (i, row) in list.chunks_exact(PRIORITY_SIZE).enumerate() {
-        let u32_at = |o: usize| u32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]]);
         let queue = match row[PRIORITY_QUEUE_AT] {
             0 => None,
-            1 => Some(QueueId(u32_at(PRIORITY_QUEUE_AT + 4))),
+            1 => Some(QueueId(u32_at(row, PRIORITY_QUEUE_AT + 4))),
             d => wasmtime::bail!("invalid `option` discriminant {d} in priority {i}"),
         };
-        match row[PRIORITY_REASON_AT] {
-            0 => {}
-            1 => with_reason.push(i),
+        let reason = match row[PRIORITY_REASON_AT] {
+            0 => None,
+            1 => Some(lift_string(cx, row, PRIORITY_REASON_AT + 4)?),
             d => wasmtime::bail!("invalid `option` discriminant {d} in priority {i}"),
-        }
-        out.push(Priority { priority: u32_at(PRIORITY.offset("priority")) as i32, queue, reason: None });
-    }
-    for i in with_reason {
-        let at = ptr + i * PRIORITY_SIZE + PRIORITY_REASON_AT + 4;
-        let mut pair = [0u8; 8];
-        pair.copy_from_slice(&cx.memory()[at..at + 8]);
-        out[i].reason = Some(<String as Lift>::linear_lift_from_memory(cx, InterfaceType::String, &pair)?);
+        };
+        out.push(Priority { priority: u32_at(row, PRIORITY_PRIORITY_AT) as i32, queue, reason });
     }
     Ok(PrioritiesAnswer(out))
+}
+
+/// The string whose `(pointer, length)` is at `at` of `record` (bounds-checked
+/// by the caller), lifted as wasmtime lifts any string: within the plugin's
+/// memory, in the component's string encoding, validated.
+fn lift_string(cx: &mut LiftContext<'_>, record: &[u8], at: usize) -> wasmtime::Result<String> {
+    let mut pair = [0u8; 8];
+    pair.copy_from_slice(&record[at..at + 8]);
+    <String as Lift>::linear_lift_from_memory(cx, InterfaceType::String, &pair)
+}
+
+/// Size of an `escalation` in the canonical ABI.
+const ESCALATION_SIZE: usize = ESCALATION.size;
+/// Where `escalation`'s fields lie: the action list's (pointer, length), and
+/// `option<u64>`'s discriminant with its payload at +8 (asserted below).
+const ESCALATION_ACTIONS_AT: usize = ESCALATION.offset("actions");
+const ESCALATION_RECHECK_AT: usize = ESCALATION.offset("recheck-in-ms");
+/// `escalation-action` is a variant, which `sdk/layout` does not describe: its
+/// size and alignment are wasmtime's for the generated type (discriminant u8,
+/// payload at +4: a string's (pointer, length) is the widest case).
+const ACTION_SIZE: usize = <wit::EscalationAction as ComponentType>::SIZE32;
+const ACTION_ALIGN: usize = <wit::EscalationAction as ComponentType>::ALIGN32 as usize;
+const ACTION_PAYLOAD_AT: usize = 4;
+const _: () = {
+    assert!(ESCALATION.fields.len() == 2 && ESCALATION.align == 8 && ESCALATION_SIZE == 24);
+    assert!(ESCALATION.field("actions").size == 8 && ESCALATION_ACTIONS_AT == 0);
+    // option<u64>: discriminant u8, u64 at +8.
+    assert!(ESCALATION.field("recheck-in-ms").size == 16);
+    assert!(ACTION_SIZE == ACTION_PAYLOAD_AT + 8 && ACTION_ALIGN == 4);
+};
+
+/// Little-endian `u32` at `at` of a slice the caller has bounds-checked.
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// The `(pointer, length)` of a list at `ptr` in the flat or in-memory return form.
+fn list_from_memory(bytes: &[u8]) -> wasmtime::Result<(usize, usize)> {
+    if bytes.len() < 8 {
+        wasmtime::bail!("answer pointer out of bounds");
+    }
+    Ok((u32_at(bytes, 0) as usize, u32_at(bytes, 4) as usize))
+}
+
+/// `len` elements of `size` bytes at `ptr` of the plugin's memory, aligned to
+/// `align`, or why not.
+fn list_bytes<'m>(
+    memory: &'m [u8],
+    ptr: usize,
+    len: usize,
+    size: usize,
+    align: usize,
+    what: &str,
+) -> wasmtime::Result<&'m [u8]> {
+    let bytes = len.checked_mul(size).ok_or_else(|| wasmtime::format_err!("{what} list length overflows"))?;
+    if !ptr.is_multiple_of(align) {
+        wasmtime::bail!("{what} list pointer {ptr:#x} is not aligned");
+    }
+    ptr.checked_add(bytes)
+        .and_then(|end| memory.get(ptr..end))
+        .ok_or_else(|| wasmtime::format_err!("{what} list of {len} at {ptr:#x} is out of the plugin's memory"))
+}
+
+/// An `escalate` answer (`list<escalation>`) lifted straight into SDK values:
+/// one pass over the records and their action lists, where wasmtime's generic
+/// lift built the generated types first (≈10 % of claims' escalate at 64
+/// items) and `check_escalations` then moved every action into the SDK's.
+/// Ids, text and sizes are checked against the contract afterwards
+/// (`contract::check_escalations`), as for any answer.
+pub struct EscalationsAnswer(pub Vec<Escalation>);
+
+// SAFETY: lowered form and ABI of a `list`, type-checked as `list<escalation>`
+// (which checks `escalation-action`'s cases, in order, too).
+unsafe impl ComponentType for EscalationsAnswer {
+    type Lower = [ValRaw; 2];
+    const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <[wit::Escalation] as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: reads only within the guest memory slice, bounds-checked.
+unsafe impl Lift for EscalationsAnswer {
+    fn linear_lift_from_flat(
+        cx: &mut LiftContext<'_>,
+        _ty: InterfaceType,
+        src: &Self::Lower,
+    ) -> wasmtime::Result<Self> {
+        lift_escalations(cx, src[0].get_u32() as usize, src[1].get_u32() as usize)
+    }
+
+    fn linear_lift_from_memory(cx: &mut LiftContext<'_>, _ty: InterfaceType, bytes: &[u8]) -> wasmtime::Result<Self> {
+        let (ptr, len) = list_from_memory(bytes)?;
+        lift_escalations(cx, ptr, len)
+    }
+}
+
+fn lift_escalations(cx: &mut LiftContext<'_>, ptr: usize, len: usize) -> wasmtime::Result<EscalationsAnswer> {
+    // The memory slice lives as long as the context, not a borrow of it, so
+    // strings can be lifted through `cx` while the records are read.
+    let memory = cx.memory();
+    let records = list_bytes(memory, ptr, len, ESCALATION_SIZE, ESCALATION.align, "answer")?;
+    cx.consume_fuel_array(len, std::mem::size_of::<Escalation>())?;
+    let mut out = Vec::with_capacity(len);
+    for (i, record) in records.chunks_exact(ESCALATION_SIZE).enumerate() {
+        let recheck_in_ms = match record[ESCALATION_RECHECK_AT] {
+            0 => None,
+            1 => {
+                let at = ESCALATION_RECHECK_AT + 8;
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&record[at..at + 8]);
+                Some(u64::from_le_bytes(word))
+            }
+            d => wasmtime::bail!("invalid `option` discriminant {d} in escalation {i}"),
+        };
+        let (actions_ptr, n) = list_from_memory(&record[ESCALATION_ACTIONS_AT..])?;
+        let mut actions = Vec::new();
+        if n > 0 {
+            let list = list_bytes(memory, actions_ptr, n, ACTION_SIZE, ACTION_ALIGN, "escalation action")?;
+            cx.consume_fuel_array(n, std::mem::size_of::<EscalationAction>())?;
+            actions.reserve_exact(n);
+            for action in list.chunks_exact(ACTION_SIZE) {
+                let word = u32_at(action, ACTION_PAYLOAD_AT);
+                actions.push(match action[0] {
+                    0 => EscalationAction::RaiseBy(word as i32),
+                    1 => EscalationAction::RaiseTo(word as i32),
+                    2 => EscalationAction::RelaxLevels(action[ACTION_PAYLOAD_AT]),
+                    3 => EscalationAction::DropSkill(SkillId(word)),
+                    4 => EscalationAction::MoveTo(QueueId(word)),
+                    5 => EscalationAction::Alert(lift_string(cx, action, ACTION_PAYLOAD_AT)?),
+                    d => wasmtime::bail!("invalid `escalation-action` discriminant {d} in escalation {i}"),
+                });
+            }
+        }
+        out.push(Escalation { actions, recheck_in_ms });
+    }
+    Ok(EscalationsAnswer(out))
 }
 
 #[cfg(test)]

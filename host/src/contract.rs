@@ -166,61 +166,40 @@ pub fn check_priorities(
 
 /// Check an `escalate` answer for a batch of `items` items.
 pub fn check_escalations(
-    answer: Vec<wit::Escalation>,
+    answer: Vec<Escalation>,
     items: usize,
     known: KnownIds,
     caps: AnswerCaps,
 ) -> Result<Vec<Escalation>, AnswerError> {
     check_len("escalations", answer.len(), items)?;
     let mut text = TextBudget { used: 0, cap: caps.text_bytes, message_cap: caps.message_bytes };
-    answer
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            if e.actions.len() > caps.actions_per_item {
-                return Err(AnswerError::TooLarge(format!(
-                    "item {i}: {} escalation actions (at most {})",
-                    e.actions.len(),
-                    caps.actions_per_item
-                )));
+    for (i, e) in answer.iter().enumerate() {
+        if e.actions.len() > caps.actions_per_item {
+            return Err(AnswerError::TooLarge(format!(
+                "item {i}: {} escalation actions (at most {})",
+                e.actions.len(),
+                caps.actions_per_item
+            )));
+        }
+        for action in &e.actions {
+            match action {
+                EscalationAction::DropSkill(SkillId(s)) if *s >= known.skills => {
+                    return Err(AnswerError::Invalid(format!("item {i}: drop-skill of unknown skill id {s}")));
+                }
+                EscalationAction::MoveTo(QueueId(q)) if *q >= known.queues => {
+                    return Err(AnswerError::Invalid(format!("item {i}: move-to unknown queue id {q}")));
+                }
+                EscalationAction::Alert(message) => text.spend(message.len())?,
+                _ => {}
             }
-            let actions = e
-                .actions
-                .into_iter()
-                .map(|a| {
-                    Ok(match a {
-                        wit::EscalationAction::RaiseBy(n) => EscalationAction::RaiseBy(n),
-                        wit::EscalationAction::RaiseTo(n) => EscalationAction::RaiseTo(n),
-                        wit::EscalationAction::RelaxLevels(n) => EscalationAction::RelaxLevels(n),
-                        wit::EscalationAction::DropSkill(s) => {
-                            if s >= known.skills {
-                                return Err(AnswerError::Invalid(format!(
-                                    "item {i}: drop-skill of unknown skill id {s}"
-                                )));
-                            }
-                            EscalationAction::DropSkill(SkillId(s))
-                        }
-                        wit::EscalationAction::MoveTo(q) => {
-                            if q >= known.queues {
-                                return Err(AnswerError::Invalid(format!("item {i}: move-to unknown queue id {q}")));
-                            }
-                            EscalationAction::MoveTo(QueueId(q))
-                        }
-                        wit::EscalationAction::Alert(message) => {
-                            text.spend(message.len())?;
-                            EscalationAction::Alert(message)
-                        }
-                    })
-                })
-                .collect::<Result<Vec<_>, AnswerError>>()?;
-            if let Some(ms) = e.recheck_in_ms
-                && ms > MAX_RECHECK_MS
-            {
-                return Err(AnswerError::Invalid(format!("item {i}: recheck in {ms} ms (at most {MAX_RECHECK_MS})")));
-            }
-            Ok(Escalation { actions, recheck_in_ms: e.recheck_in_ms })
-        })
-        .collect()
+        }
+        if let Some(ms) = e.recheck_in_ms
+            && ms > MAX_RECHECK_MS
+        {
+            return Err(AnswerError::Invalid(format!("item {i}: recheck in {ms} ms (at most {MAX_RECHECK_MS})")));
+        }
+    }
+    Ok(answer)
 }
 
 /// Check a `match-agents` answer for a table of `candidates` candidates.
@@ -292,17 +271,17 @@ mod tests {
 
     #[test]
     fn escalations_reject_unknown_targets() {
-        let e = |a| wit::Escalation { actions: vec![a], recheck_in_ms: None };
+        let e = |a| Escalation::none().then(a);
         assert_eq!(
-            check_escalations(vec![e(wit::EscalationAction::MoveTo(7))], 1, KNOWN, CAPS),
+            check_escalations(vec![e(EscalationAction::MoveTo(QueueId(7)))], 1, KNOWN, CAPS),
             Err(AnswerError::Invalid("item 0: move-to unknown queue id 7".into()))
         );
         assert_eq!(
-            check_escalations(vec![e(wit::EscalationAction::DropSkill(3))], 1, KNOWN, CAPS),
+            check_escalations(vec![e(EscalationAction::DropSkill(SkillId(3)))], 1, KNOWN, CAPS),
             Err(AnswerError::Invalid("item 0: drop-skill of unknown skill id 3".into()))
         );
         assert_eq!(
-            check_escalations(vec![e(wit::EscalationAction::RelaxLevels(2))], 1, KNOWN, CAPS),
+            check_escalations(vec![e(EscalationAction::RelaxLevels(2))], 1, KNOWN, CAPS),
             Ok(vec![Escalation::none().then(EscalationAction::RelaxLevels(2))])
         );
     }
@@ -310,16 +289,13 @@ mod tests {
     #[test]
     fn escalations_refuse_huge_alerts_and_rechecks() {
         let caps = AnswerCaps { text_bytes: 1 << 20, message_bytes: MAX_MESSAGE_BYTES, actions_per_item: 4 };
-        let alert = |n: usize| wit::Escalation {
-            actions: vec![wit::EscalationAction::Alert("x".repeat(n))],
-            recheck_in_ms: Some(1),
-        };
+        let alert = |n: usize| Escalation::none().then(EscalationAction::Alert("x".repeat(n))).recheck_in_ms(1);
         assert!(check_escalations(vec![alert(MAX_MESSAGE_BYTES)], 1, KNOWN, caps).is_ok());
         assert_eq!(
             check_escalations(vec![alert(1 << 20)], 1, KNOWN, caps),
             Err(AnswerError::TooLarge(format!("a text of {} bytes (at most {MAX_MESSAGE_BYTES})", 1 << 20)))
         );
-        let recheck = |ms| wit::Escalation { actions: vec![], recheck_in_ms: Some(ms) };
+        let recheck = |ms| Escalation::none().recheck_in_ms(ms);
         assert!(check_escalations(vec![recheck(MAX_RECHECK_MS)], 1, KNOWN, caps).is_ok());
         assert!(matches!(
             check_escalations(vec![recheck(u64::MAX)], 1, KNOWN, caps),

@@ -25,7 +25,7 @@ use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priorit
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{Store, Trap};
 
-use crate::abi::{BatchArg, PrioritiesAnswer, TableArg};
+use crate::abi::{BatchArg, EscalationsAnswer, PrioritiesAnswer, TableArg};
 
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
 use crate::contract::{self, AnswerError, KnownIds};
@@ -126,7 +126,7 @@ struct HookIndices {
 /// The hook functions' signatures as the host calls them: arguments borrowed
 /// and lowered by [`crate::abi`], answers lifted into the generated types.
 type PrioritiseFn<'a> = TypedFunc<(BatchArg<'a>,), (PrioritiesAnswer,)>;
-type EscalateFn<'a> = TypedFunc<(BatchArg<'a>,), (Vec<contract::wit::Escalation>,)>;
+type EscalateFn<'a> = TypedFunc<(BatchArg<'a>,), (EscalationsAnswer,)>;
 type MatchFn<'a> = TypedFunc<(BatchArg<'a>, TableArg<'a>), (contract::wit::MatchResult,)>;
 
 /// A ready instance: its own store and its exported hook functions, each
@@ -380,7 +380,7 @@ impl Plugin {
             f.typed::<(BatchArg<'_>,), (PrioritiesAnswer,)>(&store).map_err(types)?;
         }
         if let Some(f) = escalator {
-            f.typed::<(BatchArg<'_>,), (Vec<contract::wit::Escalation>,)>(&store).map_err(types)?;
+            f.typed::<(BatchArg<'_>,), (EscalationsAnswer,)>(&store).map_err(types)?;
         }
         if let Some(f) = matcher {
             f.typed::<(BatchArg<'_>, TableArg<'_>), (contract::wit::MatchResult,)>(&store).map_err(types)?;
@@ -535,7 +535,7 @@ impl Plugin {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { EscalateFn::new_unchecked(func) }
                 .call(&mut live.store, (BatchArg::of(items),))
-                .map(|(answer,)| answer),
+                .map(|(EscalationsAnswer(answer),)| answer),
             None => Err(wasmtime::format_err!("escalator missing from instance")),
         })?;
         self.checkin(live);

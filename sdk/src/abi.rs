@@ -261,20 +261,41 @@ unsafe fn free_list(ptr: *mut u8, len: usize, size: usize, align: usize) {
     unsafe { dealloc(ptr, Layout::from_size_align_unchecked(len * size, align)) }
 }
 
-/// Hand a string's bytes over as (pointer, length) with capacity = length, the
-/// shape post-return frees with `free_bytes`.
-fn leak_bytes(s: String) -> (*mut u8, usize) {
-    leak_vec(s.into_bytes())
+thread_local! {
+    // The capacities of the strings a call's answer handed over, in the order
+    // they were written; post-return frees each with its own and clears the
+    // list, which keeps its allocation for the next call (one instance, one
+    // thread: see `RET_AREA`).
+    static HANDED_OVER: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Free what `leak_bytes` handed over.
+/// Hand a string's bytes over as (pointer, length), keeping its capacity for
+/// post-return ([`free_handed_over`]). Shrinking it to its length instead
+/// (`into_boxed_slice`) cost a `realloc` per reason in the guest's allocator.
+fn leak_bytes(s: String) -> (*mut u8, usize) {
+    let mut s = std::mem::ManuallyDrop::new(s);
+    HANDED_OVER.with(|caps| caps.borrow_mut().push(s.capacity()));
+    (s.as_mut_ptr(), s.len())
+}
+
+/// Free the strings [`leak_bytes`] handed over for one answer, given their
+/// pointers in the order they were handed over.
 ///
 /// # Safety
-/// `(ptr, len)` came from `leak_bytes`, and is freed once.
-unsafe fn free_bytes(ptr: *mut u8, len: usize) {
-    // SAFETY: a `Box<[u8]>` of `len` bytes has the layout `alloc_list(len, 1, 1)`
-    // allocates (none when empty).
-    unsafe { free_list(ptr, len, 1, 1) }
+/// `ptrs` yields exactly the pointers `leak_bytes` returned since the last
+/// call of this, in order, each once.
+unsafe fn free_handed_over(ptrs: impl Iterator<Item = *mut u8>) {
+    HANDED_OVER.with(|caps| {
+        let mut caps = caps.borrow_mut();
+        for (ptr, &cap) in ptrs.zip(caps.iter()) {
+            if cap > 0 {
+                // SAFETY: `ptr` is a `String`'s buffer of capacity `cap`, which
+                // the global allocator gave the layout `(cap, 1)`, freed once.
+                unsafe { dealloc(ptr, Layout::from_size_align_unchecked(cap, 1)) };
+            }
+        }
+        caps.clear();
+    });
 }
 
 /// Hand a vector over as (pointer, length) with capacity = length.
@@ -415,13 +436,11 @@ pub unsafe fn post_prioritise(ret: *mut u8) {
     unsafe {
         let (out, n) = read_list(ret);
         let owning = ret.add(2 * P).cast::<usize>().read();
-        for i in (0..n).take_while(|_| owning > 0) {
+        let reasons = (0..n).take_while(|_| owning > 0).filter_map(|i| {
             let base = out.add(i * PRIORITY_SIZE);
-            if base.add(8 + P).read() != 0 {
-                let (ptr, len) = read_list(base.add(8 + 2 * P));
-                free_bytes(ptr, len);
-            }
-        }
+            (base.add(8 + P).read() != 0).then(|| read_list(base.add(8 + 2 * P)).0)
+        });
+        free_handed_over(reasons);
         free_list(out, n, PRIORITY_SIZE, PRIORITY_ALIGN);
     }
 }
@@ -481,13 +500,11 @@ pub unsafe fn post_escalate(ret: *mut u8) {
         let total = ret.add(2 * P).cast::<usize>().read();
         if n > 0 {
             let (arena, _) = read_list(out);
-            for j in 0..total {
+            let alerts = (0..total).filter_map(|j| {
                 let at = arena.add(j * ACTION_SIZE);
-                if at.read() == 5 {
-                    let (ptr, len) = read_list(at.add(P));
-                    free_bytes(ptr, len);
-                }
-            }
+                (at.read() == 5).then(|| read_list(at.add(P)).0)
+            });
+            free_handed_over(alerts);
             free_list(arena, total, ACTION_SIZE, ACTION_ALIGN);
         }
         free_list(out, n, ESCALATION_SIZE, ESCALATION_ALIGN);

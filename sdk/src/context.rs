@@ -101,7 +101,11 @@ pub struct Context {
     backend: Backend,
     cache: RefCell<Catalog>,
     /// Config keys fetched so far, absent ones included.
-    config: RefCell<HashMap<Box<str>, ConfigValue, BuildHasherDefault<KeyHasher>>>,
+    config: RefCell<KeyCache<ConfigValue>>,
+    /// Names found so far, per table (skill, queue, attribute): ids never
+    /// change meaning, so a found name is served from here; an unknown one
+    /// takes the catalog path each time.
+    found: [RefCell<KeyCache<u32>>; 3],
     /// Number of the hook call in progress (see [`Context::begin_call`]).
     call: Cell<u64>,
     /// Per name table (skill, queue, attribute): the call during which the table
@@ -135,20 +139,98 @@ impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
+            self.add(word(chunk));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+            self.add(tail_word(rest) ^ ((rest.len() as u64) << 56));
         }
     }
 
     fn write_u8(&mut self, i: u8) {
         self.add(u64::from(i));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The config cache and the found-name cache: keys by their [`KeyHasher`]
+/// hash, then compared a word at a time ([`same_key`]). A `HashMap<Box<str>, _>`
+/// compares keys with `memcmp`, which in a component is a byte loop behind a
+/// call: ≈10 % of claims' escalate (five config reads per item) went to it,
+/// and the name tables (SipHash, as the host's catalog must be against
+/// hostile names) cost billing as much again for two attribute names per item.
+struct KeyCache<V> {
+    /// Keys with the same hash share a bucket (in practice one key each).
+    by_hash: HashMap<u64, Bucket<V>, BuildHasherDefault<HashIsKey>>,
+}
+
+/// The keys of a [`KeyCache`] with one hash, and their values.
+type Bucket<V> = Vec<(Box<str>, V)>;
+
+impl<V> Default for KeyCache<V> {
+    fn default() -> Self {
+        KeyCache { by_hash: HashMap::default() }
+    }
+}
+
+impl<V> KeyCache<V> {
+    fn hash(key: &str) -> u64 {
+        let mut hasher = KeyHasher::default();
+        hasher.write(key.as_bytes());
+        hasher.finish()
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        let bucket = self.by_hash.get(&Self::hash(key))?;
+        bucket.iter().find(|(k, _)| same_key(k.as_bytes(), key.as_bytes())).map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, key: &str, value: V) {
+        self.by_hash.entry(Self::hash(key)).or_default().push((key.into(), value));
+    }
+}
+
+/// Whether `a` and `b` hold the same bytes, compared 8 bytes at a time (the
+/// tail zero-padded: the lengths are equal by then), without `memcmp`.
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    (&mut x).zip(&mut y).all(|(x, y)| word(x) == word(y)) && tail_word(x.remainder()) == tail_word(y.remainder())
+}
+
+/// Eight bytes (a `chunks_exact(8)` chunk) as a little-endian word.
+fn word(chunk: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    u64::from_le_bytes(word)
+}
+
+/// Up to 8 bytes as a little-endian word, zero-padded — by shifts, not by a
+/// copy of variable length (a `memory.copy`, i.e. a call out of the
+/// component, per use).
+fn tail_word(rest: &[u8]) -> u64 {
+    rest.iter().take(8).enumerate().fold(0, |w, (i, &b)| w | (u64::from(b) << (8 * i)))
+}
+
+/// The hasher of a map whose keys are already hashes ([`KeyCache`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; fold anything else in to stay correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
     }
 
     fn finish(&self) -> u64 {
@@ -182,6 +264,7 @@ impl Context {
             backend,
             cache: RefCell::new(names),
             config: RefCell::default(),
+            found: Default::default(),
             // Call 1 is in progress until a hook says otherwise, so a lookup
             // outside any hook (a test) may refresh once.
             call: Cell::new(1),
@@ -204,11 +287,19 @@ impl Context {
     }
 
     fn lookup_id(&self, kind: NameKind, name: &str) -> Option<u32> {
-        if let Some(id) = self.cache.borrow().table(kind).id(name) {
+        let found = &self.found[kind_index(kind)];
+        if let Some(&id) = found.borrow().get(name) {
             return Some(id);
         }
-        self.refresh(kind);
-        self.cache.borrow().table(kind).id(name)
+        let mut id = self.cache.borrow().table(kind).id(name);
+        if id.is_none() {
+            self.refresh(kind);
+            id = self.cache.borrow().table(kind).id(name);
+        }
+        if let Some(id) = id {
+            found.borrow_mut().insert(name, id);
+        }
+        id
     }
 
     fn lookup_name(&self, kind: NameKind, id: u32) -> Option<String> {
@@ -275,7 +366,7 @@ impl Context {
         };
         let value = ConfigValue::new(raw);
         let out = read(&value);
-        self.config.borrow_mut().insert(key.into(), value);
+        self.config.borrow_mut().insert(key, value);
         out
     }
 
@@ -388,6 +479,25 @@ mod tests {
         assert_eq!(ctx.queue("billing-disputes"), None);
         assert_eq!(ctx.attribute("amount"), None);
         assert_eq!(lookups(), 3, "a new call may ask again, once per table");
+    }
+
+    #[test]
+    fn keys_compare_by_every_byte() {
+        let keys =
+            ["", "a", "ab", "weight-tier", "weight-tiex", "switchyard.explain", "switchyard.explaim", "12345678"];
+        for a in keys {
+            for b in keys {
+                assert_eq!(same_key(a.as_bytes(), b.as_bytes()), a == b, "{a:?} vs {b:?}");
+            }
+        }
+        let mut cache = KeyCache::default();
+        for (i, key) in keys.iter().enumerate() {
+            cache.insert(key, ConfigValue::new(Some(i.to_string())));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(cache.get(key).and_then(|v| v.number), Some(i as f64));
+        }
+        assert!(cache.get("weight-tie").is_none());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! SDK's hand-written guest glue, `sdk/src/abi.rs`). Each property requires, of
 //! each plugin,
 //!
-//! - the same answer from both paths;
+//! - the same answer from both paths (and, for `prioritise` and `escalate`,
+//!   from the hand-written lift of the answer);
 //! - that the answer echoes exactly what was sent: the plugin serialises every
 //!   field of every row, skill and attribute (and digests every candidate
 //!   column), and [`describe`] / [`digest`] recompute the same from the inputs;
@@ -27,12 +28,16 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use switchyard_sdk::{CandidateTable, Catalog, Channel, ItemBatch, ItemRow, Priority, QueueId, SkillId, SkillReq};
+use switchyard_sdk::{
+    CandidateTable, Catalog, Channel, Escalation, EscalationAction, ItemBatch, ItemRow, Priority, QueueId, SkillId,
+    SkillReq,
+};
 use wasmtime::component::{ComponentType, InstancePre, Lower};
 use wasmtime::{Store, ValRaw};
 
 use super::{
-    BatchArg, CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext, PrioritiesAnswer, Rows, Skills, TableArg,
+    BatchArg, CanonicalAbiInfo, EscalationsAnswer, InstanceType, InterfaceType, LowerContext, PrioritiesAnswer, Rows,
+    Skills, TableArg,
 };
 use super::{ITEM_ROW, SKILL_REQ};
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
@@ -287,6 +292,22 @@ fn wit_table(table: &CandidateTable) -> wit::CandidateTable {
 
 fn sdk_priority(p: wit::Priority) -> Priority {
     Priority { priority: p.priority, queue: p.queue.map(QueueId), reason: p.reason }
+}
+
+fn sdk_escalation(e: wit::Escalation) -> Escalation {
+    let actions = e
+        .actions
+        .into_iter()
+        .map(|a| match a {
+            wit::EscalationAction::RaiseBy(n) => EscalationAction::RaiseBy(n),
+            wit::EscalationAction::RaiseTo(n) => EscalationAction::RaiseTo(n),
+            wit::EscalationAction::RelaxLevels(n) => EscalationAction::RelaxLevels(n),
+            wit::EscalationAction::DropSkill(s) => EscalationAction::DropSkill(SkillId(s)),
+            wit::EscalationAction::MoveTo(q) => EscalationAction::MoveTo(QueueId(q)),
+            wit::EscalationAction::Alert(m) => EscalationAction::Alert(m),
+        })
+        .collect();
+    Escalation { actions, recheck_in_ms: e.recheck_in_ms }
 }
 
 /// A match result with every score's bits (NaN-safe equality).
@@ -585,6 +606,13 @@ fn escalate_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestCas
     prop_assert_eq!(&fast_answer, &generated, "{:?}: fast path and generated bindings disagree", flavour);
     let want = format!("{:?}", expected_escalations(flavour, batch));
     prop_assert_eq!(&fast_answer, &want, "{:?}: the plugin did not see what was sent", flavour);
+
+    // The answer lifted by hand (`EscalationsAnswer`, what the runtime uses)
+    // is the generated lift's, moved into the SDK's types.
+    let lifted = f.typed::<(BatchArg<'_>,), (EscalationsAnswer,)>(&store).unwrap();
+    let (EscalationsAnswer(lifted),) = lifted.call(&mut store, (BatchArg::of(batch),)).unwrap();
+    let want: Vec<Escalation> = expected_escalations(flavour, batch).into_iter().map(sdk_escalation).collect();
+    prop_assert_eq!(&lifted, &want, "{:?}: the hand-written lift disagrees with the generated one", flavour);
     Ok(())
 }
 

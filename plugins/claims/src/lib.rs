@@ -21,7 +21,7 @@
 //! | `alert-at` – due | raise by 2×`raise-by`, alert the supervisor before the breach | at the due time |
 //! | overdue | raise to 200, move to `overdue-queue` (if the host knows it), alert | every `overdue-recheck-h` (4) hours |
 
-use switchyard_sdk::{Context, Escalation, EscalationAction, Item, Priority, Rules};
+use switchyard_sdk::{Context, Escalation, EscalationAction, Item, Piece, Priority, Rules};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -41,19 +41,25 @@ mod defaults {
 #[derive(Debug, Default)]
 pub struct Claims;
 
-/// `ms` written as "5h 12m" (a `Display`, so a reason or alert formats it in
-/// place instead of allocating a `String` for it first).
-struct HoursMinutes(i64);
-
-impl std::fmt::Display for HoursMinutes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let minutes = self.0.unsigned_abs() / 60_000;
-        write!(f, "{}h {}m", minutes / 60, minutes % 60)
-    }
+/// `ms` written as "5h 12m" after `piece`: by hand, not through `core::fmt`
+/// (`switchyard_sdk::Piece`), since every alert and reason carries one.
+fn hours_minutes(piece: Piece<'_>, ms: i64) -> Piece<'_> {
+    let minutes = ms.unsigned_abs() / 60_000;
+    piece.int(minutes / 60).text("h ").int(minutes % 60).text("m")
 }
 
-fn hours_minutes(ms: i64) -> HoursMinutes {
-    HoursMinutes(ms)
+/// `head` followed by [`hours_minutes`] of `ms` (a reason).
+fn with_hours(head: &str, ms: i64) -> String {
+    let mut text = String::with_capacity(32);
+    hours_minutes(Piece::append_to(&mut text).text(head), ms);
+    text
+}
+
+/// "case {id} {what} {hours}" (an alert).
+fn case_alert(id: u64, what: &str, ms: i64) -> String {
+    let mut text = String::with_capacity(64);
+    hours_minutes(Piece::append_to(&mut text).text("case ").int(id).text(what), ms);
+    text
 }
 
 /// Priority points for a case due in `due_in_ms` (negative = overdue).
@@ -79,9 +85,9 @@ impl Rules for Claims {
         match item.due_in_ms() {
             None => Priority::new(item.priority()).because_with(ctx, || "no due date".into()),
             Some(due_in) if due_in <= 0 => Priority::new(item.priority().saturating_add(due_points(ctx, due_in)))
-                .because_with(ctx, || format!("overdue by {}", hours_minutes(due_in))),
+                .because_with(ctx, || with_hours("overdue by ", due_in)),
             Some(due_in) => Priority::new(item.priority().saturating_add(due_points(ctx, due_in)))
-                .because_with(ctx, || format!("due in {}", hours_minutes(due_in))),
+                .because_with(ctx, || with_hours("due in ", due_in)),
         }
     }
 
@@ -100,7 +106,7 @@ impl Rules for Claims {
             }
             let recheck_h = ctx.config_f64("overdue-recheck-h", defaults::OVERDUE_RECHECK_H).max(0.0);
             return escalation
-                .then(EscalationAction::Alert(format!("case {} is overdue by {}", item.id(), hours_minutes(due_in))))
+                .then(EscalationAction::Alert(case_alert(item.id(), " is overdue by ", due_in)))
                 .recheck_in_ms((recheck_h * HOUR_MS as f64).round().max(1.0) as u64);
         }
 
@@ -122,11 +128,7 @@ impl Rules for Claims {
         } else {
             Escalation::none()
                 .then(EscalationAction::RaiseBy(raise_by.saturating_mul(2)))
-                .then(EscalationAction::Alert(format!(
-                    "case {} breaches its due time in {}",
-                    item.id(),
-                    hours_minutes(due_in)
-                )))
+                .then(EscalationAction::Alert(case_alert(item.id(), " breaches its due time in ", due_in)))
                 .recheck_in_ms(due_in as u64)
         }
     }
