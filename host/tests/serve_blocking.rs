@@ -29,8 +29,17 @@ fn item(reference: &str) -> Value {
 const BLOCKED: &str = "plugin `hostile_block` trapped in prioritise: called wasi:io/poll.[method]pollable.block on a pollable \
                        that is not ready: rule plugins may not block";
 
-/// The reason once five blocked calls in a row opened billing's breaker.
-const BREAKER_OPEN: &str = "plugin `hostile_block`: circuit breaker open after 5 consecutive failures";
+/// Whether `reason` is billing's breaker refusing a call once at least five
+/// blocked calls in a row opened it. With four clients the plugin is asked
+/// concurrently (outside the daemon's lock), so calls admitted while the fifth
+/// failure was being counted fail too: the count it reports may be higher.
+fn breaker_open(reason: &str) -> bool {
+    reason
+        .strip_prefix("plugin `hostile_block`: circuit breaker open after ")
+        .and_then(|rest| rest.strip_suffix(" consecutive failures"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n >= 5)
+}
 
 /// Check a created item was prioritised by the built-in rule instead of
 /// billing's plugin; returns the reason.
@@ -85,7 +94,7 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
                     .map(|n| {
                         let (status, created) = agent.post("/v1/items", &item(&format!("c{c}-{n}")));
                         let reason = fell_back(status, &created);
-                        assert!(reason == BLOCKED || reason == BREAKER_OPEN, "{reason}");
+                        assert!(reason == BLOCKED || breaker_open(&reason), "{reason}");
                         created["id"].as_u64().unwrap()
                     })
                     .collect::<Vec<u64>>()
@@ -124,6 +133,6 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
     // trap at once), so billing's fresh breaker may be open already.
     let (status, after) = agent.post("/v1/items", &item("after-restart"));
     let reason = fell_back(status, &after);
-    assert!(reason == BLOCKED || reason == BREAKER_OPEN, "{reason}");
+    assert!(reason == BLOCKED || breaker_open(&reason), "{reason}");
     assert_eq!(after["id"], 14);
 }
