@@ -128,9 +128,9 @@ fn a_plugin_that_sleeps_costs_a_fallback_not_the_daemon() {
         assert_eq!(found["status"], "queued", "item {id}: {found}");
     }
     assert_eq!(daemon.supervisor().get("/v1/plugins").1[0]["current"]["generation"], 1);
-    // The restored plugin decides (and falls back) again. Replay re-creates the
-    // items through the router, which asks the plugin again (13 calls that each
-    // trap at once), so billing's fresh breaker may be open already.
+    // The restored plugin decides (and falls back) again. Replay took the
+    // journal's decisions without calling it, so this is its first call since
+    // the restart (a trap), or the breaker's refusal if it opens early.
     let (status, after) = agent.post("/v1/items", &item("after-restart"));
     let reason = fell_back(status, &after);
     assert!(reason == BLOCKED || breaker_open(&reason), "{reason}");
