@@ -118,18 +118,28 @@ fn secs(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.1} s")).unwrap_or_else(|| "–".into())
 }
 
+/// The start of a report page titled `title`, up to its heading: the shared
+/// style, `max_width_px` wide, with `extra_css`.
+fn page_start(title: &str, max_width_px: u32, extra_css: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:{max_width_px}px;color:#222}}\
+         table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
+         th:first-child,td:first-child{{text-align:left}}th{{background:#f0f0f0}}h2{{margin-top:1.6em}}\
+         {extra_css}.note{{color:#555;font-size:90%}}svg{{max-width:100%;height:auto}}</style></head><body>\n\
+         <h1>{title}</h1>\n",
+        title = escape(title)
+    )
+}
+
+/// A queue's service level per interval as plot points (hours, share).
+fn service_level_points(q: &super::QueueReport, interval_s: f64) -> Vec<(f64, f64)> {
+    q.intervals.iter().filter_map(|i| i.service_level.map(|sl| ((i.start_s + interval_s / 2.0) / 3600.0, sl))).collect()
+}
+
 /// Render `report` as a self-contained HTML page titled `title`.
 pub fn render(report: &Report, title: &str) -> Result<String> {
-    let mut html = String::new();
-    html.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    html.push_str(&format!("<title>{}</title>", escape(title)));
-    html.push_str(
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}\
-         table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
-         th:first-child,td:first-child{text-align:left}th{background:#f0f0f0}h2{margin-top:1.6em}\
-         .note{color:#555;font-size:90%}svg{max-width:100%;height:auto}</style></head><body>\n",
-    );
-    html.push_str(&format!("<h1>{}</h1>\n", escape(title)));
+    let mut html = page_start(title, 1000, "");
     html.push_str(&format!(
         "<p>Seed {}, {:.1} simulated hours ({:.1} h warm-up excluded), {} items created, {} still open at the end.</p>\n",
         report.seed,
@@ -184,15 +194,8 @@ pub fn render(report: &Report, title: &str) -> Result<String> {
     let sl: Vec<(String, Vec<(f64, f64)>)> = report
         .queues
         .iter()
-        .map(|(name, q)| {
-            let points = q
-                .intervals
-                .iter()
-                .filter_map(|i| i.service_level.map(|sl| ((i.start_s + report.interval_s / 2.0) / 3600.0, sl)))
-                .collect();
-            (name.clone(), points)
-        })
-        .filter(|(_, p): &(String, Vec<(f64, f64)>)| !p.is_empty())
+        .map(|(name, q)| (name.clone(), service_level_points(q, report.interval_s)))
+        .filter(|(_, p)| !p.is_empty())
         .collect();
     html.push_str(&line_plot("Service level per interval", "service level", &sl, Some(1.05))?);
 
@@ -305,16 +308,7 @@ pub fn render(report: &Report, title: &str) -> Result<String> {
 
 /// Render a backtest's comparison as a self-contained HTML page titled `title`.
 pub fn render_backtest(report: &super::backtest::BacktestReport, title: &str) -> Result<String> {
-    let mut html = String::new();
-    html.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    html.push_str(&format!("<title>{}</title>", escape(title)));
-    html.push_str(
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}\
-         table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
-         th:first-child,td:first-child{text-align:left}th{background:#f0f0f0}h2{margin-top:1.6em}\
-         .better{color:#176b2c}.worse{color:#a3221b}.note{color:#555;font-size:90%}svg{max-width:100%;height:auto}</style></head><body>\n",
-    );
-    html.push_str(&format!("<h1>{}</h1>\n", escape(title)));
+    let mut html = page_start(title, 1100, ".better{color:#176b2c}.worse{color:#a3221b}");
     let candidates: Vec<String> =
         report.candidates.iter().map(|(d, p)| format!("<b>{}</b>: {}", escape(d), escape(p))).collect();
     html.push_str(&format!(
@@ -381,11 +375,7 @@ pub fn render_backtest(report: &super::backtest::BacktestReport, title: &str) ->
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for (label, run) in [("active", &report.active), ("candidate", &report.candidate)] {
         for (name, q) in &run.queues {
-            let points: Vec<(f64, f64)> = q
-                .intervals
-                .iter()
-                .filter_map(|i| i.service_level.map(|sl| ((i.start_s + interval_s / 2.0) / 3600.0, sl)))
-                .collect();
+            let points = service_level_points(q, interval_s);
             if !points.is_empty() {
                 series.push((format!("{name} ({label})"), points));
             }

@@ -299,7 +299,7 @@ pub(super) fn merge_match(target: &mut Explanation, found: Explanation, agent: O
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use super::super::testing::{available, check_invariants, item, offers, router};
+    use super::super::testing::{available, check_invariants, departments, item, offers, queues, router};
     use super::*;
 
     /// A waiting item goes to the qualified agent idle longest; the offer takes
@@ -447,12 +447,8 @@ mod tests {
 
             let snapshot = router.snapshot();
             let restored = Router::restore(
-                vec![DepartmentSpec::new("billing"), DepartmentSpec::new("claims")],
-                vec![
-                    QueueSpec::new("billing", "billing"),
-                    QueueSpec::new("vip", "billing"),
-                    QueueSpec::new("claims", "claims"),
-                ],
+                departments(),
+                queues(),
                 Arc::new(clock.clone()),
                 SharedCatalog::default(),
                 RouterOptions::default(),

@@ -10,18 +10,24 @@ use crate::clock::VirtualClock;
 pub(super) fn router() -> (Router, VirtualClock) {
     let clock = VirtualClock::new(1_000);
     let router = Router::new(
-        vec![DepartmentSpec::new("billing"), DepartmentSpec::new("claims")],
-        vec![
-            QueueSpec::new("billing", "billing"),
-            QueueSpec::new("vip", "billing"),
-            QueueSpec::new("claims", "claims"),
-        ],
+        departments(),
+        queues(),
         Arc::new(clock.clone()),
         SharedCatalog::default(),
         RouterOptions::default(),
     )
     .expect("the test router");
     (router, clock)
+}
+
+/// The test router's departments.
+pub(super) fn departments() -> Vec<DepartmentSpec> {
+    vec![DepartmentSpec::new("billing"), DepartmentSpec::new("claims")]
+}
+
+/// The test router's queues.
+pub(super) fn queues() -> Vec<QueueSpec> {
+    vec![QueueSpec::new("billing", "billing"), QueueSpec::new("vip", "billing"), QueueSpec::new("claims", "claims")]
 }
 
 /// Register `name` with `skills` and make them available.
