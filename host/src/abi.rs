@@ -15,7 +15,7 @@
 //! contract — Rust, Python, JavaScript — receives the same bytes.
 //!
 //! **Layouts.** The offsets and sizes of `item-row`, `skill-req`, `priority`
-//! and `escalation` come from `switchyard-abi-layout` (`sdk/layout`), which
+//! and `escalation` come from `switchyard-contract` (`sdk/contract`, its `layout` module), which
 //! computes them from `wit/routing.wit` at build time (the `escalation-action`
 //! variant's from wasmtime's generated type); `CanonicalRow`, `write_skill`,
 //! `lift_priorities` and `lift_escalations` are checked against it at compile
@@ -48,7 +48,7 @@
 
 use std::mem::MaybeUninit;
 
-use switchyard_sdk::{
+use switchyard_contract::{
     CandidateTable, Escalation, EscalationAction, ItemBatch, ItemRow, Priority, QueueId, SkillId, SkillReq,
 };
 use wasmtime::ValRaw;
@@ -57,7 +57,7 @@ use wasmtime::component::{ComponentType, Lift, Lower};
 
 use crate::contract::wit;
 
-use switchyard_abi_layout::{ESCALATION, ITEM_ROW, PRIORITY, SKILL_REQ};
+use switchyard_contract::layout::{ESCALATION, ITEM_ROW, PRIORITY, SKILL_REQ};
 
 /// Size of an `item-row` in the canonical ABI.
 const ROW_SIZE: usize = ITEM_ROW.size;
@@ -443,7 +443,7 @@ const ESCALATION_SIZE: usize = ESCALATION.size;
 /// `option<u64>`'s discriminant with its payload at +8 (asserted below).
 const ESCALATION_ACTIONS_AT: usize = ESCALATION.offset("actions");
 const ESCALATION_RECHECK_AT: usize = ESCALATION.offset("recheck-in-ms");
-/// `escalation-action` is a variant, which `sdk/layout` does not describe: its
+/// `escalation-action` is a variant, which the contract's `layout` does not describe: its
 /// size and alignment are wasmtime's for the generated type (discriminant u8,
 /// payload at +4: a string's (pointer, length) is the widest case).
 const ACTION_SIZE: usize = <wit::EscalationAction as ComponentType>::SIZE32;
@@ -573,7 +573,7 @@ mod conformance;
 mod tests {
     use super::*;
 
-    /// The layouts computed from the WIT (wit-parser, `sdk/layout`) have the
+    /// The layouts computed from the WIT (wit-parser, `switchyard_contract::layout`) have the
     /// sizes and alignments wasmtime computes for the generated types: two
     /// implementations of the canonical ABI agree.
     #[test]

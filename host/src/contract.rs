@@ -10,7 +10,7 @@
 //! types or say which rule of the contract it broke (wrong length, NaN score,
 //! unknown queue or skill, index out of range, too much text).
 
-use switchyard_sdk::{Escalation, EscalationAction, LogLevel, MatchResult, NameKind, Priority, QueueId, SkillId};
+use switchyard_contract::{Escalation, EscalationAction, LogLevel, MatchResult, NameKind, Priority, QueueId, SkillId};
 
 /// The generated bindings of the `switchyard:routing/rules` world. Hosts look each
 /// hook up on its own (a plugin exports any non-empty subset), so only the per-
@@ -26,7 +26,7 @@ pub mod bindings {
 pub use bindings::switchyard::routing::types as wit;
 
 /// The contract version this host speaks.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub use switchyard_contract::CONTRACT_VERSION;
 
 /// Names of the hook interfaces as a component exports them, with this host's version.
 pub const PRIORITISER: &str = "switchyard:routing/prioritiser@0.1.0";
@@ -35,15 +35,7 @@ pub const ESCALATOR: &str = "switchyard:routing/escalator@0.1.0";
 /// See [`PRIORITISER`].
 pub const MATCHER: &str = "switchyard:routing/matcher@0.1.0";
 
-/// Hook names as used in logs, stats and errors.
-pub mod hook {
-    /// `prioritise`.
-    pub const PRIORITISE: &str = "prioritise";
-    /// `escalate`.
-    pub const ESCALATE: &str = "escalate";
-    /// `match-agents`.
-    pub const MATCH: &str = "match-agents";
-}
+pub use switchyard_contract::Hook;
 
 /// Default bytes of one text of an answer (a priority reason, an alert
 /// message; [`AnswerCaps::message_bytes`]). Text goes to desktops, alerts and
@@ -87,7 +79,7 @@ pub struct KnownIds {
 
 impl KnownIds {
     /// Counts of `catalog`.
-    pub fn of(catalog: &switchyard_sdk::Catalog) -> Self {
+    pub fn of(catalog: &switchyard_contract::Catalog) -> Self {
         KnownIds {
             queues: catalog.table(NameKind::Queue).len() as u32,
             skills: catalog.table(NameKind::Skill).len() as u32,

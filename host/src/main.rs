@@ -114,7 +114,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if !args.candidates.is_empty() {
         return backtest(&args, &scenario, &scenario_dir);
     }
-    let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
+    let catalog = Arc::new(RwLock::new(switchyard_contract::Catalog::default()));
     let loaded = plugins::load(&scenario, &scenario_dir, &catalog)?;
     // Opt-in decision recording wraps every department's rules, plugin or built-in.
     let log = args.record.as_deref().map(DecisionLog::create).transpose()?;

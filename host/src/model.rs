@@ -5,7 +5,7 @@
 //! on the other's internals; [`crate::router`] re-exports all of it.
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::{Channel, Tier};
+use switchyard_contract::{Channel, Tier};
 
 use crate::rules::RuleSource;
 

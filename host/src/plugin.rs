@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
+use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{Store, Trap};
 
@@ -32,7 +32,8 @@ use crate::contract::{self, AnswerError, KnownIds};
 use crate::error::{Error, Result};
 use crate::rules::SharedCatalog;
 use crate::sandbox::{Blocked, Limits, PluginState, Sandbox, StoreSpec, WasiPolicy};
-use crate::stats::{Breaker, BreakerConfig, HookKind, PluginStats, StatsCell};
+use crate::stats::{Breaker, BreakerConfig, PluginStats, StatsCell};
+use switchyard_contract::Hook;
 
 /// A department's settings for its plugin.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -86,11 +87,11 @@ pub struct Hooks {
 
 impl Hooks {
     /// Whether the plugin exports `hook`.
-    pub fn has(&self, hook: HookKind) -> bool {
+    pub fn has(&self, hook: Hook) -> bool {
         match hook {
-            HookKind::Prioritise => self.prioritise,
-            HookKind::Escalate => self.escalate,
-            HookKind::Match => self.match_agents,
+            Hook::Prioritise => self.prioritise,
+            Hook::Escalate => self.escalate,
+            Hook::Match => self.match_agents,
         }
     }
 }
@@ -511,7 +512,7 @@ impl Plugin {
         if self.indices.prioritiser.is_none() {
             return Ok(None);
         }
-        let hook = contract::hook::PRIORITISE;
+        let hook = Hook::Prioritise.name();
         let (answer, live) = self.call(hook, items.now_ms, |live| match live.prioritiser {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { PrioritiseFn::new_unchecked(func) }
@@ -530,7 +531,7 @@ impl Plugin {
         if self.indices.escalator.is_none() {
             return Ok(None);
         }
-        let hook = contract::hook::ESCALATE;
+        let hook = Hook::Escalate.name();
         let (answer, live) = self.call(hook, items.now_ms, |live| match live.escalator {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { EscalateFn::new_unchecked(func) }
@@ -550,7 +551,7 @@ impl Plugin {
         if self.indices.matcher.is_none() {
             return Ok(None);
         }
-        let hook = contract::hook::MATCH;
+        let hook = Hook::Match.name();
         let (answer, live) = self.call(hook, item.now_ms, |live| match live.matcher {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { MatchFn::new_unchecked(func) }

@@ -10,11 +10,11 @@
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
+use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 
 /// The host-wide interned names (skills, queues, attribute keys). The router
 /// interns into it; plugins read it through the `names` import.
-pub type SharedCatalog = Arc<RwLock<switchyard_sdk::Catalog>>;
+pub type SharedCatalog = Arc<RwLock<switchyard_contract::Catalog>>;
 
 /// Which rule made a decision.
 ///
@@ -167,10 +167,10 @@ pub trait RuleSet: Send + Sync {
     ///
     /// ```
     /// use switchyard_host::rules::{BuiltInRules, RuleSet};
-    /// use switchyard_host::stats::HookKind;
-    /// assert!(!BuiltInRules.calls_plugin(HookKind::Match));
+    /// use switchyard_host::contract::Hook;
+    /// assert!(!BuiltInRules.calls_plugin(Hook::Match));
     /// ```
-    fn calls_plugin(&self, _hook: crate::stats::HookKind) -> bool {
+    fn calls_plugin(&self, _hook: switchyard_contract::Hook) -> bool {
         true
     }
 }
@@ -207,7 +207,7 @@ impl RuleSet for BuiltInRules {
     fn prioritise(&self, items: &ItemBatch) -> Decided<Vec<Priority>> {
         Decided::built_in(BuiltInRules::prioritise(items))
     }
-    fn calls_plugin(&self, _hook: crate::stats::HookKind) -> bool {
+    fn calls_plugin(&self, _hook: switchyard_contract::Hook) -> bool {
         false
     }
     fn escalate(&self, items: &ItemBatch) -> Decided<Vec<Escalation>> {
@@ -221,7 +221,7 @@ impl RuleSet for BuiltInRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_sdk::{NewCandidate, NewItem, SkillId, SkillReq};
+    use switchyard_contract::{NewCandidate, NewItem, SkillId, SkillReq};
 
     /// JSON keeps the `kind`-tagged shape the API and reports show; a binary
     /// format reads back what it wrote.

@@ -7,7 +7,7 @@
 //! let report = runtime.register_file("billing", "plugins/billing.wasm", DepartmentConfig::new())?;
 //! println!("billing plugin generation {} (cached: {})", report.generation, report.cache_hit);
 //! let rules = runtime.rules("billing");
-//! let batch = switchyard_sdk::ItemBatch::new(1_700_000_000_000);
+//! let batch = switchyard_contract::ItemBatch::new(1_700_000_000_000);
 //! let decided = rules.prioritise(&batch);
 //! println!("decided by {}", decided.source);
 //! # Ok(()) }
@@ -27,12 +27,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
+use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 
 use crate::error::{Error, Result};
 use crate::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
 use crate::sandbox::{EngineOptions, Limits, PoolOptions, Sandbox};
-use crate::stats::{Admission, BreakerConfig, FailureKind, HookKind, PluginStats};
+use crate::stats::{Admission, BreakerConfig, FailureKind, PluginStats};
+use switchyard_contract::Hook;
 
 pub use crate::plugin::{DepartmentConfig, Hooks, LoadReport, Plugin};
 
@@ -378,7 +379,7 @@ struct DepartmentRules {
 impl DepartmentRules {
     fn decide<T>(
         &self,
-        hook: HookKind,
+        hook: Hook,
         built_in: impl FnOnce() -> T,
         call: impl FnOnce(&Plugin) -> Result<Option<T>>,
     ) -> Decided<T> {
@@ -441,22 +442,18 @@ impl DepartmentRules {
 
 impl RuleSet for DepartmentRules {
     fn prioritise(&self, items: &ItemBatch) -> Decided<Vec<Priority>> {
-        self.decide(HookKind::Prioritise, || BuiltInRules::prioritise(items), |p| p.prioritise(items))
+        self.decide(Hook::Prioritise, || BuiltInRules::prioritise(items), |p| p.prioritise(items))
     }
 
     fn escalate(&self, items: &ItemBatch) -> Decided<Vec<Escalation>> {
-        self.decide(HookKind::Escalate, || BuiltInRules::escalate(items), |p| p.escalate(items))
+        self.decide(Hook::Escalate, || BuiltInRules::escalate(items), |p| p.escalate(items))
     }
 
     fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
-        self.decide(
-            HookKind::Match,
-            || BuiltInRules::match_agents(item, candidates),
-            |p| p.match_agents(item, candidates),
-        )
+        self.decide(Hook::Match, || BuiltInRules::match_agents(item, candidates), |p| p.match_agents(item, candidates))
     }
 
-    fn calls_plugin(&self, hook: HookKind) -> bool {
+    fn calls_plugin(&self, hook: Hook) -> bool {
         self.department.current.load().as_ref().is_some_and(|plugin| plugin.hooks().has(hook))
     }
 }

@@ -682,19 +682,19 @@ impl bindings::switchyard::routing::host::Host for PluginState {
         let fields = fields.join(" ");
         let plugin = &*self.plugin;
         match contract::log_level_from_wit(level) {
-            switchyard_sdk::LogLevel::Trace => {
+            switchyard_contract::LogLevel::Trace => {
                 tracing::trace!(target: "switchyard::plugin", plugin, %fields, "{message}")
             }
-            switchyard_sdk::LogLevel::Debug => {
+            switchyard_contract::LogLevel::Debug => {
                 tracing::debug!(target: "switchyard::plugin", plugin, %fields, "{message}")
             }
-            switchyard_sdk::LogLevel::Info => {
+            switchyard_contract::LogLevel::Info => {
                 tracing::info!(target: "switchyard::plugin", plugin, %fields, "{message}")
             }
-            switchyard_sdk::LogLevel::Warn => {
+            switchyard_contract::LogLevel::Warn => {
                 tracing::warn!(target: "switchyard::plugin", plugin, %fields, "{message}")
             }
-            switchyard_sdk::LogLevel::Error => {
+            switchyard_contract::LogLevel::Error => {
                 tracing::error!(target: "switchyard::plugin", plugin, %fields, "{message}")
             }
         }

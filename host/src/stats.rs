@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use switchyard_contract::Hook;
 
 /// Why a plugin's answer was not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -71,29 +72,6 @@ impl FailureKind {
 impl std::fmt::Display for FailureKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// Which hook a call was for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HookKind {
-    /// `prioritise`.
-    Prioritise,
-    /// `escalate`.
-    Escalate,
-    /// `match-agents`.
-    Match,
-}
-
-impl HookKind {
-    /// The hook's name as in the contract.
-    pub fn name(self) -> &'static str {
-        match self {
-            HookKind::Prioritise => crate::contract::hook::PRIORITISE,
-            HookKind::Escalate => crate::contract::hook::ESCALATE,
-            HookKind::Match => crate::contract::hook::MATCH,
-        }
     }
 }
 
@@ -250,7 +228,7 @@ impl Default for StatsCell {
 }
 
 impl StatsCell {
-    pub fn record_call(&self, hook: HookKind, latency: Duration) {
+    pub fn record_call(&self, hook: Hook, latency: Duration) {
         self.calls[hook as usize].fetch_add(1, Ordering::Relaxed);
         self.buckets[bucket_of(latency)].fetch_add(1, Ordering::Relaxed);
     }
@@ -473,10 +451,10 @@ mod tests {
     fn histogram_quantiles_come_from_log_buckets() {
         let cell = StatsCell::default();
         for _ in 0..98 {
-            cell.record_call(HookKind::Prioritise, Duration::from_nanos(900)); // < 1024 ns
+            cell.record_call(Hook::Prioritise, Duration::from_nanos(900)); // < 1024 ns
         }
-        cell.record_call(HookKind::Match, Duration::from_micros(40)); // < 65 536 ns
-        cell.record_call(HookKind::Match, Duration::from_millis(60)); // < 2^26 ns
+        cell.record_call(Hook::Match, Duration::from_micros(40)); // < 65 536 ns
+        cell.record_call(Hook::Match, Duration::from_millis(60)); // < 2^26 ns
         let stats = cell.snapshot("p", 1, BreakerState::Closed { consecutive_failures: 0 });
         assert_eq!(stats.calls, HookCounts { prioritise: 98, escalate: 0, match_agents: 2 });
         assert_eq!(stats.latency.count(), 100);

@@ -840,7 +840,8 @@ fn runtime_is_send_sync_and_clone() {
 /// Run `plugins/<dir>/fixtures.toml` against the built component of `plugins/<dir>`:
 /// every case must be decided by the plugin and meet its expectation.
 fn run_fixtures(dir: &str) {
-    use switchyard_sdk::fixtures::{Fixtures, Hook};
+    use switchyard_sdk::Hook;
+    use switchyard_sdk::fixtures::Fixtures;
     let component = artifacts::path(dir).unwrap_or_else(|| panic!("no component for {dir}"));
     let file = format!("{}/../plugins/{dir}/fixtures.toml", env!("CARGO_MANIFEST_DIR"));
     let fixtures = Fixtures::load(&file).unwrap_or_else(|e| panic!("{e}"));

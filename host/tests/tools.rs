@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use switchyard_host::contract::Hook;
 use switchyard_host::runtime::{DepartmentConfig, Runtime};
-use switchyard_host::stats::HookKind;
 use switchyard_host::tools::check::{CheckOptions, check};
 use switchyard_host::tools::record::{DecisionLog, RecordedDecision, RecordingRules, read_log};
 use switchyard_host::tools::replay::{ReplayOptions, replay};
@@ -92,7 +92,7 @@ fn run_prints_the_decisions_of_one_hook() {
             {"label": "standard", "channel": "voice", "queue": "billing"}]"#,
     )
     .unwrap();
-    let options = RunOptions { hook: HookKind::Prioritise, config: vec![], repeat: 5 };
+    let options = RunOptions { hook: Hook::Prioritise, config: vec![], repeat: 5 };
     let (ok, text) = report(|out| run(Path::new(artifacts::BILLING), &input, &options, out).expect("run runs"));
     assert!(ok, "{text}");
     // The billing fixtures pin these two: 75 (gold, repeat, 300 at stake, voice) and 10 (voice only).
@@ -110,7 +110,7 @@ fn run_reports_a_hook_that_fails() {
     let dir = temp_dir("run-loop");
     let input = dir.join("items.json");
     std::fs::write(&input, r#"{"items": [{"queue": "billing"}]}"#).unwrap();
-    let options = RunOptions { hook: HookKind::Prioritise, config: vec![], repeat: 0 };
+    let options = RunOptions { hook: Hook::Prioritise, config: vec![], repeat: 0 };
     let (ok, text) = report(|out| run(Path::new(artifacts::HOSTILE_LOOP), &input, &options, out).expect("run runs"));
     assert!(!ok, "{text}");
     assert!(text.contains("`prioritise` failed"), "{text}");
@@ -228,7 +228,8 @@ fn rust_scaffold_builds_a_component_that_passes_check() {
     // Outside this repository the SDK is a versioned dependency; only the
     // patch (while the SDK is unpublished) names this checkout.
     let manifest = std::fs::read_to_string(target.join("Cargo.toml")).expect("the manifest");
-    assert!(manifest.contains(&format!("switchyard-sdk = \"{}\"", env!("CARGO_PKG_VERSION"))), "{manifest}");
+    let versioned = format!("switchyard-sdk = {{ version = \"{}\" }}", env!("CARGO_PKG_VERSION"));
+    assert!(manifest.contains(&versioned), "{manifest}");
     assert!(manifest.contains("[patch.crates-io]") && manifest.contains("[workspace]"), "{manifest}");
     // One shared target dir across runs keeps this to one incremental build.
     let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");

@@ -578,11 +578,11 @@ pub unsafe fn post_match_agents(ret: *mut u8) {
 const _: () = assert!(MATCH_PARAMS_SIZE == 8 + 2 * 11 * P);
 
 // On wasm32 the answer layouts above are the canonical ABI's: check them
-// against the layouts computed from the WIT (`switchyard_abi_layout`), so a WIT
+// against the layouts computed from the WIT (`switchyard_contract::layout`), so a WIT
 // edit fails every plugin's build instead of writing wrong bytes.
 #[cfg(target_pointer_width = "32")]
 const _: () = {
-    use switchyard_abi_layout::{ESCALATION, PRIORITY};
+    use switchyard_contract::layout::{ESCALATION, PRIORITY};
     assert!(PRIORITY_SIZE == PRIORITY.size && PRIORITY_ALIGN == PRIORITY.align);
     assert!(PRIORITY.fields.len() == 3 && PRIORITY.offset("priority") == 0);
     // option<u32>: discriminant @4, id @8 (what `write_priority` writes).

@@ -435,6 +435,14 @@ const _: fn() = || {
     send::<Context>();
 };
 
+/// The contract's decision helpers ([`crate::Priority::because_with`],
+/// [`crate::Reason`]) ask the context whether to build explanations.
+impl switchyard_contract::Explain for Context {
+    fn explain(&self) -> bool {
+        Context::explain(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,23 +8,30 @@
 //! component in the host.
 //!
 //! ## Layout
+//! The wire types come from `switchyard-contract`, the crate the host builds
+//! against too, and are re-exported here:
 //! - [`types`]: ids, channels, tiers, and the decisions rules return.
 //! - [`batch`]: the wire shapes (struct-of-arrays batches, candidate tables) and the
 //!   [`Item`] / [`Candidate`] views a rule reads.
 //! - [`names`]: interned name tables for skills, queues and attribute keys.
+//! - `fixtures` (feature `fixtures`): the fixture file format.
+//!
+//! The SDK's own:
 //! - [`context`]: what a rule may ask its host (names, config, time, log).
 //! - [`rules`](mod@rules): the [`Rules`] trait and the batch drivers.
-//! - [`testing`] and [`fixtures`]: the native test harness and fixture files.
+//! - [`testing`]: the native test harness (fixture runs with feature `fixtures`;
+//!   enable it for a plugin's tests only, as a dev-dependency, so the component
+//!   build compiles neither serde nor TOML).
 #![deny(missing_docs)]
 
 mod abi;
-pub mod batch;
 pub mod context;
-pub mod fixtures;
-pub mod names;
 pub mod rules;
 pub mod testing;
-pub mod types;
+
+#[cfg(feature = "fixtures")]
+pub use switchyard_contract::fixtures;
+pub use switchyard_contract::{batch, names, types};
 #[doc(hidden)]
 pub mod wasm;
 
@@ -32,11 +39,12 @@ pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidat
 pub use context::{Context, EXPLAIN_KEY, LogRecord, TestHost};
 pub use names::{Catalog, NameTable};
 pub use rules::Rules;
+pub use switchyard_contract::{Explain, Hook};
 pub use switchyard_sdk_macros::rules;
 pub use types::*;
 
 /// Version of the WIT contract this SDK builds against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub use switchyard_contract::CONTRACT_VERSION;
 
 /// What the export macro's generated code refers to. Not part of the public API.
 #[doc(hidden)]

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use switchyard_sdk::{
+use switchyard_contract::{
     CandidateTable, Catalog, Channel, Escalation, EscalationAction, ItemBatch, ItemRow, Priority, QueueId, SkillId,
     SkillReq,
 };
@@ -43,7 +43,7 @@ use super::{ITEM_ROW, SKILL_REQ};
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
 use crate::contract::{self, wit};
 use crate::sandbox::{EngineOptions, Limits, PluginState, Sandbox, StoreSpec, WasiPolicy};
-use switchyard_abi_layout::RecordLayout;
+use switchyard_contract::layout::RecordLayout;
 
 // ---------------------------------------------------------------------------
 // The echo plugin, loaded once

@@ -24,7 +24,7 @@
 //! One flat directory; per department `<department>`:
 //! - `<department>.wasm`: the component (required; its change triggers a reload);
 //! - `<department>.fixtures.toml`: fixture items with expected decisions
-//!   ([`switchyard_sdk::fixtures`] format), optional; every case must pass before
+//!   ([`switchyard_contract::fixtures`] format), optional; every case must pass before
 //!   a generation may become active;
 //! - `<department>.config.toml`: the department's [`DepartmentConfig`]
 //!   (`[values]`, `[limits]`, `[wasi]`, `[breaker]`), optional.
@@ -84,7 +84,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use switchyard_sdk::fixtures::Fixtures;
+use switchyard_contract::fixtures::Fixtures;
 
 use crate::error::{Error, Result};
 use crate::plugin::{DepartmentConfig, Hooks, Plugin};
@@ -1006,7 +1006,7 @@ impl ReloadManager {
         if validation.passed() && smoke {
             let queue = state.setup.smoke_queue.as_deref().and_then(|name| {
                 let catalog = self.inner.runtime.catalog().read().unwrap_or_else(|p| p.into_inner());
-                catalog.table(switchyard_sdk::NameKind::Queue).id(name)
+                catalog.table(switchyard_contract::NameKind::Queue).id(name)
             });
             if let Err(reason) = validate::smoke_call(&plugin, queue.unwrap_or(0)) {
                 check = "smoke call";

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
-use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
+use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 
 use crate::plugin::Plugin;
 use crate::rules::{BuiltInRules, Decided, RuleSet};
@@ -211,9 +211,9 @@ pub struct ExampleItem {
     /// Queue id (interned).
     pub queue: u32,
     /// Channel.
-    pub channel: switchyard_sdk::Channel,
+    pub channel: switchyard_contract::Channel,
     /// Customer tier.
-    pub tier: switchyard_sdk::Tier,
+    pub tier: switchyard_contract::Tier,
     /// Priority before the decision.
     pub priority: i32,
     /// Age, ms.
@@ -511,7 +511,7 @@ impl RuleSet for ShadowedRules {
         decided
     }
 
-    fn calls_plugin(&self, hook: crate::stats::HookKind) -> bool {
+    fn calls_plugin(&self, hook: switchyard_contract::Hook) -> bool {
         // A shadow runs beside the active rules on every call.
         self.active.calls_plugin(hook) || self.shadow.load().is_some()
     }

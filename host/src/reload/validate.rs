@@ -1,6 +1,6 @@
 //! Validation of a candidate generation before it may be swapped in: every case
 //! of the department's fixture file is decided by the candidate (loaded but not
-//! active) and checked with [`switchyard_sdk::fixtures`]. A hook the candidate
+//! active) and checked with [`switchyard_contract::fixtures`]. A hook the candidate
 //! does not export is decided by the built-in rule, exactly as it would be once
 //! active, and that answer is checked too: a build that drops a hook the
 //! department's fixtures cover is caught here.
@@ -12,8 +12,9 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::fixtures::{Case, Fixtures, Hook};
-use switchyard_sdk::{CandidateTable, Channel, ItemBatch, NewCandidate, NewItem};
+use switchyard_contract::Hook;
+use switchyard_contract::fixtures::{Case, Fixtures};
+use switchyard_contract::{CandidateTable, Channel, ItemBatch, NewCandidate, NewItem};
 
 use crate::plugin::Plugin;
 use crate::rules::{BuiltInRules, SharedCatalog};

@@ -228,7 +228,7 @@ impl ReloadManager {
             }
         }
         if let Some(text) = &fixtures_text {
-            match switchyard_sdk::fixtures::Fixtures::parse(text, &fixtures_path) {
+            match switchyard_contract::fixtures::Fixtures::parse(text, &fixtures_path) {
                 Ok(fixtures) => setup = setup.with_fixtures(fixtures),
                 Err(error) => {
                     self.record_refusal(department, sha256, &source, &trigger, error.to_string());

@@ -498,7 +498,7 @@ fn erlang_for(run: &SimRun, queue: &str, agents: usize, threshold_s: f64) -> Opt
     let streams: Vec<_> = scenario.arrivals.iter().filter(|a| a.queue == queue).collect();
     let [stream] = streams.as_slice() else { return None };
     let DistSpec::Exponential { mean_s } = stream.handle_time else { return None };
-    if stream.patience.is_some() || stream.profile.is_some() || stream.channel != switchyard_sdk::Channel::Voice {
+    if stream.patience.is_some() || stream.profile.is_some() || stream.channel != switchyard_contract::Channel::Voice {
         return None;
     }
     // Dedicated agents: every agent serving the queue serves only it, all day.

@@ -356,7 +356,7 @@ mod tests {
     struct Deferring(AtomicBool);
 
     impl RuleSet for Deferring {
-        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_contract::Priority>> {
             crate::rules::Decided::built_in(BuiltInRules::prioritise(items))
         }
         fn escalate(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<Escalation>> {
@@ -408,7 +408,7 @@ mod tests {
     struct SeesOccupancy(std::sync::Mutex<Vec<Vec<f32>>>);
 
     impl RuleSet for SeesOccupancy {
-        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_contract::Priority>> {
             crate::rules::Decided::built_in(BuiltInRules::prioritise(items))
         }
         fn escalate(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<Escalation>> {
@@ -472,7 +472,7 @@ mod tests {
     }
 
     impl RuleSet for RefusesOutside {
-        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_contract::Priority>> {
             crate::rules::Decided::built_in(BuiltInRules::prioritise(items))
         }
         fn escalate(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<Escalation>> {

@@ -185,7 +185,7 @@ mod tests {
     struct Counting(AtomicUsize);
 
     impl RuleSet for Counting {
-        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_contract::Priority>> {
             crate::rules::Decided::built_in(BuiltInRules::prioritise(items))
         }
         fn escalate(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<Escalation>> {

@@ -506,7 +506,7 @@ mod tests {
     struct Asked(Mutex<Vec<ItemBatch>>);
 
     impl RuleSet for Asked {
-        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+        fn prioritise(&self, items: &ItemBatch) -> crate::rules::Decided<Vec<switchyard_contract::Priority>> {
             self.0.lock().unwrap().push(items.clone());
             crate::rules::Decided::built_in(BuiltInRules::prioritise(items))
         }

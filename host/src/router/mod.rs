@@ -54,7 +54,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::{
+use switchyard_contract::{
     CandidateTable, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, NewCandidate, NewItem, SkillId,
     SkillReq, Tier,
 };

@@ -57,7 +57,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::SkillId;
+use switchyard_contract::SkillId;
 
 use super::{
     Agent, AgentId, Alert, CaseRecord, CustomerRecord, DepartmentSpec, ExceptionEntry, ExceptionReason, Item, ItemId,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use switchyard_sdk::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
+use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 
 use crate::rules::{BuiltInRules, Decided, RuleSet, RuleSource};
 use crate::runtime::Runtime;
@@ -153,7 +153,7 @@ impl RuleSet for BudgetedRules {
     fn match_agents(&self, item: &ItemBatch, candidates: &CandidateTable) -> Decided<MatchResult> {
         self.run(|r| r.match_agents(item, candidates), || BuiltInRules::match_agents(item, candidates))
     }
-    fn calls_plugin(&self, hook: crate::stats::HookKind) -> bool {
+    fn calls_plugin(&self, hook: switchyard_contract::Hook) -> bool {
         self.inner.calls_plugin(hook)
     }
 }

@@ -276,7 +276,7 @@ pub struct DepartmentEntry {
     pub name: Spanned<String>,
     /// Path of the department's plugin component, relative to the config file.
     pub plugin: Option<PathBuf>,
-    /// Fixture file (the [`switchyard_sdk::fixtures`] format) every candidate
+    /// Fixture file (the [`switchyard_contract::fixtures`] format) every candidate
     /// plugin of the department must pass, relative to the config file.
     /// Fixtures uploaded with `PUT /v1/plugins/{department}/fixtures` take its
     /// place. Default: none (load checks and the smoke call only).

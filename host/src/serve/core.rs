@@ -273,7 +273,7 @@ impl Core {
         self.intake_plan(id, planned)
     }
 
-    fn intake_plan(&self, id: ItemId, planned: Option<(String, switchyard_sdk::ItemBatch)>) -> IntakePlan {
+    fn intake_plan(&self, id: ItemId, planned: Option<(String, switchyard_contract::ItemBatch)>) -> IntakePlan {
         let call = planned.and_then(|(department, batch)| {
             let rules = self.direct_rules.get(&department)?.clone();
             Some((department, batch, rules))
@@ -666,7 +666,7 @@ pub(crate) struct IntakePlan {
     /// The reserved id (journaled with the item).
     pub(crate) id: u64,
     /// (department, the `prioritise` batch, the department's rules below the tape).
-    pub(crate) call: Option<(String, switchyard_sdk::ItemBatch, Arc<dyn crate::rules::RuleSet>)>,
+    pub(crate) call: Option<(String, switchyard_contract::ItemBatch, Arc<dyn crate::rules::RuleSet>)>,
 }
 
 /// What applying an op produced.

@@ -46,7 +46,7 @@ use std::sync::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use switchyard_sdk::{Channel, MatchResult, Tier};
+use switchyard_contract::{Channel, MatchResult, Tier};
 
 use crate::router::{Capacity, Presence};
 use crate::rules::RuleSource;

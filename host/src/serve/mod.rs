@@ -94,7 +94,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
     std::fs::create_dir_all(data_dir).map_err(|source| Error::Io { path: data_dir.to_owned(), source })?;
     let journal = Arc::new(GroupCommit::new(Box::new(RedbJournal::open(&data_dir.join("journal.redb"))?)));
 
-    let catalog = Arc::new(RwLock::new(switchyard_sdk::Catalog::default()));
+    let catalog = Arc::new(RwLock::new(switchyard_contract::Catalog::default()));
     let runtime = Runtime::builder().catalog(catalog.clone()).cache_dir(data_dir.join("cache")).build()?;
     // Every rule change goes through the reload manager; its audit log is a
     // file beside the journal, read back at a restart.

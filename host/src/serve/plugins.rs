@@ -38,7 +38,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use switchyard_sdk::fixtures::Fixtures;
+use switchyard_contract::fixtures::Fixtures;
 
 use crate::error::{Error, Result};
 use crate::reload::{
@@ -585,7 +585,7 @@ pub(crate) async fn rollback(
 }
 
 /// `PUT /v1/plugins/{department}/fixtures`: the department's fixtures (TOML,
-/// the `switchyard_sdk::fixtures` format) every later candidate must pass. The
+/// the `switchyard_contract::fixtures` format) every later candidate must pass. The
 /// answer says whether the active generation passes them too (it stays active
 /// either way: fixtures gate candidates, not what already runs).
 pub(crate) async fn put_fixtures(

@@ -36,12 +36,12 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use switchyard_sdk::{
+use switchyard_contract::{
     CandidateTable, Catalog, Escalation, EscalationAction, ItemBatch, MatchResult, NameKind, Priority, QueueId, SkillId,
 };
 
 use crate::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
-use crate::stats::HookKind;
+use switchyard_contract::Hook;
 
 use super::journal::{ActionOutcome, EscalationOutcome, Origin, Outcome, PriorityOutcome};
 
@@ -407,7 +407,7 @@ impl RuleSet for TapedRules {
             },
             Some(_) => Decided { value: BuiltInRules::escalate(items), source: self.replay_fallback() },
             None => {
-                let decided = if !self.inner.calls_plugin(HookKind::Escalate) {
+                let decided = if !self.inner.calls_plugin(Hook::Escalate) {
                     // The built-in rule: nothing to wait for.
                     self.inner.escalate(items)
                 } else {
@@ -454,7 +454,7 @@ impl RuleSet for TapedRules {
             Some(Some(Outcome::Match { by, result })) => Decided { value: result, source: by.into() },
             Some(_) => Decided { value: BuiltInRules::match_agents(item, candidates), source: self.replay_fallback() },
             None => {
-                let decided = if !self.inner.calls_plugin(HookKind::Match) {
+                let decided = if !self.inner.calls_plugin(Hook::Match) {
                     self.inner.match_agents(item, candidates)
                 } else {
                     self.tape.take_match_answer(&self.department, item, candidates).unwrap_or_else(|| {
@@ -476,7 +476,7 @@ impl RuleSet for TapedRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_sdk::{NewCandidate, NewItem};
+    use switchyard_contract::{NewCandidate, NewItem};
 
     /// Answers that could only come from the wrapped rules: priority 42, a
     /// move to `vip`, an alert, and candidate 1 preferred.

@@ -237,15 +237,21 @@ fn an_item_over_a_router_limit_is_refused_before_it_is_journaled() {
 struct Alerting;
 
 impl crate::rules::RuleSet for Alerting {
-    fn prioritise(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+    fn prioritise(
+        &self,
+        items: &switchyard_contract::ItemBatch,
+    ) -> crate::rules::Decided<Vec<switchyard_contract::Priority>> {
         crate::rules::BuiltInRules.prioritise(items)
     }
-    fn escalate(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
+    fn escalate(
+        &self,
+        items: &switchyard_contract::ItemBatch,
+    ) -> crate::rules::Decided<Vec<switchyard_contract::Escalation>> {
         let answers = items
             .rows
             .iter()
-            .map(|_| switchyard_sdk::Escalation {
-                actions: vec![switchyard_sdk::EscalationAction::Alert("customer waited too long".into())],
+            .map(|_| switchyard_contract::Escalation {
+                actions: vec![switchyard_contract::EscalationAction::Alert("customer waited too long".into())],
                 recheck_in_ms: None,
             })
             .collect();
@@ -253,9 +259,9 @@ impl crate::rules::RuleSet for Alerting {
     }
     fn match_agents(
         &self,
-        item: &switchyard_sdk::ItemBatch,
-        candidates: &switchyard_sdk::CandidateTable,
-    ) -> crate::rules::Decided<switchyard_sdk::MatchResult> {
+        item: &switchyard_contract::ItemBatch,
+        candidates: &switchyard_contract::CandidateTable,
+    ) -> crate::rules::Decided<switchyard_contract::MatchResult> {
         crate::rules::BuiltInRules.match_agents(item, candidates)
     }
 }
@@ -444,19 +450,25 @@ impl LockProbe {
 }
 
 impl crate::rules::RuleSet for LockProbe {
-    fn prioritise(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+    fn prioritise(
+        &self,
+        items: &switchyard_contract::ItemBatch,
+    ) -> crate::rules::Decided<Vec<switchyard_contract::Priority>> {
         self.note(0);
         self.inner.prioritise(items)
     }
-    fn escalate(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
+    fn escalate(
+        &self,
+        items: &switchyard_contract::ItemBatch,
+    ) -> crate::rules::Decided<Vec<switchyard_contract::Escalation>> {
         self.note(1);
         self.inner.escalate(items)
     }
     fn match_agents(
         &self,
-        item: &switchyard_sdk::ItemBatch,
-        candidates: &switchyard_sdk::CandidateTable,
-    ) -> crate::rules::Decided<switchyard_sdk::MatchResult> {
+        item: &switchyard_contract::ItemBatch,
+        candidates: &switchyard_contract::CandidateTable,
+    ) -> crate::rules::Decided<switchyard_contract::MatchResult> {
         self.note(2);
         self.inner.match_agents(item, candidates)
     }
@@ -523,19 +535,25 @@ fn no_rule_is_asked_under_the_state_lock() {
 struct VetoesPriorityNine;
 
 impl crate::rules::RuleSet for VetoesPriorityNine {
-    fn prioritise(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Priority>> {
+    fn prioritise(
+        &self,
+        items: &switchyard_contract::ItemBatch,
+    ) -> crate::rules::Decided<Vec<switchyard_contract::Priority>> {
         crate::rules::Decided::built_in(crate::rules::BuiltInRules::prioritise(items))
     }
-    fn escalate(&self, items: &switchyard_sdk::ItemBatch) -> crate::rules::Decided<Vec<switchyard_sdk::Escalation>> {
+    fn escalate(
+        &self,
+        items: &switchyard_contract::ItemBatch,
+    ) -> crate::rules::Decided<Vec<switchyard_contract::Escalation>> {
         crate::rules::Decided::built_in(crate::rules::BuiltInRules::escalate(items))
     }
     fn match_agents(
         &self,
-        item: &switchyard_sdk::ItemBatch,
-        candidates: &switchyard_sdk::CandidateTable,
-    ) -> crate::rules::Decided<switchyard_sdk::MatchResult> {
+        item: &switchyard_contract::ItemBatch,
+        candidates: &switchyard_contract::CandidateTable,
+    ) -> crate::rules::Decided<switchyard_contract::MatchResult> {
         if item.rows.first().is_some_and(|row| row.priority == 9) {
-            return crate::rules::Decided::built_in(switchyard_sdk::MatchResult::Ranked(Vec::new()));
+            return crate::rules::Decided::built_in(switchyard_contract::MatchResult::Ranked(Vec::new()));
         }
         crate::rules::Decided::built_in(crate::rules::BuiltInRules::match_agents(item, candidates))
     }

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use switchyard_sdk::Catalog;
+use switchyard_contract::Catalog;
 
 use super::plugins::{self, LoadedRules};
 use super::scenario::Scenario;

@@ -29,7 +29,7 @@ use std::sync::{Arc, RwLock};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use switchyard_sdk::Catalog;
+use switchyard_contract::Catalog;
 
 use crate::clock::{Clock, VirtualClock};
 use crate::error::Result;
@@ -485,7 +485,7 @@ impl Sim<'_> {
                     at_ms: now,
                     department: new.department.clone(),
                     queue: new.queue.clone(),
-                    channel: new.channel.unwrap_or(switchyard_sdk::Channel::Voice),
+                    channel: new.channel.unwrap_or(switchyard_contract::Channel::Voice),
                     skills: new.skills.iter().cloned().collect(),
                     attributes: new.attributes.iter().cloned().collect(),
                     priority: new.priority,
@@ -632,7 +632,7 @@ impl Sim<'_> {
         let recorded_handoff = next.handoff.as_ref().map(|(new, _)| traffic::Handoff {
             department: new.department.clone(),
             queue: new.queue.clone(),
-            channel: new.channel.unwrap_or(switchyard_sdk::Channel::Voice),
+            channel: new.channel.unwrap_or(switchyard_contract::Channel::Voice),
             skills: new.skills.iter().cloned().collect(),
             priority: new.priority,
             due_in_ms: new.due_in_ms,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use switchyard_sdk::{Channel, Tier};
+use switchyard_contract::{Channel, Tier};
 
 use super::dist::DistSpec;
 use crate::error::{Error, Result};

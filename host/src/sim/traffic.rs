@@ -23,7 +23,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::{Channel, Tier};
+use switchyard_contract::{Channel, Tier};
 
 use crate::error::{Error, Result};
 

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use switchyard_sdk::fixtures::Fixtures;
+use switchyard_contract::fixtures::Fixtures;
 
 use crate::error::{Error, Result};
 use crate::plugin::DepartmentConfig;

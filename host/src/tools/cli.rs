@@ -11,7 +11,7 @@ use super::replay::{ReplayOptions, replay};
 use super::run::{RunOptions, run};
 use super::scaffold::{Lang, NewOptions, new_plugin};
 use crate::error::{Error, Result};
-use crate::stats::HookKind;
+use switchyard_contract::Hook;
 
 /// Write, inspect and try rule plugins.
 #[derive(Debug, Subcommand)]
@@ -93,11 +93,11 @@ pub struct ReplayArgs {
     pub max_shown: usize,
 }
 
-fn hook_of(name: &str) -> Result<HookKind> {
+fn hook_of(name: &str) -> Result<Hook> {
     match name {
-        "prioritise" | "prioritize" => Ok(HookKind::Prioritise),
-        "escalate" => Ok(HookKind::Escalate),
-        "match" | "match-agents" => Ok(HookKind::Match),
+        "prioritise" | "prioritize" => Ok(Hook::Prioritise),
+        "escalate" => Ok(Hook::Escalate),
+        "match" | "match-agents" => Ok(Hook::Match),
         other => Err(Error::Invalid(format!("unknown hook `{other}` (expected prioritise, escalate or match)"))),
     }
 }

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use switchyard_sdk::testing::WorkItem;
-use switchyard_sdk::{
+use switchyard_contract::named::WorkItem;
+use switchyard_contract::{
     CandidateTable, Catalog, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, NewCandidate, Priority,
     QueueId, Tier,
 };
@@ -125,13 +125,13 @@ pub struct DecisionRecord {
     pub source: String,
 }
 
-fn name(catalog: &Catalog, kind: switchyard_sdk::NameKind, id: u32) -> String {
+fn name(catalog: &Catalog, kind: switchyard_contract::NameKind, id: u32) -> String {
     catalog.table(kind).name(id).map(str::to_owned).unwrap_or_else(|| format!("#{id}"))
 }
 
 /// Describe escalation actions with names, one string per action.
 pub fn describe_action(catalog: &Catalog, action: &EscalationAction) -> String {
-    use switchyard_sdk::NameKind;
+    use switchyard_contract::NameKind;
     match action {
         EscalationAction::RaiseBy(n) => format!("raise-by {n}"),
         EscalationAction::RaiseTo(n) => format!("raise-to {n}"),
@@ -144,7 +144,7 @@ pub fn describe_action(catalog: &Catalog, action: &EscalationAction) -> String {
 
 /// The items of a batch with names resolved.
 pub fn items_of(catalog: &Catalog, batch: &ItemBatch) -> Vec<RecordedItem> {
-    use switchyard_sdk::NameKind;
+    use switchyard_contract::NameKind;
     batch
         .iter()
         .map(|item| RecordedItem {
@@ -170,7 +170,7 @@ pub fn items_of(catalog: &Catalog, batch: &ItemBatch) -> Vec<RecordedItem> {
 pub fn table_of(catalog: &Catalog, table: &CandidateTable) -> RecordedTable {
     RecordedTable {
         agent_ids: table.agent_ids.clone(),
-        columns: table.skill_columns.iter().map(|&s| name(catalog, switchyard_sdk::NameKind::Skill, s)).collect(),
+        columns: table.skill_columns.iter().map(|&s| name(catalog, switchyard_contract::NameKind::Skill, s)).collect(),
         proficiency: table.proficiency.clone(),
         idle_ms: table.idle_ms.clone(),
         occupancy: table.occupancy.clone(),
@@ -231,7 +231,7 @@ pub fn priorities_of(catalog: &Catalog, priorities: &[Priority]) -> Vec<Recorded
         .iter()
         .map(|p| RecordedPriority {
             priority: p.priority,
-            queue: p.queue.map(|q: QueueId| name(catalog, switchyard_sdk::NameKind::Queue, q.0)),
+            queue: p.queue.map(|q: QueueId| name(catalog, switchyard_contract::NameKind::Queue, q.0)),
             reason: p.reason.clone(),
         })
         .collect()
@@ -380,7 +380,7 @@ impl RuleSet for RecordingRules {
         decided
     }
 
-    fn calls_plugin(&self, hook: crate::stats::HookKind) -> bool {
+    fn calls_plugin(&self, hook: switchyard_contract::Hook) -> bool {
         self.inner.calls_plugin(hook)
     }
 }

@@ -5,7 +5,7 @@
 //! Input: for `prioritise` and `escalate`, a JSON array of items or
 //! `{"now_ms": …, "items": [...]}`; for `match`, `{"now_ms": …, "item": {...},
 //! "agents": [...]}`. Items and agents use the fields of fixture files (see
-//! [`switchyard_sdk::fixtures`]): `channel`, `queue`, `tier`, `contacts`,
+//! [`switchyard_contract::fixtures`]): `channel`, `queue`, `tier`, `contacts`,
 //! `priority`, `value`, `age_s`, `due_in_s`, `skills`, `attributes`, `label`, `id`;
 //! agents `id`, `skills`, `idle_s`, `occupancy`, `load`.
 
@@ -14,20 +14,20 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use switchyard_sdk::fixtures::{ItemSpec, NoExpectation};
-use switchyard_sdk::testing::{Agent, DEFAULT_NOW_MS, candidate_table};
-use switchyard_sdk::{CandidateTable, ItemBatch};
+use switchyard_contract::fixtures::{ItemSpec, NoExpectation};
+use switchyard_contract::named::{Agent, DEFAULT_NOW_MS, candidate_table};
+use switchyard_contract::{CandidateTable, ItemBatch};
 
 use super::record::{escalations_of, priorities_of};
 use crate::error::{Error, Result};
 use crate::plugin::{DepartmentConfig, Plugin};
-use crate::stats::HookKind;
+use switchyard_contract::Hook;
 
 /// What `run` needs besides the component.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The hook to call.
-    pub hook: HookKind,
+    pub hook: Hook,
     /// Department config values (`key=value`).
     pub config: Vec<(String, String)>,
     /// Extra calls after the first, to time a warm instance.
@@ -58,7 +58,7 @@ enum Call {
     Match(ItemBatch, CandidateTable),
 }
 
-fn parse_input(path: &Path, hook: HookKind, catalog: &crate::rules::SharedCatalog) -> Result<Call> {
+fn parse_input(path: &Path, hook: Hook, catalog: &crate::rules::SharedCatalog) -> Result<Call> {
     let text = super::read_text(path)?;
     let invalid = |e: serde_json::Error| Error::Config {
         path: path.to_owned(),
@@ -66,7 +66,7 @@ fn parse_input(path: &Path, hook: HookKind, catalog: &crate::rules::SharedCatalo
     };
     let mut names = catalog.write().unwrap_or_else(|p| p.into_inner());
     match hook {
-        HookKind::Prioritise | HookKind::Escalate => {
+        Hook::Prioritise | Hook::Escalate => {
             // Parse the shape the text starts with, so errors keep their line and column.
             let (now_ms, items) = if text.trim_start().starts_with('[') {
                 (None, serde_json::from_str::<Vec<ItemSpec<NoExpectation>>>(&text).map_err(invalid)?)
@@ -85,7 +85,7 @@ fn parse_input(path: &Path, hook: HookKind, catalog: &crate::rules::SharedCatalo
             }
             Ok(Call::Batch(batch, labels))
         }
-        HookKind::Match => {
+        Hook::Match => {
             let input: MatchInput = serde_json::from_str(&text).map_err(invalid)?;
             let mut batch = ItemBatch::new(input.now_ms.unwrap_or(DEFAULT_NOW_MS));
             let item = input.item.work_item();
@@ -166,8 +166,10 @@ pub fn run(wasm: &Path, input: &Path, options: &RunOptions, out: &mut dyn Write)
             writeln!(out, "{:<6} {:>10}  {:>6}", "agent", "score", "rank").map_err(io)?;
             for (i, id) in table.agent_ids.iter().enumerate() {
                 let score = match &result {
-                    switchyard_sdk::MatchResult::Scores(s) => s.get(i).map(|s| format!("{s:.3}")).unwrap_or_default(),
-                    switchyard_sdk::MatchResult::Ranked(_) => "-".to_owned(),
+                    switchyard_contract::MatchResult::Scores(s) => {
+                        s.get(i).map(|s| format!("{s:.3}")).unwrap_or_default()
+                    }
+                    switchyard_contract::MatchResult::Ranked(_) => "-".to_owned(),
                 };
                 let rank = ranking
                     .iter()
@@ -187,16 +189,16 @@ pub fn run(wasm: &Path, input: &Path, options: &RunOptions, out: &mut dyn Write)
 }
 
 enum Decision {
-    Priorities(Vec<switchyard_sdk::Priority>),
-    Escalations(Vec<switchyard_sdk::Escalation>),
-    Match(switchyard_sdk::MatchResult),
+    Priorities(Vec<switchyard_contract::Priority>),
+    Escalations(Vec<switchyard_contract::Escalation>),
+    Match(switchyard_contract::MatchResult),
 }
 
-fn call_hook(plugin: &Plugin, hook: HookKind, call: &Call) -> Result<Option<Decision>> {
+fn call_hook(plugin: &Plugin, hook: Hook, call: &Call) -> Result<Option<Decision>> {
     Ok(match (hook, call) {
-        (HookKind::Prioritise, Call::Batch(batch, _)) => plugin.prioritise(batch)?.map(Decision::Priorities),
-        (HookKind::Escalate, Call::Batch(batch, _)) => plugin.escalate(batch)?.map(Decision::Escalations),
-        (HookKind::Match, Call::Match(batch, table)) => plugin.match_agents(batch, table)?.map(Decision::Match),
+        (Hook::Prioritise, Call::Batch(batch, _)) => plugin.prioritise(batch)?.map(Decision::Priorities),
+        (Hook::Escalate, Call::Batch(batch, _)) => plugin.escalate(batch)?.map(Decision::Escalations),
+        (Hook::Match, Call::Match(batch, table)) => plugin.match_agents(batch, table)?.map(Decision::Match),
         _ => return Err(Error::Invalid(format!("the input does not fit the `{}` hook", hook.name()))),
     })
 }

@@ -123,12 +123,12 @@ pub fn new_plugin(options: &NewOptions) -> Result<Vec<PathBuf>> {
             let absolute_dir = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
             let (dependency, workspace) = if inside_workspace(&absolute_dir) {
                 // A member of this repository's workspace builds against the SDK beside it.
-                (format!("switchyard-sdk = {{ path = {:?} }}", sdk.display().to_string()), String::new())
+                (format!("path = {:?}", sdk.display().to_string()), String::new())
             } else {
                 // Anywhere else: the published SDK by version, its own workspace,
                 // and (while the SDK is not on crates.io) a patch to this copy of it.
                 (
-                    format!("switchyard-sdk = \"{SDK_VERSION}\""),
+                    format!("version = \"{SDK_VERSION}\""),
                     format!(
                         "\n# A workspace of its own, so it builds wherever it is put.\n[workspace]\n\n\
                          # Until switchyard-sdk is on crates.io: build against this copy of it.\n\
@@ -203,7 +203,11 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-{{sdk}}
+switchyard-sdk = { {{sdk}} }
+
+[dev-dependencies]
+# Fixture files in the native tests only: the component compiles neither serde nor TOML.
+switchyard-sdk = { {{sdk}}, features = ["fixtures"] }
 {{workspace}}"#;
 
 const RUST_LIB: &str = r#"//! The {{name}} department's routing rules.

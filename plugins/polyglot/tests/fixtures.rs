@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use switchyard_polyglot_artifacts::{JS_RETAIL_CHAT_DIR, PYTHON_COLLECTIONS_DIR};
-use switchyard_sdk::fixtures::{Fixtures, Hook};
+use switchyard_sdk::Hook;
+use switchyard_sdk::fixtures::Fixtures;
 
 fn load(dir: &str) -> Fixtures {
     let path = Path::new(dir).join("fixtures.toml");

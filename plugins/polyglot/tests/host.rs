@@ -12,7 +12,8 @@ use switchyard_host::sandbox::Limits;
 use switchyard_polyglot_artifacts::{
     COMPILED_CACHE_DIR, JS_RETAIL_CHAT, JS_RETAIL_CHAT_DIR, PYTHON_COLLECTIONS, PYTHON_COLLECTIONS_DIR,
 };
-use switchyard_sdk::fixtures::{Case, Fixtures, Hook};
+use switchyard_sdk::Hook;
+use switchyard_sdk::fixtures::{Case, Fixtures};
 
 /// The default limits (16 MiB of linear memory is enough for both interpreters),
 /// with a generous deadline: a debug-build test host on a shared 2-core CI machine

@@ -19,6 +19,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote};
+use switchyard_contract::Hook;
 use syn::spanned::Spanned;
 use syn::{ImplItem, ItemImpl};
 
@@ -29,43 +30,10 @@ const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/wit");
 
 /// The WIT package (name and version) the glue exports against.
 const PACKAGE: &str = "switchyard:routing";
-const VERSION: &str = "0.1.0";
+const VERSION: &str = switchyard_contract::CONTRACT_VERSION;
 
-/// One rule hook: the `Rules` method, the WIT interface exporting it, and the SDK
-/// glue function that runs it.
-struct Hook {
-    method: &'static str,
-    interface: &'static str,
-    /// The function's name in WIT (the export symbol's suffix).
-    wit_name: &'static str,
-    /// The SDK's body for the export and for its post-return (in `__private`).
-    sdk_export: &'static str,
-    sdk_post: &'static str,
-}
-
-const HOOKS: [Hook; 3] = [
-    Hook {
-        method: "prioritise",
-        interface: "prioritiser",
-        wit_name: "prioritise",
-        sdk_export: "export_prioritise",
-        sdk_post: "post_prioritise",
-    },
-    Hook {
-        method: "escalate",
-        interface: "escalator",
-        wit_name: "escalate",
-        sdk_export: "export_escalate",
-        sdk_post: "post_escalate",
-    },
-    Hook {
-        method: "match_agents",
-        interface: "matcher",
-        wit_name: "match-agents",
-        sdk_export: "export_match",
-        sdk_post: "post_match_agents",
-    },
-];
+/// The rule hooks, named once in the contract crate.
+const HOOKS: [Hook; 3] = Hook::ALL;
 
 /// Export the hooks of a `Rules` impl from a WebAssembly component.
 ///
@@ -153,7 +121,7 @@ fn hooks_of(block: &ItemImpl) -> syn::Result<Vec<&'static Hook>> {
             ));
         };
         let name = method.sig.ident.to_string();
-        let Some(hook) = HOOKS.iter().find(|h| h.method == name) else {
+        let Some(hook) = HOOKS.iter().find(|h| h.method() == name) else {
             return Err(syn::Error::new_spanned(
                 &method.sig.ident,
                 format!("`{name}` is not a rule hook; the hooks are `prioritise`, `escalate` and `match_agents`"),
@@ -168,7 +136,7 @@ fn hooks_of(block: &ItemImpl) -> syn::Result<Vec<&'static Hook>> {
              write at least one of `prioritise`, `escalate`, `match_agents`",
         ));
     }
-    found.sort_by_key(|h| HOOKS.iter().position(|x| x.method == h.method));
+    found.sort_by_key(|h| HOOKS.iter().position(|x| x == *h));
     Ok(found)
 }
 
@@ -179,7 +147,7 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
     let mut world =
         format!("package switchyard:plugin;\nworld plugin {{\n    include {PACKAGE}/rules-base@{VERSION};\n");
     for hook in hooks {
-        world.push_str(&format!("    export {PACKAGE}/{}@{VERSION};\n", hook.interface));
+        world.push_str(&format!("    export {PACKAGE}/{}@{VERSION};\n", hook.interface()));
     }
     world.push_str("}\n");
     let types_key = format!("{PACKAGE}/types@{VERSION}");
@@ -193,15 +161,16 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
     // trait and its `export!` would expand to nothing, so neither is used; each
     // interface module still references the component-type section, which keeps
     // it linked.
-    let skip: Vec<&str> = HOOKS.iter().map(|h| h.wit_name).collect();
+    let skip: Vec<&str> = HOOKS.iter().map(|h| h.name()).collect();
     let exports = hooks.iter().map(|hook| {
-        let export_name = format!("{PACKAGE}/{}@{VERSION}#{}", hook.interface, hook.wit_name);
+        let export_name = format!("{PACKAGE}/{}@{VERSION}#{}", hook.interface(), hook.name());
         let post_name = format!("cabi_post_{export_name}");
-        let export_fn = format_ident!("__switchyard_export_{}", hook.method);
-        let post_fn = format_ident!("__switchyard_post_{}", hook.method);
-        let sdk_export = format_ident!("{}", hook.sdk_export);
-        let sdk_post = format_ident!("{}", hook.sdk_post);
-        let (params, args) = if hook.method == "match_agents" {
+        let export_fn = format_ident!("__switchyard_export_{}", hook.method());
+        let post_fn = format_ident!("__switchyard_post_{}", hook.method());
+        // The SDK's body for the export and for its post-return (in `__private`).
+        let sdk_export = format_ident!("export_{}", hook.key());
+        let sdk_post = format_ident!("post_{}", hook.method());
+        let (params, args) = if matches!(hook, Hook::Match) {
             // 23 flat parameters > MAX_FLAT_PARAMS: one pointer to them in memory.
             (quote! { params: *mut u8 }, quote! { params })
         } else {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use switchyard_sdk::{
+use switchyard_contract::{
     CandidateTable, Catalog, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, Priority, QueueId, Tier,
 };
 

@@ -33,7 +33,7 @@ use super::config::{HttpLimits, seconds_ms};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard_sdk::{Channel, Priority, Tier};
+use switchyard_contract::{Channel, Priority, Tier};
 
 use crate::router::{Capacity, ItemId, Presence};
 use crate::rules::Decided;

@@ -3,7 +3,7 @@
 //! `plugins/billing/fixtures.toml`).
 //!
 //! One file runs in two places: natively against the Rust rules under
-//! `cargo test` ([`crate::testing::TestBench::run_fixtures`]), and in the host
+//! `cargo test` (the SDK's `testing::TestBench::run_fixtures`), and in the host
 //! against the built component (validation before a hot swap, host tests). Both
 //! use the same three steps, decision in / verdict out:
 //!
@@ -19,7 +19,7 @@
 //! stay on one line; write a long item as a `[[prioritise.items]]` table.
 //!
 //! ```
-//! # use switchyard_sdk::fixtures::Fixtures;
+//! # use switchyard_contract::fixtures::Fixtures;
 //! let text = r#"
 //! now_ms = 1767225600000          # optional decision time (default 2026-01-01)
 //! queues = ["billing-disputes"]   # names the host knows up front (optional)
@@ -90,8 +90,8 @@
 //! ## Example
 //!
 //! ```
-//! use switchyard_sdk::fixtures::{Case, Fixtures};
-//! use switchyard_sdk::{Catalog, Priority};
+//! use switchyard_contract::fixtures::{Case, Fixtures};
+//! use switchyard_contract::{Catalog, Priority};
 //!
 //! let fixtures = Fixtures::parse(r#"
 //!     queues = ["billing-disputes"]
@@ -107,7 +107,7 @@
 //! assert!(table.is_none());
 //!
 //! // A decision that meets the expectation ...
-//! let disputes = switchyard_sdk::QueueId(catalog.queues.id("billing-disputes").unwrap());
+//! let disputes = switchyard_contract::QueueId(catalog.queues.id("billing-disputes").unwrap());
 //! assert!(case.check_prioritise(&catalog, &[Priority::new(40).to_queue(disputes)]).is_ok());
 //! // ... and one that does not, with a message naming file, case and item.
 //! let err = case.check_prioritise(&catalog, &[Priority::new(5)]).unwrap_err();
@@ -125,8 +125,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::batch::{CandidateTable, ItemBatch};
+use crate::hook::Hook;
+use crate::named::{Agent, DEFAULT_NOW_MS, WorkItem, candidate_table};
 use crate::names::Catalog;
-use crate::testing::{Agent, DEFAULT_NOW_MS, WorkItem, candidate_table};
 use crate::types::{Channel, Escalation, EscalationAction, MatchResult, Priority, Tier};
 
 /// Why a fixture file could not be used.
@@ -149,27 +150,6 @@ pub enum FixtureError {
         /// What is wrong and where (entry, line).
         message: String,
     },
-}
-
-/// The rule hook a case exercises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Hook {
-    /// `prioritise`.
-    Prioritise,
-    /// `escalate`.
-    Escalate,
-    /// `match-agents`.
-    Match,
-}
-
-impl std::fmt::Display for Hook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Hook::Prioritise => "prioritise",
-            Hook::Escalate => "escalate",
-            Hook::Match => "match",
-        })
-    }
 }
 
 /// A decision that does not meet a case's expectation: every problem found, with

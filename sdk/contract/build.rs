@@ -10,7 +10,7 @@ use wit_parser::{Resolve, SizeAlign, TypeDefKind};
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    // Inside the package (`sdk/layout/wit` links to the workspace's `wit/`), so
+    // Inside the package (`sdk/contract/wit` links to the workspace's `wit/`), so
     // the published crate builds on its own.
     let wit = manifest_dir.join("wit");
     println!("cargo:rerun-if-changed={}", wit.display());

@@ -11,8 +11,6 @@
 //! One constant per record of the `types` interface, named after it in upper
 //! snake case: [`ITEM_ROW`], [`SKILL_REQ`], [`PRIORITY`], [`ESCALATION`],
 //! [`ITEM_BATCH`], [`CANDIDATE_TABLE`].
-#![no_std]
-#![deny(missing_docs)]
 
 /// One field of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

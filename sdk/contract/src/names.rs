@@ -9,7 +9,7 @@ use crate::types::NameKind;
 /// One append-only table of interned names.
 ///
 /// ```
-/// use switchyard_sdk::NameTable;
+/// use switchyard_contract::NameTable;
 /// let mut skills = NameTable::default();
 /// let billing = skills.intern("billing");
 /// assert_eq!(skills.intern("billing"), billing);

@@ -46,12 +46,12 @@ pub struct ItemRow {
 }
 
 // The canonical-ABI layout of `item-row`, as computed from the WIT
-// (`switchyard_abi_layout`): the guest glue views the host's list in place, so
+// ([`crate::layout`]): the guest glue views the host's list in place, so
 // any drift from it (a WIT field moved, retyped or added) fails the build, on
 // every target.
 const _: () = {
+    use crate::layout::ITEM_ROW;
     use core::mem::{align_of, offset_of, size_of};
-    use switchyard_abi_layout::ITEM_ROW;
     assert!(size_of::<ItemRow>() == ITEM_ROW.size && align_of::<ItemRow>() == ITEM_ROW.align);
     assert!(ITEM_ROW.fields.len() == 13);
     macro_rules! at {

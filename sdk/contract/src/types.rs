@@ -1,23 +1,24 @@
 //! Plain Rust types of the contract: ids, channels, tiers and the decisions a rule
 //! returns. They mirror `wit/routing.wit` one to one but carry no ABI detail.
 
-use serde::{Deserialize, Serialize};
-
 /// Interned id of a skill (e.g. `"billing"`, `"lang-es"`). Resolve names with
-/// [`crate::Context::skill`].
+/// the SDK's `Context::skill`.
 ///
 /// `#[repr(transparent)]` over `u32`: [`SkillReq`] is read in place from the
-/// canonical-ABI `skill-req` list the host lowers (see `crate::abi`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// canonical-ABI `skill-req` list the host lowers (the SDK's and the host's `abi` modules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(transparent)]
 pub struct SkillId(pub u32);
 
-/// Interned id of a queue. Resolve names with [`crate::Context::queue`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Interned id of a queue. Resolve names with the SDK's `Context::queue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct QueueId(pub u32);
 
-/// Interned id of an attribute key. Resolve names with [`crate::Context::attribute`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Interned id of an attribute key. Resolve names with the SDK's `Context::attribute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AttrKey(pub u32);
 
 /// `due_in_ms` of an item that has no due time.
@@ -26,9 +27,10 @@ pub const NO_DUE: i64 = i64::MAX;
 /// The channel a work item arrived on.
 ///
 /// `#[repr(u8)]` with the WIT enum's discriminants, so that an `item-row` the host
-/// lowers can be read in place as an [`crate::ItemRow`] (see `crate::abi`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// lowers can be read in place as an [`crate::batch::ItemRow`] (the SDK's and the host's `abi` modules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 #[repr(u8)]
 pub enum Channel {
     /// A live phone call.
@@ -91,8 +93,9 @@ impl std::str::FromStr for Channel {
 }
 
 /// Customer tier, carried as `u8` on the wire (0 standard … 3 platinum).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum Tier {
     /// No status.
     #[default]
@@ -143,7 +146,8 @@ impl std::fmt::Display for Tier {
 /// `#[repr(C)]` in WIT field order: on every target its layout is the canonical-ABI
 /// layout of `skill-req` (size 8, align 4: skill @0, level @4), so the guest glue
 /// adopts the host's list in place. Checked at compile time below.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(C)]
 pub struct SkillReq {
     /// The skill.
@@ -152,11 +156,11 @@ pub struct SkillReq {
     pub level: u8,
 }
 
-// The canonical-ABI layout of `skill-req` (see `crate::abi`), as computed from
-// the WIT (`switchyard_abi_layout`): a WIT edit fails the build here.
+// The canonical-ABI layout of `skill-req` (the SDK's and the host's `abi` modules), as computed from
+// the WIT ([`crate::layout`]): a WIT edit fails the build here.
 const _: () = {
+    use crate::layout::SKILL_REQ;
     use core::mem::{align_of, offset_of, size_of};
-    use switchyard_abi_layout::SKILL_REQ;
     assert!(size_of::<SkillReq>() == SKILL_REQ.size && align_of::<SkillReq>() == SKILL_REQ.align);
     assert!(SKILL_REQ.fields.len() == 2);
     assert!(offset_of!(SkillReq, skill) == SKILL_REQ.offset("skill") && SKILL_REQ.field("skill").size == 4);
@@ -164,15 +168,31 @@ const _: () = {
     assert!(size_of::<Channel>() == 1 && align_of::<Channel>() == 1);
 };
 
+/// Whoever asks for a decision says whether it wants the rule's explanations
+/// (reasons, built only then): the SDK's `Context` answers from the
+/// department's config, the host always wants them on the agent desktop, a
+/// simulation may not. `true` and `false` stand for either in tests.
+pub trait Explain {
+    /// Whether explanations are wanted.
+    fn explain(&self) -> bool;
+}
+
+impl Explain for bool {
+    fn explain(&self) -> bool {
+        *self
+    }
+}
+
 /// What a prioritise rule decides for one item.
 ///
 /// ```
-/// use switchyard_sdk::{Priority, QueueId};
+/// use switchyard_contract::{Priority, QueueId};
 /// let p = Priority::new(80).to_queue(QueueId(3)).because("platinum repeat caller");
 /// assert_eq!(p.priority, 80);
 /// assert_eq!(p.queue, Some(QueueId(3)));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Priority {
     /// New priority; higher is served first.
     pub priority: i32,
@@ -201,16 +221,16 @@ impl Priority {
     }
 
     /// Attach an explanation built only when the host wants explanations
-    /// ([`crate::Context::explain`]; on unless the department's config turns it
+    /// ([`Explain`]; the SDK's `Context` is on unless the department's config turns it
     /// off — the daemon always shows reasons on the agent desktop).
     ///
     /// ```
-    /// use switchyard_sdk::{Context, Priority, TestHost};
-    /// let ctx = Context::for_tests(TestHost::default());
+    /// use switchyard_contract::Priority;
+    /// let ctx = true; // whoever asks wants explanations (the SDK's `Context`)
     /// let p = Priority::new(7).because_with(&ctx, || format!("due in {}h", 3));
     /// assert_eq!(p.reason.as_deref(), Some("due in 3h"));
     /// ```
-    pub fn because_with(mut self, ctx: &crate::Context, reason: impl FnOnce() -> String) -> Self {
+    pub fn because_with(mut self, ctx: &impl Explain, reason: impl FnOnce() -> String) -> Self {
         if ctx.explain() {
             self.reason = Some(reason());
         }
@@ -228,15 +248,15 @@ impl Priority {
 }
 
 /// An explanation built from parts joined by `", "`, only when the host wants
-/// explanations ([`crate::Context::explain`]); otherwise every method is a no-op
+/// explanations ([`Explain`]); otherwise every method is a no-op
 /// and nothing is formatted or allocated.
 ///
 /// One `String` grows as parts are added (one allocation for the whole reason,
 /// instead of one per `format!` plus one for a `join`).
 ///
 /// ```
-/// use switchyard_sdk::{Context, Priority, Reason, TestHost};
-/// let ctx = Context::for_tests(TestHost::default());
+/// use switchyard_contract::{Priority, Reason};
+/// let ctx = true; // whoever asks wants explanations (the SDK's `Context`)
 /// let mut why = Reason::new(&ctx);
 /// why.part(format_args!("gold tier +{}", 30));
 /// why.part("voice +10");
@@ -249,7 +269,7 @@ pub struct Reason {
 
 impl Reason {
     /// An empty reason that collects parts only when `ctx` explains.
-    pub fn new(ctx: &crate::Context) -> Self {
+    pub fn new(ctx: &impl Explain) -> Self {
         Reason { text: ctx.explain().then(|| String::with_capacity(64)) }
     }
 
@@ -267,8 +287,8 @@ impl Reason {
     /// Start a new part and write it piece by piece, without `core::fmt`:
     ///
     /// ```
-    /// use switchyard_sdk::{Context, Priority, Reason, TestHost};
-    /// let ctx = Context::for_tests(TestHost::default());
+    /// use switchyard_contract::{Priority, Reason};
+    /// let ctx = true; // whoever asks wants explanations (the SDK's `Context`)
     /// let mut why = Reason::new(&ctx);
     /// why.new_part().text("gold").text(" tier +").fixed(30.0, 0);
     /// why.new_part().int(2).text("nd contact +").int(20);
@@ -411,7 +431,7 @@ integer!(unsigned: u8, u16, u32, u64, usize; signed: i8, i16, i32, i64, isize);
 /// values, near-ties, NaN, infinities) go to std. At most 9 places.
 ///
 /// ```
-/// use switchyard_sdk::Fixed;
+/// use switchyard_contract::Fixed;
 /// assert_eq!(Fixed(1234.5, 2).to_string(), "1234.50");
 /// assert_eq!(Fixed(37.5, 0).to_string(), format!("{:.0}", 37.5));
 /// assert_eq!(Fixed(-0.004, 2).to_string(), "-0.00");
@@ -499,8 +519,9 @@ fn fixed_digits(buf: &mut [u8; FIXED_BUF], negative: bool, rounded: u64, places:
 }
 
 /// One step an escalation rule takes on a waiting item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "action", content = "value")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case", tag = "action", content = "value"))]
 pub enum EscalationAction {
     /// Raise priority by this amount.
     RaiseBy(i32),
@@ -519,12 +540,13 @@ pub enum EscalationAction {
 /// What an escalation rule decides for one waiting item.
 ///
 /// ```
-/// use switchyard_sdk::{Escalation, EscalationAction};
+/// use switchyard_contract::{Escalation, EscalationAction};
 /// let e = Escalation::none().then(EscalationAction::RaiseBy(10)).recheck_in_ms(60_000);
 /// assert_eq!(e.actions.len(), 1);
 /// assert_eq!(e.recheck_in_ms, Some(60_000));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Escalation {
     /// Actions to apply now, in order.
     pub actions: Vec<EscalationAction>,
@@ -552,8 +574,9 @@ impl Escalation {
 }
 
 /// How a match rule ranks candidate agents.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum MatchResult {
     /// One score per candidate in table order; higher is better; negative vetoes.
     Scores(Vec<f32>),
@@ -598,8 +621,9 @@ impl MatchResult {
 }
 
 /// Severity of a log record a plugin writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum LogLevel {
     /// Very detailed.
     Trace,
@@ -614,8 +638,9 @@ pub enum LogLevel {
 }
 
 /// Which interned name table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum NameKind {
     /// Skill names.
     Skill,
@@ -642,7 +667,7 @@ mod tests {
 
     #[test]
     fn pieces_write_what_format_writes() {
-        let ctx = crate::Context::for_tests(crate::TestHost::default());
+        let ctx = true;
         let ints: [i64; 9] = [0, 1, -1, 9, 10, 4_294_967_295, 4_294_967_296, i64::MAX, i64::MIN];
         for n in ints {
             let mut why = Reason::new(&ctx);
@@ -655,10 +680,7 @@ mod tests {
         why.new_part().int(7u8).text(" of ").int(-3i32);
         assert_eq!(why.into_text().as_deref(), Some("NaN, 7 of -3"));
 
-        let quiet = crate::Context::for_tests(crate::TestHost {
-            config: [(crate::EXPLAIN_KEY.to_owned(), "false".to_owned())].into(),
-            ..crate::TestHost::default()
-        });
+        let quiet = false;
         let mut why = Reason::new(&quiet);
         why.new_part().text("x").int(1).fixed(1.0, 1);
         assert_eq!(why.into_text(), None);
@@ -711,11 +733,7 @@ mod tests {
 
     #[test]
     fn a_reason_collects_parts_only_when_explaining() {
-        use crate::context::{Context, EXPLAIN_KEY, TestHost};
-        let on = Context::for_tests(TestHost::default());
-        let mut off_host = TestHost::default();
-        off_host.config.insert(EXPLAIN_KEY.to_owned(), "false".to_owned());
-        let off = Context::for_tests(off_host);
+        let (on, off) = (true, false);
 
         let mut why = Reason::new(&on);
         why.part(format_args!("{} tier +{}", Tier::Gold, Fixed(30.0, 0)));
