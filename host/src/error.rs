@@ -6,6 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The router refused a request (unknown name, invalid state, a limit).
+    #[error(transparent)]
+    Routing(#[from] switchyard_core::Error),
     /// A configuration or scenario file is malformed; fix the file.
     #[error("{path}: {message}")]
     Config {
@@ -34,20 +37,6 @@ pub enum Error {
     /// A request is well-formed but not allowed in the current state.
     #[error("{0}")]
     Invalid(String),
-    /// A request (or configuration) exceeds one of the router's limits: too many
-    /// attributes, a name too long, a duration too large, a full name catalogue.
-    /// The caller sends less; an HTTP front end answers 422 naming `field`.
-    #[error("{field}: {got} exceeds the limit of {limit} ({what})")]
-    Limit {
-        /// The field of the request, e.g. `attributes`, `attributes.note`, `due_in_ms`.
-        field: String,
-        /// Which limit, e.g. `attribute value bytes`.
-        what: &'static str,
-        /// The limit.
-        limit: u64,
-        /// What the request had.
-        got: u64,
-    },
     /// A plugin could not be loaded: not a component, the wrong world, needs imports
     /// the host does not provide, exports no hook, or fails to instantiate within
     /// its limits. The plugin's author fixes the build; nothing was swapped in.

@@ -39,16 +39,11 @@
 #![deny(missing_docs)]
 
 mod abi;
-pub mod clock;
 pub mod contract;
 pub mod error;
-pub mod metrics;
-pub mod model;
 pub mod plugin;
 pub mod reload;
 pub mod report;
-pub mod router;
-pub mod rules;
 pub mod runtime;
 pub mod sandbox;
 pub mod serve;
@@ -57,3 +52,5 @@ pub mod stats;
 pub mod tools;
 
 pub use error::{Error, Result};
+// The routing core, re-exported: the embedding API keeps one entry point.
+pub use switchyard_core::{clock, metrics, model, router, rules};

@@ -111,9 +111,20 @@ pub(crate) enum Refusal {
     Internal(String),
 }
 
+impl From<switchyard_core::Error> for Refusal {
+    fn from(e: switchyard_core::Error) -> Self {
+        match e {
+            switchyard_core::Error::Unknown { .. } => Refusal::NotFound(e.to_string()),
+            switchyard_core::Error::Invalid(m) => Refusal::Conflict(m),
+            other => Refusal::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<Error> for Refusal {
     fn from(e: Error) -> Self {
         match e {
+            Error::Routing(e) => Refusal::from(e),
             Error::Unknown { .. } => Refusal::NotFound(e.to_string()),
             Error::Invalid(m) => Refusal::Conflict(m),
             other => Refusal::Internal(other.to_string()),
@@ -566,7 +577,7 @@ impl Core {
         // The router's own limits (names, attributes, skills, catalogue), checked
         // before journaling so an item over one is a 422, not an exception.
         self.router.check_item(&to_new_item(item)).map_err(|e| match e {
-            Error::Limit { field, what, limit, got } => {
+            switchyard_core::Error::Limit { field, what, limit, got } => {
                 invalid(&field, format!("{got} is over the limit of {limit} ({what})"))
             }
             other => invalid("body", other.to_string()),

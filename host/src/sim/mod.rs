@@ -218,7 +218,7 @@ pub fn build_router(scenario: &Scenario, clock: Arc<dyn Clock>, catalog: SharedC
         limits: Limits { rechecks_per_item: u32::MAX, ..Limits::default() },
         tick_floor_ms: 1,
     };
-    Router::new(departments, queues, clock, catalog, options)
+    Ok(Router::new(departments, queues, clock, catalog, options)?)
 }
 
 struct Sim<'a> {

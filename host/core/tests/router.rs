@@ -4,13 +4,13 @@
 
 use std::sync::{Arc, RwLock};
 
-use switchyard_host::clock::{Clock, VirtualClock};
-use switchyard_host::error::Error;
-use switchyard_host::router::*;
-use switchyard_host::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
-use switchyard_sdk::{
+use switchyard_contract::{
     CandidateTable, Catalog, Channel, Escalation, EscalationAction, ItemBatch, MatchResult, Priority, QueueId,
 };
+use switchyard_core::clock::{Clock, VirtualClock};
+use switchyard_core::error::Error;
+use switchyard_core::router::*;
+use switchyard_core::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
 
 /// A router with departments `billing` (queues `billing`, `vip`) and `claims`
 /// (queue `claims`), on a virtual clock at 0.
@@ -191,9 +191,9 @@ fn offers_reject_and_time_out() {
 }
 
 /// A test rule set: escalate by a closure, match and prioritise built-in.
-struct Escalating<F: Fn(&switchyard_sdk::Item<'_>) -> Escalation + Send + Sync>(F);
+struct Escalating<F: Fn(&switchyard_contract::Item<'_>) -> Escalation + Send + Sync>(F);
 
-impl<F: Fn(&switchyard_sdk::Item<'_>) -> Escalation + Send + Sync> RuleSet for Escalating<F> {
+impl<F: Fn(&switchyard_contract::Item<'_>) -> Escalation + Send + Sync> RuleSet for Escalating<F> {
     fn prioritise(&self, items: &ItemBatch) -> Decided<Vec<Priority>> {
         Decided::built_in(BuiltInRules::prioritise(items))
     }
@@ -592,7 +592,7 @@ fn interval_retention_keeps_the_window_and_cumulative_totals() {
     let clock = VirtualClock::new(0);
     let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));
     let metrics =
-        switchyard_host::metrics::MetricsConfig { interval_ms: 1_000, keep_intervals: Some(4), ..Default::default() };
+        switchyard_core::metrics::MetricsConfig { interval_ms: 1_000, keep_intervals: Some(4), ..Default::default() };
     let mut router = Router::new(
         vec![DepartmentSpec::new("billing")],
         vec![QueueSpec::new("billing", "billing")],
@@ -625,7 +625,7 @@ fn interval_retention_keeps_the_window_and_cumulative_totals() {
 /// and the given options.
 fn escalating_router(
     options: RouterOptions,
-    escalate: fn(&switchyard_sdk::Item<'_>) -> Escalation,
+    escalate: fn(&switchyard_contract::Item<'_>) -> Escalation,
 ) -> (Router, VirtualClock) {
     let clock = VirtualClock::new(0);
     let catalog: SharedCatalog = Arc::new(RwLock::new(Catalog::default()));

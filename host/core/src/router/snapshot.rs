@@ -78,9 +78,9 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 ///
 /// ```
 /// use std::sync::{Arc, RwLock};
-/// use switchyard_host::clock::VirtualClock;
-/// use switchyard_host::router::*;
-/// use switchyard_host::rules::SharedCatalog;
+/// use switchyard_core::clock::VirtualClock;
+/// use switchyard_core::router::*;
+/// use switchyard_core::rules::SharedCatalog;
 ///
 /// let departments = vec![DepartmentSpec::new("billing")];
 /// let queues = vec![QueueSpec::new("billing", "billing")];

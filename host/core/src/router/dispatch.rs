@@ -239,11 +239,11 @@ impl Router {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use switchyard_host::clock::VirtualClock;
-    /// # use switchyard_host::router::{Router, RouterOptions};
+    /// # use switchyard_core::clock::VirtualClock;
+    /// # use switchyard_core::router::{Router, RouterOptions};
     /// let mut router = Router::new(vec![], vec![], Arc::new(VirtualClock::new(0)), Default::default(), RouterOptions::default())?;
     /// assert!(router.take_deferred().is_empty()); // built-in rules never defer
-    /// # Ok::<(), switchyard_host::error::Error>(())
+    /// # Ok::<(), switchyard_core::error::Error>(())
     /// ```
     pub fn take_deferred(&mut self) -> Vec<DeferredCall> {
         std::mem::take(&mut self.deferred)

@@ -166,8 +166,8 @@ pub trait RuleSet: Send + Sync {
     /// the rest (the daemon does). Default: `true`.
     ///
     /// ```
-    /// use switchyard_host::rules::{BuiltInRules, RuleSet};
-    /// use switchyard_host::contract::Hook;
+    /// use switchyard_core::rules::{BuiltInRules, RuleSet};
+    /// use switchyard_contract::Hook;
     /// assert!(!BuiltInRules.calls_plugin(Hook::Match));
     /// ```
     fn calls_plugin(&self, _hook: switchyard_contract::Hook) -> bool {
