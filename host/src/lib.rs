@@ -38,19 +38,14 @@
 //!   and opt-in decision recording.
 #![deny(missing_docs)]
 
-mod abi;
-pub mod contract;
 pub mod error;
-pub mod plugin;
-pub mod reload;
 pub mod report;
-pub mod runtime;
-pub mod sandbox;
 pub mod serve;
 pub mod sim;
-pub mod stats;
 pub mod tools;
 
 pub use error::{Error, Result};
 // The routing core, re-exported: the embedding API keeps one entry point.
 pub use switchyard_core::{clock, metrics, model, router, rules};
+// The plugin runtime, re-exported likewise.
+pub use switchyard_runtime::{contract, plugin, reload, runtime, sandbox, stats};

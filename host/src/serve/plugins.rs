@@ -45,6 +45,7 @@ use crate::reload::{
     AuditAction, Change, DepartmentSetup, GenerationInfo, ReloadManager, Restored, Trigger, TriggerKind, Watcher,
 };
 use crate::runtime::DepartmentConfig;
+use switchyard_runtime::Error as RuntimeError;
 
 use super::api::{ApiError, AppState, Reply, Shared, ok, with_core};
 use super::auth::Identity;
@@ -294,8 +295,12 @@ pub(crate) fn start_up(shared: &Arc<Shared>, config: &ServeConfig) -> Result<()>
     let reload = &plugins.reload;
     let weak: Weak<Shared> = Arc::downgrade(shared);
     reload.set_commit(Arc::new(move |change: &Change<'_>| match weak.upgrade() {
-        Some(shared) => commit(&shared, change),
-        None => Err(Error::Invalid("the daemon is stopping".into())),
+        Some(shared) => commit(&shared, change).map_err(|e| match e {
+            Error::Runtime(e) => e,
+            Error::Unknown { kind, name } => RuntimeError::Unknown { kind, name },
+            other => RuntimeError::Commit(Box::new(other)),
+        }),
+        None => Err(RuntimeError::Invalid("the daemon is stopping".into())),
     }));
     let ledger = shared.core.lock().unwrap_or_else(|p| p.into_inner()).plugins.departments.clone();
     let plugin_dir = match &config.plugin_dir {
@@ -425,7 +430,7 @@ fn load_config_plugin(shared: &Shared, config: &ServeConfig, name: &str, recorde
             tracing::error!(department = %name, path = %path.display(), "the config's plugin file was refused; the journal's active generation keeps deciding: {error}");
             Ok(())
         }
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -450,13 +455,13 @@ fn known(state: &AppState, department: &str) -> std::result::Result<(), ApiError
 /// A manager error as an HTTP answer: a candidate refused by one of its
 /// checks is a 422 naming the check (`load`, `contract`, `fixtures`, `smoke
 /// call`); the journal failing is a 503.
-fn refused(error: Error) -> Reply {
+fn refused(error: RuntimeError) -> Reply {
     let (status, check) = match &error {
-        Error::PluginLoad { .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some("load")),
-        Error::ContractMismatch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some("contract")),
-        Error::Rejected { check, .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some(*check)),
-        Error::Unknown { .. } => (StatusCode::NOT_FOUND, None),
-        Error::Invalid(_) => (StatusCode::CONFLICT, None),
+        RuntimeError::PluginLoad { .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some("load")),
+        RuntimeError::ContractMismatch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some("contract")),
+        RuntimeError::Rejected { check, .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some(*check)),
+        RuntimeError::Unknown { .. } => (StatusCode::NOT_FOUND, None),
+        RuntimeError::Invalid(_) => (StatusCode::CONFLICT, None),
         _ => (StatusCode::SERVICE_UNAVAILABLE, None),
     };
     let mut body = json!({ "error": error.to_string() });
@@ -553,7 +558,7 @@ async fn candidate(
     identity: Option<Extension<Identity>>,
     department: String,
     body: Bytes,
-    take: fn(&ReloadManager, &str, &[u8], Trigger) -> Result<GenerationInfo>,
+    take: fn(&ReloadManager, &str, &[u8], Trigger) -> switchyard_runtime::Result<GenerationInfo>,
 ) -> Reply {
     known(state, &department)?;
     let bytes = component(&body)?;

@@ -23,7 +23,7 @@ use crate::runtime::Runtime;
 /// temp dir, so running a tool twice on the same file compiles once.
 pub(crate) fn tool_runtime() -> Result<Runtime> {
     let cache = std::env::temp_dir().join("switchyard-tool-cache");
-    Runtime::builder().cache_dir(cache).build()
+    Ok(Runtime::builder().cache_dir(cache).build()?)
 }
 
 /// Parse `key=value` department config pairs given on the command line.

@@ -32,7 +32,7 @@ use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::contract::{self, bindings};
-use crate::rules::SharedCatalog;
+use switchyard_core::rules::SharedCatalog;
 
 const MIB: usize = 1 << 20;
 
@@ -183,10 +183,14 @@ impl Default for EngineOptions {
 }
 
 /// A compiled component and how it was obtained.
-pub(crate) struct Compiled {
+pub struct Compiled {
+    /// The compiled component.
     pub component: Component,
+    /// Whether it came from the on-disk cache.
     pub cache_hit: bool,
+    /// How long compiling (or loading from the cache) took.
     pub compile_time: Duration,
+    /// SHA-256 of the component's bytes, hex.
     pub sha256: String,
 }
 
@@ -326,7 +330,7 @@ impl Sandbox {
 
     /// Compile `bytes` (a component, binary or text) or load it from the cache.
     /// Errors are plain messages; the caller names the file.
-    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Compiled, String> {
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, String> {
         check_component_header(bytes)?;
         let sha256 = hex(&Sha256::digest(bytes));
         let cache_file = self.options.cache_dir.as_deref().map(|dir| self.cache_path(dir, &sha256));

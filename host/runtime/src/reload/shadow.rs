@@ -23,8 +23,8 @@ use serde::Serialize;
 use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 
 use crate::plugin::Plugin;
-use crate::rules::{BuiltInRules, Decided, RuleSet};
 use crate::stats::Admission;
+use switchyard_core::rules::{BuiltInRules, Decided, RuleSet};
 
 /// Disagreement samples kept per shadow (the latest).
 const SAMPLES: usize = 20;

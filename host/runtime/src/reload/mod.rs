@@ -4,9 +4,9 @@
 //! call, and can run a candidate in [shadow] on live traffic first.
 //!
 //! ```no_run
-//! use switchyard_host::reload::{ReloadManager, ReloadOptions};
-//! use switchyard_host::runtime::Runtime;
-//! # fn main() -> switchyard_host::Result<()> {
+//! use switchyard_runtime::reload::{ReloadManager, ReloadOptions};
+//! use switchyard_runtime::runtime::Runtime;
+//! # fn main() -> switchyard_runtime::Result<()> {
 //! let runtime = Runtime::builder().build()?;
 //! let reload = ReloadManager::new(runtime, ReloadOptions::default().audit_file("audit.jsonl"))?;
 //! let _watcher = reload.watch("plugins/")?;           // loads what is there, then follows changes
@@ -88,8 +88,8 @@ use switchyard_contract::fixtures::Fixtures;
 
 use crate::error::{Error, Result};
 use crate::plugin::{DepartmentConfig, Hooks, Plugin};
-use crate::rules::RuleSet;
 use crate::runtime::Runtime;
+use switchyard_core::rules::RuleSet;
 
 pub use audit::{AuditAction, AuditEntry, Outcome, Trigger, TriggerKind};
 pub use shadow::{Differences, Example, ExampleItem, HookReport, LatencySummary, ShadowReport};

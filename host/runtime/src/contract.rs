@@ -18,7 +18,7 @@ use switchyard_contract::{Escalation, EscalationAction, LogLevel, MatchResult, N
 #[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "wit",
         world: "switchyard:routing/rules",
     });
 }
@@ -44,9 +44,9 @@ pub use switchyard_contract::Hook;
 pub const MAX_MESSAGE_BYTES: usize = 4 << 10;
 
 /// Longest `recheck-in-ms` an answer may carry: the router's
-/// [`MAX_DURATION_MS`](crate::router::MAX_DURATION_MS) (one year). Longer is
+/// [`MAX_DURATION_MS`](switchyard_core::router::MAX_DURATION_MS) (one year). Longer is
 /// nonsense and refused; the router also shortens rechecks to its own cap.
-pub const MAX_RECHECK_MS: u64 = crate::router::MAX_DURATION_MS;
+pub const MAX_RECHECK_MS: u64 = switchyard_core::router::MAX_DURATION_MS;
 
 /// How much a plugin may say in one answer, beyond what the item count fixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,16 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use switchyard_host::Error;
-use switchyard_host::reload::{
+use switchyard_contract::fixtures::Fixtures;
+use switchyard_contract::{CandidateTable, ItemBatch};
+use switchyard_core::rules::RuleSource;
+use switchyard_plugin_artifacts::{BILLING, CLAIMS, HOSTILE_GARBAGE, HOSTILE_PANIC, HOSTILE_SLOW, HOSTILE_WRONG_WORLD};
+use switchyard_runtime::Error;
+use switchyard_runtime::reload::{
     AuditAction, AuditEntry, DepartmentSetup, Outcome, ReloadManager, ReloadOptions, TriggerKind, Validation,
 };
-use switchyard_host::rules::RuleSource;
-use switchyard_host::runtime::Runtime;
-use switchyard_host::sandbox::Limits;
-use switchyard_plugin_artifacts::{BILLING, CLAIMS, HOSTILE_GARBAGE, HOSTILE_PANIC, HOSTILE_SLOW, HOSTILE_WRONG_WORLD};
-use switchyard_sdk::fixtures::Fixtures;
-use switchyard_sdk::{CandidateTable, ItemBatch};
+use switchyard_runtime::runtime::Runtime;
+use switchyard_runtime::sandbox::Limits;
 
 /// The department's fixtures. Items carry priority 3 so hostile-garbage answers
 /// in its valid mode 3 (priority 7, ranking in table order).
@@ -348,7 +348,7 @@ fn rollback_and_the_audit_file() {
 
     let billing = reload.reload(DEPARTMENT, &read(BILLING)).unwrap();
     let slow =
-        reload.reload_with(DEPARTMENT, &read(HOSTILE_SLOW), switchyard_host::reload::Trigger::api("alice")).unwrap();
+        reload.reload_with(DEPARTMENT, &read(HOSTILE_SLOW), switchyard_runtime::reload::Trigger::api("alice")).unwrap();
     let claims = reload.reload(DEPARTMENT, &read(CLAIMS)).unwrap_err();
     let Error::Rejected { generation: rejected, .. } = claims else { panic!("claims: {claims}") };
     assert_eq!((billing.generation, slow.generation, rejected), (1, 2, 3));
@@ -507,7 +507,7 @@ fn the_smoke_call_refuses_a_plugin_that_traps_on_a_plain_item() {
 #[test]
 fn a_commit_hook_gates_changes_and_restore_keeps_the_numbers() {
     use std::sync::Mutex;
-    use switchyard_host::reload::{Change, Restored};
+    use switchyard_runtime::reload::{Change, Restored};
     let cache = tempfile::tempdir().unwrap();
     let reload = manager(cache.path(), ReloadOptions::default());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -570,7 +570,7 @@ fn a_commit_hook_gates_changes_and_restore_keeps_the_numbers() {
 #[test]
 fn listing_does_not_wait_for_a_reload_in_progress() {
     use std::time::Instant;
-    use switchyard_host::runtime::DepartmentConfig;
+    use switchyard_runtime::runtime::DepartmentConfig;
     let cache = tempfile::tempdir().unwrap();
     let reload = manager(cache.path(), ReloadOptions::default());
     reload.reload(DEPARTMENT, &read(BILLING)).unwrap();

@@ -17,7 +17,7 @@ use switchyard_contract::fixtures::{Case, Fixtures};
 use switchyard_contract::{CandidateTable, Channel, ItemBatch, NewCandidate, NewItem};
 
 use crate::plugin::Plugin;
-use crate::rules::{BuiltInRules, SharedCatalog};
+use switchyard_core::rules::{BuiltInRules, SharedCatalog};
 
 /// The outcome of validating a candidate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ pub(crate) fn run_fixtures(
 }
 
 /// Decide one case with the candidate and check it; the time of the call.
-pub(crate) fn run_case(plugin: &Plugin, case: &Case<'_>, catalog: &SharedCatalog) -> Result<Duration, String> {
+pub fn run_case(plugin: &Plugin, case: &Case<'_>, catalog: &SharedCatalog) -> Result<Duration, String> {
     // Interning into the host's catalog: the candidate checks answers against it
     // (known queues and skills), as it will once active.
     let (batch, table) = case.build(&mut catalog.write().unwrap_or_else(|p| p.into_inner()));

@@ -30,10 +30,10 @@ use crate::abi::{BatchArg, EscalationsAnswer, PrioritiesAnswer, TableArg};
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
 use crate::contract::{self, AnswerError, KnownIds};
 use crate::error::{Error, Result};
-use crate::rules::SharedCatalog;
 use crate::sandbox::{Blocked, Limits, PluginState, Sandbox, StoreSpec, WasiPolicy};
 use crate::stats::{Breaker, BreakerConfig, PluginStats, StatsCell};
 use switchyard_contract::Hook;
+use switchyard_core::rules::SharedCatalog;
 
 /// A department's settings for its plugin.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -181,7 +181,7 @@ pub(crate) struct LoadSpec<'a> {
 }
 
 /// Read a plugin file, naming it in the error.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
@@ -311,7 +311,7 @@ impl Plugin {
         &self.name
     }
 
-    /// Plugin name, shared (for answers' [`crate::rules::RuleSource`]).
+    /// Plugin name, shared (for answers' [`switchyard_core::rules::RuleSource`]).
     pub fn shared_name(&self) -> Arc<str> {
         self.name.clone()
     }

@@ -6,16 +6,16 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use switchyard_host::Error;
-use switchyard_host::rules::{RuleSource, SharedCatalog};
-use switchyard_host::runtime::{DepartmentConfig, Hooks, Runtime};
-use switchyard_host::sandbox::Limits;
-use switchyard_host::stats::{BreakerConfig, BreakerState, FailureKind};
-use switchyard_plugin_artifacts as artifacts;
-use switchyard_sdk::{
+use switchyard_contract::{
     CandidateTable, Catalog, Channel, Escalation, ItemBatch, MatchResult, NewCandidate, NewItem, Priority, SkillId,
     SkillReq, Tier,
 };
+use switchyard_core::rules::{RuleSource, SharedCatalog};
+use switchyard_plugin_artifacts as artifacts;
+use switchyard_runtime::Error;
+use switchyard_runtime::runtime::{DepartmentConfig, Hooks, Runtime};
+use switchyard_runtime::sandbox::Limits;
+use switchyard_runtime::stats::{BreakerConfig, BreakerState, FailureKind};
 
 /// Decision time used by every test batch.
 const NOW_MS: u64 = 1_767_225_600_000;
@@ -840,10 +840,10 @@ fn runtime_is_send_sync_and_clone() {
 /// Run `plugins/<dir>/fixtures.toml` against the built component of `plugins/<dir>`:
 /// every case must be decided by the plugin and meet its expectation.
 fn run_fixtures(dir: &str) {
-    use switchyard_sdk::Hook;
-    use switchyard_sdk::fixtures::Fixtures;
+    use switchyard_contract::Hook;
+    use switchyard_contract::fixtures::Fixtures;
     let component = artifacts::path(dir).unwrap_or_else(|| panic!("no component for {dir}"));
-    let file = format!("{}/../plugins/{dir}/fixtures.toml", env!("CARGO_MANIFEST_DIR"));
+    let file = format!("{}/../../plugins/{dir}/fixtures.toml", env!("CARGO_MANIFEST_DIR"));
     let fixtures = Fixtures::load(&file).unwrap_or_else(|e| panic!("{e}"));
     let catalog: SharedCatalog = Arc::new(RwLock::new(fixtures.catalog()));
     let runtime = Runtime::builder().catalog(catalog.clone()).build().unwrap();

@@ -1,8 +1,8 @@
 //! The embedding API: what a platform team uses to run department plugins.
 //!
 //! ```no_run
-//! use switchyard_host::runtime::{DepartmentConfig, Runtime};
-//! # fn main() -> switchyard_host::Result<()> {
+//! use switchyard_runtime::runtime::{DepartmentConfig, Runtime};
+//! # fn main() -> switchyard_runtime::Result<()> {
 //! let runtime = Runtime::builder().cache_dir("/var/cache/switchyard").build()?;
 //! let report = runtime.register_file("billing", "plugins/billing.wasm", DepartmentConfig::new())?;
 //! println!("billing plugin generation {} (cached: {})", report.generation, report.cache_hit);
@@ -30,10 +30,10 @@ use arc_swap::ArcSwapOption;
 use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 
 use crate::error::{Error, Result};
-use crate::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
 use crate::sandbox::{EngineOptions, Limits, PoolOptions, Sandbox};
 use crate::stats::{Admission, BreakerConfig, FailureKind, PluginStats};
 use switchyard_contract::Hook;
+use switchyard_core::rules::{BuiltInRules, Decided, RuleSet, RuleSource, SharedCatalog};
 
 pub use crate::plugin::{DepartmentConfig, Hooks, LoadReport, Plugin};
 
