@@ -21,7 +21,7 @@ use switchyard_host::runtime::Runtime;
 use switchyard_plugin_artifacts::{BILLING, HOSTILE_GARBAGE, HOSTILE_SLOW};
 use switchyard_sdk::fixtures::Fixtures;
 
-/// Three components pass these fixtures (see host/tests/reload.rs).
+/// Three components pass these fixtures (see host/runtime/tests/reload.rs).
 const FIXTURES: &str = r#"
 [[prioritise]]
 name = "a billing call is worth at least 7"

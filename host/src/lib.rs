@@ -5,19 +5,25 @@
 //! prioritisation, escalation and matching rules as sandboxed WebAssembly
 //! components that ops can swap without a restart.
 //!
+//! This crate is the embedding entry point: it re-exports the layers, so an
+//! embedder depends on one crate and pulls no HTTP, storage or plotting crates
+//! (the daemon, the simulator and the command line are the `switchyard` crate).
+//!
 //! ## Layout
-//! The modules read like the flow of a decision:
+//! The modules read like the flow of a decision. From `switchyard-core` (no
+//! WebAssembly runtime):
 //! - [`rules`]: the [`RuleSet`](rules::RuleSet) seam between the router and whatever
 //!   decides, and the built-in default rules.
-//! - [`error`]: the crate's error type.
+//! - [`router`]: queues, agents, blending, offers, escalation, abandonment, cases,
+//!   the exception queue and explanations; [`model`]: its public types.
+//! - [`metrics`]: contact-centre statistics (service level, ASA, AHT, occupancy, FCR).
+//! - [`clock`]: time passed in (system clock for a daemon, virtual clock for a simulation).
+//!
+//! From `switchyard-runtime` (wasmtime):
 //! - [`contract`]: the wasmtime bindings of the WIT contract and the checks every
 //!   plugin answer passes.
 //! - [`sandbox`]: the wasmtime engine, compiled-component cache, epoch ticker,
 //!   per-plugin limits, locked-down WASI and the host imports.
-//! - `abi` (private): the fast canonical-ABI path for batches, candidate tables and
-//!   `prioritise` answers; the crate's only use of wasmtime's unstable
-//!   `component::__internal` (its docs list what to re-check on a wasmtime
-//!   upgrade), checked against the WIT's layouts and by conformance property tests.
 //! - [`plugin`]: one loaded plugin generation: load, validate, instance pool, calls.
 //! - [`stats`]: per-plugin statistics and the circuit breaker.
 //! - [`runtime`]: the embedding API ([`Runtime`](runtime::Runtime)): register
@@ -25,27 +31,21 @@
 //! - [`reload`]: hot reload: the watched plugin directory, validation against the
 //!   department's fixtures (and a smoke call), generations and rollback, the audit
 //!   log, shadow mode, a commit hook and restore for embedders that journal.
-//! - [`clock`]: time passed in (system clock for `serve`, virtual clock for `simulate`).
-//! - [`router`]: queues, agents, blending, offers, escalation, abandonment, cases,
-//!   the exception queue and explanations.
-//! - [`metrics`]: contact-centre statistics (service level, ASA, AHT, occupancy, FCR).
-//! - [`report`]: JSON and HTML reports of a run.
-//! - [`sim`]: scenarios, distributions and the discrete-event simulator.
-//! - [`serve`]: the `switchyard serve` daemon: config, HTTP API, auth, durable
-//!   journal and recovery, the plugin life cycle over the reload manager,
-//!   Prometheus metrics.
-//! - [`tools`]: the plugin author's tools (`switchyard plugin new|check|run|replay`)
-//!   and opt-in decision recording.
+//! - [`error`]: the runtime's error, which also carries the router's refusals.
+//!
+//! And the wire types from `switchyard-contract` ([`wire`]).
+//!
+//! ```no_run
+//! use switchyard_host::runtime::{DepartmentConfig, Runtime};
+//! # fn main() -> switchyard_host::Result<()> {
+//! let runtime = Runtime::builder().build()?;
+//! runtime.register_file("billing", "target/wasm32-wasip2/release/billing.wasm", DepartmentConfig::new())?;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
-pub mod error;
-pub mod report;
-pub mod serve;
-pub mod sim;
-pub mod tools;
-
-pub use error::{Error, Result};
-// The routing core, re-exported: the embedding API keeps one entry point.
+pub use switchyard_contract as wire;
 pub use switchyard_core::{clock, metrics, model, router, rules};
-// The plugin runtime, re-exported likewise.
-pub use switchyard_runtime::{contract, plugin, reload, runtime, sandbox, stats};
+pub use switchyard_runtime::{Error, Result};
+pub use switchyard_runtime::{contract, error, plugin, reload, runtime, sandbox, stats};

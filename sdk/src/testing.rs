@@ -6,8 +6,8 @@
 //! struct-of-arrays batches the host sends, and calls the rules through the same
 //! batch drivers ([`crate::rules::prioritise_batch`] and friends) that the
 //! component's export glue uses. [`WorkItem`] and [`Agent`] are builders for the
-//! things a rule reads. [`TestBench::run_fixtures`] runs a fixture file (see
-//! [`crate::fixtures`]) natively — the host runs the same file against the built
+//! things a rule reads. `TestBench::run_fixtures` (feature `fixtures`) runs a
+//! fixture file (the contract's `fixtures` format) natively — the host runs the same file against the built
 //! component.
 //!
 //! ```

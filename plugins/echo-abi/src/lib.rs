@@ -1,10 +1,10 @@
 //! Test plugin `echo-abi`: each hook answers with what it received, so the host
 //! can check that the bytes it lowered are the values it meant (ABI conformance,
-//! `host/src/abi/conformance.rs`).
+//! `host/runtime/src/abi/conformance.rs`).
 //!
 //! Written with `wit-bindgen` directly, not the SDK: its lifting code is
 //! generated from `wit/routing.wit` at build time, so it reads every field where
-//! the WIT puts it. The host's hand-written fast path (`host/src/abi.rs`) and
+//! the WIT puts it. The host's hand-written fast path (`host/runtime/src/abi.rs`) and
 //! wasmtime's generated lowering must both produce the answers this plugin
 //! derives from the WIT alone.
 //!

@@ -1,7 +1,7 @@
 //! Test plugin `echo-sdk`: `echo-abi`'s answers, written with the SDK, so the
 //! SDK's hand-written guest glue (`sdk/src/abi.rs`: rows adopted in place as
 //! `#[repr(C)] ItemRow`, answers lowered by hand) is checked by the same ABI
-//! conformance tests (`host/src/abi/conformance.rs`) as the host's fast path.
+//! conformance tests (`host/runtime/src/abi/conformance.rs`) as the host's fast path.
 //!
 //! The SDK hands a rule one item at a time, so the answers differ from
 //! `echo-abi`'s in two ways: every description starts with `now-ms`, and the

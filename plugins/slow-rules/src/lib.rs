@@ -1,6 +1,6 @@
 //! Test plugin `slow-rules`: a department whose rules are correct but slow in
 //! every hook, for the daemon's department-isolation figures
-//! (`host/tests/serve_isolation.rs`).
+//! (`host/switchyard/tests/serve_isolation.rs`).
 //!
 //! Each call busy-waits `delay_ms` (department config; missing: 0) on the
 //! monotonic clock — CPU, not sleep, so only the host's deadline could cut it —

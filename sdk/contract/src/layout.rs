@@ -2,7 +2,7 @@
 //! build time from `wit/routing.wit` (`build.rs`, with wit-parser's `SizeAlign`,
 //! the computation wit-bindgen generates guest code from).
 //!
-//! The host's fast path (`host/src/abi.rs`) and the SDK's guest glue
+//! The host's fast path (`host/runtime/src/abi.rs`) and the SDK's guest glue
 //! (`sdk/src/abi.rs`, `#[repr(C)]` `ItemRow` and `SkillReq`) write and read
 //! records by hand; both check their layouts against these constants at compile
 //! time, so an edited WIT (a field reordered, retyped, added) fails their build
