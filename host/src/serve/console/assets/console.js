@@ -69,6 +69,15 @@ async function act(fn) {
   catch (e) { showError(e); }
 }
 
+// Redraw an element only when its markup changed: a control that is redrawn
+// loses focus and the click that was on its way to it.
+function setHtml(el, html) {
+  if (el._html === html) return false;
+  el._html = html;
+  el.innerHTML = html;
+  return true;
+}
+
 // ---- formatting ------------------------------------------------------------
 
 const now = () => Date.now() + session.clockSkew;
@@ -172,7 +181,7 @@ async function listen() {
         while ((end = buffer.indexOf("\n\n")) >= 0) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          if (/^event: (change|beat)$/m.test(block)) refresh();
+          if (/^event: (change|beat)$/m.test(block)) scheduleRefresh();
         }
       }
     } catch (e) {
@@ -181,6 +190,16 @@ async function listen() {
     live.textContent = "Reconnecting…";
     await new Promise((r) => setTimeout(r, 2000));
   }
+}
+
+// The stream's changes refresh the page at most twice a second: on a busy
+// daemon every page would otherwise fetch on each of its changes. A person's
+// own actions refresh at once (`act`).
+let scheduled = null, lastScheduled = 0;
+function scheduleRefresh() {
+  if (scheduled) return;
+  const wait = Math.max(0, lastScheduled + 500 - Date.now());
+  scheduled = setTimeout(() => { scheduled = null; lastScheduled = Date.now(); refresh(); }, wait);
 }
 
 // One refresh at a time; a request for one meanwhile runs once more after.
@@ -216,8 +235,8 @@ async function drawDesk() {
   session.clockSkew = ws.now_ms - Date.now();
   $("#agent-state").textContent = ws.state + (ws.presence !== ws.state ? " (presence " + ws.presence + ")" : "");
   $$("[data-presence]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.presence === ws.presence)));
-  $("#capacity tbody").innerHTML = Object.entries(ws.capacity)
-    .map(([channel, c]) => `<tr><th scope="row">${esc(channel)}</th><td>${c.load}</td><td>${c.capacity}</td></tr>`).join("");
+  setHtml($("#capacity tbody"), Object.entries(ws.capacity)
+    .map(([channel, c]) => `<tr><th scope="row">${esc(channel)}</th><td>${c.load}</td><td>${c.capacity}</td></tr>`).join(""));
   const offers = ws.items.filter((i) => i.status === "offered");
   const work = ws.items.filter((i) => i.status !== "offered");
   keyed($("#offers"), offers, offerCard);
@@ -344,7 +363,7 @@ function tickCountdowns() {
 async function drawBoard() {
   const [board, alerts] = await Promise.all([api("GET", "/v1/board"), api("GET", "/v1/alerts")]);
   session.clockSkew = board.now_ms - Date.now();
-  $("#queues tbody").innerHTML = board.queues.map((q) => {
+  setHtml($("#queues tbody"), board.queues.map((q) => {
     const live = q.live || {};
     const sl = q.service_level;
     const missed = sl != null && sl < 0.8 ? ' class="missed"' : "";
@@ -353,19 +372,18 @@ async function drawBoard() {
       <td class="offered">${q.offered}</td><td class="answered">${q.answered}</td><td class="abandoned">${q.abandoned}</td>
       <td${missed}>${percent(sl)} <span class="muted">in ${q.service_level_threshold_s} s</span></td>
       <td>${seconds(q.asa_s)}</td><td>${seconds(q.aht_s)}</td><td>${sparkline(q)}</td></tr>`;
-  }).join("");
-  $("#groups tbody").innerHTML = board.groups.map((g) => {
+  }).join(""));
+  setHtml($("#groups tbody"), board.groups.map((g) => {
     const n = (k) => g.states[k] ?? 0;
     return `<tr><th scope="row">${esc(g.group)}</th><td>${n("available")}</td><td>${n("busy")}</td><td>${n("wrap-up")}</td><td>${n("away")}</td><td>${n("offline")}</td><td>${percent(g.occupancy)}</td></tr>`;
-  }).join("");
-  $("#agents tbody").innerHTML = board.agents.map((a) =>
-    `<tr data-agent="${esc(a.name)}"><th scope="row">${esc(a.name)}</th><td>${esc(a.group)}</td><td class="state">${esc(a.state)}</td><td>${percent(a.occupancy)}</td></tr>`).join("");
+  }).join(""));
+  setHtml($("#agents tbody"), board.agents.map((a) =>
+    `<tr data-agent="${esc(a.name)}"><th scope="row">${esc(a.name)}</th><td>${esc(a.group)}</td><td class="state">${esc(a.state)}</td><td>${percent(a.occupancy)}</td></tr>`).join(""));
   const list = $("#alerts");
-  list.innerHTML = alerts.slice().reverse().slice(0, 50).map((a) =>
+  setHtml(list, alerts.slice().reverse().slice(0, 50).map((a) =>
     `<li data-alert="${a.id}">${clock(a.at_ms)} · ${esc(a.department)} · item ${esc(a.item)}: ${esc(a.message)}
-      ${a.acknowledged ? `<span class="muted">acknowledged by ${esc(a.acknowledged.by)}</span>` : `<button type="button" data-ack="${a.id}">Acknowledge alert ${a.id}</button>`}</li>`).join("");
+      ${a.acknowledged ? `<span class="muted">acknowledged by ${esc(a.acknowledged.by)}</span>` : `<button type="button" data-ack="${a.id}">Acknowledge alert ${a.id}</button>`}</li>`).join(""));
   $("#no-alerts").hidden = alerts.length > 0;
-  $$("[data-ack]", list).forEach((b) => b.addEventListener("click", () => act(() => api("POST", `/v1/alerts/${b.dataset.ack}/ack`))));
 }
 
 // Today's service level per interval as a small line chart.
@@ -505,8 +523,8 @@ async function drawAudit() {
   if ($("#audit-department").value) params.set("department", $("#audit-department").value);
   if ($("#audit-action").value) params.set("action", $("#audit-action").value);
   const entries = await api("GET", "/v1/audit?" + params);
-  $("#audit tbody").innerHTML = entries.slice().reverse().map((e) =>
-    `<tr><td>${esc(e.at)}</td><td>${esc(e.department)}</td><td>${esc(e.action)}</td><td>${e.generation ?? "–"}</td><td>${esc(typeof e.result === "string" ? e.result : JSON.stringify(e.result))}</td><td>${esc(e.trigger.who)}</td><td>${esc(e.reason || "")}</td></tr>`).join("");
+  setHtml($("#audit tbody"), entries.slice().reverse().map((e) =>
+    `<tr><td>${esc(e.at)}</td><td>${esc(e.department)}</td><td>${esc(e.action)}</td><td>${e.generation ?? "–"}</td><td>${esc(typeof e.result === "string" ? e.result : JSON.stringify(e.result))}</td><td>${esc(e.trigger.who)}</td><td>${esc(e.reason || "")}</td></tr>`).join(""));
 }
 
 // ---- wiring ----------------------------------------------------------------
@@ -520,6 +538,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#signout").addEventListener("click", () => signOut());
   $$("[data-presence]").forEach((b) => b.addEventListener("click", () =>
     act(() => api("POST", `/v1/agents/${encodeURIComponent(session.me.agent)}/state`, { state: b.dataset.presence }))));
+  // One listener for every alert's button, however often the list is redrawn.
+  $("#alerts").addEventListener("click", (e) => {
+    const id = e.target.dataset && e.target.dataset.ack;
+    if (id) act(() => api("POST", `/v1/alerts/${id}/ack`));
+  });
   $("#audit-filter").addEventListener("submit", (e) => { e.preventDefault(); act(drawAudit); });
   window.addEventListener("hashchange", route);
   setInterval(tickCountdowns, 1000);
