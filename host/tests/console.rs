@@ -12,17 +12,23 @@ use serde_json::json;
 use serve_common::{ADMIN, Daemon, SUPERVISOR, config, fresh_dir};
 use switchyard_plugin_artifacts as artifacts;
 
-/// The shared test config with billing deciding through its plugin and agent
-/// `ann` (billing and disputes skills, offline at start). Billing's calls get
+/// The shared test config with billing and claims deciding through their
+/// plugins and agent `ann` (billing and disputes skills, offline at start). Billing's calls get
 /// the sandbox's longest deadline (50 ms, not 20): these tests run four
 /// daemons and four browsers at once on a debug build, and instantiating the
 /// plugin at start must not miss its deadline on a busy machine.
 fn console_config() -> String {
-    config("\n[[agents]]\nname = \"ann\"\ngroup = \"front\"\nskills = { billing = 8, disputes = 6 }\n").replacen(
-        "name = \"billing\"\n",
-        &format!("name = \"billing\"\nplugin = {:?}\ncall_deadline_ms = 50\n", artifacts::BILLING),
-        1,
-    )
+    config("\n[[agents]]\nname = \"ann\"\ngroup = \"front\"\nskills = { billing = 8, disputes = 6 }\n")
+        .replacen(
+            "name = \"billing\"\n",
+            &format!("name = \"billing\"\nplugin = {:?}\ncall_deadline_ms = 50\n", artifacts::BILLING),
+            1,
+        )
+        .replacen(
+            "name = \"claims\"\n",
+            &format!("name = \"claims\"\nplugin = {:?}\ncall_deadline_ms = 50\n", artifacts::CLAIMS),
+            1,
+        )
 }
 
 /// Scenario: customer c-42 called billing earlier (an item the gateway
@@ -107,7 +113,8 @@ fn an_agent_takes_an_offer_from_sign_in_to_completion() {
 /// Scenario: a wrong token gets an error in words; the supervisor signs in
 /// and watches the dashboard; the gateway posts two items
 /// nobody can take; the queue's waiting count goes from 0 to 2 on the same
-/// page, without a reload (a marker set on the page survives).
+/// page, without a reload (a marker set on the page survives). An alert
+/// raised by claims' escalation rule appears and is acknowledged.
 #[test]
 fn a_supervisor_sees_queue_counts_change_live() {
     let Some(browser) = Browser::open("console-supervisor") else { return };
@@ -134,7 +141,16 @@ fn a_supervisor_sees_queue_counts_change_live() {
     browser
         .wait("the waiting count to reach 2", &format!("return document.querySelector('{waiting}').innerText === '2'"));
     assert_eq!(browser.js("return window.__same_page === true;", &[]), json!(true), "the page was not reloaded");
+    // Claims' escalation rule alerts the supervisor at 90 % of a case's due
+    // time: a case due in 2 s raises one, which the supervisor acknowledges.
+    let case = json!({ "department": "claims", "queue": "claims", "channel": "case", "due_in_s": 2.0 });
+    assert_eq!(gateway.post("/v1/items", &case).0, 201);
+    let alert = browser
+        .wait("an alert", "const li = document.querySelector('#alerts li[data-alert]'); return li && li.innerText;");
+    assert!(alert.as_str().is_some_and(|a| a.contains("claims") && a.contains("case ")), "{alert}");
     browser.screenshot("dashboard");
+    browser.click("#alerts button[data-ack]");
+    browser.wait_text("#alerts", "acknowledged by supervisor");
     // A narrow window keeps every control reachable (the tables scroll).
     browser.window(420, 800);
     browser.wait_text(waiting, "2");

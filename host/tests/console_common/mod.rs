@@ -194,10 +194,22 @@ impl Browser {
         }
     }
 
-    /// Click the element at `css`.
+    /// Click the element at `css`; if the page redrew it between finding and
+    /// clicking (a stale reference), find it again (bounded by [`WAIT`]).
     pub fn click(&self, css: &str) {
-        let id = self.find(css);
-        self.session_call("POST", &format!("/element/{id}/click"), None);
+        let started = Instant::now();
+        loop {
+            let id = self.find(css);
+            let url = format!("{}/session/{}/element/{id}/click", self.base, self.session);
+            let mut response = self.http.post(&url).send_json(json!({})).unwrap_or_else(|e| panic!("click {css}: {e}"));
+            let status = response.status().as_u16();
+            let reply: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+            if status < 400 {
+                return;
+            }
+            let stale = reply["value"]["error"] == "stale element reference";
+            assert!(stale && started.elapsed() < WAIT, "click {css}: {status} {reply}");
+        }
     }
 
     /// Type `text` into the element at `css` (a file input takes a path).
