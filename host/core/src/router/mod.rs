@@ -32,10 +32,12 @@
 //! | `cases.rs` | customers (FCR) and case timelines |
 //! | `retention.rs` | what is forgotten, and the counts that show it |
 //! | `views.rs` | read-only views: queues, items, desktops |
+//! | `console.rs` | read-only views for the web console: agent load, offer expiry |
 //! | `snapshot.rs` | the state as bytes and back |
 
 mod agents;
 mod cases;
+mod console;
 mod dispatch;
 mod escalation;
 mod intake;
@@ -47,6 +49,7 @@ mod testing;
 mod views;
 
 pub use crate::model::*;
+pub use console::{AgentLoad, ItemTiming};
 pub use snapshot::{RouterSnapshot, SNAPSHOT_VERSION};
 
 use std::cmp::Reverse;

@@ -180,6 +180,8 @@ pub(crate) struct Core {
     pub(crate) offers: BTreeMap<&'static str, u64>,
     /// Each department's rule time budget.
     pub(crate) budgets: BTreeMap<String, Arc<super::budget::Budget>>,
+    /// Customers' recent contacts, for the console's desktop.
+    pub(crate) contacts: super::console::ContactBook,
 }
 
 impl Core {
@@ -484,6 +486,7 @@ impl Core {
         let queues = self.router.queue_names();
         let events: Vec<Event> = self.router.drain_events().collect();
         for event in events {
+            self.contacts.observe(&self.router, &event);
             match &event {
                 Event::Offered { .. } => *self.offers.entry("made").or_default() += 1,
                 Event::Accepted { .. } => *self.offers.entry("accepted").or_default() += 1,

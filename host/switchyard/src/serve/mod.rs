@@ -30,7 +30,8 @@
 //! journal → apply), [`journal`] (records, redb store, group commit), `plugins`
 //! (the one plugin life cycle: upload, rollback, shadow, fixtures, watched
 //! directory, start-up restore, audit; the journal's plugin ledger), `budget`
-//! (per-department rule time), `prom` (`/metrics`).
+//! (per-department rule time), `prom` (`/metrics`), `console` (the web console
+//! at `/` and the reads it adds to the API).
 
 pub mod config;
 pub mod journal;
@@ -38,6 +39,7 @@ pub mod journal;
 mod api;
 mod auth;
 mod budget;
+mod console;
 mod core;
 mod edge;
 mod openapi;
@@ -185,6 +187,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         recovered: 0,
         appended: 0,
         offers: BTreeMap::new(),
+        contacts: Default::default(),
     };
     // Opt-in decision recording, flushed per record so a live log can be tailed.
     let decision_log = match &config.record_decisions {

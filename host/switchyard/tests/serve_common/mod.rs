@@ -211,6 +211,14 @@ impl Client {
         }
         reply(r.call())
     }
+    /// GET, the status only: the body is not read (an event stream never ends).
+    pub fn get_status(&self, path: &str) -> u16 {
+        let mut r = self.http.get(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        r.call().map(|response| response.status().as_u16()).unwrap_or(0)
+    }
     /// GET, raw text.
     pub fn get_text(&self, path: &str) -> (u16, String) {
         let mut r = self.http.get(self.url(path));
@@ -291,6 +299,8 @@ impl Client {
     /// Send `method` with `body` (for the OpenAPI checks).
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
         match (method, body) {
+            // The console's event stream never ends: its status is the answer.
+            ("get", _) if path == "/v1/events" => (self.get_status(path), Value::Null),
             ("get", _) => self.get(path),
             ("delete", _) => self.delete(path),
             ("post", Some(b)) => self.post(path, b),

@@ -319,6 +319,14 @@ pub const ROUTES: &[RouteSpec] = &[
     route("delete", "/v1/plugins/{department}/shadow", &[Admin], || delete(plugins::discard_shadow)),
     route("post", "/v1/plugins/{department}/shadow/promote", &[Admin], || post(plugins::promote)),
     route("get", "/v1/audit", STAFF, || get(plugins::audit)),
+    // The web console (serve/console): its page and assets, and the reads it adds.
+    route("get", "/", OPEN, || get(super::console::index)),
+    route("get", "/console/console.js", OPEN, || get(super::console::script)),
+    route("get", "/console/console.css", OPEN, || get(super::console::style)),
+    route("get", "/v1/me", &[Admin, Supervisor, Integration, Agent], || get(super::console::me)),
+    route("get", "/v1/agents/{id}/workspace", &[Admin, Supervisor, Agent], || get(super::console::workspace)),
+    route("get", "/v1/board", STAFF, || get(super::console::board)),
+    route("get", "/v1/events", &[Admin, Supervisor, Integration, Agent], || get(super::console::events)),
 ];
 
 /// The largest body any method of `path` takes (the edge's limit and timeout
