@@ -371,7 +371,7 @@ async function drawBoard() {
       <td class="waiting">${live.waiting ?? 0}</td><td>${duration(live.oldest_wait_ms)}</td><td class="offered-now">${live.offered ?? 0}</td><td>${live.overdue ?? 0}</td>
       <td class="offered">${q.offered}</td><td class="answered">${q.answered}</td><td class="abandoned">${q.abandoned}</td>
       <td${missed}>${percent(sl)} <span class="muted">in ${q.service_level_threshold_s} s</span></td>
-      <td>${seconds(q.asa_s)}</td><td>${seconds(q.aht_s)}</td><td>${sparkline(q)}</td></tr>`;
+      <td>${seconds(q.asa_s)}</td><td>${seconds(q.aht_s)}</td><td>${percent(q.before_due)}</td><td>${sparkline(q)}</td></tr>`;
   }).join(""));
   setHtml($("#groups tbody"), board.groups.map((g) => {
     const n = (k) => g.states[k] ?? 0;
