@@ -31,6 +31,42 @@ fn console_config() -> String {
         )
 }
 
+/// The desktop's earlier contacts come from the daemon's own book, which its
+/// snapshots keep: after a clean stop (it takes a snapshot and drops the
+/// records the snapshot covers) and a start, the customer's earlier call is
+/// still beside the new one. No browser: this is the API the page draws from.
+#[test]
+fn earlier_contacts_survive_a_restart() {
+    let dir = fresh_dir("console-contacts-restart");
+    let call = |reference: &str| {
+        json!({ "department": "billing", "queue": "billing-general", "customer": "c-7",
+                "attributes": { "ref": reference, "amount": "40" } })
+    };
+    let mut daemon = Daemon::start(&dir, Some(&console_config()));
+    let (status, first) = daemon.gateway().post("/v1/items", &call("INV-1"));
+    assert_eq!(status, 201, "{first}");
+    let first_id = first["id"].as_u64().unwrap();
+    assert_eq!(daemon.gateway().delete(&format!("/v1/items/{first_id}")).0, 200);
+    assert!(daemon.terminate(), "a clean stop");
+
+    let daemon = Daemon::start(&dir, Some(&console_config()));
+    let (_, ready) = daemon.admin().get("/readyz");
+    assert_eq!(ready["replayed_records"], 0, "the start came from the snapshot alone: {ready}");
+    let ann = daemon.agent_client("ann");
+    assert_eq!(ann.post("/v1/agents/ann/state", &json!({ "state": "available" })).0, 200);
+    let (status, second) = daemon.gateway().post("/v1/items", &call("INV-2"));
+    assert_eq!(status, 201, "{second}");
+    let (status, workspace) = ann.get("/v1/agents/ann/workspace");
+    assert_eq!(status, 200, "{workspace}");
+    let offered = workspace["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["id"] == second["id"]))
+        .unwrap_or_else(|| panic!("the new call is on ann's desk: {workspace}"));
+    let earlier = offered["earlier_contacts"].as_array().expect("earlier contacts");
+    assert_eq!(earlier.len(), 1, "{offered}");
+    assert_eq!((earlier[0]["item"].as_u64(), earlier[0]["outcome"].as_str()), (Some(first_id), Some("withdrawn")));
+}
+
 /// Scenario: customer c-42 called billing earlier (an item the gateway
 /// withdrew). Agent ann signs in with her own token and goes
 /// available; the gateway posts the customer's new call; the offer appears

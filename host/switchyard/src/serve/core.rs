@@ -323,6 +323,7 @@ impl Core {
             agent_tokens: self.auth.agent_tokens(),
             plugins: self.plugins.departments.clone(),
             records: self.recovered + self.appended,
+            contacts: self.contacts.entries(),
         };
         DaemonSnapshot {
             version: snapshot::VERSION,
@@ -357,6 +358,7 @@ impl Core {
         }
         self.recovered = snapshot.records;
         self.plugins.departments = snapshot.plugins;
+        self.contacts.restore(snapshot.contacts);
     }
 
     /// Apply one input at its time. Used live (see [`Core::submit`]) and in replay.

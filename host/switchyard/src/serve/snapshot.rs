@@ -3,7 +3,8 @@
 //!
 //! A [`DaemonSnapshot`] is the router's [`RouterSnapshot`] plus what the daemon
 //! keeps beside it (finished items for lookup, offer counters, agents' token
-//! hashes, the plugin ledger: which generations are active, in shadow, kept). The ticker takes one
+//! hashes, the plugin ledger: which generations are active, in shadow, kept;
+//! the customers' recent contacts the console shows). The ticker takes one
 //! every `snapshot_every` records and the daemon takes one at every clean stop;
 //! [`GroupCommit::put_snapshot`](super::journal::GroupCommit::put_snapshot)
 //! stores it once the records it covers are durable and drops those records.
@@ -17,6 +18,7 @@
 //! and several times faster to read; see the figures in `router/snapshot.rs`).
 //! The snapshot carries its own version; a build that cannot read it refuses to
 //! start and says so (the records it covers are gone, so guessing is not an option).
+//! Format 1 (before the contacts) is still read, with no contacts.
 
 use std::collections::BTreeMap;
 
@@ -24,13 +26,14 @@ use serde::{Deserialize, Serialize};
 
 use switchyard_core::router::RouterSnapshot;
 
+use super::console::Contact;
 use super::plugins::DepartmentPlugins;
 
 /// The first bytes of a stored snapshot.
 pub(crate) const MAGIC: &[u8] = b"switchyard-snapshot\n";
 
 /// The daemon snapshot format this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Everything the daemon needs to continue as if it had never stopped; see the
 /// module docs.
@@ -60,6 +63,28 @@ pub(crate) struct DaemonState {
     pub(crate) plugins: BTreeMap<String, DepartmentPlugins>,
     /// Records replayed or appended before this snapshot (for `/readyz`).
     pub(crate) records: u64,
+    /// Customers' recent contacts, least recently seen first (format 2 on).
+    pub(crate) contacts: Vec<(String, Vec<Contact>)>,
+}
+
+/// Format 1: [`DaemonSnapshot`] before the contacts. Postcard is not
+/// self-describing, so an older format is read through its own shape.
+#[derive(Serialize, Deserialize)]
+struct DaemonSnapshotV1 {
+    version: u32,
+    clock_ms: u64,
+    router: RouterSnapshot,
+    daemon: DaemonStateV1,
+}
+
+/// [`DaemonState`] in format 1.
+#[derive(Serialize, Deserialize)]
+struct DaemonStateV1 {
+    finished: Vec<FinishedEntry>,
+    offers: BTreeMap<String, u64>,
+    agent_tokens: Vec<(String, String)>,
+    plugins: BTreeMap<String, DepartmentPlugins>,
+    records: u64,
 }
 
 /// A finished item as a snapshot keeps it.
@@ -96,10 +121,18 @@ impl DaemonSnapshot {
         let rest = bytes.strip_prefix(MAGIC).ok_or("not a switchyard snapshot (bad header)")?;
         let (version, body) = rest.split_first_chunk::<4>().ok_or("the snapshot is cut short")?;
         let version = u32::from_le_bytes(*version);
-        if version != VERSION {
-            return Err(format!("snapshot format {version} cannot be read by this build (format {VERSION})"));
+        let unreadable = |e: postcard::Error| format!("the snapshot (format {version}) is unreadable: {e}");
+        match version {
+            VERSION => postcard::from_bytes(body).map_err(unreadable),
+            1 => {
+                let DaemonSnapshotV1 { version: _, clock_ms, router, daemon } =
+                    postcard::from_bytes(body).map_err(unreadable)?;
+                let DaemonStateV1 { finished, offers, agent_tokens, plugins, records } = daemon;
+                let daemon = DaemonState { finished, offers, agent_tokens, plugins, records, contacts: Vec::new() };
+                Ok(DaemonSnapshot { version: VERSION, clock_ms, router, daemon })
+            }
+            _ => Err(format!("snapshot format {version} cannot be read by this build (format {VERSION})")),
         }
-        postcard::from_bytes(body).map_err(|e| format!("the snapshot (format {VERSION}) is unreadable: {e}"))
     }
 }
 
@@ -150,7 +183,19 @@ mod tests {
                 agent_tokens: vec![("ann".into(), "00ff".into())],
                 plugins,
                 records: 42,
+                contacts: vec![("c-1".into(), vec![contact()])],
             },
+        }
+    }
+
+    fn contact() -> Contact {
+        Contact {
+            item: 7,
+            at_ms: 900,
+            department: "billing".into(),
+            queue: "q".into(),
+            channel: switchyard_contract::Channel::Voice,
+            outcome: crate::serve::console::Outcome::Resolved,
         }
     }
 
@@ -167,7 +212,30 @@ mod tests {
             (snapshot().daemon.offers, snapshot().daemon.agent_tokens, 42)
         );
         assert_eq!(back.daemon.plugins["billing"].active, Some((3, "ab".into())));
+        assert_eq!(back.daemon.contacts, vec![("c-1".to_owned(), vec![contact()])]);
         assert_eq!(back.router.queue_names(), vec!["q"]);
+    }
+
+    /// A format-1 snapshot (before the contacts) is still read, with none.
+    #[test]
+    fn a_format_1_snapshot_is_read_without_contacts() {
+        let now = snapshot();
+        let DaemonState { finished, offers, agent_tokens, plugins, records, .. } = now.daemon;
+        let v1 = DaemonSnapshotV1 {
+            version: 1,
+            clock_ms: now.clock_ms,
+            router: now.router,
+            daemon: DaemonStateV1 { finished, offers, agent_tokens, plugins, records },
+        };
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&postcard::to_allocvec(&v1).expect("encodes"));
+        let back = DaemonSnapshot::decode(&bytes).expect("format 1 decodes");
+        assert_eq!(back.daemon.finished, snapshot().daemon.finished);
+        assert_eq!((back.daemon.records, back.daemon.contacts.len()), (42, 0));
+        assert_eq!(back.router.queue_names(), vec!["q"]);
+        // Cut short, it is refused with its own format named.
+        assert!(DaemonSnapshot::decode(&bytes[..bytes.len() / 2]).unwrap_err().contains("format 1"));
     }
 
     /// Another file, another version, or a cut-short snapshot is refused with

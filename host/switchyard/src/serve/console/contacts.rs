@@ -3,16 +3,15 @@
 //! needs); the console wants the ones before the item in hand, so this book
 //! remembers a few per customer from the router's events.
 //!
-//! It is fed in `Core::after` from the same events live and in replay, so a
-//! restart rebuilds it from the journal records it replays; contacts older
-//! than the snapshot a restart starts from are not in it (the item's contact
-//! count, which the router keeps, still is). Bounded: [`PER_CUSTOMER`]
+//! It is fed in `Core::after` from the same events live and in replay, and
+//! kept in the daemon's snapshots ([`ContactBook::entries`],
+//! [`ContactBook::restore`]), so a restart shows the same contacts. Bounded: [`PER_CUSTOMER`]
 //! contacts each, [`CUSTOMERS`] customers, the least recently seen forgotten
 //! first.
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchyard_contract::Channel;
 
 use switchyard_core::router::{Event, Router};
@@ -23,8 +22,22 @@ const PER_CUSTOMER: usize = 8;
 /// bytes each.
 const CUSTOMERS: usize = 100_000;
 
+/// How a contact ended, so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Outcome {
+    /// Not finished yet.
+    Open,
+    /// Completed, resolved.
+    Resolved,
+    /// Completed, not resolved.
+    Unresolved,
+    /// Withdrawn or abandoned before it was handled.
+    Withdrawn,
+}
+
 /// One contact of a customer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Contact {
     /// The item.
     pub(crate) item: u64,
@@ -33,8 +46,8 @@ pub(crate) struct Contact {
     pub(crate) department: String,
     pub(crate) queue: String,
     pub(crate) channel: Channel,
-    /// `open`, `resolved`, `unresolved` or `withdrawn`.
-    pub(crate) outcome: &'static str,
+    /// How it ended (`open` until it does).
+    pub(crate) outcome: Outcome,
 }
 
 /// See the module docs.
@@ -62,14 +75,14 @@ impl ContactBook {
                     department: view.department,
                     queue: view.queue,
                     channel: view.channel,
-                    outcome: "open",
+                    outcome: Outcome::Open,
                 };
                 self.add(customer, contact);
             }
             Event::Completed { item, resolved, .. } => {
-                self.set_outcome(item.0, if *resolved { "resolved" } else { "unresolved" })
+                self.set_outcome(item.0, if *resolved { Outcome::Resolved } else { Outcome::Unresolved })
             }
-            Event::Abandoned { item, .. } => self.set_outcome(item.0, "withdrawn"),
+            Event::Abandoned { item, .. } => self.set_outcome(item.0, Outcome::Withdrawn),
             _ => {}
         }
     }
@@ -78,6 +91,27 @@ impl ContactBook {
     pub(crate) fn earlier(&self, customer: &str, except: u64, since_ms: u64) -> Vec<Contact> {
         let Some((_, contacts)) = self.by_customer.get(customer) else { return Vec::new() };
         contacts.iter().rev().filter(|c| c.item != except && c.at_ms >= since_ms).cloned().collect()
+    }
+
+    /// The book for a snapshot: each customer with their contacts, the least
+    /// recently seen first (the order [`ContactBook::restore`] rebuilds).
+    pub(crate) fn entries(&self) -> Vec<(String, Vec<Contact>)> {
+        self.order
+            .iter()
+            .filter_map(|(touch, customer)| match self.by_customer.get(customer) {
+                Some((last, contacts)) if last == touch => Some((customer.clone(), contacts.iter().cloned().collect())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Take back what [`ContactBook::entries`] gave, as if seen in that order.
+    pub(crate) fn restore(&mut self, entries: Vec<(String, Vec<Contact>)>) {
+        for (customer, contacts) in entries {
+            for contact in contacts {
+                self.add(customer.clone(), contact);
+            }
+        }
     }
 
     fn add(&mut self, customer: String, contact: Contact) {
@@ -111,7 +145,7 @@ impl ContactBook {
         }
     }
 
-    fn set_outcome(&mut self, item: u64, outcome: &'static str) {
+    fn set_outcome(&mut self, item: u64, outcome: Outcome) {
         let Some(customer) = self.customer_of.get(&item) else { return };
         if let Some((_, contacts)) = self.by_customer.get_mut(customer)
             && let Some(c) = contacts.iter_mut().find(|c| c.item == item)
@@ -132,7 +166,7 @@ mod tests {
             department: "billing".into(),
             queue: "billing-general".into(),
             channel: Channel::Voice,
-            outcome: "open",
+            outcome: Outcome::Open,
         }
     }
 
@@ -144,12 +178,33 @@ mod tests {
         for i in 1..=(PER_CUSTOMER as u64 + 2) {
             book.add("c-1".into(), contact(i, i * 10));
         }
-        book.set_outcome(PER_CUSTOMER as u64 + 1, "resolved");
+        book.set_outcome(PER_CUSTOMER as u64 + 1, Outcome::Resolved);
         let earlier = book.earlier("c-1", PER_CUSTOMER as u64 + 2, 40);
         let items: Vec<u64> = earlier.iter().map(|c| c.item).collect();
         assert_eq!(items, (4..=PER_CUSTOMER as u64 + 1).rev().collect::<Vec<_>>());
-        assert_eq!(earlier[0].outcome, "resolved");
+        assert_eq!(earlier[0].outcome, Outcome::Resolved);
         assert!(book.customer_of.len() <= PER_CUSTOMER);
         assert!(book.earlier("nobody", 0, 0).is_empty());
+    }
+
+    /// A book taken for a snapshot and restored answers as the original did,
+    /// outcomes included, and forgets the same customer first afterwards.
+    #[test]
+    fn a_restored_book_answers_as_the_original() {
+        let mut book = ContactBook::default();
+        book.add("c-1".into(), contact(1, 10));
+        book.add("c-2".into(), contact(2, 20));
+        book.add("c-1".into(), contact(3, 30));
+        book.set_outcome(1, Outcome::Unresolved);
+        let mut back = ContactBook::default();
+        back.restore(book.entries());
+        for customer in ["c-1", "c-2"] {
+            assert_eq!(back.earlier(customer, 0, 0), book.earlier(customer, 0, 0), "{customer}");
+        }
+        assert_eq!(back.earlier("c-1", 3, 0)[0].outcome, Outcome::Unresolved);
+        // c-2 was seen least recently in both.
+        assert_eq!(back.entries().first().map(|(c, _)| c.as_str()), Some("c-2"));
+        back.set_outcome(3, Outcome::Resolved);
+        assert_eq!(back.earlier("c-1", 1, 0)[0].outcome, Outcome::Resolved);
     }
 }

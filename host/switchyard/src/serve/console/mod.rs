@@ -22,7 +22,9 @@
 mod contacts;
 mod views;
 
-pub(crate) use contacts::ContactBook;
+#[cfg(test)]
+pub(crate) use contacts::Outcome;
+pub(crate) use contacts::{Contact, ContactBook};
 pub(crate) use views::{board, me, workspace};
 
 use std::convert::Infallible;
