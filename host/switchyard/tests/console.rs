@@ -67,6 +67,33 @@ fn earlier_contacts_survive_a_restart() {
     assert_eq!((earlier[0]["item"].as_u64(), earlier[0]["outcome"].as_str()), (Some(first_id), Some("withdrawn")));
 }
 
+/// A console left open does not hold up a stop: the event stream ends when
+/// the daemon begins to stop, so the graceful drain finishes instead of
+/// waiting out its limit (before, SIGTERM with one page open took the whole
+/// 30 s drain and logged that requests were still running).
+#[test]
+fn an_open_event_stream_does_not_hold_up_a_stop() {
+    use std::io::BufRead;
+    let dir = fresh_dir("console-stop-with-stream");
+    let mut daemon = Daemon::start(&dir, Some(&console_config()));
+    let mut response = ureq::get(format!("{}/v1/events", daemon.base))
+        .header("authorization", format!("Bearer {SUPERVISOR}"))
+        .call()
+        .expect("the event stream opens");
+    assert_eq!(response.status(), 200);
+    let mut stream = std::io::BufReader::new(response.body_mut().as_reader());
+    let mut first = String::new();
+    stream.read_line(&mut first).expect("the first event");
+    assert_eq!(first.trim(), "event: change", "the stream is open and has spoken");
+
+    assert!(daemon.terminate(), "a clean stop");
+    let mut rest = String::new();
+    // The stream ends (the daemon closed it) rather than being cut by the exit.
+    let _ = std::io::Read::read_to_string(&mut stream, &mut rest);
+    let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    assert!(!log.contains("requests still running"), "the drain waited for the stream:\n{log}");
+}
+
 /// Scenario: customer c-42 called billing earlier (an item the gateway
 /// withdrew). Agent ann signs in with her own token and goes
 /// available; the gateway posts the customer's new call; the offer appears

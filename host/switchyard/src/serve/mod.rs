@@ -235,6 +235,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
     let shared = Arc::new(Shared {
         core: Mutex::new(core),
         snapshotting: Mutex::new(()),
+        stopping: std::sync::atomic::AtomicBool::new(false),
         auth,
         journal: journal.clone(),
         plugins: plugins::Plugins {
@@ -352,7 +353,14 @@ async fn serve(options: ServeOptions) -> Result<()> {
     };
 
     let app = api::routes(state.clone(), &config.http);
-    let served = edge::serve(listener, app, &config.http, shutdown_signal()).await;
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Event streams end at their next check, so the drain below is not
+        // held open by a console left on someone's screen.
+        stopping.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let served = edge::serve(listener, app, &config.http, shutdown).await;
     ticker.abort();
     if let Err(e) = state.journal.flush() {
         tracing::error!(error = %e, "journal not flushed at shutdown");

@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     /// The department plugins' life cycle (see [`super::plugins`]); never
     /// touched under the core's lock.
     pub(crate) plugins: super::plugins::Plugins,
+    /// Set when the daemon begins to stop: long-lived answers (the console's
+    /// event streams) end, so a graceful stop does not wait out their lifetime.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) type AppState = Arc<Shared>;

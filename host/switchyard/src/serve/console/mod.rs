@@ -86,7 +86,8 @@ pub(crate) async fn style() -> Response {
 }
 
 /// `GET /v1/events`: `change` when the state moved (data: the journal ticket),
-/// `beat` every [`BEAT`] otherwise; ends after [`STREAM_LIFETIME`].
+/// `beat` every [`BEAT`] otherwise; ends after [`STREAM_LIFETIME`], or within
+/// [`CHECK`] of the daemon beginning to stop.
 pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     struct Cursor {
         state: AppState,
@@ -97,7 +98,7 @@ pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Ite
     let start = Cursor { state, last: None, beat: Instant::now(), opened: Instant::now() };
     let stream = futures_util::stream::unfold(start, |mut c| async move {
         loop {
-            if c.opened.elapsed() >= STREAM_LIFETIME {
+            if c.opened.elapsed() >= STREAM_LIFETIME || c.state.stopping.load(std::sync::atomic::Ordering::Relaxed) {
                 return None;
             }
             let ticket = c.state.journal.last_ticket();
