@@ -83,6 +83,9 @@ impl ContactBook {
                 self.set_outcome(item.0, if *resolved { Outcome::Resolved } else { Outcome::Unresolved })
             }
             Event::Abandoned { item, .. } => self.set_outcome(item.0, Outcome::Withdrawn),
+            // A hand-off is the case's next step in another department, not
+            // a contact of the customer's (its `Created` came just before).
+            Event::HandedOff { to, .. } => self.forget(to.0),
             _ => {}
         }
     }
@@ -145,6 +148,13 @@ impl ContactBook {
         }
     }
 
+    fn forget(&mut self, item: u64) {
+        let Some(customer) = self.customer_of.remove(&item) else { return };
+        if let Some((_, contacts)) = self.by_customer.get_mut(&customer) {
+            contacts.retain(|c| c.item != item);
+        }
+    }
+
     fn set_outcome(&mut self, item: u64, outcome: Outcome) {
         let Some(customer) = self.customer_of.get(&item) else { return };
         if let Some((_, contacts)) = self.by_customer.get_mut(customer)
@@ -185,6 +195,10 @@ mod tests {
         assert_eq!(earlier[0].outcome, Outcome::Resolved);
         assert!(book.customer_of.len() <= PER_CUSTOMER);
         assert!(book.earlier("nobody", 0, 0).is_empty());
+        // A hand-off's item is forgotten: it is not a contact.
+        book.forget(PER_CUSTOMER as u64 + 1);
+        assert!(book.earlier("c-1", 0, 0).iter().all(|c| c.item != PER_CUSTOMER as u64 + 1));
+        assert!(!book.customer_of.contains_key(&(PER_CUSTOMER as u64 + 1)));
     }
 
     /// A book taken for a snapshot and restored answers as the original did,
