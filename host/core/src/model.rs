@@ -164,6 +164,19 @@ pub enum AgentState {
     Offline,
 }
 
+impl AgentState {
+    /// The state's name, as it serializes (`wrap-up`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentState::Available => "available",
+            AgentState::Busy => "busy",
+            AgentState::WrapUp => "wrap-up",
+            AgentState::Away => "away",
+            AgentState::Offline => "offline",
+        }
+    }
+}
+
 /// A new work item.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewWorkItem {

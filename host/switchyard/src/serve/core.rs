@@ -186,7 +186,7 @@ pub(crate) struct Core {
 
 impl Core {
     /// The time for the next input: the wall clock, never behind the router's.
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         SystemClock.now_ms().max(self.clock.now_ms())
     }
 

@@ -83,13 +83,7 @@ fn snapshot(core: &Core) -> Snapshot {
     let mut agents: BTreeMap<&'static str, u64> =
         ["available", "busy", "wrap-up", "away", "offline"].into_iter().map(|s| (s, 0)).collect();
     for (id, _, _) in core.router.agents() {
-        let state = match core.router.agent_state(id) {
-            Ok(AgentState::Available) => "available",
-            Ok(AgentState::Busy) => "busy",
-            Ok(AgentState::WrapUp) => "wrap-up",
-            Ok(AgentState::Away) => "away",
-            Ok(AgentState::Offline) | Err(_) => "offline",
-        };
+        let state = core.router.agent_state(id).unwrap_or(AgentState::Offline).name();
         *agents.entry(state).or_default() += 1;
     }
     let plugins = departments.iter().filter_map(|(d, _)| core.runtime.stats(d).map(|s| (d.clone(), s))).collect();

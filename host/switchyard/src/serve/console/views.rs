@@ -11,7 +11,6 @@ use switchyard_contract::Channel;
 use crate::serve::api::{AppState, Reply, ok, with_core};
 use crate::serve::auth::{Denied, Identity};
 use crate::serve::core::Core;
-use switchyard_core::clock::{Clock, SystemClock};
 use switchyard_core::router::AgentState;
 
 /// `GET /v1/me`: the caller's role, and its agent name if an agent.
@@ -35,10 +34,9 @@ pub(crate) async fn workspace(
         let desktop = core.router.desktop(id).map_err(crate::serve::core::Refusal::from)?;
         let load = core.router.agent_load(id).map_err(crate::serve::core::Refusal::from)?;
         let items: Vec<Value> = desktop.items.iter().map(|item| workspace_item(core, item)).collect();
-        let channels = [Channel::Voice, Channel::Chat, Channel::Email, Channel::Case];
-        let capacity: BTreeMap<&str, Value> = channels
+        let capacity: BTreeMap<&str, Value> = Channel::ALL
             .iter()
-            .map(|c| (channel_name(*c), json!({ "capacity": load.capacity.of(*c), "load": load.load[c.index()] })))
+            .map(|c| (c.name(), json!({ "capacity": load.capacity.of(*c), "load": load.load[c.index()] })))
             .collect();
         ok(
             StatusCode::OK,
@@ -48,7 +46,7 @@ pub(crate) async fn workspace(
                 "presence": load.presence,
                 "capacity": capacity,
                 "digital_capacity": load.capacity.digital,
-                "now_ms": now_ms(core),
+                "now_ms": core.now(),
                 "items": items,
             }),
         )
@@ -67,27 +65,13 @@ fn workspace_item(core: &Core, item: &switchyard_core::router::DesktopItem) -> V
         body["contacts"] = json!(timing.contacts);
         body["fcr_window_ms"] = json!(timing.fcr_window_ms);
         let earlier = item.customer.as_deref().map(|customer| {
-            let since = now_ms(core).saturating_sub(timing.fcr_window_ms);
+            let since = core.now().saturating_sub(timing.fcr_window_ms);
             core.contacts.earlier(customer, item.id.0, since)
         });
         body["earlier_contacts"] = json!(earlier.unwrap_or_default());
     }
     body["case_view"] = json!(item.case.as_deref().and_then(|c| core.router.case(c)));
     body
-}
-
-fn channel_name(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Voice => "voice",
-        Channel::Chat => "chat",
-        Channel::Email => "email",
-        Channel::Case => "case",
-    }
-}
-
-/// The router's time now (the wall clock, never behind the router's).
-fn now_ms(core: &Core) -> u64 {
-    SystemClock.now_ms().max(core.router.now_ms())
 }
 
 /// Start of the UTC day of `ms`.
@@ -102,7 +86,7 @@ fn day_start(ms: u64) -> u64 {
 /// occupancy; each agent's state and occupancy; open alerts.
 pub(crate) async fn board(State(state): State<AppState>) -> Reply {
     with_core(&state, |core| {
-        let now = now_ms(core);
+        let now = core.now();
         let today = day_start(now);
         let metrics = core.router.metrics();
         let first = metrics.first_interval();
@@ -147,7 +131,7 @@ pub(crate) async fn board(State(state): State<AppState>) -> Reply {
                 let state = core.router.agent_state(id).ok();
                 let times = metrics.agent_times(id).unwrap_or_default();
                 let entry = groups.entry(group.clone()).or_default();
-                *entry.0.entry(state_name(state)).or_default() += 1;
+                *entry.0.entry(state.unwrap_or(AgentState::Offline).name()).or_default() += 1;
                 entry.1 += times.busy_ms;
                 entry.2 += times.idle_ms;
                 json!({ "name": name, "group": group, "state": state, "occupancy": times.occupancy() })
@@ -167,14 +151,4 @@ pub(crate) async fn board(State(state): State<AppState>) -> Reply {
         )
     })
     .await?
-}
-
-fn state_name(state: Option<AgentState>) -> &'static str {
-    match state {
-        Some(AgentState::Available) => "available",
-        Some(AgentState::Busy) => "busy",
-        Some(AgentState::WrapUp) => "wrap-up",
-        Some(AgentState::Away) => "away",
-        Some(AgentState::Offline) | None => "offline",
-    }
 }
