@@ -1,5 +1,6 @@
 //! Crash test of `switchyard serve`: SIGKILL while items are being posted, then a
-//! restart on the same data directory.
+//! restart on the same data directory — one test, run against both stores
+//! (the embedded one and PostgreSQL).
 
 mod serve_common;
 
@@ -18,16 +19,31 @@ use serve_common::{ADMIN, Daemon, INTEGRATION, SUPERVISOR, config, fresh_dir};
 /// with: the completed one completed, the offered one back in its queue or
 /// offered again, the rest waiting. No `ref` appears twice.
 #[test]
-fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
-    let dir = fresh_dir("serve-crash");
+fn every_acknowledged_item_survives_a_sigkill_exactly_once_embedded() {
+    sigkill_and_restart("serve-crash", None);
+}
+
+/// The same on PostgreSQL: one node of a cluster, restarted on the same database.
+#[test]
+fn every_acknowledged_item_survives_a_sigkill_exactly_once_postgresql() {
+    let Some(server) = serve_common::pg::PgServer::start("crash") else { return };
+    let url = server.database("crash");
+    sigkill_and_restart("serve-crash-pg", Some(&url));
+}
+
+fn sigkill_and_restart(name: &str, store: Option<&str>) {
+    let dir = fresh_dir(name);
+    let store = store.map(|url| format!("store = {url:?}\n")).unwrap_or_default();
     // Snapshots every 100 records: the kill lands after several, so recovery
     // is snapshot + tail, not the whole journal.
-    let text = config("").replacen("tick_ms = 50\n", "tick_ms = 50\nsnapshot_every = 100\n", 1).replacen(
-        "name = \"billing\"\n",
-        &format!("name = \"billing\"\nplugin = {:?}\n", switchyard_plugin_artifacts::BILLING),
-        1,
-    );
+    let text =
+        config("").replacen("tick_ms = 50\n", &format!("tick_ms = 50\nsnapshot_every = 100\n{store}"), 1).replacen(
+            "name = \"billing\"\n",
+            &format!("name = \"billing\"\nplugin = {:?}\n", switchyard_plugin_artifacts::BILLING),
+            1,
+        );
     let mut daemon = Daemon::start(&dir, Some(&text));
+    assert!(daemon.wait_leader(Duration::from_secs(30)), "the node leads");
     let admin = daemon.client(Some(ADMIN));
     let gateway = daemon.client(Some(INTEGRATION));
     assert_eq!(admin.put("/v1/agents/ann", &json!({ "skills": { "billing": 5 } })).0, 201);
@@ -94,6 +110,7 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     );
     assert_ne!(without_plugin, text);
     let mut daemon = Daemon::start(&dir, Some(&without_plugin));
+    assert!(daemon.wait_leader(Duration::from_secs(30)), "the node leads after the restart");
     let (_, ready) = daemon.admin().get("/readyz");
     let snapshot_covered = ready["snapshot_covers"].as_u64().unwrap_or(0);
     assert!(snapshot_covered >= 100, "a snapshot was taken under load: {ready}");
@@ -159,6 +176,7 @@ fn every_acknowledged_item_survives_a_sigkill_exactly_once() {
     let waiting_offered = live["waiting"].as_u64().unwrap() + live["offered"].as_u64().unwrap() + 1;
     assert!(daemon.terminate(), "SIGTERM ends the daemon cleanly");
     let daemon = Daemon::start(&dir, None);
+    assert!(daemon.wait_leader(Duration::from_secs(30)), "the node leads after the clean stop");
     let (_, ready) = daemon.admin().get("/readyz");
     assert_eq!(ready["replayed_records"], 0, "{ready}");
     let (_, queue) = daemon.supervisor().get("/v1/queues/billing-general");

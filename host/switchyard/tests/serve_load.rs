@@ -3,6 +3,8 @@
 //! items/s and the p50/p99 latency of `POST /v1/items`. No timed assertions: the
 //! figures go in the README. `SWITCHYARD_LOAD_ITEMS` and
 //! `SWITCHYARD_LOAD_CLIENTS` change the size (default 5,000 items, 4 clients).
+//! The same load runs on the embedded store and on PostgreSQL (a server of the
+//! test's own, `serve_common::pg`, fsync on), so the two are compared in one run.
 
 mod serve_common;
 
@@ -17,10 +19,23 @@ use serve_common::{Daemon, INTEGRATION, SUPERVISOR, config, fresh_dir};
 /// item must be waiting at the end.
 #[test]
 fn post_items_under_load_and_report_throughput_and_p99() {
+    post_items("serve-load", None);
+}
+
+/// The same on PostgreSQL: one node of a cluster.
+#[test]
+fn post_items_under_load_on_postgresql_and_report_throughput_and_p99() {
+    let Some(server) = serve_common::pg::PgServer::start("load") else { return };
+    let url = server.database("load");
+    post_items("serve-load-pg", Some(&url));
+}
+
+fn post_items(name: &str, store: Option<&str>) {
     let items: usize = std::env::var("SWITCHYARD_LOAD_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let clients: usize = std::env::var("SWITCHYARD_LOAD_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4).max(1);
-    let dir = fresh_dir("serve-load");
-    let text = config("").replacen(
+    let dir = fresh_dir(name);
+    let store_line = store.map(|url| format!("store = {url:?}\n")).unwrap_or_default();
+    let text = config("").replacen("tick_ms = 50\n", &format!("tick_ms = 50\n{store_line}"), 1).replacen(
         "name = \"billing\"\n",
         &format!(
             // The whole second for billing's rules: this measures throughput, and
@@ -31,6 +46,7 @@ fn post_items_under_load_and_report_throughput_and_p99() {
         1,
     );
     let daemon = Daemon::start(&dir, Some(&text));
+    assert!(daemon.wait_leader(Duration::from_secs(30)), "the node leads");
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|c| {
@@ -67,7 +83,8 @@ fn post_items_under_load_and_report_throughput_and_p99() {
     let calls = &plugins[0]["current"]["stats"]["calls"]["prioritise"];
     assert_eq!(calls, items, "every item was prioritised by the plugin");
     println!(
-        "serve load: {items} items, {clients} clients, {:.2} s: {:.0} items/s; POST /v1/items latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} build)",
+        "serve load ({} store): {items} items, {clients} clients, {:.2} s: {:.0} items/s; POST /v1/items latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} build)",
+        if store.is_some() { "PostgreSQL" } else { "embedded" },
         elapsed.as_secs_f64(),
         items as f64 / elapsed.as_secs_f64(),
         at(0.50).as_secs_f64() * 1e3,

@@ -56,6 +56,16 @@ pub struct ServeConfig {
     /// dropped with their compiled code and instances. Default 5.
     #[serde(default = "default_keep_generations")]
     pub keep_generations: usize,
+    /// Where the journal, snapshots and plugin blobs live: absent, the
+    /// embedded store in `data_dir` (one node); `postgresql://user@host:port/db`,
+    /// a PostgreSQL database shared by several nodes, one of which routes while
+    /// the others stand by (see `serve::cluster`). The password may come from
+    /// `SWITCHYARD_STORE_PASSWORD` instead of the URL.
+    #[serde(default)]
+    pub store: Option<Spanned<String>>,
+    /// This node in a cluster (with a PostgreSQL `store`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Tokens.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -81,6 +91,48 @@ pub struct ServeConfig {
     /// its folder). Not a key of the file.
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// This node's place in a cluster of daemons sharing a PostgreSQL store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The node's name, unique in the cluster (shown by `/readyz`, and the
+    /// database's `application_name` of its connections). Default: the host
+    /// name and the process id.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// The URL clients reach this node at, given to clients of the standbys
+    /// as the leader's address. Default: `http://` and the bound address.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// How often a standby tries for the leadership and checks the leader's
+    /// lease connection is alive, ms. A dead leader is replaced within about
+    /// this (plus the database noticing a dropped connection). Default 250.
+    #[serde(default = "default_lease_check_ms")]
+    pub lease_check_ms: u64,
+    /// How often a standby reads the journal it has not applied yet when no
+    /// notification came, ms. Default 500.
+    #[serde(default = "default_follow_ms")]
+    pub follow_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node: None,
+            advertise: None,
+            lease_check_ms: default_lease_check_ms(),
+            follow_ms: default_follow_ms(),
+        }
+    }
+}
+
+fn default_lease_check_ms() -> u64 {
+    250
+}
+fn default_follow_ms() -> u64 {
+    500
 }
 
 /// Bearer tokens of the admin, supervisor and integration roles (agents get
@@ -419,6 +471,19 @@ const MAX_CALL_DEADLINE_MS: u64 = 10_000;
 /// Each kept generation holds compiled code and idle instances (a few MB).
 const MAX_KEEP_GENERATIONS: usize = 100;
 
+/// `url` with any password replaced by `***`, for messages and logs.
+pub(crate) fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// Seconds to milliseconds, refusing negative, non-finite and over-long values
 /// (over [`MAX_DURATION_MS`]).
 pub(crate) fn seconds_ms(seconds: f64) -> Option<u64> {
@@ -461,6 +526,25 @@ impl ServeConfig {
                 at(config.listen.span()),
                 config.listen.get_ref()
             )));
+        }
+        if let Some(store) = &config.store {
+            let url = store.get_ref();
+            if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+                return Err(fail(format!(
+                    "line {}: key `store`: `{}` is not a PostgreSQL URL (postgresql://user@host:port/database); leave `store` out for the embedded store in `data_dir`",
+                    at(store.span()),
+                    redact_password(url)
+                )));
+            }
+            if let Err(e) = url.parse::<postgres::Config>() {
+                return Err(fail(format!("line {}: key `store`: `{}`: {e}", at(store.span()), redact_password(url))));
+            }
+        }
+        for (key, value) in [("lease_check_ms", config.cluster.lease_check_ms), ("follow_ms", config.cluster.follow_ms)]
+        {
+            if !(10..=60_000).contains(&value) {
+                return Err(fail(format!("key `cluster.{key}`: {value} is outside 10-60000")));
+            }
         }
         if !(1..=MAX_TICK_MS).contains(&config.tick_ms) {
             return Err(fail(format!("key `tick_ms`: {} is outside 1-{MAX_TICK_MS}", config.tick_ms)));
@@ -655,6 +739,32 @@ mod tests {
 
     fn message(text: &str) -> String {
         parse(text).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_store_that_is_not_postgresql_is_named_without_its_password() {
+        let got = message("listen = \"127.0.0.1:0\"\nstore = \"mysql://sy:secret@db/sy\"\n");
+        assert!(
+            got.starts_with("test.toml: line 2: key `store`: `mysql://sy:***@db/sy` is not a PostgreSQL URL"),
+            "{got}"
+        );
+        assert!(!got.contains("secret"), "{got}");
+        let got = message("store = \"postgresql://sy:secret@db:notaport/sy\"\n");
+        assert!(got.starts_with("test.toml: line 1: key `store`: `postgresql://sy:***@db:notaport/sy`"), "{got}");
+        assert!(!got.contains("secret"), "{got}");
+        let config = parse("store = \"postgresql://sy@db:5432/sy\"\n[cluster]\nnode = \"r1\"\n").unwrap();
+        assert_eq!(config.cluster.node.as_deref(), Some("r1"));
+        assert_eq!(config.cluster.lease_check_ms, 250);
+        let got = message("[cluster]\nlease_check_ms = 0\n");
+        assert_eq!(got, "test.toml: key `cluster.lease_check_ms`: 0 is outside 10-60000");
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_urls() {
+        assert_eq!(redact_password("postgresql://u:p@h:1/d"), "postgresql://u:***@h:1/d");
+        assert_eq!(redact_password("postgresql://u@h/d"), "postgresql://u@h/d");
+        assert_eq!(redact_password("postgresql://h/d"), "postgresql://h/d");
+        assert_eq!(redact_password("postgresql://u:p@w@h/d"), "postgresql://u:***@h/d");
     }
 
     #[test]

@@ -174,6 +174,9 @@ pub(crate) struct Core {
     pub(crate) last_snapshot: Option<(u64, usize, u64)>,
     /// Records replayed at start.
     pub(crate) recovered: u64,
+    /// Sequence number of the last record replayed or followed (a standby's
+    /// place in the leader's journal).
+    pub(crate) applied: u64,
     /// Records appended since start.
     pub(crate) appended: u64,
     /// Offers by outcome (`made`, `accepted`, `rejected`, `timed-out`, `cancelled`).
@@ -219,10 +222,30 @@ impl Core {
     /// router, handing each record's recorded decisions back instead of calling
     /// the rules. Returns the number of records replayed.
     pub(crate) fn recover(&mut self, after: u64) -> Result<u64> {
+        self.applied = after;
+        self.replay(false)
+    }
+
+    /// A standby: apply the records the leader committed after the last one
+    /// applied, as [`Core::recover`] does. A gap (the records were compacted
+    /// away behind a snapshot while this node lagged) is an error: the state
+    /// must be rebuilt from the snapshot.
+    pub(crate) fn follow(&mut self) -> Result<u64> {
+        self.replay(true)
+    }
+
+    fn replay(&mut self, contiguous: bool) -> Result<u64> {
         let journal = self.journal.clone();
         self.replaying = true;
         let mut replayed = 0;
-        let result = journal.replay(after, &mut |seq, record| {
+        let result = journal.replay(self.applied, &mut |seq, record| {
+            if contiguous && seq != self.applied + 1 {
+                return Err(Error::Invalid(format!(
+                    "the journal's records {}-{} are gone (compacted behind a snapshot) before this node applied them",
+                    self.applied + 1,
+                    seq - 1
+                )));
+            }
             self.tape.play(record.outcomes);
             // A record that failed live fails the same way now; nothing to do.
             let _ = self.apply(record.at_ms, &record.op);
@@ -233,6 +256,7 @@ impl Core {
                 self.diverged += 1;
                 tracing::warn!(record = seq, reason = %why, "replay did not line up with the recorded decisions; the built-in rule decided instead");
             }
+            self.applied = seq;
             replayed += 1;
             Ok(())
         });

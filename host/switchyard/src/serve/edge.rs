@@ -21,10 +21,10 @@ use super::config::HttpLimits;
 /// How long shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 
-/// Serve `app` on `listener` until `shutdown` resolves.
+/// Serve the routes `app` holds on `listener` until `shutdown` resolves.
 pub(crate) async fn serve(
     listener: TcpListener,
-    app: axum::Router,
+    app: Arc<arc_swap::ArcSwap<axum::Router>>,
     limits: &HttpLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -57,7 +57,9 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // The routes of the node's state now (a cluster node that was deposed
+        // serves a rebuilt state on new connections).
+        let service = TowerToHyperService::new(axum::Router::clone(&app.load()));
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

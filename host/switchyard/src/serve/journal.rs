@@ -495,6 +495,15 @@ pub trait JournalStore: Send {
     fn put_blob(&mut self, key: &str, bytes: &[u8]) -> Result<()>;
     /// The blob under `key`.
     fn blob(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Write from now on with this fencing token (a cluster store refuses
+    /// writes of any other epoch than the leader's; see `serve/pg.rs`). The
+    /// embedded store has one writer and ignores it.
+    fn set_epoch(&mut self, _epoch: u64) {}
+    /// Learn the last sequence number again (another node may have written
+    /// since this one opened the store); returns it.
+    fn refresh(&mut self) -> Result<u64> {
+        Ok(self.last_seq())
+    }
     /// Every record after the snapshot, oldest first (tests, tools).
     fn records(&self) -> Result<Vec<(u64, Record)>> {
         let mut out = Vec::new();
@@ -803,6 +812,38 @@ impl GroupCommit {
         let seq = self.state().base + ticket;
         self.store().put_snapshot(seq, state).map_err(|e| format!("the snapshot could not be written: {e}"))?;
         Ok(seq)
+    }
+
+    /// Start writing as the cluster's leader with `epoch`: the records
+    /// another node wrote since this one opened the store come before this
+    /// node's first. Nothing may be pending (a standby hands nothing over).
+    pub fn take_over(&self, epoch: u64) -> Result<()> {
+        let mut store = self.store();
+        store.set_epoch(epoch);
+        let last = store.refresh()?;
+        let mut state = self.state();
+        if !state.pending.is_empty() {
+            return Err(Error::Invalid("records were handed over before the takeover".into()));
+        }
+        state.base = last - state.last_ticket.min(last);
+        state.durable = state.last_ticket;
+        Ok(())
+    }
+
+    /// The last sequence number in the store now (a standby: how far the
+    /// leader has written).
+    pub fn store_last_seq(&self) -> Result<u64> {
+        self.store().refresh()
+    }
+
+    /// Stop taking writes: this node is no longer the leader (`why`). Requests
+    /// waiting for a commit get the reason.
+    pub fn stop_writes(&self, why: &str) {
+        let mut state = self.state();
+        if state.failed.is_none() {
+            state.failed = Some(why.to_owned());
+        }
+        self.committed.notify_all();
     }
 
     /// Ticket of the last record handed over.

@@ -31,7 +31,9 @@
 //! (the one plugin life cycle: upload, rollback, shadow, fixtures, watched
 //! directory, start-up restore, audit; the journal's plugin ledger), `budget`
 //! (per-department rule time), `prom` (`/metrics`), `console` (the web console
-//! at `/` and the reads it adds to the API).
+//! at `/` and the reads it adds to the API), `pg` (the PostgreSQL store of a
+//! cluster: tables, migrations, the leader lease and its fence) and `cluster`
+//! (several nodes: one leader, warm standbys, takeover).
 
 pub mod config;
 pub mod journal;
@@ -39,10 +41,12 @@ pub mod journal;
 mod api;
 mod auth;
 mod budget;
+mod cluster;
 mod console;
 mod core;
 mod edge;
 mod openapi;
+mod pg;
 mod plugins;
 mod prom;
 mod snapshot;
@@ -90,11 +94,36 @@ pub fn run(options: ServeOptions) -> Result<()> {
     runtime.block_on(serve(options))
 }
 
+/// Where the journal lives.
+#[derive(Debug, Clone)]
+enum Store {
+    /// The embedded store in the data directory: one node.
+    Embedded,
+    /// A PostgreSQL database shared by the nodes of a cluster.
+    Cluster(Box<pg::StoreUrl>),
+}
+
 /// Build the daemon's state from the config and recover it from the journal.
-fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>> {
+/// A leader (a node of its own) then does what a leader does at start
+/// ([`lead`]); a cluster's node starts as a standby, its plugins loaded, and
+/// writes nothing until it takes over (`cluster`).
+fn start(
+    config: &ServeConfig,
+    data_dir: &std::path::Path,
+    store: &Store,
+    node: Arc<cluster::NodeStatus>,
+) -> Result<Arc<Shared>> {
     let auth = Arc::new(auth::Auth::from_config(&config.auth, &config.path)?);
     std::fs::create_dir_all(data_dir).map_err(|source| Error::Io { path: data_dir.to_owned(), source })?;
-    let journal = Arc::new(GroupCommit::new(Box::new(RedbJournal::open(&data_dir.join("journal.redb"))?)));
+    let journal_path = match store {
+        Store::Embedded => data_dir.join("journal.redb"),
+        Store::Cluster(url) => PathBuf::from(format!("{url:?}")),
+    };
+    let opened: Box<dyn journal::JournalStore> = match store {
+        Store::Embedded => Box::new(RedbJournal::open(&journal_path)?),
+        Store::Cluster(url) => Box::new(pg::PgJournal::open(url)?),
+    };
+    let journal = Arc::new(GroupCommit::new(opened));
 
     let catalog = Arc::new(RwLock::new(switchyard_contract::Catalog::default()));
     let runtime = Runtime::builder().catalog(catalog.clone()).cache_dir(data_dir.join("cache")).build()?;
@@ -137,7 +166,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
     let (router, snapshot, after) = match stored {
         Some((seq, bytes)) => {
             let snapshot = snapshot::DaemonSnapshot::decode(&bytes).map_err(|why| Error::Journal {
-                path: data_dir.join("journal.redb"),
+                path: journal_path.clone(),
                 message: format!("snapshot covering records up to {seq}: {why}"),
             })?;
             clock.set(snapshot.clock_ms);
@@ -185,6 +214,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         replayed_at_start: 0,
         last_snapshot: None,
         recovered: 0,
+        applied: 0,
         appended: 0,
         offers: BTreeMap::new(),
         contacts: Default::default(),
@@ -236,6 +266,8 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         core: Mutex::new(core),
         snapshotting: Mutex::new(()),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        node,
+        retired: std::sync::atomic::AtomicBool::new(false),
         auth,
         journal: journal.clone(),
         plugins: plugins::Plugins {
@@ -247,8 +279,23 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         },
     });
     plugins::start_up(&shared, config)?;
+    if shared.node.role() == cluster::Role::Leader {
+        plugins::lead(&shared, config)?;
+        lead(&shared, config, true)?;
+    }
+    Ok(shared)
+}
+
+/// What the node that journals does once its state is recovered (at start,
+/// or when it takes over a cluster's lead): offers pending at a stop go back
+/// to their queues (`return_offers`: their agents' desktops were disconnected;
+/// at a takeover they stay with their agents and time out as they would
+/// have), config agents the journal does not know are registered, and waiting
+/// work is offered.
+fn lead(shared: &Shared, config: &ServeConfig, return_offers: bool) -> Result<()> {
+    let journal = shared.journal.clone();
     let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
-    if core.has_pending_offers() {
+    if return_offers && core.has_pending_offers() {
         core.submit(Op::ReturnOffers).map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
     }
     // Config agents the journal does not know yet (first start, or added since).
@@ -274,7 +321,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
     drop(core);
     core::settle(&shared.core, pending).map_err(|e| Error::Invalid(format!("offering work at start: {e:?}")))?;
     journal.flush().map_err(|e| Error::Invalid(format!("journal: {e}")))?;
-    Ok(shared)
+    Ok(())
 }
 
 async fn serve(options: ServeOptions) -> Result<()> {
@@ -295,20 +342,43 @@ async fn serve(options: ServeOptions) -> Result<()> {
             ),
         });
     }
-    let shared = {
+    let listener_for = |listen: SocketAddr| async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
+        let bound =
+            listener.local_addr().map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
+        Ok::<_, Error>((listener, bound))
+    };
+    // A single node recovers before it listens, so a daemon that answers is
+    // ready; a cluster's node listens first, as its address is what it
+    // advertises to the others when it leads.
+    let (store, status, early) = match &config.store {
+        None => (Store::Embedded, Arc::new(cluster::NodeStatus::single()), None),
+        Some(url) => {
+            let node = config.cluster.node.clone().unwrap_or_else(default_node_name);
+            let url = pg::StoreUrl::new(url.get_ref(), &node)?;
+            let migrate = url.clone();
+            tokio::task::spawn_blocking(move || migrate.migrate())
+                .await
+                .map_err(|e| Error::Invalid(format!("migration task failed: {e}")))??;
+            let early = listener_for(listen).await?;
+            (Store::Cluster(Box::new(url)), Arc::new(cluster::NodeStatus::clustered(node)), Some(early))
+        }
+    };
+    let state = {
         let config = config.clone();
         let data_dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || start(&config, &data_dir))
+        let store = store.clone();
+        let status = status.clone();
+        tokio::task::spawn_blocking(move || start(&config, &data_dir, &store, status))
             .await
             .map_err(|e| Error::Invalid(format!("start-up task failed: {e}")))??
     };
-    let state = shared;
-
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
-    let bound =
-        listener.local_addr().map_err(|source| Error::Io { path: PathBuf::from(listen.to_string()), source })?;
+    let (listener, bound) = match early {
+        Some(early) => early,
+        None => listener_for(listen).await?,
+    };
     tracing::info!(address = %bound, data_dir = %data_dir.display(), "switchyard serve listening");
     // The tests (and scripts) read the bound address from stdout.
     {
@@ -317,16 +387,41 @@ async fn serve(options: ServeOptions) -> Result<()> {
         let _ = writeln!(out, "switchyard listening on http://{bound}");
         let _ = out.flush();
     }
+    let node = Arc::new(cluster::Node {
+        status: status.clone(),
+        routes: Arc::new(arc_swap::ArcSwap::from_pointee(api::routes(state.clone(), &config.http))),
+        state: arc_swap::ArcSwap::new(state),
+    });
+    let stop_cluster = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cluster_thread = match &store {
+        Store::Embedded => None,
+        Store::Cluster(url) => {
+            let (node, config, url, stop) = (node.clone(), config.clone(), (**url).clone(), stop_cluster.clone());
+            let address = config.cluster.advertise.clone().unwrap_or_else(|| format!("http://{bound}"));
+            let data_dir = data_dir.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("switchyard-cluster".into())
+                    .spawn(move || cluster::run(node, config, data_dir, url, address, stop))
+                    .map_err(|source| Error::Io { path: PathBuf::from("<cluster thread>"), source })?,
+            )
+        }
+    };
 
     let ticker = {
-        let state = state.clone();
+        let node = node.clone();
         let every = Duration::from_millis(config.tick_ms);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                let state = state.clone();
+                // Only the leader runs timers; a standby's come with the
+                // leader's records.
+                let state = node.current();
+                if state.node.role() != cluster::Role::Leader {
+                    continue;
+                }
                 let result = tokio::task::spawn_blocking(move || {
                     let (ticked, pending) = {
                         let mut core = core::lock(&state.core);
@@ -352,35 +447,55 @@ async fn serve(options: ServeOptions) -> Result<()> {
         })
     };
 
-    let app = api::routes(state.clone(), &config.http);
-    let stopping = state.clone();
+    let stopping = node.clone();
     let shutdown = async move {
         shutdown_signal().await;
         // Event streams end at their next check, so the drain below is not
         // held open by a console left on someone's screen.
-        stopping.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        stopping.current().stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     };
-    let served = edge::serve(listener, app, &config.http, shutdown).await;
+    let served = edge::serve(listener, node.routes.clone(), &config.http, shutdown).await;
     ticker.abort();
-    if let Err(e) = state.journal.flush() {
-        tracing::error!(error = %e, "journal not flushed at shutdown");
-    }
-    // A clean stop leaves a snapshot, so the next start replays nothing.
-    let changed = {
-        let core = state.core.lock().unwrap_or_else(|p| p.into_inner());
-        core.records_since_snapshot() > 0
-    };
-    if changed {
-        let state = state.clone();
-        match tokio::task::spawn_blocking(move || take_snapshot(&state, "stop")).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "no snapshot at shutdown; the next start replays the journal"),
-            Err(e) => tracing::error!(error = %e, "snapshot task failed at shutdown"),
+    let state = node.current();
+    if state.node.role() == cluster::Role::Leader {
+        if let Err(e) = state.journal.flush() {
+            tracing::error!(error = %e, "journal not flushed at shutdown");
         }
+        // A clean stop leaves a snapshot, so the next start replays nothing.
+        let changed = {
+            let core = state.core.lock().unwrap_or_else(|p| p.into_inner());
+            core.records_since_snapshot() > 0
+        };
+        if changed {
+            let state = state.clone();
+            match tokio::task::spawn_blocking(move || take_snapshot(&state, "stop")).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "no snapshot at shutdown; the next start replays the journal")
+                }
+                Err(e) => tracing::error!(error = %e, "snapshot task failed at shutdown"),
+            }
+        }
+    }
+    // Last, so a leader keeps the lease until its snapshot is stored; the
+    // lease's connection closes with the thread and a standby takes over.
+    if let Some(thread) = cluster_thread {
+        stop_cluster.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
     served.map_err(|source| Error::Io { path: PathBuf::from(bound.to_string()), source })?;
     tracing::info!("switchyard serve stopped");
     Ok(())
+}
+
+/// A node name unique enough without configuration: host name and process id.
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Take a snapshot: copy the state under the lock, then encode it and store it

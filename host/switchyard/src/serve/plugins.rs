@@ -303,19 +303,7 @@ pub(crate) fn start_up(shared: &Arc<Shared>, config: &ServeConfig) -> Result<()>
         None => Err(RuntimeError::Invalid("the daemon is stopping".into())),
     }));
     let ledger = shared.core.lock().unwrap_or_else(|p| p.into_inner()).plugins.departments.clone();
-    let plugin_dir = match &config.plugin_dir {
-        Some(dir) => {
-            let dir = config.resolve(dir);
-            if !dir.is_dir() {
-                return Err(Error::Config {
-                    path: config.path.clone(),
-                    message: format!("key `plugin_dir`: {} is not a directory", dir.display()),
-                });
-            }
-            Some(dir)
-        }
-        None => None,
-    };
+    let plugin_dir = plugin_dir(config)?;
     for (name, mut setup) in department_setups(config)? {
         let recorded = ledger.get(&name).cloned().unwrap_or_default();
         if let Some(dir) = &plugin_dir {
@@ -343,14 +331,55 @@ pub(crate) fn start_up(shared: &Arc<Shared>, config: &ServeConfig) -> Result<()>
         if let Some(sha256) = &recorded.from_dir {
             reload.seed_watched(&name, sha256);
         }
-        load_config_plugin(shared, config, &name, &recorded)?;
-    }
-    if let Some(dir) = plugin_dir {
-        let watcher = reload.watch(&dir)?;
-        tracing::info!(dir = %watcher.dir().display(), "watching the plugin directory");
-        *plugins.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
     }
     Ok(())
+}
+
+/// The configured plugin directory, checked.
+fn plugin_dir(config: &ServeConfig) -> Result<Option<std::path::PathBuf>> {
+    match &config.plugin_dir {
+        Some(dir) => {
+            let dir = config.resolve(dir);
+            if !dir.is_dir() {
+                return Err(Error::Config {
+                    path: config.path.clone(),
+                    message: format!("key `plugin_dir`: {} is not a directory", dir.display()),
+                });
+            }
+            Ok(Some(dir))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What only the node that journals does, after [`start_up`] (at start, or
+/// at a takeover): load config-file plugins that changed since they were last
+/// loaded, and watch `plugin_dir`.
+pub(crate) fn lead(shared: &Arc<Shared>, config: &ServeConfig) -> Result<()> {
+    let ledger = shared.core.lock().unwrap_or_else(|p| p.into_inner()).plugins.departments.clone();
+    for d in &config.departments {
+        let name = d.name.get_ref();
+        let recorded = ledger.get(name).cloned().unwrap_or_default();
+        shared.plugins.reload.runtime().reserve_generations(name, recorded.highest);
+        load_config_plugin(shared, config, name, &recorded)?;
+    }
+    if let Some(dir) = plugin_dir(config)? {
+        let watcher = shared.plugins.reload.watch(&dir)?;
+        tracing::info!(dir = %watcher.dir().display(), "watching the plugin directory");
+        *shared.plugins.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
+    }
+    Ok(())
+}
+
+/// Load `department`'s generations as the journal now says (a standby, after
+/// following a plugin change of the leader's).
+pub(crate) fn warm(shared: &Shared, department: &str) -> Result<()> {
+    let recorded = {
+        let core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+        core.plugins.departments.get(department).cloned().unwrap_or_default()
+    };
+    shared.plugins.reload.runtime().reserve_generations(department, recorded.highest);
+    restore(shared, department, &recorded)
 }
 
 /// Load the journal's kept generations of `name` (blobs), active and shadow as recorded.

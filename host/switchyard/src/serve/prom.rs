@@ -48,6 +48,8 @@ struct Snapshot {
     exceptions: u64,
     alerts: u64,
     escalations: u64,
+    /// In a cluster: (leader 1 / standby 0, records behind, takeovers).
+    cluster: Option<(u64, u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -104,6 +106,7 @@ fn snapshot(core: &Core) -> Snapshot {
         exceptions: core.router.exceptions().len() as u64,
         alerts: metrics.alerts(),
         escalations: metrics.escalations(),
+        cluster: None,
     }
 }
 
@@ -412,17 +415,42 @@ impl Collector for Snapshot {
             [(Labels::new(), self.alerts)],
         )?;
         counters(&mut e, "switchyard_escalations", "Escalation steps taken", [(Labels::new(), self.escalations)])?;
+        if let Some((leader, behind, takeovers)) = self.cluster {
+            gauges(
+                &mut e,
+                "switchyard_cluster_leader",
+                "1 while this node leads its cluster, 0 while it stands by",
+                [(Labels::new(), leader)],
+            )?;
+            gauges(
+                &mut e,
+                "switchyard_cluster_behind_records",
+                "Records the leader committed that this standby has not applied yet",
+                [(Labels::new(), behind)],
+            )?;
+            counters(
+                &mut e,
+                "switchyard_cluster_takeovers",
+                "Times this node took over the lead since it started",
+                [(Labels::new(), takeovers)],
+            )?;
+        }
         Ok(())
     }
 }
 
 /// The handler.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let node = state.node.clone();
     let taken =
         tokio::task::spawn_blocking(move || snapshot(&state.core.lock().unwrap_or_else(|p| p.into_inner()))).await;
-    let Ok(snap) = taken else {
+    let Ok(mut snap) = taken else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "metrics task failed").into_response();
     };
+    if node.clustered {
+        let leader = u64::from(node.role() == super::cluster::Role::Leader);
+        snap.cluster = Some((leader, node.behind(), node.takeovers.load(std::sync::atomic::Ordering::Relaxed)));
+    }
     let mut registry = Registry::default();
     registry.register_collector(Box::new(snap));
     let mut text = String::new();

@@ -37,7 +37,7 @@ state = "available"
 fn daemon() -> (AppState, axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml")).expect("the test config parses");
-    let state: AppState = super::start(&config, &dir.path().join("data")).expect("the daemon starts");
+    let state: AppState = start_single(&config, &dir.path().join("data")).expect("the daemon starts");
     let app = api::routes(state.clone(), &config.http);
     (state, app, dir)
 }
@@ -323,7 +323,7 @@ fn an_active_plugin_that_cannot_be_restored_leaves_the_built_in_rules() {
             .expect("records");
     }
     let config = ServeConfig::parse(CONFIG, &dir.path().join("switchyard.toml")).expect("the test config parses");
-    let state: AppState = super::start(&config, &data).expect("the daemon starts anyway");
+    let state: AppState = start_single(&config, &data).expect("the daemon starts anyway");
     let app = api::routes(state.clone(), &config.http);
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {
@@ -384,7 +384,7 @@ fn an_older_journal_keeps_its_active_generation_over_the_config_file() {
         1,
     );
     let config = ServeConfig::parse(&text, &dir.path().join("switchyard.toml")).expect("the test config parses");
-    let state: AppState = super::start(&config, &data).expect("the daemon starts");
+    let state: AppState = start_single(&config, &data).expect("the daemon starts");
     let app = api::routes(state.clone(), &config.http);
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {
@@ -415,7 +415,7 @@ fn plugin_dir_and_fixtures_keys_are_checked_at_start() {
         ),
     ] {
         let config = ServeConfig::parse(&text, &dir.path().join("switchyard.toml")).expect("the config parses");
-        match super::start(&config, &dir.path().join("data")) {
+        match start_single(&config, &dir.path().join("data")) {
             Ok(_) => panic!("started with {key} wrong"),
             Err(e) => assert!(e.to_string().contains(key), "{e}"),
         }
@@ -597,4 +597,9 @@ fn filling_an_agent_moves_past_items_the_rule_refuses() {
             assert_eq!(item["status"], "queued", "{item}");
         }
     });
+}
+
+/// Start a node of its own (the embedded store) on `data`.
+fn start_single(config: &super::config::ServeConfig, data: &std::path::Path) -> crate::error::Result<AppState> {
+    super::start(config, data, &super::Store::Embedded, std::sync::Arc::new(super::cluster::NodeStatus::single()))
 }

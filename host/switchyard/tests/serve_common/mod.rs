@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod pg;
+
 /// Admin token used by the tests' configs.
 pub const ADMIN: &str = "admin-token-for-tests";
 /// Supervisor token used by the tests' configs.
@@ -119,6 +121,20 @@ impl Daemon {
         Daemon { child, base: address.to_owned(), dir: dir.to_owned(), http }
     }
 
+    /// Wait (up to `within`) until `/readyz` says this node leads its
+    /// cluster (at once for a node of its own); false if it never did.
+    pub fn wait_leader(&self, within: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
+            let (status, ready) = self.client(None).get("/readyz");
+            if status == 200 && ready["role"] == "leader" {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// SIGKILL: no shutdown, no flush.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -193,6 +209,15 @@ fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Rep
 }
 
 impl Client {
+    /// A client with `token` and no node yet: give it one with [`Client::at`].
+    pub fn detached(token: Option<&str>) -> Client {
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Client { base: String::new(), token: token.map(str::to_owned), http }
+    }
     /// The bearer token this client sends.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
@@ -295,6 +320,43 @@ impl Client {
             r = r.header("authorization", a);
         }
         reply(r.send(body))
+    }
+    /// The same client (token, connection pool) for another node at `base`.
+    pub fn at(&self, base: &str) -> Client {
+        Client { base: base.to_owned(), ..self.clone() }
+    }
+    /// Send `method` (`get`, `post`, `put`, `delete`) with an optional JSON
+    /// body; `Err` when the connection fails (the node is gone).
+    pub fn try_send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Reply, String> {
+        let url = self.url(path);
+        let auth = self.auth();
+        let response = match method {
+            "get" | "delete" => {
+                let mut r = if method == "get" { self.http.get(url) } else { self.http.delete(url) };
+                if let Some(a) = auth {
+                    r = r.header("authorization", a);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = match method {
+                    "post" => self.http.post(url),
+                    "put" => self.http.put(url),
+                    other => panic!("unsupported method {other}"),
+                };
+                if let Some(a) = auth {
+                    r = r.header("authorization", a);
+                }
+                match body {
+                    Some(b) => r.send_json(b),
+                    None => r.send_empty(),
+                }
+            }
+        };
+        let mut response = response.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
     /// Send `method` with `body` (for the OpenAPI checks).
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {

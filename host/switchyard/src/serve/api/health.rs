@@ -13,6 +13,21 @@ pub(super) async fn healthz() -> Reply {
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> Reply {
+    // A cluster's standby is not ready for a load balancer: it takes no
+    // writes. It says who leads, and how far behind it follows.
+    if state.node.clustered && state.node.role() == crate::serve::cluster::Role::Standby {
+        let leader = state.node.leader();
+        return ok(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "status": "standby",
+                "role": "standby",
+                "node": state.node.node,
+                "leader": (!leader.is_empty()).then_some(leader),
+                "behind_records": state.node.behind(),
+            }),
+        );
+    }
     // The listener opens only after recovery, so a daemon that answers is ready —
     // unless its journal has stopped taking writes.
     if let Some(why) = state.journal.failure() {
@@ -30,6 +45,10 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Reply {
             "journaled_records": appended,
             "snapshot_covers": snapshot,
             "diverged_records": diverged,
+            "role": "leader",
+            "node": state.node.node,
+            "takeovers": state.node.takeovers.load(std::sync::atomic::Ordering::Relaxed),
+            "last_takeover_ms": state.node.last_takeover_ms.load(std::sync::atomic::Ordering::Relaxed),
         }),
     )
 }

@@ -65,6 +65,11 @@ pub(crate) struct Shared {
     /// Set when the daemon begins to stop: long-lived answers (the console's
     /// event streams) end, so a graceful stop does not wait out their lifetime.
     pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// This node's role in a cluster (always the leader on its own).
+    pub(crate) node: Arc<super::cluster::NodeStatus>,
+    /// Replaced by a rebuilt state (a deposed leader's): requests still
+    /// arriving on its connections are told to come again.
+    pub(crate) retired: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) type AppState = Arc<Shared>;
@@ -363,6 +368,80 @@ fn edge(
 
 /// The auth layer: runs after routing (so the route is known) and before the
 /// body is read. Puts the caller's [`Identity`] into the request.
+/// A cluster's node (`serve::cluster`): a standby refuses writes with the
+/// leader's address, and says on every answer what it is and how far behind;
+/// a state replaced by a rebuild sends its remaining clients away. Runs
+/// inside the auth layer: the caller is known, so the body of a refused write
+/// is read (within the route's limit) and the client sees the answer instead
+/// of a connection closed under its upload.
+async fn cluster_gate(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use axum::http::{HeaderValue, header};
+    if state.retired.load(std::sync::atomic::Ordering::Acquire) {
+        let mut response = unread_body(
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this node's state was rebuilt; send the request again")
+                .into_response(),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
+        return response;
+    }
+    if !state.node.clustered {
+        return next.run(request).await;
+    }
+    let role = state.node.role();
+    if role == super::cluster::Role::Standby && is_write(&request) {
+        let limit = matched
+            .and_then(|m| spec_of(request.method().as_str(), m.as_str()))
+            .map_or(JSON_BODY_LIMIT, |route| route.body_limit);
+        let drained = axum::body::to_bytes(request.into_body(), limit).await.is_ok();
+        let response = standby_refusal(&state);
+        return if drained { response } else { unread_body(response) };
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert("x-switchyard-role", HeaderValue::from_static(role.name()));
+    if role == super::cluster::Role::Standby {
+        headers.insert("x-switchyard-behind", HeaderValue::from(state.node.behind()));
+        if let Ok(leader) = HeaderValue::from_str(&state.node.leader()) {
+            headers.insert("x-switchyard-leader", leader);
+        }
+    }
+    response
+}
+
+/// Whether `request` changes something (a standby refuses it).
+fn is_write(request: &Request) -> bool {
+    !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD)
+}
+
+/// A standby's answer to a write: 503, `Retry-After: 1`, and the leader's
+/// address in the body and in `X-Switchyard-Leader`.
+fn standby_refusal(state: &Shared) -> Response {
+    use axum::http::{HeaderValue, header};
+    let leader = state.node.leader();
+    let body = json!({
+        "error": format!(
+            "node `{}` is a standby and takes no writes; send the request to the leader{}",
+            state.node.node,
+            if leader.is_empty() { " (none yet: retry shortly)".to_owned() } else { format!(" at {leader}") }
+        ),
+        "role": "standby",
+        "leader": (!leader.is_empty()).then_some(&leader),
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert("x-switchyard-role", HeaderValue::from_static("standby"));
+    if let Ok(leader) = HeaderValue::from_str(&leader) {
+        headers.insert("x-switchyard-leader", leader);
+    }
+    response
+}
+
 async fn authorise(
     State(state): State<AppState>,
     matched: Option<MatchedPath>,
@@ -376,6 +455,13 @@ async fn authorise(
     if !route.roles.is_empty() {
         let who = match state.auth.authenticate(request.headers()) {
             Ok(who) => who,
+            // A standby may not know a token the leader issued a moment ago:
+            // a write goes to the leader anyway, which decides.
+            Err(_)
+                if state.node.clustered && state.node.role() == super::cluster::Role::Standby && is_write(&request) =>
+            {
+                return unread_body(standby_refusal(&state));
+            }
             Err(denied) => return unread_body(ApiError::from(denied).into_response()),
         };
         if !route.roles.contains(&who.role()) {
@@ -424,6 +510,9 @@ pub(crate) fn routes(state: AppState, limits: &HttpLimits) -> Routes {
         routes = routes.route(spec.path, methods.layer(edge(spec.path, limits)));
     }
     routes
+        // Inside the auth layer: a standby refuses a write only to a caller
+        // who may make it.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), cluster_gate))
         // Outermost of the route's layers, so it runs before the body limit and
         // the handler: no body byte is read for a caller without a valid token.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorise))
