@@ -561,6 +561,16 @@ fn a_commit_hook_gates_changes_and_restore_keeps_the_numbers() {
     restarted.rollback(DEPARTMENT, 1).unwrap();
     let restores = actions(&restarted.audit(), AuditAction::Restore).len();
     assert_eq!(restores, 3);
+
+    // Restored again (a cluster's standby following its leader): the shadow
+    // the first restore started stops when the journal says none runs.
+    let follower = manager(cache.path(), ReloadOptions::default());
+    let both = || vec![restored(1, Some(billing.clone())), restored(2, Some(billing.clone()))];
+    assert!(follower.restore(DEPARTMENT, both(), Some(2), Some(1)).is_empty());
+    assert!(follower.shadow_report(DEPARTMENT).is_some(), "1 runs in shadow");
+    assert!(follower.restore(DEPARTMENT, both(), Some(1), None).is_empty());
+    assert!(follower.shadow_report(DEPARTMENT).is_none(), "promoted: no shadow runs");
+    assert_eq!(follower.active_generation(DEPARTMENT), Some(1));
 }
 
 /// Listing generations and fixtures never waits for a reload in progress (which

@@ -614,7 +614,8 @@ impl ReloadManager {
 
     /// Load generations recorded before a restart with their own numbers (no
     /// fixtures are run again: each passed them when first admitted), make
-    /// `active` the active one and run `shadow` in shadow. A generation whose
+    /// `active` the active one and run `shadow` in shadow (none: no shadow
+    /// runs, whatever ran before). A generation whose
     /// bytes are missing, hash to something else or no longer load is skipped
     /// and its error returned; when that is the active one, the department
     /// decides with its built-in rules. Audited as `restore` (trigger
@@ -706,6 +707,11 @@ impl ReloadManager {
                 "kept for rollback"
             };
             self.record(department, AuditAction::Restore, &plugin, "journal", None, &trigger, Some(role.into()));
+        }
+        if shadow.is_none() {
+            // Restored again after a change (a cluster's standby following its
+            // leader): a shadow stopped or promoted since no longer runs.
+            slot.shadow.store(None);
         }
         state.history.sort_by_key(|r| r.info.generation);
         slot.publish(&state);

@@ -72,6 +72,10 @@ pub(crate) struct NodeStatus {
     leader: Mutex<String>,
     /// Records the leader has committed that this node has not applied.
     behind: AtomicU64,
+    /// The cluster store, for what is read from it directly (the audit log).
+    pub(crate) store: Option<StoreUrl>,
+    /// This node's fencing token while it leads (0 otherwise).
+    epoch: AtomicU64,
     /// Takeovers by this node since it started.
     pub(crate) takeovers: AtomicU64,
     /// How long the last takeover took, ms (lease acquired → serving writes).
@@ -81,17 +85,19 @@ pub(crate) struct NodeStatus {
 impl NodeStatus {
     /// A node of its own (embedded store): always the leader.
     pub(crate) fn single() -> NodeStatus {
-        NodeStatus::new(false, "single".into(), Role::Leader)
+        NodeStatus::new(None, "single".into(), Role::Leader)
     }
 
-    /// A node of a cluster, starting as a standby.
-    pub(crate) fn clustered(node: String) -> NodeStatus {
-        NodeStatus::new(true, node, Role::Standby)
+    /// A node of a cluster on `store`, starting as a standby.
+    pub(crate) fn clustered(node: String, store: StoreUrl) -> NodeStatus {
+        NodeStatus::new(Some(store), node, Role::Standby)
     }
 
-    fn new(clustered: bool, node: String, role: Role) -> NodeStatus {
+    fn new(store: Option<StoreUrl>, node: String, role: Role) -> NodeStatus {
         NodeStatus {
-            clustered,
+            clustered: store.is_some(),
+            store,
+            epoch: AtomicU64::new(0),
             node,
             role: AtomicU8::new(role as u8),
             leader: Mutex::new(String::new()),
@@ -117,6 +123,11 @@ impl NodeStatus {
 
     fn set_leader(&self, address: String) {
         *self.leader.lock().unwrap_or_else(|p| p.into_inner()) = address;
+    }
+
+    /// This node's fencing token while it leads its cluster; 0 otherwise.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Records committed by the leader and not applied here yet.
@@ -146,6 +157,8 @@ impl Node {
         let old = self.state.swap(state);
         old.retired.store(true, Ordering::Release);
         old.stopping.store(true, Ordering::Release);
+        // Its plugin directory watcher would try to journal what it sees.
+        drop(old.plugins.watcher.lock().unwrap_or_else(|p| p.into_inner()).take());
         self.routes.store(Arc::new(routes));
     }
 }
@@ -179,6 +192,7 @@ pub(crate) fn follow(state: &Shared) -> Result<u64> {
 fn take_over(state: &Arc<Shared>, config: &ServeConfig, epoch: u64) -> Result<()> {
     follow(state)?;
     state.journal.take_over(epoch)?;
+    state.node.epoch.store(epoch, Ordering::Release);
     // Applied records after `take_over` re-read the store's end: nothing can
     // have come in between, as no other node holds the lease.
     follow(state)?;
@@ -244,6 +258,7 @@ pub(crate) fn run(
                     tracing::error!(node = %status.node, reason = %why, "no longer the leader: writes stop, the state is rebuilt as a standby");
                     state.journal.stop_writes(&format!("this node is no longer the leader ({why})"));
                     status.set_role(Role::Standby);
+                    status.epoch.store(0, Ordering::Release);
                     status.set_leader(String::new());
                     rebuild = true;
                     continue;
@@ -266,6 +281,7 @@ pub(crate) fn run(
                             }
                             Err(e) => {
                                 tracing::error!(node = %status.node, error = %e, "takeover failed; rebuilding as a standby");
+                                status.epoch.store(0, Ordering::Release);
                                 state.journal.stop_writes(&format!("the takeover failed: {e}"));
                                 rebuild = true;
                             }

@@ -278,6 +278,15 @@ fn start(
             watcher: Mutex::new(None),
         },
     });
+    // A cluster's audit log is the store's: what the leader's reload manager
+    // records goes there (see `pg::forward_audit`).
+    if let Store::Cluster(url) = store {
+        let (url, events, node) = ((**url).clone(), shared.plugins.reload.subscribe(), shared.node.clone());
+        std::thread::Builder::new()
+            .name("switchyard-audit".into())
+            .spawn(move || pg::forward_audit(url, events, node))
+            .map_err(|source| Error::Io { path: PathBuf::from("<audit thread>"), source })?;
+    }
     plugins::start_up(&shared, config)?;
     if shared.node.role() == cluster::Role::Leader {
         plugins::lead(&shared, config)?;
@@ -363,7 +372,7 @@ async fn serve(options: ServeOptions) -> Result<()> {
                 .await
                 .map_err(|e| Error::Invalid(format!("migration task failed: {e}")))??;
             let early = listener_for(listen).await?;
-            (Store::Cluster(Box::new(url)), Arc::new(cluster::NodeStatus::clustered(node)), Some(early))
+            (Store::Cluster(Box::new(url.clone())), Arc::new(cluster::NodeStatus::clustered(node, url)), Some(early))
         }
     };
     let state = {

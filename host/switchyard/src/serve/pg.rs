@@ -1,7 +1,8 @@
 //! The PostgreSQL store of a cluster of daemons: the journal, snapshots and
 //! blobs in tables ([`PgJournal`], a [`JournalStore`]), the schema migrations
-//! (`host/switchyard/migrations/`, applied at connect), and the leader lease
-//! with its fencing token ([`Lease`]).
+//! (`host/switchyard/migrations/`, applied at connect), the leader lease
+//! with its fencing token ([`Lease`]), and the cluster's audit log
+//! ([`forward_audit`], [`read_audit`]).
 //!
 //! **Fencing.** The leader holds a session advisory lock on a connection of its
 //! own (the lease); taking it, it raises `switchyard_leader.epoch` and writes
@@ -26,7 +27,10 @@ use super::journal::{JournalStore, Record};
 use crate::error::{Error, Result};
 
 /// The migrations, in order; each runs once, in one transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_cluster_store.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_cluster_store.sql")),
+    (2, include_str!("../../migrations/0002_audit.sql")),
+];
 
 /// The advisory lock of the leadership (any number no other application on
 /// the database uses: "SWYD").
@@ -409,4 +413,71 @@ impl Listener {
             Err(e) => Err(describe(&e)),
         }
     }
+}
+
+/// Write the audit entries of a node's reload manager into the store while
+/// the node leads (`epoch` is its fencing token then, 0 while it stands by:
+/// a standby's own restores are its housekeeping, not the cluster's history).
+/// Runs until the manager is dropped.
+pub(crate) fn forward_audit(
+    url: StoreUrl,
+    events: std::sync::mpsc::Receiver<switchyard_runtime::reload::AuditEntry>,
+    node: std::sync::Arc<super::cluster::NodeStatus>,
+) {
+    let mut client: Option<Client> = None;
+    for entry in events {
+        let epoch = node.epoch();
+        if epoch == 0 {
+            continue;
+        }
+        let Ok(text) = serde_json::to_string(&entry) else { continue };
+        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+        // One retry on a fresh connection: the store may have restarted.
+        for _ in 0..2 {
+            let connected = match client.as_mut() {
+                Some(c) => c,
+                None => match url.connect() {
+                    Ok(c) => client.insert(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit entry not stored: no connection");
+                        break;
+                    }
+                },
+            };
+            match connected.execute(
+                "INSERT INTO switchyard_audit (epoch, node, entry) VALUES ($1, $2, $3::text::jsonb)",
+                &[&epoch, &node.node, &text],
+            ) {
+                Ok(_) => break,
+                Err(e) if is_fenced(&e) => {
+                    tracing::warn!(error = %describe(&e), "audit entry refused: this node no longer leads");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %describe(&e), "audit entry not stored; reconnecting");
+                    client = None;
+                }
+            }
+        }
+    }
+}
+
+/// The cluster's audit log, oldest first: the last `limit` entries, numbered
+/// in the order the store took them.
+pub(crate) fn read_audit(url: &StoreUrl, limit: usize) -> Result<Vec<switchyard_runtime::reload::AuditEntry>> {
+    let mut client = url.connect()?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = client
+        .query("SELECT id, entry::text FROM switchyard_audit ORDER BY id DESC LIMIT $1", &[&limit])
+        .map_err(|e| url.err(describe(&e)))?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows.iter().rev() {
+        let id: i64 = row.get(0);
+        let text: &str = row.get(1);
+        let mut entry: switchyard_runtime::reload::AuditEntry =
+            serde_json::from_str(text).map_err(|e| url.err(format!("audit entry {id} is unreadable: {e}")))?;
+        entry.seq = id as u64;
+        entries.push(entry);
+    }
+    Ok(entries)
 }

@@ -748,7 +748,15 @@ pub(crate) async fn audit(
             other => return Err(ApiError::invalid(other, "unknown filter (department, action, since, until, limit)")),
         }
     }
-    let entries = on_manager(&state, |r| r.audit()).await?;
+    // A cluster's audit log is in its store (the leader writes it); a node
+    // of its own keeps it in the reload manager (and its file).
+    let entries = match state.node.store.clone() {
+        Some(url) => tokio::task::spawn_blocking(move || super::pg::read_audit(&url, MAX_AUDIT_LIMIT))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("audit task failed: {e}")))?
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?,
+        None => on_manager(&state, |r| r.audit()).await?,
+    };
     let matching: Vec<_> = entries
         .into_iter()
         .filter(|e| department.as_ref().is_none_or(|d| &e.department == d))
