@@ -461,3 +461,54 @@ fn a_deposed_leader_cannot_write_and_rejoins_as_a_standby() {
     assert_eq!(error.code().map(|c| c.code()), Some("SYF01"), "{error:?}");
     eprintln!("{} writes acknowledged and {refused} refused after the cut", acknowledged.len());
 }
+
+/// Scenario: a standby frozen (SIGSTOP, as a stalled VM would be) while the
+/// leader writes past three snapshots finds, when it runs again, that the
+/// records it had not applied were compacted away behind them; it rebuilds
+/// its state from the latest snapshot and follows the leader again.
+#[test]
+fn a_standby_that_fell_behind_a_compaction_rebuilds_from_the_snapshot() {
+    let Some(server) = PgServer::start("cluster-lagging") else { return };
+    let url = server.database("lagging");
+    let every_100 = |node: &str| {
+        node_config(&url, node, None).replacen("tick_ms = 50\n", "tick_ms = 50\nsnapshot_every = 100\n", 1)
+    };
+    let leader = Daemon::start(&fresh_dir("lagging-a"), Some(&every_100("a")));
+    assert!(leader.wait_leader(Duration::from_secs(30)));
+    let standby = Daemon::start(&fresh_dir("lagging-b"), Some(&every_100("b")));
+    assert!(wait_role(&standby.base, "standby", Duration::from_secs(30)));
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill").args([name, &standby.pid().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {name}");
+    };
+    signal("-STOP");
+    let gateway = leader.client(Some(INTEGRATION));
+    let mut last = Value::Null;
+    for n in 0..350 {
+        let (status, reply) = gateway.post(
+            "/v1/items",
+            &json!({ "department": "claims", "queue": "claims", "attributes": { "ref": n.to_string() } }),
+        );
+        assert_eq!(status, 201, "{reply}");
+        last = reply["id"].clone();
+    }
+    // Bounded wait for the leader's third snapshot (taken by its ticker).
+    let started = Instant::now();
+    while leader.client(Some(SUPERVISOR)).get("/readyz").1["snapshot_covers"].as_u64().unwrap_or(0) < 300 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the leader took no snapshots");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal("-CONT");
+    let path = format!("/v1/items/{last}");
+    let started = Instant::now();
+    while standby.client(Some(SUPERVISOR)).get(&path).0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the standby never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(standby.dir.join("stderr.log")).unwrap();
+    assert!(log.contains("are gone (compacted behind a snapshot)"), "the standby rebuilt from the snapshot:\n{log}");
+    let (status, ready) = readiness(&standby.base);
+    assert_eq!((status, ready["role"].as_str()), (503, Some("standby")), "{ready}");
+    let (_, queue) = standby.client(Some(SUPERVISOR)).get("/v1/queues/claims");
+    assert_eq!(queue["live"]["waiting"], 350, "{queue}");
+}
