@@ -196,6 +196,14 @@ fn take_over(state: &Arc<Shared>, config: &ServeConfig, epoch: u64) -> Result<()
     // Applied records after `take_over` re-read the store's end: nothing can
     // have come in between, as no other node holds the lease.
     follow(state)?;
+    // The next snapshot is due after `snapshot_every` records from the
+    // store's latest, not from the one this node started on.
+    let covered = state.journal.snapshot_seq()?;
+    {
+        let mut core = super::core::lock(&state.core);
+        core.tail_replayed = core.applied.saturating_sub(covered);
+        core.snapshot_appended = core.appended;
+    }
     super::plugins::lead(state, config)?;
     super::lead(state, config, false)?;
     state.node.set_role(Role::Leader);

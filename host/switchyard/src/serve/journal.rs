@@ -504,6 +504,11 @@ pub trait JournalStore: Send {
     fn refresh(&mut self) -> Result<u64> {
         Ok(self.last_seq())
     }
+    /// The sequence number the latest snapshot covers (0: none), without
+    /// reading the snapshot.
+    fn snapshot_seq(&self) -> Result<u64> {
+        Ok(self.snapshot()?.map_or(0, |(seq, _)| seq))
+    }
     /// Every record after the snapshot, oldest first (tests, tools).
     fn records(&self) -> Result<Vec<(u64, Record)>> {
         let mut out = Vec::new();
@@ -828,6 +833,11 @@ impl GroupCommit {
         state.base = last - state.last_ticket.min(last);
         state.durable = state.last_ticket;
         Ok(())
+    }
+
+    /// The sequence number the store's latest snapshot covers (0: none).
+    pub fn snapshot_seq(&self) -> Result<u64> {
+        self.store().snapshot_seq()
     }
 
     /// The last sequence number in the store now (a standby: how far the

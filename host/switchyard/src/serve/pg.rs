@@ -290,6 +290,15 @@ impl JournalStore for PgJournal {
         Ok(row.map(|row| row.get(0)))
     }
 
+    fn snapshot_seq(&self) -> Result<u64> {
+        let row = self
+            .client
+            .borrow_mut()
+            .query_one("SELECT COALESCE(max(seq), 0) FROM switchyard_snapshots", &[])
+            .map_err(|e| self.url.err(describe(&e)))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
     fn set_epoch(&mut self, epoch: u64) {
         self.epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
     }
