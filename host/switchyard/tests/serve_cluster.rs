@@ -95,30 +95,12 @@ fn send(client: &Client, nodes: &[String], first: usize, method: &str, path: &st
     Sent::Lost
 }
 
-/// Every item the node at `base` knows, by id: (status, `ref` attribute).
+/// Every item the node knows, by id: (status, `ref` attribute).
 fn all_items(client: &Client) -> BTreeMap<u64, (String, String)> {
-    let mut found = BTreeMap::new();
-    let mut misses = 0;
-    for id in 1.. {
-        let (status, item) = client.get(&format!("/v1/items/{id}"));
-        if status == 404 {
-            misses += 1;
-            if misses > 30 {
-                break;
-            }
-            continue;
-        }
-        assert_eq!(status, 200, "item {id}: {item}");
-        misses = 0;
-        let reference = item["attributes"]
-            .as_array()
-            .and_then(|a| a.iter().find(|kv| kv[0] == "ref"))
-            .and_then(|kv| kv[1].as_str())
-            .unwrap_or("")
-            .to_owned();
-        found.insert(id, (item["status"].as_str().unwrap_or("").to_owned(), reference));
-    }
-    found
+    serve_common::all_items(client)
+        .into_iter()
+        .map(|(id, item)| (id, (item["status"].as_str().unwrap_or("").to_owned(), serve_common::reference(&item))))
+        .collect()
 }
 
 /// Scenario: three nodes, the billing plugin uploaded through a standby (and

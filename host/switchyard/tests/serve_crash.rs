@@ -116,28 +116,12 @@ fn sigkill_and_restart(name: &str, store: Option<&str>) {
     assert!(snapshot_covered >= 100, "a snapshot was taken under load: {ready}");
     let agent = daemon.client(Some(SUPERVISOR));
     let mut found: BTreeMap<u64, (String, String)> = BTreeMap::new();
-    let mut misses = 0;
-    for id in 1.. {
-        let (status, item) = agent.get(&format!("/v1/items/{id}"));
-        if status == 404 {
-            misses += 1;
-            if misses > 20 {
-                break;
-            }
-            continue;
-        }
-        misses = 0;
-        let reference = item["attributes"]
-            .as_array()
-            .and_then(|a| a.iter().find(|kv| kv[0] == "ref"))
-            .and_then(|kv| kv[1].as_str())
-            .unwrap_or("")
-            .to_owned();
+    for (id, item) in serve_common::all_items(&agent) {
         if item["status"] == "queued" {
             // Prioritised by the plugin live; replay (snapshot or tail) kept that.
             assert_eq!(item["explanation"]["prioritised_by"]["kind"], "plugin", "item {id}: {item}");
         }
-        found.insert(id, (item["status"].as_str().unwrap_or("").to_owned(), reference));
+        found.insert(id, (item["status"].as_str().unwrap_or("").to_owned(), serve_common::reference(&item)));
     }
     assert_eq!(found.get(&1).map(|f| f.0.as_str()), Some("completed"));
     let pending = found.get(&2).cloned();

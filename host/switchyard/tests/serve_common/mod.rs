@@ -65,6 +65,38 @@ pub fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Every item a daemon knows, by id (ids are dense from 1; read until 30
+/// ids in a row are unknown): each item's JSON as `GET /v1/items/{id}`
+/// answers it.
+pub fn all_items(client: &Client) -> std::collections::BTreeMap<u64, Value> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut misses = 0;
+    for id in 1.. {
+        let (status, item) = client.get(&format!("/v1/items/{id}"));
+        if status == 404 {
+            misses += 1;
+            if misses > 30 {
+                break;
+            }
+            continue;
+        }
+        assert_eq!(status, 200, "item {id}: {item}");
+        misses = 0;
+        found.insert(id, item);
+    }
+    found
+}
+
+/// An item's `ref` attribute ("" without one: finished items keep no attributes).
+pub fn reference(item: &Value) -> String {
+    item["attributes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|kv| kv[0] == "ref"))
+        .and_then(|kv| kv[1].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: Child,
