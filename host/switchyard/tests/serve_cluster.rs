@@ -403,7 +403,10 @@ fn a_deposed_leader_cannot_write_and_rejoins_as_a_standby() {
         match gateway.try_post("/v1/items", &item(&reference)) {
             Ok((201, reply)) => acknowledged.push((reply["id"].clone(), reference)),
             Ok((503, reply)) if reply["role"] == "standby" => break,
-            Ok((503, _)) => refused += 1,
+            Ok((503, reply)) => {
+                assert!(reply["error"].to_string().contains("rebuilds its state as a standby"), "{reply}");
+                refused += 1
+            }
             other => panic!("unexpected answer from the deposed leader: {other:?}"),
         }
         assert!(cut_at.elapsed() < Duration::from_secs(30), "the old leader never stood down");

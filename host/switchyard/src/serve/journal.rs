@@ -671,6 +671,8 @@ impl JournalStore for RedbJournal {
 /// Group commit over a [`JournalStore`]; see the module docs.
 pub struct GroupCommit {
     store: Mutex<Box<dyn JournalStore>>,
+    /// What ops do when a commit fails (part of the error every later write gets).
+    on_failure: &'static str,
     state: Mutex<CommitState>,
     committed: Condvar,
 }
@@ -706,6 +708,7 @@ impl GroupCommit {
         let base = store.last_seq();
         GroupCommit {
             store: Mutex::new(store),
+            on_failure: "restart the daemon",
             state: Mutex::new(CommitState { base, ..CommitState::default() }),
             committed: Condvar::new(),
         }
@@ -759,7 +762,8 @@ impl GroupCommit {
                     state.commits += 1;
                 }
                 Err(e) => {
-                    let why = format!("the journal could not commit and takes no more writes; restart the daemon: {e}");
+                    let why =
+                        format!("the journal could not commit and takes no more writes; {}: {e}", self.on_failure);
                     tracing::error!(error = %e, "journal commit failed");
                     state.failed = Some(why);
                 }
@@ -817,6 +821,13 @@ impl GroupCommit {
         let seq = self.state().base + ticket;
         self.store().put_snapshot(seq, state).map_err(|e| format!("the snapshot could not be written: {e}"))?;
         Ok(seq)
+    }
+
+    /// A cluster's node: after a failed commit it rebuilds itself (the
+    /// error says so instead of asking for a restart).
+    pub fn in_cluster(mut self) -> GroupCommit {
+        self.on_failure = "this node stops leading and rebuilds its state as a standby";
+        self
     }
 
     /// Start writing as the cluster's leader with `epoch`: the records

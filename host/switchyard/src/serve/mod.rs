@@ -123,7 +123,11 @@ fn start(
         Store::Embedded => Box::new(RedbJournal::open(&journal_path)?),
         Store::Cluster(url) => Box::new(pg::PgJournal::open(url)?),
     };
-    let journal = Arc::new(GroupCommit::new(opened));
+    let journal = match store {
+        Store::Embedded => GroupCommit::new(opened),
+        Store::Cluster(_) => GroupCommit::new(opened).in_cluster(),
+    };
+    let journal = Arc::new(journal);
 
     let catalog = Arc::new(RwLock::new(switchyard_contract::Catalog::default()));
     let runtime = Runtime::builder().catalog(catalog.clone()).cache_dir(data_dir.join("cache")).build()?;
