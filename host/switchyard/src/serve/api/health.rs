@@ -36,19 +36,19 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Reply {
     let (recovered, replayed, appended, snapshot, diverged) =
         with_core(&state, |c| (c.recovered, c.replayed_at_start, c.appended, c.last_snapshot.map(|s| s.0), c.diverged))
             .await?;
-    ok(
-        StatusCode::OK,
-        json!({
-            "status": "ready",
-            "recovered_records": recovered,
-            "replayed_records": replayed,
-            "journaled_records": appended,
-            "snapshot_covers": snapshot,
-            "diverged_records": diverged,
-            "role": "leader",
-            "node": state.node.node,
-            "takeovers": state.node.takeovers.load(std::sync::atomic::Ordering::Relaxed),
-            "last_takeover_ms": state.node.last_takeover_ms.load(std::sync::atomic::Ordering::Relaxed),
-        }),
-    )
+    let mut body = json!({
+        "status": "ready",
+        "recovered_records": recovered,
+        "replayed_records": replayed,
+        "journaled_records": appended,
+        "snapshot_covers": snapshot,
+        "diverged_records": diverged,
+        "role": "leader",
+    });
+    if state.node.clustered {
+        body["node"] = json!(state.node.node);
+        body["takeovers"] = json!(state.node.takeovers.load(std::sync::atomic::Ordering::Relaxed));
+        body["last_takeover_ms"] = json!(state.node.last_takeover_ms.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    ok(StatusCode::OK, body)
 }
