@@ -31,7 +31,8 @@
 //! (the one plugin life cycle: upload, rollback, shadow, fixtures, watched
 //! directory, start-up restore, audit; the journal's plugin ledger), `budget`
 //! (per-department rule time), `prom` (`/metrics`), `console` (the web console
-//! at `/` and the reads it adds to the API).
+//! at `/` and the reads it adds to the API), [`traffic`] (the traffic log:
+//! what arrived and what became of it, for `export-traffic`).
 
 pub mod config;
 pub mod journal;
@@ -47,6 +48,7 @@ mod plugins;
 mod prom;
 mod snapshot;
 mod tape;
+pub mod traffic;
 
 pub use api::{AgentBody, ItemBody, ROUTES, RouteSpec};
 pub use auth::Role;
@@ -188,6 +190,11 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         appended: 0,
         offers: BTreeMap::new(),
         contacts: Default::default(),
+        // Written only once replay is over (`Core::after` skips replayed ops).
+        traffic: match config.traffic.enabled {
+            true => Some(traffic::TrafficLog::start(&data_dir.join("traffic"), &config.traffic)?),
+            false => None,
+        },
     };
     // Opt-in decision recording, flushed per record so a live log can be tailed.
     let decision_log = match &config.record_decisions {
@@ -248,6 +255,15 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
     });
     plugins::start_up(&shared, config)?;
     let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+    // The roster as replay left it, so the log knows every agent from here on.
+    if let Some(log) = &core.traffic {
+        let now = core.now();
+        for (id, _, _) in core.router.agents() {
+            if let Some(line) = core::agent_line(&core.router, id, now) {
+                log.record(line);
+            }
+        }
+    }
     if core.has_pending_offers() {
         core.submit(Op::ReturnOffers).map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
     }

@@ -48,6 +48,7 @@ struct Snapshot {
     exceptions: u64,
     alerts: u64,
     escalations: u64,
+    traffic: Option<super::traffic::TrafficView>,
 }
 
 #[derive(Debug)]
@@ -104,6 +105,7 @@ fn snapshot(core: &Core) -> Snapshot {
         exceptions: core.router.exceptions().len() as u64,
         alerts: metrics.alerts(),
         escalations: metrics.escalations(),
+        traffic: core.traffic.as_ref().map(|t| t.view()),
     }
 }
 
@@ -412,6 +414,35 @@ impl Collector for Snapshot {
             [(Labels::new(), self.alerts)],
         )?;
         counters(&mut e, "switchyard_escalations", "Escalation steps taken", [(Labels::new(), self.escalations)])?;
+        if let Some(t) = self.traffic {
+            let one = |v: u64| [(Labels::new(), v)];
+            counters(&mut e, "switchyard_traffic_lines", "Lines written to the traffic log", one(t.lines))?;
+            counters(&mut e, "switchyard_traffic_bytes", "Bytes written to the traffic log", one(t.bytes))?;
+            counters(
+                &mut e,
+                "switchyard_traffic_write_errors",
+                "Failed writes of the traffic log (their lines are lost; routing is not affected)",
+                one(t.write_errors),
+            )?;
+            counters(
+                &mut e,
+                "switchyard_traffic_dropped_lines",
+                "Traffic lines dropped because the writer was behind",
+                one(t.dropped),
+            )?;
+            counters(
+                &mut e,
+                "switchyard_traffic_segments_deleted",
+                "Traffic log segments deleted by retention",
+                one(t.segments_deleted),
+            )?;
+            counters(
+                &mut e,
+                "switchyard_traffic_wait_timeouts",
+                "Requests answered before their traffic lines were written (the writer was slow)",
+                one(t.wait_timeouts),
+            )?;
+        }
         Ok(())
     }
 }

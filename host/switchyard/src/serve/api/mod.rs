@@ -179,9 +179,10 @@ pub(crate) async fn mutate<A: Send + 'static, R: Send + 'static>(
 ) -> Result<R, ApiError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let (result, ticket) = {
+        let (result, ticket, traffic) = {
             let mut core = state_core::lock(&state.core);
             let before = core.last_ticket;
+            let traffic_before = core.traffic.as_ref().map_or(0, |t| t.sent());
             let applied = apply(&mut core);
             let pending = core.take_pending();
             if !pending.is_empty() {
@@ -194,10 +195,20 @@ pub(crate) async fn mutate<A: Send + 'static, R: Send + 'static>(
                 core = state_core::lock(&state.core);
             }
             let applied = applied.map(|a| reply(&core, a));
-            (applied, (core.last_ticket > before).then_some(core.last_ticket))
+            // Lines this request gave the traffic log (and any before them).
+            let traffic = core.traffic.clone().filter(|t| t.sent() > traffic_before).map(|t| {
+                let seq = t.sent();
+                (t, seq)
+            });
+            (applied, (core.last_ticket > before).then_some(core.last_ticket), traffic)
         };
         if let Some(ticket) = ticket {
             state.journal.wait_durable(ticket).map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
+        }
+        // Its traffic lines were handed to the OS while the journal synced
+        // (bounded: a failing traffic log never holds a request).
+        if let Some((log, seq)) = traffic {
+            log.wait_written(seq);
         }
         result
     })
