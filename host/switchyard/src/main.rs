@@ -183,6 +183,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             progress: Some(&mut progress),
             record_traffic: args.record_traffic.is_some(),
             traffic,
+            stop: None,
         },
     )?;
     let elapsed = started.elapsed();

@@ -1,7 +1,7 @@
 //! The daemon's traffic log and backtests (issue 18): the real binary records
 //! its traffic under load, `switchyard export-traffic` turns it into a traffic
-//! file after a SIGKILL, and the file replays through `switchyard simulate
-//! --traffic`.
+//! file after a SIGKILL, the file replays through `switchyard simulate
+//! --traffic`, and a backtest started over the API runs and reports.
 
 mod serve_common;
 
@@ -317,4 +317,101 @@ skills = { billing = 5 }
     assert!((aht - daemon_aht).abs() <= 0.05 * daemon_aht, "AHT: replay {aht} daemon {daemon_aht}");
     assert!((sl - daemon_sl).abs() <= 0.02, "SL: replay {sl} daemon {daemon_sl}");
     assert!((asa - daemon_asa).abs() <= 0.25, "ASA: replay {asa} daemon {daemon_asa}");
+}
+
+/// Scenario: billing's plugin decides 150 items worked by two agents; then,
+/// over the API: a backtest of an unknown department is a 404, of a department
+/// without a candidate a 409. With a slow candidate in shadow
+/// (`plugins/slow-rules`, 30 ms a call) a backtest starts (202) and a second
+/// start while it runs is a 409; it is cancelled. With
+/// `plugins/billing-candidate` in shadow a backtest over the last hour runs to
+/// the end: its JSON summary and HTML report show both runs for billing's
+/// queues, with every arrival offered in each. A window with no traffic is a 422.
+#[test]
+fn a_backtest_started_over_the_api_runs_and_reports_both_runs() {
+    let dir = fresh_dir("serve-traffic-backtest");
+    let text = config("").replacen(
+        "name = \"billing\"\n",
+        &format!(
+            "name = \"billing\"\nplugin = {:?}\ncall_deadline_ms = 100\nrule_budget_ms = 1000\nconfig = {{ delay_ms = 30 }}\n",
+            switchyard_plugin_artifacts::BILLING
+        ),
+        1,
+    );
+    let daemon = Daemon::start(&dir, Some(&text));
+    let stop = Arc::new(AtomicBool::new(false));
+    let desks: Vec<_> = agents(&daemon)
+        .into_iter()
+        .map(|(client, name)| desk(client, name, Duration::from_millis(10), stop.clone()))
+        .collect();
+    let gateway = daemon.client(Some(INTEGRATION));
+    for n in 0..150 {
+        assert_eq!(gateway.post("/v1/items", &item(&format!("b{n}"))).0, 201);
+    }
+    let supervisor = daemon.supervisor();
+    wait_for(Duration::from_secs(120), "every item completed", || {
+        let (_, queue) = supervisor.get("/v1/queues/billing-general");
+        (queue["totals"]["completed"].as_u64() == Some(150)).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    for d in desks {
+        d.join().unwrap();
+    }
+
+    let admin = daemon.admin();
+    let hour = json!({ "hours": 1 });
+    assert_eq!(admin.post("/v1/plugins/nowhere/backtest", &hour).0, 404);
+    let (status, reply) = admin.post("/v1/plugins/billing/backtest", &hour);
+    assert_eq!(status, 409, "no candidate yet: {reply}");
+    assert_eq!(supervisor.post("/v1/plugins/billing/backtest", &hour).0, 403, "admin only");
+    assert_eq!(supervisor.get("/v1/backtest").0, 404, "none started");
+
+    let slow = std::fs::read(switchyard_plugin_artifacts::SLOW_RULES).unwrap();
+    let (status, reply) = admin.post_bytes("/v1/plugins/billing/shadow", &slow);
+    assert_eq!(status, 201, "{reply}");
+    let (status, reply) = admin.post("/v1/plugins/billing/backtest", &hour);
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["state"], "running");
+    assert_eq!(reply["arrivals"], 150);
+    // 150 arrivals at 30 ms a call or more per rule: seconds of work left.
+    let (status, reply) = admin.post("/v1/plugins/billing/backtest", &hour);
+    assert_eq!(status, 409, "a second start while one runs: {reply}");
+    assert_eq!(admin.delete("/v1/backtest").0, 202);
+    wait_for(Duration::from_secs(120), "the backtest cancelled", || {
+        let (_, latest) = supervisor.get("/v1/backtest");
+        (latest["state"] == "cancelled").then_some(())
+    });
+    assert_eq!(supervisor.get_status("/v1/backtest/report"), 404, "a cancelled backtest has no report");
+
+    assert_eq!(admin.delete("/v1/plugins/billing/shadow").0, 200);
+    let candidate = std::fs::read(switchyard_plugin_artifacts::BILLING_CANDIDATE).unwrap();
+    assert_eq!(admin.post_bytes("/v1/plugins/billing/shadow", &candidate).0, 201);
+    let (status, reply) = admin.post("/v1/plugins/billing/backtest", &json!({ "hours": 0.0001 }));
+    assert_eq!(status, 422, "no traffic in the last 0.36 s: {reply}");
+    let (status, reply) = admin.post("/v1/plugins/billing/backtest", &json!({ "hours": 1e9 }));
+    assert_eq!((status, reply["field"].as_str()), (422, Some("hours")));
+    let (status, reply) = admin.post("/v1/plugins/billing/backtest", &hour);
+    assert_eq!(status, 202, "{reply}");
+    let done = wait_for(Duration::from_secs(600), "the backtest done", || {
+        let (_, latest) = supervisor.get("/v1/backtest");
+        match latest["state"].as_str() {
+            Some("running") => None,
+            _ => Some(latest),
+        }
+    });
+    assert_eq!(done["state"], "done", "{done}");
+    println!("backtest of 150 arrivals: {} ms\n{}", done["elapsed_ms"], done["report"]["table"].as_str().unwrap_or(""));
+    let general = &done["report"]["queues"]["billing-general"];
+    let offered = |run: &str| {
+        ["billing-general", "billing-disputes"]
+            .iter()
+            .map(|q| done["report"]["queues"][q][run]["offered"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    assert_eq!(general["department"], "billing", "{done}");
+    assert_eq!(offered("active"), 150, "{done}");
+    assert_eq!(offered("candidate"), 150, "{done}");
+    let (status, html) = supervisor.get_text("/v1/backtest/report");
+    assert_eq!(status, 200);
+    assert!(html.contains("billing-general") && html.contains("<svg"), "the HTML report");
 }

@@ -32,13 +32,16 @@
 //! directory, start-up restore, audit; the journal's plugin ledger), `budget`
 //! (per-department rule time), `prom` (`/metrics`), `console` (the web console
 //! at `/` and the reads it adds to the API), [`traffic`] (the traffic log:
-//! what arrived and what became of it, for `export-traffic`).
+//! what arrived and what became of it, for `export-traffic` and backtests),
+//! `backtest` (backtests of a candidate over recorded traffic, one at a time
+//! on a low-priority worker).
 
 pub mod config;
 pub mod journal;
 
 mod api;
 mod auth;
+mod backtest;
 mod budget;
 mod console;
 mod core;
@@ -243,6 +246,7 @@ fn start(config: &ServeConfig, data_dir: &std::path::Path) -> Result<Arc<Shared>
         core: Mutex::new(core),
         snapshotting: Mutex::new(()),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        backtests: backtest::Backtests::new(data_dir, config),
         auth,
         journal: journal.clone(),
         plugins: plugins::Plugins {

@@ -65,6 +65,9 @@ pub(crate) struct Shared {
     /// Set when the daemon begins to stop: long-lived answers (the console's
     /// event streams) end, so a graceful stop does not wait out their lifetime.
     pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// Backtests of candidates over the traffic log (see [`super::backtest`]);
+    /// one at a time, on their own thread.
+    pub(crate) backtests: super::backtest::Backtests,
 }
 
 pub(crate) type AppState = Arc<Shared>;
@@ -132,7 +135,7 @@ impl From<Denied> for ApiError {
 pub(crate) type Reply = Result<Response, ApiError>;
 
 /// Parse a JSON body; a bad one is a 422 naming the field at fault.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -333,6 +336,10 @@ pub const ROUTES: &[RouteSpec] = &[
     route("delete", "/v1/plugins/{department}/shadow", &[Admin], || delete(plugins::discard_shadow)),
     route("post", "/v1/plugins/{department}/shadow/promote", &[Admin], || post(plugins::promote)),
     route("get", "/v1/audit", STAFF, || get(plugins::audit)),
+    route("post", "/v1/plugins/{department}/backtest", &[Admin], || post(super::backtest::start)),
+    route("get", "/v1/backtest", STAFF, || get(super::backtest::latest)),
+    route("delete", "/v1/backtest", &[Admin], || delete(super::backtest::cancel)),
+    route("get", "/v1/backtest/report", STAFF, || get(super::backtest::report)),
     // The web console (serve/console): its page and assets, and the reads it adds.
     route("get", "/", OPEN, || get(super::console::index)),
     route("get", "/console/console.js", OPEN, || get(super::console::script)),
