@@ -18,6 +18,9 @@
 //! exactly when it was, all the window if it never changed); handle times of
 //! items never completed in the window from the mean of the completed ones of
 //! the same queue and channel (exponential), or 300 s if there were none.
+//! The run goes on [`DRAIN_S`] past the window's end (which is now) with the
+//! agents then available, so the window's last arrivals are served rather
+//! than cut off.
 //! Agents in the simulator accept offers at once; the daemon's take time, so
 //! the replay's waits are shorter than the recorded ones by that much.
 
@@ -48,6 +51,10 @@ pub(crate) const WALL_CLOCK_CAP: Duration = Duration::from_secs(600);
 const DEFAULT_HOURS: f64 = 24.0;
 /// Handle time of a queue whose items were never seen completed, seconds.
 const DEFAULT_HANDLE_S: f64 = 300.0;
+/// Simulated time after the window's end, seconds: the window ends now, so
+/// its last arrivals would otherwise be cut off while waiting or in work;
+/// the agents available at its end stay on to finish them.
+const DRAIN_S: f64 = 3600.0;
 
 /// The daemon's backtests: the latest one (running or finished).
 pub(crate) struct Backtests {
@@ -399,7 +406,8 @@ fn run_both(
 
 /// The scenario the daemon's traffic replays in: see the module docs.
 fn scenario(config: &ServeConfig, recorded: &Recorded, plugins: &BTreeMap<String, PathBuf>) -> Scenario {
-    let duration_s = ((recorded.until_ms - recorded.since_ms) as f64 / 1000.0).max(1.0);
+    let window_s = ((recorded.until_ms - recorded.since_ms) as f64 / 1000.0).max(1.0);
+    let duration_s = window_s + DRAIN_S;
     let departments = config
         .departments
         .iter()
@@ -454,7 +462,7 @@ fn scenario(config: &ServeConfig, recorded: &Recorded, plugins: &BTreeMap<String
             handoff: None,
         })
         .collect();
-    let agents = recorded.roster.iter().filter_map(roster_line).collect();
+    let agents = recorded.roster.iter().filter_map(|agent| roster_line(agent, window_s, duration_s)).collect();
     Scenario {
         seed: 1,
         duration_s,
@@ -468,9 +476,10 @@ fn scenario(config: &ServeConfig, recorded: &Recorded, plugins: &BTreeMap<String
     }
 }
 
-/// A roster line for one agent with its available spans as shifts; none for
-/// an agent never available in the window.
-fn roster_line(agent: &RosterAgent) -> Option<AgentDef> {
+/// A roster line for one agent with its available spans as shifts (one that
+/// lasts to the window's end goes on to `end_s`); none for an agent never
+/// available in the window.
+fn roster_line(agent: &RosterAgent, window_s: f64, end_s: f64) -> Option<AgentDef> {
     if agent.available.is_empty() {
         return None;
     }
@@ -483,7 +492,10 @@ fn roster_line(agent: &RosterAgent) -> Option<AgentDef> {
         shifts: agent
             .available
             .iter()
-            .map(|(from, to)| ShiftDef { start_s: *from as f64 / 1000.0, end_s: *to as f64 / 1000.0 })
+            .map(|(from, to)| {
+                let to_s = *to as f64 / 1000.0;
+                ShiftDef { start_s: *from as f64 / 1000.0, end_s: if to_s >= window_s { end_s } else { to_s } }
+            })
             .collect(),
     })
 }
