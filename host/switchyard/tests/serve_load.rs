@@ -2,7 +2,8 @@
 //! few concurrent clients with the billing plugin active; prints sustained
 //! items/s and the p50/p99 latency of `POST /v1/items`. No timed assertions: the
 //! figures go in the README. `SWITCHYARD_LOAD_ITEMS` and
-//! `SWITCHYARD_LOAD_CLIENTS` change the size (default 5,000 items, 4 clients).
+//! `SWITCHYARD_LOAD_CLIENTS` change the size (default 5,000 items, 4 clients);
+//! `SWITCHYARD_LOAD_TRAFFIC=off` turns the traffic log off, to compare.
 
 mod serve_common;
 
@@ -19,8 +20,10 @@ use serve_common::{Daemon, INTEGRATION, SUPERVISOR, config, fresh_dir};
 fn post_items_under_load_and_report_throughput_and_p99() {
     let items: usize = std::env::var("SWITCHYARD_LOAD_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let clients: usize = std::env::var("SWITCHYARD_LOAD_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4).max(1);
+    // `SWITCHYARD_LOAD_TRAFFIC=off` runs without the traffic log, to compare.
+    let traffic_off = std::env::var("SWITCHYARD_LOAD_TRAFFIC").is_ok_and(|v| v == "off");
     let dir = fresh_dir("serve-load");
-    let text = config("").replacen(
+    let text = config(if traffic_off { "\n[traffic]\nenabled = false\n" } else { "" }).replacen(
         "name = \"billing\"\n",
         &format!(
             // The whole second for billing's rules: this measures throughput, and
@@ -66,8 +69,11 @@ fn post_items_under_load_and_report_throughput_and_p99() {
     let (_, plugins) = daemon.client(Some(SUPERVISOR)).get("/v1/plugins");
     let calls = &plugins[0]["current"]["stats"]["calls"]["prioritise"];
     assert_eq!(calls, items, "every item was prioritised by the plugin");
+    let traffic_bytes: u64 = std::fs::read_dir(dir.join("data/traffic"))
+        .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0);
     println!(
-        "serve load: {items} items, {clients} clients, {:.2} s: {:.0} items/s; POST /v1/items latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} build)",
+        "serve load: {items} items, {clients} clients, {:.2} s: {:.0} items/s; POST /v1/items latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} build); traffic log {traffic_bytes} bytes",
         elapsed.as_secs_f64(),
         items as f64 / elapsed.as_secs_f64(),
         at(0.50).as_secs_f64() * 1e3,

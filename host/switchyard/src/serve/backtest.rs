@@ -355,6 +355,9 @@ fn run_both(
     started: Instant,
 ) -> std::result::Result<(Value, String), String> {
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    // Absolute: the simulator resolves plugin paths against the scenario's
+    // folder, and `data_dir` may be relative to where the daemon started.
+    let scratch = &std::fs::canonicalize(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let blob = |department: &str, hash: &str| -> std::result::Result<PathBuf, String> {
         let bytes = state
             .journal
