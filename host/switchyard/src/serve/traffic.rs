@@ -988,6 +988,41 @@ mod tests {
         assert!(error.contains(":1: not a traffic log line"), "{error}");
     }
 
+    /// Retention deletes a segment once the one after it began longer ago
+    /// than `retention_hours`, then the oldest while the total is over
+    /// `max_mb`; never the newest.
+    #[test]
+    fn retention_deletes_by_age_then_by_size_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemClock.now_ms();
+        let write = |start: u64, bytes: usize| {
+            std::fs::write(dir.path().join(format!("{start:016}.jsonl")), vec![b'\n'; bytes])
+        };
+        write(1_000, 10).unwrap();
+        write(2_000, 10).unwrap();
+        write(now - 7_200_000, 1 << 20).unwrap();
+        write(now - 3_600_000, 1 << 20).unwrap();
+        write(now - 1_000, 10).unwrap();
+        let writer = |max_bytes: u64| Writer {
+            dir: dir.path().to_owned(),
+            segment_bytes: 1 << 20,
+            segment_age: Duration::from_secs(3600),
+            retention_ms: 5_400_000,
+            max_bytes,
+            current: None,
+            roster: BTreeMap::new(),
+            last_error_logged: None,
+            counters: Arc::default(),
+        };
+        writer(1 << 30).sweep();
+        let left = |dir: &Path| segments(dir).unwrap().iter().map(|s| s.start_ms).collect::<Vec<_>>();
+        assert_eq!(left(dir.path()), vec![now - 7_200_000, now - 3_600_000, now - 1_000], "the two ancient ones went");
+        writer((1 << 20) + 100).sweep();
+        assert_eq!(left(dir.path()), vec![now - 3_600_000, now - 1_000], "the oldest went to fit the size");
+        writer(1).sweep();
+        assert_eq!(left(dir.path()), vec![now - 1_000], "the newest stays whatever its size");
+    }
+
     /// The writer writes what it is given, opens each segment with the
     /// roster, and a waiter returns once its line is written.
     #[test]
