@@ -223,7 +223,18 @@ pub(crate) async fn start(State(state): State<AppState>, UrlPath(department): Ur
     let worker_run = run.clone();
     let spawned = std::thread::Builder::new().name("backtest".into()).spawn(move || {
         lower_priority();
-        work(&worker_state, &worker_run, ledger, candidate.1, read_tx);
+        // A panic in the simulator must not leave the backtest `running` for
+        // ever (which would refuse every later one with a 409).
+        let run = worker_run.clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            work(&worker_state, &worker_run, ledger, candidate.1, read_tx)
+        }));
+        if outcome.is_err() {
+            tracing::error!(backtest = run.id, "backtest panicked");
+            run.set(RunState::Failed(
+                "the backtest failed inside the simulator (a panic; see the daemon's log)".into(),
+            ));
+        }
     });
     if let Err(e) = spawned {
         run.set(RunState::Failed(format!("no backtest thread: {e}")));
