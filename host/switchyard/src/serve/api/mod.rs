@@ -4,7 +4,8 @@
 //! applies and journals through the core: `items.rs` (intake, completion,
 //! withdrawal), `agents.rs` (registration, presence, desktop, tokens),
 //! `offers.rs`, `supervision.rs` (queues, cases, alerts), `health.rs` (open
-//! routes); the plugin life cycle's operations are `serve/plugins.rs`. The OpenAPI document (served at `GET /openapi.json`, checked in
+//! routes); the plugin life cycle's operations are `serve/plugins.rs`, the
+//! backtests' `serve/backtest.rs`. The OpenAPI document (served at `GET /openapi.json`, checked in
 //! as `host/switchyard/openapi.json`) is generated from [`ROUTES`] by `serve/openapi.rs`;
 //! the axum routes are made from the same table.
 //!
@@ -174,7 +175,8 @@ pub(crate) async fn with_core<R: Send + 'static>(
 
 /// Apply a change with `apply`, take the decisions it deferred (asked outside
 /// the lock), then build the reply with `reply` from the state after them (an
-/// item created *and offered*), and answer once it is all durable.
+/// item created *and offered*), and answer once it is all durable — and its
+/// traffic-log lines written (bounded; see [`super::traffic`]).
 pub(crate) async fn mutate<A: Send + 'static, R: Send + 'static>(
     state: &AppState,
     apply: impl FnOnce(&mut Core) -> Result<A, ApiError> + Send + 'static,
