@@ -63,6 +63,16 @@ struct ExportArgs {
     /// Write here (JSON lines, see `sim/traffic.rs`).
     #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "traffic.jsonl")]
     output: PathBuf,
+    /// Also write the scenario this traffic replays in (TOML, for `simulate
+    /// --traffic`): the departments and queues of the daemon's `--config`, the
+    /// roster as the log saw it (each agent available when it was), handle
+    /// times for what the log lacks; no plugins (add `plugin =` per
+    /// department for the rules that were active).
+    #[arg(long, value_name = "SCENARIO.toml", requires = "config")]
+    scenario: Option<PathBuf>,
+    /// The daemon's config (for `--scenario`).
+    #[arg(long, value_name = "switchyard.toml")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +239,13 @@ fn export_traffic(args: ExportArgs) -> anyhow::Result<()> {
     let recorded = switchyard::serve::traffic::export(&args.data_dir, args.hours, &args.output)?;
     for warning in &recorded.warnings {
         eprintln!("warning: {warning}");
+    }
+    if let (Some(path), Some(config)) = (&args.scenario, &args.config) {
+        let config = switchyard::serve::config::ServeConfig::load(config)?;
+        let scenario = switchyard::serve::backtest::scenario(&config, &recorded, &Default::default());
+        let text = toml::to_string(&scenario).context("serialising the scenario")?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("scenario: {}", path.display());
     }
     println!(
         "{} arrivals ({} lines in {} segments) written to {} in {:.2} s",

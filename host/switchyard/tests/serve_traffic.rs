@@ -219,8 +219,9 @@ fn export_after_a_sigkill_yields_every_acknowledged_arrival_exactly_once() {
 /// Scenario: 150 billing items posted every 80 ms to two agents who accept
 /// as soon as their desk sees the offer and hold each item 20 or 60 ms (about
 /// a third of their time busy); once all are completed the traffic is
-/// exported and replayed with `switchyard simulate --traffic` in a scenario
-/// with the daemon's queues and the same two agents. The replay must
+/// exported with the scenario it replays in (`export-traffic --scenario`:
+/// the daemon's queues, the two agents as the log saw them) and replayed
+/// with `switchyard simulate --traffic`. The replay must
 /// reproduce the daemon's figures for the queue: offered, answered and
 /// abandoned exactly; AHT within 5 % (the recorded handle times, to the ms);
 /// service level within 0.02 and ASA within 0.25 s. Not zero: the
@@ -255,43 +256,24 @@ fn an_exported_recording_replays_with_the_daemons_figures() {
     }
     assert!(daemon.terminate());
 
+    // The traffic and the scenario it replays in (the daemon's queues, the
+    // roster as the log saw it), both from export-traffic.
     let out = dir.join("traffic.jsonl");
-    export(&dir.join("data"), &out);
     let scenario = dir.join("scenario.toml");
-    std::fs::write(
-        &scenario,
-        r#"duration_s = 3700
-[[departments]]
-name = "billing"
-offer_timeout_s = 30
-[[departments]]
-name = "claims"
-[[queues]]
-name = "billing-general"
-department = "billing"
-skill = "billing"
-service_level_s = 20
-[[queues]]
-name = "billing-disputes"
-department = "billing"
-skill = "disputes"
-[[queues]]
-name = "claims"
-department = "claims"
-service_level_s = 3600
-[[arrivals]]
-queue = "billing-general"
-per_hour = 0
-handle_time = { dist = "fixed", value_s = 0.04 }
-[[agents]]
-name = "ann"
-skills = { billing = 5 }
-[[agents]]
-name = "bob"
-skills = { billing = 5 }
-"#,
-    )
-    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("export-traffic")
+        .arg(dir.join("data"))
+        .args(["--hours", "1", "-o"])
+        .arg(&out)
+        .arg("--scenario")
+        .arg(&scenario)
+        .arg("--config")
+        .arg(dir.join("switchyard.toml"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let written = std::fs::read_to_string(&scenario).unwrap();
+    assert!(written.contains("name = \"ann\"") && written.contains("shifts"), "the roster from the log: {written}");
     let json = dir.join("replay.json");
     let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .arg("simulate")

@@ -418,8 +418,10 @@ fn run_both(
     Ok((summary, html))
 }
 
-/// The scenario the daemon's traffic replays in: see the module docs.
-fn scenario(config: &ServeConfig, recorded: &Recorded, plugins: &BTreeMap<String, PathBuf>) -> Scenario {
+/// The scenario the daemon's traffic replays in (see the module docs), with
+/// `plugins` as each department's rules (none: the built-in rules). Also what
+/// `switchyard export-traffic --scenario` writes.
+pub fn scenario(config: &ServeConfig, recorded: &Recorded, plugins: &BTreeMap<String, PathBuf>) -> Scenario {
     let window_s = ((recorded.until_ms - recorded.since_ms) as f64 / 1000.0).max(1.0);
     let duration_s = window_s + DRAIN_S;
     let departments = config

@@ -41,7 +41,7 @@ pub mod journal;
 
 mod api;
 mod auth;
-mod backtest;
+pub mod backtest;
 mod budget;
 mod console;
 mod core;
