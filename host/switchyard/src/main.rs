@@ -1,6 +1,7 @@
 //! `switchyard`: the command-line front of the Switchyard host. One subcommand per
 //! task: `simulate` (run a scenario on a virtual clock and report), `serve` (the
-//! routing daemon) and `plugin` (the plugin author's tools).
+//! routing daemon), `export-traffic` (a daemon's recorded traffic as a traffic
+//! file) and `plugin` (the plugin author's tools).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,10 @@ enum Command {
     /// Run the routing daemon: HTTP API, agent desktops, Prometheus metrics and a
     /// durable journal (prints the bound address on stdout).
     Serve(ServeArgs),
+    /// Write a daemon's recorded traffic (its `DATA_DIR/traffic/` log) as a
+    /// traffic file for `simulate --traffic`, so traffic can leave production
+    /// without the journal.
+    ExportTraffic(ExportArgs),
     /// Write, inspect and try rule plugins: new, check, run, replay.
     #[command(subcommand)]
     Plugin(switchyard::tools::cli::PluginCommand),
@@ -46,6 +51,28 @@ struct ServeArgs {
     /// Keep the journal here instead of the config's `data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The daemon's data directory (its `data_dir`).
+    data_dir: PathBuf,
+    /// Only the last N hours (default: all the log keeps).
+    #[arg(long, value_name = "N")]
+    hours: Option<f64>,
+    /// Write here (JSON lines, see `sim/traffic.rs`).
+    #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "traffic.jsonl")]
+    output: PathBuf,
+    /// Also write the scenario this traffic replays in (TOML, for `simulate
+    /// --traffic`): the departments and queues of the daemon's `--config`, the
+    /// roster as the log saw it (each agent available when it was), handle
+    /// times for what the log lacks; no plugins (add `plugin =` per
+    /// department for the rules that were active).
+    #[arg(long, value_name = "SCENARIO.toml", requires = "config")]
+    scenario: Option<PathBuf>,
+    /// The daemon's config (for `--scenario`).
+    #[arg(long, value_name = "switchyard.toml")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +126,7 @@ fn main() -> anyhow::Result<()> {
             listen: args.listen,
             data_dir: args.data_dir,
         })?),
+        Command::ExportTraffic(args) => export_traffic(args),
         Command::Plugin(command) => {
             if !switchyard::tools::cli::run_plugin_command(command)? {
                 std::process::exit(1);
@@ -165,6 +193,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             progress: Some(&mut progress),
             record_traffic: args.record_traffic.is_some(),
             traffic,
+            stop: None,
         },
     )?;
     let elapsed = started.elapsed();
@@ -199,6 +228,33 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
         println!("HTML report: {}", path.display());
     }
+    Ok(())
+}
+
+/// `switchyard export-traffic DATA_DIR`: the daemon's traffic log, joined
+/// into the simulator's traffic format. A torn last line (the daemon was
+/// killed while writing it) is skipped with a warning on stderr.
+fn export_traffic(args: ExportArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let recorded = switchyard::serve::traffic::export(&args.data_dir, args.hours, &args.output)?;
+    for warning in &recorded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let (Some(path), Some(config)) = (&args.scenario, &args.config) {
+        let config = switchyard::serve::config::ServeConfig::load(config)?;
+        let scenario = switchyard::serve::backtest::scenario(&config, &recorded, &Default::default());
+        let text = toml::to_string(&scenario).context("serialising the scenario")?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("scenario: {}", path.display());
+    }
+    println!(
+        "{} arrivals ({} lines in {} segments) written to {} in {:.2} s",
+        recorded.arrivals.len(),
+        recorded.lines,
+        recorded.segments,
+        args.output.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -74,6 +74,12 @@ impl Router {
         self.agent_ix(agent).ok().map(|a| self.agents[a].spec.name.clone())
     }
 
+    /// The registration of agent `agent` (skills, capacity, after-work), if it
+    /// is registered: what the daemon's traffic log records of its roster.
+    pub fn agent_spec(&self, agent: AgentId) -> Option<&AgentSpec> {
+        self.agent_ix(agent).ok().map(|a| &self.agents[a].spec)
+    }
+
     /// Set an agent's presence. Becoming available offers them waiting work at
     /// once; going away or offline returns their pending offers to the queue
     /// (work in hand is finished).

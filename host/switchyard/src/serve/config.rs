@@ -78,6 +78,9 @@ pub struct ServeConfig {
     /// Upper bounds on what one item or one plugin answer may bring in.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The traffic log (`data_dir/traffic/`): size, segments and retention.
+    #[serde(default)]
+    pub traffic: super::traffic::TrafficConfig,
     /// Departments.
     #[serde(default)]
     pub departments: Vec<DepartmentEntry>,
@@ -568,6 +571,7 @@ impl ServeConfig {
             )));
         }
         config.check_bounds().map_err(fail)?;
+        config.traffic.check().map_err(fail)?;
         let http = &config.http;
         if !(1..=MAX_CONNECTIONS).contains(&http.max_connections) {
             return Err(fail(format!(

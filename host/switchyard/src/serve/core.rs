@@ -185,6 +185,9 @@ pub(crate) struct Core {
     pub(crate) budgets: BTreeMap<String, Arc<super::budget::Budget>>,
     /// Customers' recent contacts, for the console's desktop.
     pub(crate) contacts: super::console::ContactBook,
+    /// The traffic log (see [`super::traffic`]); `None` when `[traffic]` is
+    /// disabled. Lines are handed over here, written by its own thread.
+    pub(crate) traffic: Option<std::sync::Arc<super::traffic::TrafficLog>>,
 }
 
 impl Core {
@@ -511,6 +514,11 @@ impl Core {
         }
         let queues = self.router.queue_names();
         let events: Vec<Event> = self.router.drain_events().collect();
+        if !self.replaying
+            && let Some(traffic) = &self.traffic
+        {
+            record_traffic(&self.router, traffic, self.clock.now_ms(), op, result, &events);
+        }
         for event in events {
             self.contacts.observe(&self.router, &event);
             match &event {
@@ -720,6 +728,96 @@ pub(crate) enum Applied {
     Agent(AgentId),
     /// A completion, with the hand-off item if any.
     Completed(Option<ItemId>),
+}
+
+/// Hand what `op` (applied at `at`, with `result`) and its `events` tell of
+/// the traffic to the traffic log: arrivals with what they were posted with,
+/// hand-offs, first answers, abandonments, completions (work without the
+/// agent's after-work, which the roster carries) and the roster's changes.
+fn record_traffic(
+    router: &Router,
+    traffic: &super::traffic::TrafficLog,
+    at: u64,
+    op: &Op,
+    result: &std::result::Result<Applied, Refusal>,
+    events: &[Event],
+) {
+    use super::traffic::Line;
+    match (op, result) {
+        (Op::CreateItem { item, .. }, Ok(Applied::Item(id))) => {
+            traffic.record(Line::Arrival {
+                at,
+                item: id.0,
+                department: item.department.clone(),
+                queue: item.queue.clone(),
+                channel: item.channel,
+                skills: item.skills.iter().cloned().collect(),
+                attributes: item.attributes.iter().cloned().collect(),
+                priority: item.priority,
+                tier: item.tier,
+                customer: item.customer.clone(),
+                case: item.case.clone(),
+                due_in_ms: item.due_in_ms,
+            });
+        }
+        (Op::Complete { item, handoff: Some(h), .. }, Ok(Applied::Completed(Some(to)))) => {
+            traffic.record(Line::Handoff {
+                at,
+                from: *item,
+                item: to.0,
+                department: h.department.clone(),
+                queue: h.queue.clone(),
+                channel: h.channel,
+                skills: h.skills.iter().cloned().collect(),
+                priority: h.priority,
+                due_in_ms: h.due_in_ms,
+            });
+        }
+        (Op::RegisterAgent { .. }, Ok(Applied::Agent(id))) => {
+            if let Some(line) = agent_line(router, *id, at) {
+                traffic.record(line);
+            }
+        }
+        (Op::AgentState { name, presence }, Ok(_)) => {
+            traffic.record(Line::Presence { at, agent: name.clone(), presence: *presence });
+        }
+        _ => {}
+    }
+    for event in events {
+        match *event {
+            Event::Accepted { at_ms, item, first: true, .. } => {
+                traffic.record(Line::Answered { at: at_ms, item: item.0 });
+            }
+            Event::Abandoned { at_ms, item, .. } => {
+                traffic.record(Line::Abandoned { at: at_ms, item: item.0 });
+            }
+            Event::Completed { at_ms, item, agent, handle_ms, resolved, .. } => {
+                let wrap_up = router.agent_spec(agent).map_or(0, |s| s.wrap_up_ms);
+                traffic.record(Line::Completed {
+                    at: at_ms,
+                    item: item.0,
+                    handle_ms: handle_ms.saturating_sub(wrap_up),
+                    resolved,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The traffic log's `agent` line for `agent` as registered now.
+pub(crate) fn agent_line(router: &Router, agent: AgentId, at: u64) -> Option<super::traffic::Line> {
+    let spec = router.agent_spec(agent)?;
+    let presence = router.agent_load(agent).ok()?.presence;
+    Some(super::traffic::Line::Agent {
+        at,
+        agent: spec.name.clone(),
+        group: spec.group.clone(),
+        skills: spec.skills.iter().cloned().collect(),
+        capacity: spec.capacity,
+        wrap_up_ms: spec.wrap_up_ms,
+        presence,
+    })
 }
 
 /// (rule kind, generation) of a rule source, for logs.

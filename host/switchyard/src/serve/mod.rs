@@ -31,8 +31,11 @@
 //! (the one plugin life cycle: upload, rollback, shadow, fixtures, watched
 //! directory, start-up restore, audit; the journal's plugin ledger), `budget`
 //! (per-department rule time), `prom` (`/metrics`), `console` (the web console
-//! at `/` and the reads it adds to the API), `pg` (the PostgreSQL store of a
-//! cluster: tables, migrations, the leader lease and its fence) and `cluster`
+//! at `/` and the reads it adds to the API), [`traffic`] (the traffic log:
+//! what arrived and what became of it, for `export-traffic` and backtests),
+//! `backtest` (backtests of a candidate over recorded traffic, one at a time
+//! on a low-priority worker), `pg` (the PostgreSQL store of a cluster:
+//! tables, migrations, the leader lease and its fence) and `cluster`
 //! (several nodes: one leader, warm standbys, takeover).
 
 pub mod config;
@@ -40,6 +43,7 @@ pub mod journal;
 
 mod api;
 mod auth;
+pub mod backtest;
 mod budget;
 mod cluster;
 mod console;
@@ -51,6 +55,7 @@ mod plugins;
 mod prom;
 mod snapshot;
 mod tape;
+pub mod traffic;
 
 pub use api::{AgentBody, ItemBody, ROUTES, RouteSpec};
 pub use auth::Role;
@@ -222,6 +227,11 @@ fn start(
         appended: 0,
         offers: BTreeMap::new(),
         contacts: Default::default(),
+        // Written only once replay is over (`Core::after` skips replayed ops).
+        traffic: match config.traffic.enabled {
+            true => Some(traffic::TrafficLog::start(&data_dir.join("traffic"), &config.traffic)?),
+            false => None,
+        },
     };
     // Opt-in decision recording, flushed per record so a live log can be tailed.
     let decision_log = match &config.record_decisions {
@@ -272,6 +282,7 @@ fn start(
         stopping: std::sync::atomic::AtomicBool::new(false),
         node,
         retired: std::sync::atomic::AtomicBool::new(false),
+        backtests: backtest::Backtests::new(data_dir, config),
         auth,
         journal: journal.clone(),
         plugins: plugins::Plugins {
@@ -308,6 +319,15 @@ fn start(
 fn lead(shared: &Shared, config: &ServeConfig, return_offers: bool) -> Result<()> {
     let journal = shared.journal.clone();
     let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+    // The roster as replay left it, so the log knows every agent from here on.
+    if let Some(log) = &core.traffic {
+        let now = core.now();
+        for (id, _, _) in core.router.agents() {
+            if let Some(line) = core::agent_line(&core.router, id, now) {
+                log.record(line);
+            }
+        }
+    }
     if return_offers && core.has_pending_offers() {
         core.submit(Op::ReturnOffers).map_err(|e| Error::Invalid(format!("returning pending offers: {e:?}")))?;
     }

@@ -50,6 +50,7 @@ struct Snapshot {
     escalations: u64,
     /// In a cluster: (leader 1 / standby 0, records behind, takeovers).
     cluster: Option<(u64, u64, u64)>,
+    traffic: Option<super::traffic::TrafficView>,
 }
 
 #[derive(Debug)]
@@ -107,6 +108,7 @@ fn snapshot(core: &Core) -> Snapshot {
         alerts: metrics.alerts(),
         escalations: metrics.escalations(),
         cluster: None,
+        traffic: core.traffic.as_ref().map(|t| t.view()),
     }
 }
 
@@ -433,6 +435,35 @@ impl Collector for Snapshot {
                 "switchyard_cluster_takeovers",
                 "Times this node took over the lead since it started",
                 [(Labels::new(), takeovers)],
+            )?;
+        }
+        if let Some(t) = self.traffic {
+            let one = |v: u64| [(Labels::new(), v)];
+            counters(&mut e, "switchyard_traffic_lines", "Lines written to the traffic log", one(t.lines))?;
+            counters(&mut e, "switchyard_traffic_bytes", "Bytes written to the traffic log", one(t.bytes))?;
+            counters(
+                &mut e,
+                "switchyard_traffic_write_errors",
+                "Failed writes of the traffic log (their lines are lost; routing is not affected)",
+                one(t.write_errors),
+            )?;
+            counters(
+                &mut e,
+                "switchyard_traffic_dropped_lines",
+                "Traffic lines dropped because the writer was behind",
+                one(t.dropped),
+            )?;
+            counters(
+                &mut e,
+                "switchyard_traffic_segments_deleted",
+                "Traffic log segments deleted by retention",
+                one(t.segments_deleted),
+            )?;
+            counters(
+                &mut e,
+                "switchyard_traffic_wait_timeouts",
+                "Requests answered before their traffic lines were written (the writer was slow)",
+                one(t.wait_timeouts),
             )?;
         }
         Ok(())

@@ -50,6 +50,19 @@ pub fn backtest(
     candidates: &[(String, PathBuf)],
     seed: Option<u64>,
 ) -> Result<Backtest> {
+    backtest_with(scenario, scenario_dir, traffic, candidates, seed, None)
+}
+
+/// [`backtest`], stopped with an error as soon as `stop` says so (asked now
+/// and then during each run; see [`SimOptions::stop`]).
+pub fn backtest_with(
+    scenario: &Scenario,
+    scenario_dir: &Path,
+    traffic: Option<(String, Vec<Arrival>)>,
+    candidates: &[(String, PathBuf)],
+    seed: Option<u64>,
+    stop: Option<&(dyn Fn() -> bool + Sync)>,
+) -> Result<Backtest> {
     let mut with_candidates = scenario.clone();
     for (department, path) in candidates {
         let def = with_candidates.departments.iter_mut().find(|d| &d.name == department).ok_or_else(|| {
@@ -69,6 +82,7 @@ pub fn backtest(
             catalog: Some(catalog),
             record_traffic: true,
             traffic,
+            stop,
             ..Default::default()
         };
         Ok((simulate(scenario, options)?, loaded))

@@ -6,7 +6,7 @@ use rand_distr::{Distribution, Exp, LogNormal};
 use serde::Deserialize;
 
 /// A distribution as written in a scenario: `{ dist = "exponential", mean_s = 120 }`.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
 pub enum DistSpec {
     /// Exponential with the given mean.

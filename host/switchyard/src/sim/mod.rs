@@ -171,6 +171,9 @@ pub struct SimOptions<'a> {
     /// recording ended); rosters and shifts are the scenario's. Call-backs are
     /// arrivals of their own in a recording, so none are drawn.
     pub traffic: Option<Vec<traffic::Arrival>>,
+    /// Asked now and then; `true` stops the run with an error (the daemon's
+    /// backtests: cancelled, or over their time limit).
+    pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 /// Build the router for `scenario` on `clock`.
@@ -315,7 +318,7 @@ pub fn simulate(scenario: &Scenario, options: SimOptions<'_>) -> Result<SimRun> 
         }
     }
     sim.push(0, SimEvent::Sample);
-    let events = sim.run(options.progress)?;
+    let events = sim.run(options.progress, options.stop)?;
     let end_ms = sim.end_ms;
     sim.router.metrics_mut().flush(end_ms);
     Ok(SimRun {
@@ -402,7 +405,11 @@ impl Sim<'_> {
         }
     }
 
-    fn run(&mut self, mut progress: Option<&mut dyn FnMut(u64, u64)>) -> Result<u64> {
+    fn run(
+        &mut self,
+        mut progress: Option<&mut dyn FnMut(u64, u64)>,
+        stop: Option<&(dyn Fn() -> bool + Sync)>,
+    ) -> Result<u64> {
         let mut count = 0u64;
         loop {
             let next_event = self.heap.peek().map(|Reverse((t, _, _))| *t);
@@ -429,6 +436,13 @@ impl Sim<'_> {
                 && let Some(p) = progress.as_mut()
             {
                 p(at, self.end_ms);
+            }
+            if count.is_multiple_of(64) && stop.is_some_and(|stop| stop()) {
+                return Err(crate::error::Error::Invalid(format!(
+                    "the run was stopped at {:.1} h of {:.1} h simulated",
+                    at as f64 / 3_600_000.0,
+                    self.end_ms as f64 / 3_600_000.0
+                )));
             }
         }
         self.clock.set(self.end_ms);

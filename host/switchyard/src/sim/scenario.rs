@@ -1,11 +1,12 @@
 //! The scenario file of `switchyard simulate`: departments (with optional
 //! plugins), queues, arrival streams and agent rosters. Every table rejects
-//! unknown fields, naming the field and where it is.
+//! unknown fields, naming the field and where it is. Scenarios serialise too:
+//! `export-traffic --scenario` writes the one a daemon's traffic replays in.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use switchyard_contract::{Channel, Tier};
 
 use super::dist::DistSpec;
@@ -35,7 +36,7 @@ fn default_count() -> u32 {
 }
 
 /// A whole scenario.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Seed of every random stream (overridden by `--seed`).
@@ -65,7 +66,7 @@ pub struct Scenario {
 }
 
 /// A department.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentDef {
     /// Name.
@@ -84,7 +85,7 @@ pub struct DepartmentDef {
 }
 
 /// A queue.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueDef {
     /// Name.
@@ -102,7 +103,7 @@ pub struct QueueDef {
 }
 
 /// A stream of arriving items (Poisson).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArrivalDef {
     /// Queue the items arrive in.
@@ -147,7 +148,7 @@ fn voice() -> Channel {
 }
 
 /// A hand-off of a share of completed items to another department.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HandoffDef {
     /// Share of completed items handed off (0-1).
@@ -174,7 +175,7 @@ pub struct HandoffDef {
 }
 
 /// A roster line: `count` agents alike.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentDef {
     /// Group name (for reports); defaults to `group-N`.
@@ -196,7 +197,7 @@ pub struct AgentDef {
 }
 
 /// A shift, seconds from the start of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShiftDef {
     /// Log in.

@@ -268,6 +268,17 @@ impl Client {
         }
         reply(r.call())
     }
+    /// GET; `Err` when the connection fails (daemon gone).
+    pub fn try_get(&self, path: &str) -> Result<Reply, String> {
+        let mut r = self.http.get(self.url(path));
+        if let Some(a) = self.auth() {
+            r = r.header("authorization", a);
+        }
+        let mut response = r.call().map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
     /// GET, the status only: the body is not read (an event stream never ends).
     pub fn get_status(&self, path: &str) -> u16 {
         let mut r = self.http.get(self.url(path));

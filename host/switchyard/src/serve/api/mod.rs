@@ -4,7 +4,8 @@
 //! applies and journals through the core: `items.rs` (intake, completion,
 //! withdrawal), `agents.rs` (registration, presence, desktop, tokens),
 //! `offers.rs`, `supervision.rs` (queues, cases, alerts), `health.rs` (open
-//! routes); the plugin life cycle's operations are `serve/plugins.rs`. The OpenAPI document (served at `GET /openapi.json`, checked in
+//! routes); the plugin life cycle's operations are `serve/plugins.rs`, the
+//! backtests' `serve/backtest.rs`. The OpenAPI document (served at `GET /openapi.json`, checked in
 //! as `host/switchyard/openapi.json`) is generated from [`ROUTES`] by `serve/openapi.rs`;
 //! the axum routes are made from the same table.
 //!
@@ -70,6 +71,9 @@ pub(crate) struct Shared {
     /// Replaced by a rebuilt state (a deposed leader's): requests still
     /// arriving on its connections are told to come again.
     pub(crate) retired: std::sync::atomic::AtomicBool,
+    /// Backtests of candidates over the traffic log (see [`super::backtest`]);
+    /// one at a time, on their own thread.
+    pub(crate) backtests: super::backtest::Backtests,
 }
 
 pub(crate) type AppState = Arc<Shared>;
@@ -137,7 +141,7 @@ impl From<Denied> for ApiError {
 pub(crate) type Reply = Result<Response, ApiError>;
 
 /// Parse a JSON body; a bad one is a 422 naming the field at fault.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -176,7 +180,8 @@ pub(crate) async fn with_core<R: Send + 'static>(
 
 /// Apply a change with `apply`, take the decisions it deferred (asked outside
 /// the lock), then build the reply with `reply` from the state after them (an
-/// item created *and offered*), and answer once it is all durable.
+/// item created *and offered*), and answer once it is all durable — and its
+/// traffic-log lines written (bounded; see [`super::traffic`]).
 pub(crate) async fn mutate<A: Send + 'static, R: Send + 'static>(
     state: &AppState,
     apply: impl FnOnce(&mut Core) -> Result<A, ApiError> + Send + 'static,
@@ -184,9 +189,10 @@ pub(crate) async fn mutate<A: Send + 'static, R: Send + 'static>(
 ) -> Result<R, ApiError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let (result, ticket) = {
+        let (result, ticket, traffic) = {
             let mut core = state_core::lock(&state.core);
             let before = core.last_ticket;
+            let traffic_before = core.traffic.as_ref().map_or(0, |t| t.sent());
             let applied = apply(&mut core);
             let pending = core.take_pending();
             if !pending.is_empty() {
@@ -199,10 +205,20 @@ pub(crate) async fn mutate<A: Send + 'static, R: Send + 'static>(
                 core = state_core::lock(&state.core);
             }
             let applied = applied.map(|a| reply(&core, a));
-            (applied, (core.last_ticket > before).then_some(core.last_ticket))
+            // Lines this request gave the traffic log (and any before them).
+            let traffic = core.traffic.clone().filter(|t| t.sent() > traffic_before).map(|t| {
+                let seq = t.sent();
+                (t, seq)
+            });
+            (applied, (core.last_ticket > before).then_some(core.last_ticket), traffic)
         };
         if let Some(ticket) = ticket {
             state.journal.wait_durable(ticket).map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
+        }
+        // Its traffic lines were handed to the OS while the journal synced
+        // (bounded: a failing traffic log never holds a request).
+        if let Some((log, seq)) = traffic {
+            log.wait_written(seq);
         }
         result
     })
@@ -327,6 +343,10 @@ pub const ROUTES: &[RouteSpec] = &[
     route("delete", "/v1/plugins/{department}/shadow", &[Admin], || delete(plugins::discard_shadow)),
     route("post", "/v1/plugins/{department}/shadow/promote", &[Admin], || post(plugins::promote)),
     route("get", "/v1/audit", STAFF, || get(plugins::audit)),
+    route("post", "/v1/plugins/{department}/backtest", &[Admin], || post(super::backtest::start)),
+    route("get", "/v1/backtest", STAFF, || get(super::backtest::latest)),
+    route("delete", "/v1/backtest", &[Admin], || delete(super::backtest::cancel)),
+    route("get", "/v1/backtest/report", STAFF, || get(super::backtest::report)),
     // The web console (serve/console): its page and assets, and the reads it adds.
     route("get", "/", OPEN, || get(super::console::index)),
     route("get", "/console/console.js", OPEN, || get(super::console::script)),

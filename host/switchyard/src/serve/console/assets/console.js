@@ -417,7 +417,49 @@ async function drawRules() {
     const actions = $(".shadow-actions", card);
     if (actions) actions.hidden = !d.shadow;
   }
+  await drawBacktest(admin);
   await drawAudit();
+}
+
+// The latest backtest (one runs at a time), shown on its department's card;
+// while it runs the page looks again every second.
+let backtestPoll = null;
+async function drawBacktest(admin) {
+  const latest = await api("GET", "/v1/backtest").catch(() => null);
+  for (const card of $$(".department")) {
+    const out = $(".backtest-status", card);
+    if (!out) continue;
+    const mine = latest && latest.department === card.dataset.department;
+    setHtml(out, mine ? backtestStatus(latest, admin) : "");
+  }
+  if (latest && latest.state === "running" && !backtestPoll) {
+    backtestPoll = setTimeout(() => { backtestPoll = null; refresh(); }, 1000);
+  }
+}
+
+function backtestStatus(b, admin) {
+  const head = `Backtest ${b.id}: generation ${b.candidate_generation} against ${b.active_generation ?? "the built-in rules"}, last ${b.hours} h`;
+  switch (b.state) {
+    case "running":
+      return `<p>${esc(head)}: running over ${b.arrivals ?? "…"} arrivals…</p>${admin ? `<button type="button" class="cancel-backtest">Cancel backtest</button>` : ""}`;
+    case "done":
+      return `<h4>${esc(head)}: done in ${duration(b.elapsed_ms)}</h4><pre class="backtest-table">${esc(b.report.table)}</pre>
+        <button type="button" class="show-backtest-report">Show the report</button><iframe class="backtest-report" title="Backtest report" sandbox="allow-same-origin" hidden></iframe>`;
+    case "failed":
+      return `<p>${esc(head)}: failed: ${esc(b.error)}</p>`;
+    default:
+      return `<p>${esc(head)}: cancelled</p>`;
+  }
+}
+
+// The HTML report needs the token, so it is fetched and shown in a frame.
+async function showBacktestReport(card) {
+  const headers = session.token ? { authorization: "Bearer " + session.token } : {};
+  const response = await fetch("/v1/backtest/report", { headers });
+  if (!response.ok) throw new ApiError(response.status, explain(response.status, await response.text()));
+  const frame = $(".backtest-report", card);
+  frame.srcdoc = await response.text();
+  frame.hidden = false;
 }
 
 function departmentCard(department, admin) {
@@ -432,8 +474,23 @@ function departmentCard(department, admin) {
       <div class="buttons"><button type="submit" value="activate">Upload and activate</button><button type="submit" value="shadow">Upload as shadow</button></div>
     </form>
     <div class="validation" aria-live="polite"></div>
-    <div class="shadow-actions buttons" hidden><button type="button" class="promote">Promote shadow</button><button type="button" class="discard">Discard shadow</button></div>` : ""}`;
+    <div class="shadow-actions buttons" hidden><button type="button" class="promote">Promote shadow</button><button type="button" class="discard">Discard shadow</button>
+      <form class="backtest"><label for="hours-${id}">Backtest the shadow over the last</label>
+      <input type="number" id="hours-${id}" min="0.01" step="any" value="24" required> <span>hours of traffic</span>
+      <button type="submit">Start backtest</button></form></div>` : ""}
+    <div class="backtest-status" aria-live="polite"></div>`;
+  card.addEventListener("click", (e) => {
+    if (e.target.classList && e.target.classList.contains("show-backtest-report")) act(() => showBacktestReport(card));
+  });
   if (!admin) return card;
+  $(".backtest", card).addEventListener("submit", (e) => {
+    e.preventDefault();
+    const hours = Number($("input", e.target).value);
+    act(() => api("POST", `/v1/plugins/${encodeURIComponent(department)}/backtest`, { hours }));
+  });
+  card.addEventListener("click", (e) => {
+    if (e.target.classList && e.target.classList.contains("cancel-backtest")) act(() => api("DELETE", "/v1/backtest"));
+  });
   const form = $(".upload", card);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
