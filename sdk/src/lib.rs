@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod arena;
 pub mod context;
 pub mod rules;
 pub mod testing;
@@ -51,6 +52,7 @@ pub use switchyard_contract::CONTRACT_VERSION;
 pub mod __private {
     pub use crate::abi::FlatBatch;
     pub use crate::abi::{post_escalate, post_match_agents, post_prioritise};
+    pub use crate::arena::export_realloc;
     pub use crate::wasm::{bindings, export_escalate, export_match, export_prioritise};
     pub use wit_bindgen;
 }
