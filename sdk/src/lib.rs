@@ -36,7 +36,7 @@ pub use switchyard_contract::{batch, names, types};
 #[doc(hidden)]
 pub mod wasm;
 
-pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem};
+pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem, ResolvedSkills};
 pub use context::{Context, EXPLAIN_KEY, LogRecord, TestHost};
 pub use names::{Catalog, NameTable};
 pub use rules::Rules;

@@ -42,7 +42,7 @@ pub mod named;
 pub mod names;
 pub mod types;
 
-pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem};
+pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem, ResolvedSkills};
 pub use hook::Hook;
 pub use names::{Catalog, NameTable};
 pub use types::*;
