@@ -14,12 +14,14 @@
 //! `Vec<wit::Priority>`, and wit-bindgen lowered that element by element. Here:
 //!
 //! - **Lifting.** The host allocates every list through this instance's
-//!   `cabi_realloc` with exactly the layout Rust's allocator would use for a
-//!   `Vec<T>` of that length (`len * size_of::<T>()` bytes, aligned to
-//!   `align_of::<T>()`), so ownership passes to the guest: each list is adopted
-//!   with `Vec::from_raw_parts` and freed by dropping it, as wit-bindgen does for
-//!   lists of primitives. `list<item-row>` and `list<skill-req>` are adopted as
-//!   `Vec<ItemRow>` / `Vec<SkillReq>` because those types are `#[repr(C)]` with
+//!   export `realloc`, the argument arena (`crate::arena`), with the layout a
+//!   `Vec<T>` of that length has (`len * size_of::<T>()` bytes, aligned to
+//!   `align_of::<T>()`) — or, when the component declares the arena, all of a
+//!   call's lists in one allocation. Each list is adopted in place as a `Vec`
+//!   and the batch or table lent to the rule ([`Lent`]): never dropped, freed
+//!   with the arena when the call's [`Call`] guard drops. `list<item-row>` and
+//!   `list<skill-req>` are adopted as `Vec<ItemRow>` / `Vec<SkillReq>` because
+//!   those types are `#[repr(C)]` with
 //!   the canonical layout (asserted at compile time in `batch.rs` / `types.rs`).
 //!   The one field with invalid bit patterns is `channel`: every row's channel
 //!   byte is checked to be `0..=3` before the memory is viewed as `ItemRow`s.
@@ -37,13 +39,14 @@
 //! `prioritise` / `escalate` take `now-ms` and five (pointer, length) pairs and
 //! return a pointer to a return area holding the answer list's (pointer, length);
 //! `match-agents` has 23 flat parameters, so it takes one pointer to them laid out
-//! in memory (allocated by the host through `cabi_realloc`, freed here) and
+//! in memory (allocated by the host through the export `realloc`, like the lists) and
 //! returns a pointer to the `match-result` (discriminant @0, list @P/@2P).
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::UnsafeCell;
-use std::mem::{MaybeUninit, offset_of, size_of};
+use std::mem::{MaybeUninit, align_of, offset_of, size_of};
 
+use crate::arena::{Call, Lent};
 use crate::batch::{CandidateTable, ItemBatch, ItemRow};
 use crate::context::Context;
 use crate::rules::Rules;
@@ -90,34 +93,38 @@ fn ret_area() -> *mut u8 {
     RET_AREA.with(|area| area.0.get().cast::<u8>())
 }
 
-/// Adopt a list the host lowered through `cabi_realloc` as a `Vec<T>`.
+/// Adopt a list argument of `call` as a `Vec<T>` whose buffer is in the
+/// argument arena (see `crate::arena`): to be lent, never dropped.
 ///
 /// # Safety
-/// `ptr` must be the block `cabi_realloc(0, 0, align_of::<T>(), len * size_of::<T>())`
-/// returned (so allocated by the global allocator with `Vec<T>`'s layout for
-/// capacity `len`), owned by nobody else, holding `len` initialized values of `T`.
-unsafe fn adopt<T>(ptr: *mut u8, len: usize, what: &str) -> Vec<T> {
+/// `ptr` must be the block the host allocated for this list through this
+/// instance's `cabi_export_realloc` (or, from a host that ignores it, through
+/// `cabi_realloc`: `Vec<T>`'s layout for capacity `len`, ours to free), holding
+/// `len` initialized values of `T`.
+unsafe fn adopt<T>(call: &Call, ptr: *mut u8, len: usize, what: &str) -> Vec<T> {
     if len == 0 {
-        // `cabi_realloc` allocates nothing for zero bytes (it returns `align` as
-        // a dangling pointer), so there is nothing to take ownership of.
+        // Nothing was allocated (a `realloc` of zero bytes returns a dangling
+        // aligned pointer), so there is nothing to adopt.
         return Vec::new();
     }
-    let ptr = ptr.cast::<T>();
-    if ptr.is_null() || !ptr.is_aligned() {
+    if ptr.is_null() || !ptr.cast::<T>().is_aligned() {
         panic!("switchyard: the host passed a misaligned `{what}` list ({ptr:p})");
     }
-    // SAFETY: non-null and aligned (checked); the caller guarantees the block was
-    // allocated by the global allocator with the layout of `len` `T`s, is ours to
-    // free, and is initialized. Capacity = length = `len`, so dropping the `Vec`
-    // frees exactly that layout.
-    unsafe { Vec::from_raw_parts(ptr, len, len) }
+    let Some(bytes) = len.checked_mul(size_of::<T>()) else {
+        panic!("switchyard: the host passed a `{what}` list of {len} elements, larger than memory");
+    };
+    // SAFETY: forwarded from the caller; `take` returns the list's bytes in
+    // the arena, still aligned for `T` (it keeps or re-allocates with
+    // `align_of::<T>()`) and initialized. Capacity = length = `len`; the `Vec`
+    // is lent (`Lent`) and never dropped, so it never frees arena memory.
+    unsafe { Vec::from_raw_parts(call.take(ptr, bytes, align_of::<T>()).cast::<T>(), len, len) }
 }
 
 /// Adopt the host's `list<item-row>`, after checking every row's channel byte.
 ///
 /// # Safety
-/// As [`adopt`] for `T = ItemRow`: `len * 64` initialized bytes, align 8, ours.
-unsafe fn adopt_rows(ptr: *mut u8, len: usize) -> Vec<ItemRow> {
+/// As [`adopt`] for `T = ItemRow`: `len * 64` initialized bytes, align 8.
+unsafe fn adopt_rows(call: &Call, ptr: *mut u8, len: usize) -> Vec<ItemRow> {
     if len == 0 {
         return Vec::new();
     }
@@ -134,21 +141,22 @@ unsafe fn adopt_rows(ptr: *mut u8, len: usize) -> Vec<ItemRow> {
         }
     }
     // SAFETY: as `adopt`; every field of `ItemRow` but `channel` is a plain
-    // integer or float (any bits valid), `channel` was checked above, and padding
-    // bytes need not hold anything.
-    unsafe { adopt::<ItemRow>(ptr, len, "rows") }
+    // integer or float (any bits valid), `channel` was checked above (and
+    // `take` copies the bytes unchanged), and padding bytes need not hold anything.
+    unsafe { adopt::<ItemRow>(call, ptr, len, "rows") }
 }
 
 /// Adopt `attr-values` as a `String`.
 ///
 /// # Safety
 /// As [`adopt`] for `T = u8`.
-unsafe fn adopt_string(ptr: *mut u8, len: usize) -> String {
+unsafe fn adopt_string(call: &Call, ptr: *mut u8, len: usize) -> String {
     // SAFETY: forwarded from the caller.
-    let bytes = unsafe { adopt::<u8>(ptr, len, "attr-values") };
+    let bytes = unsafe { adopt::<u8>(call, ptr, len, "attr-values") };
     if cfg!(debug_assertions) {
-        match String::from_utf8(bytes) {
-            Ok(s) => s,
+        match std::str::from_utf8(&bytes) {
+            // SAFETY: just checked.
+            Ok(_) => unsafe { String::from_utf8_unchecked(bytes) },
             Err(e) => panic!("switchyard: the host passed `attr-values` that are not UTF-8: {e}"),
         }
     } else {
@@ -170,24 +178,25 @@ pub struct FlatBatch {
     pub lists: [(*mut u8, usize); 5],
 }
 
-/// Build the SDK's batch from the flattened `item-batch`, taking ownership of its
-/// lists.
+/// Build the SDK's batch from the flattened `item-batch`, lent for `call`.
 ///
 /// # Safety
 /// Each (pointer, length) pair must be a list the host lowered for this call
-/// through `cabi_realloc`, per the canonical ABI of `item-batch`.
-unsafe fn lift_batch(flat: FlatBatch) -> ItemBatch {
+/// through the export `realloc`, per the canonical ABI of `item-batch`.
+unsafe fn lift_batch(call: &Call, flat: FlatBatch) -> Lent<'_, ItemBatch> {
     let [rows, skills, attr_keys, attr_value_ends, attr_values] = flat.lists;
-    // SAFETY: forwarded from the caller; each list is adopted exactly once.
+    // SAFETY: forwarded from the caller; each list is adopted exactly once,
+    // into the arena, so the batch owns arena memory only.
     unsafe {
-        ItemBatch {
+        let batch = ItemBatch {
             now_ms: flat.now_ms as u64,
-            rows: adopt_rows(rows.0, rows.1),
-            skills: adopt::<SkillReq>(skills.0, skills.1, "skills"),
-            attr_keys: adopt::<u32>(attr_keys.0, attr_keys.1, "attr-keys"),
-            attr_value_ends: adopt::<u32>(attr_value_ends.0, attr_value_ends.1, "attr-value-ends"),
-            attr_values: adopt_string(attr_values.0, attr_values.1),
-        }
+            rows: adopt_rows(call, rows.0, rows.1),
+            skills: adopt::<SkillReq>(call, skills.0, skills.1, "skills"),
+            attr_keys: adopt::<u32>(call, attr_keys.0, attr_keys.1, "attr-keys"),
+            attr_value_ends: adopt::<u32>(call, attr_value_ends.0, attr_value_ends.1, "attr-value-ends"),
+            attr_values: adopt_string(call, attr_values.0, attr_values.1),
+        };
+        Lent::new(call, batch)
     }
 }
 
@@ -206,8 +215,9 @@ unsafe fn answer_each(
     align: usize,
     mut write: impl FnMut(crate::batch::Item<'_>, *mut u8) -> bool,
 ) -> *mut u8 {
+    let call = Call::begin();
     // SAFETY: the caller passes the lists of one call, each adopted once.
-    let batch = unsafe { lift_batch(flat) };
+    let batch = unsafe { lift_batch(&call, flat) };
     let n = batch.len();
     let out = alloc_list(n, size, align);
     let mut owning = 0usize;
@@ -413,7 +423,7 @@ unsafe fn write_escalation(base: *mut u8, e: Escalation, actions: *mut u8) {
 /// # Safety
 /// Only as the body of the `prioritiser#prioritise` export: the arguments are the
 /// flattened `item-batch` of one call, lowered by the host through this
-/// instance's `cabi_realloc`. The returned area stays valid until
+/// instance's export `realloc`. The returned area stays valid until
 /// [`post_prioritise`] runs.
 pub unsafe fn prioritise<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *mut u8 {
     ctx.begin_call();
@@ -458,10 +468,14 @@ pub unsafe fn post_prioritise(ret: *mut u8) {
 /// As [`prioritise`], for the `escalator#escalate` export and [`post_escalate`].
 pub unsafe fn escalate<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *mut u8 {
     ctx.begin_call();
-    // SAFETY: the caller passes the lists of one call, each adopted once.
-    let batch = unsafe { lift_batch(flat) };
-    let answers: Vec<Escalation> = batch.iter().map(|item| rules.escalate(ctx, item)).collect();
-    drop(batch);
+    let call = Call::begin();
+    let answers: Vec<Escalation> = {
+        // SAFETY: the caller passes the lists of one call, each adopted once.
+        let batch = unsafe { lift_batch(&call, flat) };
+        batch.iter().map(|item| rules.escalate(ctx, item)).collect()
+    };
+    // The arguments are gone: free them before the answer is built.
+    drop(call);
     let n = answers.len();
     let total: usize = answers.iter().map(|e| e.actions.len()).sum();
     let out = alloc_list(n, ESCALATION_SIZE, ESCALATION_ALIGN);
@@ -517,36 +531,41 @@ pub unsafe fn post_escalate(ret: *mut u8) {
 /// # Safety
 /// Only as the body of the `matcher#match-agents` export: `params` is the block
 /// of `MATCH_PARAMS_SIZE` bytes (alignment 8) the host allocated through this
-/// instance's `cabi_realloc` and filled with the flattened `item-batch` and
-/// `candidate-table`. It is freed here, as wit-bindgen's shim does. The returned
+/// instance's export `realloc` and filled with the flattened `item-batch` and
+/// `candidate-table`. It is freed with the call's arguments (see `crate::arena`). The returned
 /// area stays valid until [`post_match_agents`] runs.
 pub unsafe fn match_agents<R: Rules>(rules: &R, ctx: &Context, params: *mut u8) -> *mut u8 {
     if params.is_null() || !params.cast::<u64>().is_aligned() {
         panic!("switchyard: the host passed a misaligned parameter area ({params:p})");
     }
+    let call = Call::begin();
     // SAFETY: `params` holds now-ms @0 and 22 (ptr, len) pairs from @8, each a
-    // list lowered for this call and adopted once; the area itself is ours to
-    // free with the layout the host allocated it with, after it was read.
-    let (item, table) = unsafe {
+    // list lowered for this call and adopted once, into the arena. The area
+    // itself is in the arena too, or else ours to free with the layout the host
+    // allocated it with, once read.
+    let (item, table): (Lent<'_, ItemBatch>, Lent<'_, CandidateTable>) = unsafe {
         let list = |k: usize| read_list(params.add(8 + 2 * k * P));
-        let item = lift_batch(FlatBatch {
-            now_ms: params.cast::<i64>().read(),
-            lists: [list(0), list(1), list(2), list(3), list(4)],
-        });
+        let item = lift_batch(
+            &call,
+            FlatBatch { now_ms: params.cast::<i64>().read(), lists: [list(0), list(1), list(2), list(3), list(4)] },
+        );
         let (agent_ids, skill_columns, proficiency) = (list(5), list(6), list(7));
         let (idle_ms, occupancy, load) = (list(8), list(9), list(10));
         let table = CandidateTable {
-            agent_ids: adopt::<u64>(agent_ids.0, agent_ids.1, "agent-ids"),
-            skill_columns: adopt::<u32>(skill_columns.0, skill_columns.1, "skill-columns"),
-            proficiency: adopt::<u8>(proficiency.0, proficiency.1, "proficiency"),
-            idle_ms: adopt::<u64>(idle_ms.0, idle_ms.1, "idle-ms"),
-            occupancy: adopt::<f32>(occupancy.0, occupancy.1, "occupancy"),
-            load: adopt::<u8>(load.0, load.1, "load"),
+            agent_ids: adopt::<u64>(&call, agent_ids.0, agent_ids.1, "agent-ids"),
+            skill_columns: adopt::<u32>(&call, skill_columns.0, skill_columns.1, "skill-columns"),
+            proficiency: adopt::<u8>(&call, proficiency.0, proficiency.1, "proficiency"),
+            idle_ms: adopt::<u64>(&call, idle_ms.0, idle_ms.1, "idle-ms"),
+            occupancy: adopt::<f32>(&call, occupancy.0, occupancy.1, "occupancy"),
+            load: adopt::<u8>(&call, load.0, load.1, "load"),
         };
-        dealloc(params, Layout::from_size_align_unchecked(MATCH_PARAMS_SIZE, MATCH_PARAMS_ALIGN));
-        (item, table)
+        if !call.owns(params, MATCH_PARAMS_SIZE) {
+            dealloc(params, Layout::from_size_align_unchecked(MATCH_PARAMS_SIZE, MATCH_PARAMS_ALIGN));
+        }
+        (item, Lent::new(&call, table))
     };
     let result = crate::rules::match_one(rules, ctx, &item, &table);
+    // `item` and `table` borrow `call`, which frees them when it drops (below).
     let ret = ret_area();
     let (disc, (ptr, len)) = match result {
         MatchResult::Scores(scores) => (0u8, leak_vec(scores)),
@@ -598,8 +617,10 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     //! The hooks driven natively the way a host drives them: lists allocated
-    //! with the global allocator (as `cabi_realloc` does), answers read back from
-    //! the return area in the canonical layout, then post-return.
+    //! through the export `realloc` (the argument arena), one each or all in
+    //! one block, or with the global allocator (a host ignoring
+    //! `cabi_export_realloc`); answers read back from the return area in the
+    //! canonical layout, then post-return.
     use super::*;
     use crate::batch::{Item, NewCandidate, NewItem};
     use crate::context::TestHost;
@@ -635,9 +656,63 @@ mod tests {
         }
     }
 
-    /// Copy `v` into a block allocated as `cabi_realloc` would (or dangling when empty).
+    /// Where the host puts a call's lists (see `crate::arena`).
+    #[derive(Debug, Clone, Copy)]
+    enum Lists {
+        /// Each from the global allocator: a host ignoring `cabi_export_realloc`.
+        Global,
+        /// Each through `cabi_export_realloc`, one allocation per list.
+        Arena,
+        /// All in one allocation through `cabi_export_realloc` (the declared arena).
+        OneBlock,
+    }
+
+    const LISTS: [Lists; 3] = [Lists::Global, Lists::Arena, Lists::OneBlock];
+
+    thread_local! {
+        static MODE: std::cell::Cell<Lists> = const { std::cell::Cell::new(Lists::Global) };
+        /// The one block of `Lists::OneBlock`: (base, bytes used).
+        static BLOCK: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+    }
+
+    /// Run `f` for each placement of the lists, as the host may place them.
+    fn each_placement(f: impl Fn(Lists)) {
+        for lists in LISTS {
+            MODE.set(lists);
+            f(lists);
+        }
+    }
+
+    /// Start lowering a call's arguments (as the host does only once the
+    /// previous call has returned): with `Lists::OneBlock`, its one block.
+    fn new_call() {
+        if let Lists::OneBlock = MODE.get() {
+            // SAFETY: a fresh allocation through the export `realloc`.
+            let base = unsafe { crate::arena::export_realloc(std::ptr::null_mut(), 0, 8, 64 << 10) };
+            BLOCK.set((base as usize, 0));
+        }
+    }
+
+    /// `size` bytes aligned to `align`, allocated as the host does in the
+    /// current mode (dangling when empty, except inside the one block).
+    fn host_alloc(size: usize, align: usize) -> *mut u8 {
+        match MODE.get() {
+            Lists::Global => alloc_list(size, 1, align),
+            // SAFETY: a fresh allocation through the export `realloc`.
+            Lists::Arena => unsafe { crate::arena::export_realloc(std::ptr::null_mut(), 0, align, size) },
+            Lists::OneBlock => {
+                let (base, used) = BLOCK.get();
+                let at = (base + used).next_multiple_of(align);
+                assert!(at + size <= base + (64 << 10), "the test's block is too small");
+                BLOCK.set((base, at + size - base));
+                at as *mut u8
+            }
+        }
+    }
+
+    /// Copy `v` into memory allocated as the host does in the current mode.
     fn host_list<T: Copy>(v: &[T]) -> (*mut u8, usize) {
-        let ptr = alloc_list(v.len(), size_of::<T>(), align_of::<T>());
+        let ptr = host_alloc(size_of_val(v), align_of::<T>());
         // SAFETY: `ptr` holds `v.len()` `T`s (or is unused when empty).
         unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), ptr.cast::<T>(), v.len()) };
         (ptr, v.len())
@@ -676,9 +751,14 @@ mod tests {
 
     #[test]
     fn prioritise_answers_in_the_canonical_layout() {
-        for n in [0, 1, 9] {
+        each_placement(|_| prioritise_answers(&[0, 1, 9]));
+    }
+
+    fn prioritise_answers(sizes: &[u64]) {
+        for &n in sizes {
             let batch = batch(n);
             let want = crate::rules::prioritise_batch(&Echo, &ctx(), &batch);
+            new_call();
             let [r, s, k, e, v] = flat(&batch);
             // SAFETY: the lists were allocated as the host does, for this call.
             let ret = unsafe { prioritise(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [r, s, k, e, v] }) };
@@ -711,16 +791,23 @@ mod tests {
 
     #[test]
     fn escalate_answers_in_the_canonical_layout() {
+        each_placement(|_| escalate_answers());
+    }
+
+    fn escalate_answers() {
         let batch = batch(7);
         let want = crate::rules::escalate_batch(&Echo, &ctx(), &batch);
-        let [r, s, k, e, v] = flat(&batch);
-        // SAFETY: the lists were allocated as the host does, for this call.
         // A prioritise call first leaves its own count in the shared return area:
         // escalate must write its own (every escalation owns its action list),
         // or post-return would skip freeing them.
+        new_call();
         let [pr, ps, pk, pe, pv] = flat(&batch);
-        // SAFETY: as below; answered and freed at once.
+        // SAFETY: the lists were allocated as the host does, for this call;
+        // answered and freed at once.
         unsafe { post_prioritise(prioritise(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [pr, ps, pk, pe, pv] })) };
+        new_call();
+        let [r, s, k, e, v] = flat(&batch);
+        // SAFETY: as above.
         let ret = unsafe { escalate(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [r, s, k, e, v] }) };
         // SAFETY: the third word of the return area, written by `escalate`:
         // the length of the call's action arena.
@@ -764,9 +851,14 @@ mod tests {
 
     #[test]
     fn escalate_with_no_actions_at_all_allocates_no_arena() {
+        each_placement(|_| escalate_no_actions());
+    }
+
+    fn escalate_no_actions() {
         // Batch of 0 items, and of 1 item whose escalation is empty (id 0).
         for n in [0, 1] {
             let batch = batch(n);
+            new_call();
             let [r, s, k, e, v] = flat(&batch);
             // SAFETY: the lists were allocated as the host does, for this call.
             let ret = unsafe { escalate(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [r, s, k, e, v] }) };
@@ -786,12 +878,19 @@ mod tests {
 
     #[test]
     fn match_agents_reads_its_parameters_from_memory() {
+        each_placement(|_| match_answers());
+    }
+
+    fn match_answers() {
         let item = batch(1);
         let mut table = CandidateTable::default();
         for id in 0..5u64 {
             table.push(NewCandidate { id, idle_ms: id * 1_000, ..Default::default() });
         }
         let want = crate::rules::match_one(&Echo, &ctx(), &item, &table);
+        new_call();
+        // The host allocates the parameter area first, then the lists.
+        let params = host_alloc(MATCH_PARAMS_SIZE, MATCH_PARAMS_ALIGN);
         let [r, s, k, e, v] = flat(&item);
         let lists = [
             r,
@@ -806,7 +905,6 @@ mod tests {
             host_list(&table.occupancy),
             host_list(&table.load),
         ];
-        let params = alloc_list(1, MATCH_PARAMS_SIZE, MATCH_PARAMS_ALIGN);
         // SAFETY: `params` holds MATCH_PARAMS_SIZE bytes aligned to 8.
         let ret = unsafe {
             params.cast::<i64>().write(item.now_ms as i64);

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod arena;
 pub mod context;
 pub mod rules;
 pub mod testing;
@@ -35,7 +36,7 @@ pub use switchyard_contract::{batch, names, types};
 #[doc(hidden)]
 pub mod wasm;
 
-pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem};
+pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem, ResolvedSkills};
 pub use context::{Context, EXPLAIN_KEY, LogRecord, TestHost};
 pub use names::{Catalog, NameTable};
 pub use rules::Rules;
@@ -51,6 +52,7 @@ pub use switchyard_contract::CONTRACT_VERSION;
 pub mod __private {
     pub use crate::abi::FlatBatch;
     pub use crate::abi::{post_escalate, post_match_agents, post_prioritise};
+    pub use crate::arena::export_realloc;
     pub use crate::wasm::{bindings, export_escalate, export_match, export_prioritise};
     pub use wit_bindgen;
 }

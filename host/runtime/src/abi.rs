@@ -7,12 +7,24 @@
 //! call cloned each list of the batch first; and wasmtime lowers a `list` of
 //! records field by field, looking the guest's memory up again for every field
 //! (≈280 ns per item row, measured). Here the batch's SDK types are lowered in
-//! place from borrowed slices: one `cabi_realloc` per list (the canonical ABI
-//! requires it), then a single pass writing each row's canonical-ABI bytes into
-//! the guest's memory slice. The WIT types do not change: [`BatchArg`] and
-//! [`TableArg`] type-check against the contract's `item-batch` and
-//! `candidate-table` exactly as the generated types do, so any component of the
-//! contract — Rust, Python, JavaScript — receives the same bytes.
+//! place from borrowed slices: one `realloc` per list, then a single pass
+//! writing each row's canonical-ABI bytes into the guest's memory slice. The
+//! WIT types do not change: [`BatchArg`] and [`MatchArgs`] type-check against
+//! the contract's `item-batch` and `(item-batch, candidate-table)` exactly as
+//! the generated types do, so any component of the contract — Rust, Python,
+//! JavaScript — receives the same values.
+//!
+//! **One block per call.** Each `realloc` is an entry into the plugin (and, in
+//! a plain guest, a `malloc` there and a `free` after the call): twelve for a
+//! `match-agents` call, ≈0.8 µs of tech-support's ≈3.8 µs at 100 agents. A
+//! component built with the SDK declares that its export `realloc` is a
+//! per-call arena that never frees one list on its own
+//! (`switchyard_contract::capability`, read at load by
+//! [`declares_arg_arena`]); for it the lists of a call go into ONE allocation
+//! ([`ListAlloc::OneBlock`]), each at its alignment. Every other component
+//! gets one allocation per list ([`ListAlloc::EachList`]), as the canonical
+//! ABI has it — a wit-bindgen guest frees each list, and freeing a pointer
+//! into the middle of a block would corrupt its heap.
 //!
 //! **Layouts.** The offsets and sizes of `item-row`, `skill-req`, `priority`
 //! and `escalation` come from `switchyard-contract` (`sdk/contract`, its `layout` module), which
@@ -43,7 +55,9 @@
 //! - that `TypedFunc::new_unchecked` (in `plugin.rs`) is still sound after the
 //!   once-per-instance `Func::typed` check, and that calls still run
 //!   post-return themselves;
-//! - then run `cargo test -p switchyard-host --lib abi` (the conformance
+//! - that `ComponentNamedList` (implemented by [`MatchArgs`]) is still only a
+//!   marker whose `typecheck` the tuple's answers for;
+//! - then run `cargo test -p switchyard-runtime --lib abi` (the conformance
 //!   property tests) and the `ratios` benchmark (the reason this module exists).
 
 use std::mem::MaybeUninit;
@@ -52,8 +66,9 @@ use switchyard_contract::{
     CandidateTable, Escalation, EscalationAction, ItemBatch, ItemRow, Priority, QueueId, SkillId, SkillReq,
 };
 use wasmtime::ValRaw;
+use wasmtime::component::__internal::wasmtime_environ::component::StringEncoding;
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext, LowerContext};
-use wasmtime::component::{ComponentType, Lift, Lower};
+use wasmtime::component::{ComponentNamedList, ComponentType, Lift, Lower};
 
 use crate::contract::wit;
 
@@ -79,89 +94,390 @@ const _: () = {
     assert!(PRIORITY.field("reason").size == 12);
 };
 
-/// An `item-batch` argument borrowed from the SDK's [`ItemBatch`].
-#[derive(ComponentType, Lower, Clone, Copy)]
-#[component(record)]
+/// How a call's list arguments are allocated in the plugin's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListAlloc {
+    /// One `realloc` per list, as the canonical ABI has it: what every
+    /// component accepts (the guest owns and frees each list).
+    EachList,
+    /// One `realloc` for all of a call's lists, each at its alignment inside
+    /// the block: only for components that declare the argument arena
+    /// ([`declares_arg_arena`]), which never free a list on its own. Every
+    /// entry into the plugin's `realloc` costs a call into wasm; `match-agents`
+    /// made eleven for its lists.
+    OneBlock,
+}
+
+impl ListAlloc {
+    /// What a component accepts, from its bytes ([`declares_arg_arena`]).
+    pub fn for_component(bytes: &[u8]) -> ListAlloc {
+        if declares_arg_arena(bytes) { ListAlloc::OneBlock } else { ListAlloc::EachList }
+    }
+}
+
+/// Whether the component declares the argument arena: a custom section
+/// `switchyard_contract::capability::ABI_SECTION` (in any of its core modules)
+/// holding the token `ARG_ARENA` on a line of its own. The SDK's export macro
+/// emits it together with the arena itself (`cabi_export_realloc`). A component
+/// that declares it falsely can only corrupt its own memory.
+pub fn declares_arg_arena(bytes: &[u8]) -> bool {
+    use switchyard_contract::capability::{ABI_SECTION, ARG_ARENA};
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::CustomSection(section)) if section.name() == ABI_SECTION => {
+                if section.data().split(|&b| b == b'\n').any(|token| token == ARG_ARENA) {
+                    return true;
+                }
+            }
+            Ok(_) => {}
+            // Not parseable: compiling it will say why; assume nothing.
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// An `item-batch` argument borrowed from the SDK's [`ItemBatch`], lowered by
+/// hand: every list's canonical-ABI bytes written in one pass into the
+/// guest's memory ([`lower_lists`]). Type-checked as the contract's
+/// `item-batch`, exactly as the generated type is.
+#[derive(Clone, Copy)]
 pub struct BatchArg<'a> {
-    #[component(name = "now-ms")]
-    now_ms: u64,
-    rows: Rows<'a>,
-    skills: Skills<'a>,
-    #[component(name = "attr-keys")]
-    attr_keys: Column<'a, u32>,
-    #[component(name = "attr-value-ends")]
-    attr_value_ends: Column<'a, u32>,
-    #[component(name = "attr-values")]
-    attr_values: &'a str,
+    batch: &'a ItemBatch,
+    alloc: ListAlloc,
 }
 
 impl<'a> BatchArg<'a> {
-    /// Borrow `batch` for one call.
-    pub fn of(batch: &'a ItemBatch) -> Self {
-        BatchArg {
-            now_ms: batch.now_ms,
-            rows: Rows(&batch.rows),
-            skills: Skills(&batch.skills),
-            attr_keys: Column(&batch.attr_keys),
-            attr_value_ends: Column(&batch.attr_value_ends),
-            attr_values: &batch.attr_values,
+    /// Borrow `batch` for one call, its lists allocated as `alloc` says.
+    pub fn of(batch: &'a ItemBatch, alloc: ListAlloc) -> Self {
+        BatchArg { batch, alloc }
+    }
+
+    /// The five lists in WIT field order.
+    fn lists(&self) -> [ListArg<'a>; BATCH_LISTS] {
+        let b = self.batch;
+        [
+            ListArg::Rows(&b.rows),
+            ListArg::Skills(&b.skills),
+            ListArg::U32(&b.attr_keys),
+            ListArg::U32(&b.attr_value_ends),
+            ListArg::Str(&b.attr_values),
+        ]
+    }
+}
+
+/// A `candidate-table`'s six columns in WIT field order.
+fn table_lists(table: &CandidateTable) -> [ListArg<'_>; TABLE_LISTS] {
+    [
+        ListArg::U64(&table.agent_ids),
+        ListArg::U32(&table.skill_columns),
+        ListArg::U8(&table.proficiency),
+        ListArg::U64(&table.idle_ms),
+        ListArg::F32(&table.occupancy),
+        ListArg::U8(&table.load),
+    ]
+}
+
+/// Lists in an `item-batch` and in a `candidate-table`.
+const BATCH_LISTS: usize = 5;
+const TABLE_LISTS: usize = 6;
+/// `item-batch` in memory: `now-ms`, then each list's (pointer, length).
+const BATCH_LISTS_AT: usize = 8;
+const _: () = {
+    assert!(<wit::ItemBatch as ComponentType>::SIZE32 == BATCH_LISTS_AT + 8 * BATCH_LISTS);
+    assert!(<wit::CandidateTable as ComponentType>::SIZE32 == 8 * TABLE_LISTS);
+};
+
+// SAFETY: the lowered form and ABI are the generated `item-batch`'s (`now-ms`
+// and five pointer pairs, 11 flat values), and `typecheck` accepts exactly
+// what it accepts.
+unsafe impl ComponentType for BatchArg<'_> {
+    type Lower = [ValRaw; 1 + 2 * BATCH_LISTS];
+    const ABI: CanonicalAbiInfo = <wit::ItemBatch as ComponentType>::ABI;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <wit::ItemBatch as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: writes only inside the blocks `realloc` returned (bounds-checked)
+// and the canonical form of the record.
+unsafe impl Lower for BatchArg<'_> {
+    fn linear_lower_to_flat<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        _ty: InterfaceType,
+        dst: &mut MaybeUninit<Self::Lower>,
+    ) -> wasmtime::Result<()> {
+        let pairs = lower_lists(cx, self.lists(), self.alloc)?;
+        let mut flat = [ValRaw::i64(self.batch.now_ms as i64); 1 + 2 * BATCH_LISTS];
+        flat_pairs(&mut flat[1..], &pairs);
+        dst.write(flat);
+        Ok(())
+    }
+
+    fn linear_lower_to_memory<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        _ty: InterfaceType,
+        offset: usize,
+    ) -> wasmtime::Result<()> {
+        let pairs = lower_lists(cx, self.lists(), self.alloc)?;
+        write_record(cx, offset, Some(self.batch.now_ms), &pairs)
+    }
+}
+
+/// `match-agents`' parameters — the item (a batch of one) and the candidate
+/// table — borrowed and lowered by hand as one parameter list, so that with
+/// [`ListAlloc::OneBlock`] the batch's and the table's eleven lists share one
+/// allocation. Type-checked as the parameter tuple `(item-batch,
+/// candidate-table)`.
+#[derive(Clone, Copy)]
+pub struct MatchArgs<'a> {
+    item: BatchArg<'a>,
+    table: &'a CandidateTable,
+}
+
+impl<'a> MatchArgs<'a> {
+    /// Borrow `item` and `table` for one call, their lists allocated as `alloc` says.
+    pub fn of(item: &'a ItemBatch, table: &'a CandidateTable, alloc: ListAlloc) -> Self {
+        MatchArgs { item: BatchArg::of(item, alloc), table }
+    }
+
+    fn lists(&self) -> [ListArg<'a>; BATCH_LISTS + TABLE_LISTS] {
+        let [r, s, k, e, v] = self.item.lists();
+        let [a, c, p, i, o, l] = table_lists(self.table);
+        [r, s, k, e, v, a, c, p, i, o, l]
+    }
+}
+
+/// Where the table's record starts in the parameter tuple in memory.
+const MATCH_TABLE_AT: usize = <wit::ItemBatch as ComponentType>::SIZE32
+    .next_multiple_of(<wit::CandidateTable as ComponentType>::ALIGN32 as usize);
+const _: () = assert!(
+    <(wit::ItemBatch, wit::CandidateTable) as ComponentType>::SIZE32
+        == MATCH_TABLE_AT + <wit::CandidateTable as ComponentType>::SIZE32
+);
+
+// SAFETY: lowered form and ABI of the tuple `(item-batch, candidate-table)`
+// (23 flat values), and `typecheck` accepts exactly what the tuple accepts.
+unsafe impl ComponentType for MatchArgs<'_> {
+    type Lower = [ValRaw; 1 + 2 * (BATCH_LISTS + TABLE_LISTS)];
+    const ABI: CanonicalAbiInfo = <(wit::ItemBatch, wit::CandidateTable) as ComponentType>::ABI;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <(wit::ItemBatch, wit::CandidateTable) as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: a parameter list whose `typecheck` is the tuple's (above).
+unsafe impl ComponentNamedList for MatchArgs<'_> {}
+
+// SAFETY: as `BatchArg`'s: writes only inside the blocks `realloc` returned
+// and the canonical form of the tuple.
+unsafe impl Lower for MatchArgs<'_> {
+    fn linear_lower_to_flat<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        _ty: InterfaceType,
+        dst: &mut MaybeUninit<Self::Lower>,
+    ) -> wasmtime::Result<()> {
+        // wasmtime passes more than 16 flat parameters through memory, so this
+        // form is not used for a call; it is the same lowering all the same.
+        let pairs = lower_lists(cx, self.lists(), self.item.alloc)?;
+        let mut flat = [ValRaw::i64(self.item.batch.now_ms as i64); 1 + 2 * (BATCH_LISTS + TABLE_LISTS)];
+        flat_pairs(&mut flat[1..], &pairs);
+        dst.write(flat);
+        Ok(())
+    }
+
+    fn linear_lower_to_memory<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        _ty: InterfaceType,
+        offset: usize,
+    ) -> wasmtime::Result<()> {
+        let pairs = lower_lists(cx, self.lists(), self.item.alloc)?;
+        let (batch, table) = pairs.split_at(BATCH_LISTS);
+        write_record(cx, offset, Some(self.item.batch.now_ms), batch)?;
+        write_record(cx, offset + MATCH_TABLE_AT, None, table)
+    }
+}
+
+/// Each list's (pointer, length) as flat values (wasmtime keeps pointers as
+/// `i64`, see `ValRaw`).
+fn flat_pairs(dst: &mut [ValRaw], pairs: &[(u32, u32)]) {
+    for (slot, &(ptr, len)) in dst.chunks_exact_mut(2).zip(pairs) {
+        slot[0] = ValRaw::i64(i64::from(ptr));
+        slot[1] = ValRaw::i64(i64::from(len));
+    }
+}
+
+/// Write a record of (optionally) a leading `u64` and list pointer pairs at
+/// `offset` of the guest's memory (its in-memory form).
+fn write_record<U>(
+    cx: &mut LowerContext<'_, U>,
+    offset: usize,
+    now_ms: Option<u64>,
+    pairs: &[(u32, u32)],
+) -> wasmtime::Result<()> {
+    let lists_at = if now_ms.is_some() { BATCH_LISTS_AT } else { 0 };
+    let size = lists_at + 8 * pairs.len();
+    let memory = cx.as_slice_mut();
+    let record = offset
+        .checked_add(size)
+        .and_then(|end| memory.get_mut(offset..end))
+        .ok_or_else(|| wasmtime::format_err!("parameters out of the plugin's memory"))?;
+    if let Some(now_ms) = now_ms {
+        record[..8].copy_from_slice(&now_ms.to_le_bytes());
+    }
+    for (pair, &(ptr, len)) in record[lists_at..].chunks_exact_mut(8).zip(pairs) {
+        pair[..4].copy_from_slice(&ptr.to_le_bytes());
+        pair[4..].copy_from_slice(&len.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// One list argument, borrowed: its elements and their canonical layout.
+#[derive(Clone, Copy)]
+enum ListArg<'a> {
+    /// `list<item-row>`, written row by row ([`write_row`]).
+    Rows(&'a [ItemRow]),
+    /// `list<skill-req>` ([`write_skill`]).
+    Skills(&'a [SkillReq]),
+    /// A `string`: its UTF-8 bytes, or wasmtime's own lowering when the
+    /// component wants another encoding.
+    Str(&'a str),
+    /// Lists of primitives, copied as one block ([`write_column`]).
+    U8(&'a [u8]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    F32(&'a [f32]),
+}
+
+impl ListArg<'_> {
+    /// Elements, element size and alignment in the canonical ABI.
+    fn shape(self) -> (usize, usize, usize) {
+        match self {
+            ListArg::Rows(rows) => (rows.len(), ROW_SIZE, ITEM_ROW.align),
+            ListArg::Skills(skills) => (skills.len(), SKILL_SIZE, SKILL_REQ.align),
+            ListArg::Str(s) => (s.len(), 1, 1),
+            ListArg::U8(v) => (v.len(), 1, 1),
+            ListArg::U32(v) => (v.len(), 4, 4),
+            ListArg::U64(v) => (v.len(), 8, 8),
+            ListArg::F32(v) => (v.len(), 4, 4),
+        }
+    }
+
+    /// Write the elements' canonical bytes into `out` (exactly their size).
+    fn write(self, out: &mut [u8]) {
+        match self {
+            ListArg::Rows(rows) => {
+                for (row, chunk) in rows.iter().zip(out.chunks_exact_mut(ROW_SIZE)) {
+                    // `chunks_exact_mut(ROW_SIZE)` yields chunks of exactly that size.
+                    if let Ok(chunk) = <&mut [u8; ROW_SIZE]>::try_from(chunk) {
+                        write_row(row, chunk);
+                    }
+                }
+            }
+            ListArg::Skills(skills) => {
+                for (skill, chunk) in skills.iter().zip(out.chunks_exact_mut(SKILL_SIZE)) {
+                    if let Ok(chunk) = <&mut [u8; SKILL_SIZE]>::try_from(chunk) {
+                        write_skill(skill, chunk);
+                    }
+                }
+            }
+            ListArg::Str(s) => out.copy_from_slice(s.as_bytes()),
+            ListArg::U8(v) => out.copy_from_slice(v),
+            ListArg::U32(v) => write_column(v, out),
+            ListArg::U64(v) => write_column(v, out),
+            ListArg::F32(v) => write_column(v, out),
         }
     }
 }
 
-/// A `candidate-table` argument borrowed from the SDK's [`CandidateTable`]:
-/// every column is a list of primitives, copied as one block ([`Column`]).
-#[derive(ComponentType, Lower, Clone, Copy)]
-#[component(record)]
-pub struct TableArg<'a> {
-    #[component(name = "agent-ids")]
-    agent_ids: Column<'a, u64>,
-    #[component(name = "skill-columns")]
-    skill_columns: Column<'a, u32>,
-    proficiency: Column<'a, u8>,
-    #[component(name = "idle-ms")]
-    idle_ms: Column<'a, u64>,
-    occupancy: Column<'a, f32>,
-    load: Column<'a, u8>,
-}
+/// The longest string wasmtime lowers (`MAX_STRING_BYTE_LENGTH` there).
+const MAX_STRING_BYTES: usize = (1 << 31) - 1;
 
-impl<'a> TableArg<'a> {
-    /// Borrow `table` for one call.
-    pub fn of(table: &'a CandidateTable) -> Self {
-        TableArg {
-            agent_ids: Column(&table.agent_ids),
-            skill_columns: Column(&table.skill_columns),
-            proficiency: Column(&table.proficiency),
-            idle_ms: Column(&table.idle_ms),
-            occupancy: Column(&table.occupancy),
-            load: Column(&table.load),
+/// Allocate `lists` in the guest — one `realloc` each, or one for all with
+/// [`ListAlloc::OneBlock`] — write their elements there, and return each
+/// list's (pointer, length).
+fn lower_lists<U, const N: usize>(
+    cx: &mut LowerContext<'_, U>,
+    lists: [ListArg<'_>; N],
+    alloc: ListAlloc,
+) -> wasmtime::Result<[(u32, u32); N]> {
+    let too_large = || wasmtime::format_err!("list too large to lower");
+    let utf8 = matches!(cx.options().string_encoding, StringEncoding::Utf8);
+    let mut pairs = [(0u32, 0u32); N];
+    match alloc {
+        ListAlloc::EachList => {
+            for (list, pair) in lists.into_iter().zip(&mut pairs) {
+                if let ListArg::Str(s) = list
+                    && !utf8
+                {
+                    // Transcoding, as wasmtime does it (it owns the `realloc` protocol for that).
+                    let mut flat = MaybeUninit::<[ValRaw; 2]>::uninit();
+                    <str as Lower>::linear_lower_to_flat(s, cx, InterfaceType::String, &mut flat)?;
+                    // SAFETY: `linear_lower_to_flat` initialised the pointer pair on success.
+                    let [ptr, len] = unsafe { flat.assume_init() };
+                    *pair = (ptr.get_u32(), len.get_u32());
+                    continue;
+                }
+                let (len, size, align) = list.shape();
+                let bytes = len.checked_mul(size).ok_or_else(too_large)?;
+                if matches!(list, ListArg::Str(_)) && bytes > MAX_STRING_BYTES {
+                    return Err(too_large());
+                }
+                let ptr = cx.realloc(0, 0, align as u32, bytes)?;
+                list.write(guest_slice(cx, ptr, bytes)?);
+                *pair = (ptr as u32, len as u32);
+            }
+        }
+        ListAlloc::OneBlock => {
+            if !utf8 {
+                wasmtime::bail!("the plugin declares the argument arena but does not take UTF-8 strings");
+            }
+            // Lay the lists out one after the other, each at its alignment.
+            let mut at = [0usize; N];
+            let mut end = 0usize;
+            for (list, at) in lists.iter().zip(&mut at) {
+                let (len, size, align) = list.shape();
+                *at = end.next_multiple_of(align);
+                end = len.checked_mul(size).and_then(|bytes| at.checked_add(bytes)).ok_or_else(too_large)?;
+            }
+            if end > MAX_STRING_BYTES {
+                return Err(too_large());
+            }
+            // The block's alignment is the largest of the lists' (8: `item-row`, `u64`).
+            let base = cx.realloc(0, 0, 8, end)?;
+            let block = guest_slice(cx, base, end)?;
+            for ((list, &at), pair) in lists.into_iter().zip(&at).zip(&mut pairs) {
+                let (len, size, _) = list.shape();
+                list.write(&mut block[at..at + len * size]);
+                *pair = ((base + at) as u32, len as u32);
+            }
         }
     }
+    Ok(pairs)
 }
 
-/// `list<item-row>` lowered row by row into one slice of guest memory.
-#[derive(Clone, Copy)]
-pub struct Rows<'a>(&'a [ItemRow]);
+/// `bytes` bytes at `ptr` of the guest's memory, where `realloc` put them.
+fn guest_slice<'m, U>(cx: &'m mut LowerContext<'_, U>, ptr: usize, bytes: usize) -> wasmtime::Result<&'m mut [u8]> {
+    cx.as_slice_mut()
+        .get_mut(ptr..)
+        .and_then(|m| m.get_mut(..bytes))
+        .ok_or_else(|| wasmtime::format_err!("the plugin's realloc returned memory out of bounds"))
+}
 
-/// `list<skill-req>` lowered likewise.
-#[derive(Clone, Copy)]
-pub struct Skills<'a>(&'a [SkillReq]);
-
-/// `list<u64>`, `list<u32>`, `list<u8>` or `list<f32>` (a candidate-table
-/// column, an attribute list) lowered by [`store_list`]: wasmtime's own
-/// lowering of a primitive slice looks the guest's memory up three times per
-/// list in the in-memory parameter form `match-agents` uses (≈10 ns each).
-#[derive(Clone, Copy)]
-pub struct Column<'a, T>(&'a [T]);
-
-/// A primitive a [`Column`] holds: its little-endian bytes are its canonical form.
+/// A primitive a column holds: its little-endian bytes are its canonical form.
 ///
 /// # Safety
 /// Implemented only for types without padding whose in-memory bytes on a
-/// little-endian host are their canonical-ABI bytes (`u8`, `u32`, `u64`,
-/// `f32`): [`write_column`] copies a slice of them as one block of bytes.
-pub unsafe trait Primitive: ComponentType + Copy {
-    /// Write the value's canonical bytes into `out` (exactly `SIZE32` bytes).
+/// little-endian host are their canonical-ABI bytes (`u32`, `u64`, `f32`):
+/// [`write_column`] copies a slice of them as one block of bytes.
+unsafe trait Primitive: Copy {
+    /// Write the value's canonical bytes into `out` (exactly its size).
     fn write(&self, out: &mut [u8]);
 }
 
@@ -175,115 +491,23 @@ macro_rules! primitive {
         }
     )*};
 }
-primitive!(u8, u32, u64, f32);
-
-/// Implements `ComponentType` + `Lower` for a list newtype whose elements are
-/// written by `$write(elements, bytes)` (`bytes`: exactly `$size` per
-/// element), type-checked as `list<$wit>`.
-macro_rules! fast_list {
-    ($name:ty, [$($generics:tt)*], $wit:ty, $size:expr, $write:expr) => {
-        // SAFETY: the lowered form and ABI are those of any `list<T>` (a pointer
-        // pair), and `typecheck` accepts exactly what `list<$wit>` accepts.
-        unsafe impl<$($generics)*> ComponentType for $name {
-            type Lower = [ValRaw; 2];
-            const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
-
-            fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
-                <[$wit] as ComponentType>::typecheck(ty, types)
-            }
-        }
-
-        // SAFETY: writes exactly `len * $size` bytes inside the block `realloc`
-        // returned, and the pointer pair in the canonical form.
-        unsafe impl<$($generics)*> Lower for $name {
-            fn linear_lower_to_flat<U>(
-                &self,
-                cx: &mut LowerContext<'_, U>,
-                _ty: InterfaceType,
-                dst: &mut MaybeUninit<[ValRaw; 2]>,
-            ) -> wasmtime::Result<()> {
-                let align = <$wit as ComponentType>::ALIGN32;
-                let (ptr, len) = store_list(cx, self.0, $size, align, $write, None)?;
-                dst.write([ValRaw::i64(ptr as i64), ValRaw::i64(len as i64)]);
-                Ok(())
-            }
-
-            fn linear_lower_to_memory<U>(
-                &self,
-                cx: &mut LowerContext<'_, U>,
-                _ty: InterfaceType,
-                offset: usize,
-            ) -> wasmtime::Result<()> {
-                let align = <$wit as ComponentType>::ALIGN32;
-                store_list(cx, self.0, $size, align, $write, Some(offset))?;
-                Ok(())
-            }
-        }
-    };
-}
-
-fast_list!(Rows<'_>, [], wit::ItemRow, ROW_SIZE, |rows: &[ItemRow], bytes: &mut [u8]| {
-    for (row, chunk) in rows.iter().zip(bytes.chunks_exact_mut(ROW_SIZE)) {
-        // `chunks_exact_mut(ROW_SIZE)` yields chunks of exactly that size.
-        if let Ok(chunk) = <&mut [u8; ROW_SIZE]>::try_from(chunk) {
-            write_row(row, chunk);
-        }
-    }
-});
-fast_list!(Skills<'_>, [], wit::SkillReq, SKILL_SIZE, |skills: &[SkillReq], bytes: &mut [u8]| {
-    for (skill, chunk) in skills.iter().zip(bytes.chunks_exact_mut(SKILL_SIZE)) {
-        if let Ok(chunk) = <&mut [u8; SKILL_SIZE]>::try_from(chunk) {
-            write_skill(skill, chunk);
-        }
-    }
-});
-fast_list!(Column<'_, T>, [T: Primitive], T, T::SIZE32, write_column::<T>);
+primitive!(u32, u64, f32);
 
 /// A column's elements as one block: on a little-endian host a copy of the
 /// slice's bytes (as wasmtime's own lowering of a primitive list does), else
 /// element by element.
 fn write_column<T: Primitive>(items: &[T], bytes: &mut [u8]) {
     let size = std::mem::size_of::<T>();
-    if cfg!(target_endian = "little") && size == T::SIZE32 && bytes.len() == std::mem::size_of_val(items) {
+    if cfg!(target_endian = "little") && bytes.len() == std::mem::size_of_val(items) {
         // SAFETY: `Primitive` types have no padding, so every byte of the
         // slice is initialised; the view covers exactly the slice.
         let view = unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), bytes.len()) };
         bytes.copy_from_slice(view);
     } else {
-        for (item, chunk) in items.iter().zip(bytes.chunks_exact_mut(T::SIZE32.max(1))) {
+        for (item, chunk) in items.iter().zip(bytes.chunks_exact_mut(size)) {
             item.write(chunk);
         }
     }
-}
-
-/// Allocate `items.len() * size` bytes in the guest and write the elements
-/// there; with `at`, also write the list's (pointer, length) there (the
-/// in-memory form), through the same borrow of the guest's memory.
-fn store_list<T, U>(
-    cx: &mut LowerContext<'_, U>,
-    items: &[T],
-    size: usize,
-    align: u32,
-    write: impl FnOnce(&[T], &mut [u8]),
-    at: Option<usize>,
-) -> wasmtime::Result<(usize, usize)> {
-    let bytes = items.len().checked_mul(size).ok_or_else(|| wasmtime::format_err!("list too large to lower"))?;
-    let ptr = cx.realloc(0, 0, align, bytes)?;
-    let memory = cx.as_slice_mut();
-    let dst = memory
-        .get_mut(ptr..)
-        .and_then(|m| m.get_mut(..bytes))
-        .ok_or_else(|| wasmtime::format_err!("the plugin's realloc returned memory out of bounds"))?;
-    write(items, dst);
-    if let Some(at) = at {
-        let pair = memory
-            .get_mut(at..)
-            .and_then(|m| m.get_mut(..8))
-            .ok_or_else(|| wasmtime::format_err!("list parameter out of the plugin's memory"))?;
-        pair[..4].copy_from_slice(&(ptr as u32).to_le_bytes());
-        pair[4..].copy_from_slice(&(items.len() as u32).to_le_bytes());
-    }
-    Ok((ptr, items.len()))
 }
 
 /// An `item-row` exactly as the canonical ABI lays it out, padding spelled out

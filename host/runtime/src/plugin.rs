@@ -25,7 +25,7 @@ use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Pr
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{Store, Trap};
 
-use crate::abi::{BatchArg, EscalationsAnswer, PrioritiesAnswer, TableArg};
+use crate::abi::{BatchArg, EscalationsAnswer, ListAlloc, MatchArgs, PrioritiesAnswer};
 
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
 use crate::contract::{self, AnswerError, KnownIds};
@@ -128,7 +128,7 @@ struct HookIndices {
 /// and lowered by [`crate::abi`], answers lifted into the generated types.
 type PrioritiseFn<'a> = TypedFunc<(BatchArg<'a>,), (PrioritiesAnswer,)>;
 type EscalateFn<'a> = TypedFunc<(BatchArg<'a>,), (EscalationsAnswer,)>;
-type MatchFn<'a> = TypedFunc<(BatchArg<'a>, TableArg<'a>), (contract::wit::MatchResult,)>;
+type MatchFn<'a> = TypedFunc<MatchArgs<'a>, (contract::wit::MatchResult,)>;
 
 /// A ready instance: its own store and its exported hook functions, each
 /// type-checked against the signatures above when the instance was made.
@@ -151,6 +151,9 @@ pub struct Plugin {
     sandbox: Arc<Sandbox>,
     pre: InstancePre<PluginState>,
     indices: HookIndices,
+    /// How its argument lists are allocated: in one block per call when the
+    /// component declares the SDK's argument arena, else one per list.
+    alloc: ListAlloc,
     spec: StoreSpec,
     pool: Mutex<Vec<Live>>,
     stats: StatsCell,
@@ -273,6 +276,7 @@ impl Plugin {
             },
             pre,
             indices,
+            alloc: ListAlloc::for_component(bytes),
             spec: StoreSpec {
                 plugin: Arc::from(spec.name),
                 config: Arc::new(spec.config.values.clone()),
@@ -384,7 +388,7 @@ impl Plugin {
             f.typed::<(BatchArg<'_>,), (EscalationsAnswer,)>(&store).map_err(types)?;
         }
         if let Some(f) = matcher {
-            f.typed::<(BatchArg<'_>, TableArg<'_>), (contract::wit::MatchResult,)>(&store).map_err(types)?;
+            f.typed::<MatchArgs<'_>, (contract::wit::MatchResult,)>(&store).map_err(types)?;
         }
         let live = Live { prioritiser, escalator, matcher, store };
         self.stats.instances_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -516,7 +520,7 @@ impl Plugin {
         let (answer, live) = self.call(hook, items.now_ms, |live| match live.prioritiser {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { PrioritiseFn::new_unchecked(func) }
-                .call(&mut live.store, (BatchArg::of(items),))
+                .call(&mut live.store, (BatchArg::of(items, self.alloc),))
                 .map(|(PrioritiesAnswer(answer),)| answer),
             None => Err(wasmtime::format_err!("prioritiser missing from instance")),
         })?;
@@ -535,7 +539,7 @@ impl Plugin {
         let (answer, live) = self.call(hook, items.now_ms, |live| match live.escalator {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { EscalateFn::new_unchecked(func) }
-                .call(&mut live.store, (BatchArg::of(items),))
+                .call(&mut live.store, (BatchArg::of(items, self.alloc),))
                 .map(|(EscalationsAnswer(answer),)| answer),
             None => Err(wasmtime::format_err!("escalator missing from instance")),
         })?;
@@ -555,7 +559,7 @@ impl Plugin {
         let (answer, live) = self.call(hook, item.now_ms, |live| match live.matcher {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { MatchFn::new_unchecked(func) }
-                .call(&mut live.store, (BatchArg::of(item), TableArg::of(candidates)))
+                .call(&mut live.store, MatchArgs::of(item, candidates, self.alloc))
                 .map(|(answer,)| answer),
             None => Err(wasmtime::format_err!("matcher missing from instance")),
         })?;

@@ -125,6 +125,73 @@ fn match_only_plugin_is_accepted_and_other_hooks_use_built_in_rules() {
     assert_eq!(stats.failures.total(), 0);
 }
 
+/// A rule that keeps copies of its arguments (an owned string of each item's
+/// attributes, a clone of the candidate table) sees them intact on the next
+/// call, after the SDK's argument arena — reset when a call ends, and declared
+/// to the host, which then lowers each call's lists in one block — has served
+/// that call's arguments from the same memory.
+#[test]
+fn a_rule_that_keeps_its_arguments_sees_them_intact() {
+    let runtime = runtime();
+    register(&runtime, "general", artifacts::KEEPS_ARGS, DepartmentConfig::new());
+    let rules = runtime.rules("general");
+    let batch_of = |round: usize| {
+        let mut batch = ItemBatch::new(NOW_MS);
+        for id in 0..4u64 {
+            let value = format!("round {round} item {id} {}", "x".repeat(round * 7 % 40));
+            batch.push(NewItem {
+                id,
+                channel: Some(Channel::Chat),
+                attributes: &[(1, value.as_str()), (2, "é")],
+                ..Default::default()
+            });
+        }
+        batch
+    };
+    let table_of = |round: u64| {
+        let mut table = CandidateTable::new(vec![0, 1]);
+        for i in 0..(3 + round % 3) {
+            table.push(NewCandidate {
+                id: 1_000 * round + i,
+                proficiency: &[round as u8, i as u8],
+                load: [1, 0, round as u8, 0],
+                ..Default::default()
+            });
+        }
+        table
+    };
+    // Round 0 leaves the first copies behind.
+    rules.prioritise(&batch_of(0));
+    rules.match_agents(&batch(1, 0), &table_of(0));
+    for round in 1..12usize {
+        let answers = rules.prioritise(&batch_of(round));
+        assert!(matches!(answers.source, RuleSource::Plugin { .. }), "{:?}", answers.source);
+        let previous = batch_of(round - 1);
+        for (id, p) in answers.value.iter().enumerate() {
+            let want: String = previous.get(id).unwrap().attributes().map(|(k, v)| format!("{}={v};", k.0)).collect();
+            assert_eq!(p.reason.as_deref(), Some(want.as_str()), "round {round}, item {id}");
+        }
+
+        let table = table_of(round as u64);
+        let answer = rules.match_agents(&batch(1, 0), &table);
+        assert!(matches!(answer.source, RuleSource::Plugin { .. }), "{:?}", answer.source);
+        let MatchResult::Scores(scores) = answer.value else { panic!("scores expected") };
+        assert_eq!(scores.len(), table.len());
+        let before = table_of(round as u64 - 1);
+        for (i, score) in scores.iter().enumerate() {
+            let want = match i {
+                _ if i >= before.len() => -1.0,
+                0 => {
+                    let bytes: u32 = before.proficiency.iter().chain(&before.load).map(|&b| u32::from(b)).sum();
+                    before.agent_ids[0] as f32 + bytes as f32
+                }
+                _ => before.agent_ids[i] as f32,
+            };
+            assert_eq!(*score, want, "round {round}, candidate {i}");
+        }
+    }
+}
+
 fn load_error(runtime: &Runtime, path: &str) -> Error {
     runtime.register_file("general", path, DepartmentConfig::new()).expect_err("must be refused at load")
 }

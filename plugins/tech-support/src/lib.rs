@@ -72,11 +72,15 @@ impl Capacity {
 #[switchyard_sdk::rules]
 impl Rules for TechSupport {
     fn match_agents(&self, ctx: &Context, item: Item<'_>, candidates: &CandidateTable) -> MatchResult {
-        let mut requirements: Vec<SkillReq> = item.skills().to_vec();
+        // Room for the language requirement: no reallocation when it is added.
+        let mut requirements: Vec<SkillReq> = Vec::with_capacity(item.skills().len() + 1);
+        requirements.extend_from_slice(item.skills());
 
         let language = ctx.attribute("language").and_then(|key| item.attr(key)).map(|l| l.trim().to_ascii_lowercase());
         if let Some(language) = language.filter(|l| !l.is_empty()) {
-            let skill_name = format!("lang-{language}");
+            // Concatenated, not `format!`: `core::fmt` costs a component ≈3.5×
+            // what it costs natively (sdk/README.md, "Writing fast rules").
+            let skill_name = ["lang-", &language].concat();
             let Some(skill) = ctx.skill(&skill_name) else {
                 ctx.log(LogLevel::Warn, "no agent has the item's language skill", &[("skill", &skill_name)]);
                 return MatchResult::Scores(vec![VETO; candidates.len()]);
@@ -90,27 +94,38 @@ impl Rules for TechSupport {
 
         let weight_skill = ctx.config_f64("weight-skill", defaults::WEIGHT_SKILL);
         let idle_step_s = ctx.config_f64("idle-step-s", defaults::IDLE_STEP_S).max(1.0);
-        let idle_cap = ctx.config_f64("idle-cap", defaults::IDLE_CAP);
+        // `f64::min`/`max` ignore a NaN; a configured "NaN" cap means no cap.
+        let idle_cap = match ctx.config_f64("idle-cap", defaults::IDLE_CAP) {
+            cap if cap.is_nan() => f64::INFINITY,
+            cap => cap,
+        };
         let target = ctx.config_f64("occupancy-target", defaults::OCCUPANCY_TARGET);
         let penalty = ctx.config_f64("over-target-penalty", defaults::OVER_TARGET_PENALTY);
         let capacity = Capacity::from_config(ctx);
+        // Each requirement's proficiency column, found once, not per candidate.
+        let resolved = candidates.resolve(&requirements);
 
         let scores = candidates
             .iter()
             .map(|agent| {
-                if !agent.qualifies(&requirements) || !capacity.has_room(&agent, item.channel()) {
+                if !agent.meets(&resolved) || !capacity.has_room(&agent, item.channel()) {
                     return VETO;
                 }
                 let proficiency = if requirements.is_empty() {
                     0.0
                 } else {
-                    requirements.iter().map(|r| agent.proficiency(r.skill) as f64).sum::<f64>()
-                        / requirements.len() as f64
+                    agent.proficiency_sum(&resolved) as f64 / requirements.len() as f64
                 };
-                let idle = (agent.idle_ms() as f64 / 1000.0 / idle_step_s).min(idle_cap);
+                // Comparisons, not `f64::min`/`max`: in a component those are
+                // calls (wasm's own min/max treat NaN differently), and neither
+                // side is NaN here (the score's NaN, from a NaN weight, still
+                // becomes 0 below).
+                let idle = agent.idle_ms() as f64 / 1000.0 / idle_step_s;
+                let idle = if idle < idle_cap { idle } else { idle_cap };
                 let over = if agent.occupancy() as f64 > target { penalty } else { 0.0 };
                 // The base of 100 keeps every qualified agent's score positive (not a veto).
-                (100.0 + weight_skill * proficiency + idle - over).max(0.0) as f32
+                let score = 100.0 + weight_skill * proficiency + idle - over;
+                (if score > 0.0 { score } else { 0.0 }) as f32
             })
             .collect();
         MatchResult::Scores(scores)

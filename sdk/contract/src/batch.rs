@@ -371,6 +371,15 @@ impl CandidateTable {
         self.skill_columns.iter().position(|&s| s == skill.0)
     }
 
+    /// `requirements` resolved to this table's columns, once per call, for
+    /// [`Candidate::meets`] and [`Candidate::proficiency_sum`]: the same answers
+    /// as [`Candidate::qualifies`] and [`Candidate::proficiency`], without
+    /// searching the columns again for every candidate (in a component every
+    /// loop iteration also checks the call's deadline).
+    pub fn resolve(&self, requirements: &[SkillReq]) -> ResolvedSkills {
+        ResolvedSkills { columns: requirements.iter().map(|r| (self.column_of(r.skill), r.level)).collect() }
+    }
+
     /// The candidate at `index`.
     pub fn get(&self, index: usize) -> Option<Candidate<'_>> {
         (index < self.len()).then_some(Candidate { table: self, index })
@@ -397,6 +406,26 @@ impl CandidateTable {
             }
         }
         Ok(())
+    }
+}
+
+/// Skill requirements resolved to a [`CandidateTable`]'s columns
+/// ([`CandidateTable::resolve`]): each requirement's column (none when no
+/// candidate has the skill) and minimum level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedSkills {
+    columns: Vec<(Option<usize>, u8)>,
+}
+
+impl ResolvedSkills {
+    /// Number of requirements.
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
     }
 }
 
@@ -431,6 +460,33 @@ impl<'a> Candidate<'a> {
     /// Whether the agent meets every requirement.
     pub fn qualifies(&self, requirements: &[SkillReq]) -> bool {
         requirements.iter().all(|r| self.proficiency(r.skill) >= r.level)
+    }
+    /// [`Candidate::qualifies`] for requirements resolved once per call
+    /// ([`CandidateTable::resolve`]). Inlined, like the other per-candidate
+    /// reads below: wasmtime does not inline calls by default, so in a
+    /// component only LLVM's inlining saves a call per candidate.
+    #[inline]
+    pub fn meets(&self, resolved: &ResolvedSkills) -> bool {
+        let row = self.proficiency_row();
+        resolved.columns.iter().all(|&(column, level)| Self::level_in(row, column) >= level)
+    }
+    /// The agent's proficiencies in the resolved skills, summed (0 for a skill
+    /// it lacks).
+    #[inline]
+    pub fn proficiency_sum(&self, resolved: &ResolvedSkills) -> u32 {
+        let row = self.proficiency_row();
+        resolved.columns.iter().map(|&(column, _)| u32::from(Self::level_in(row, column))).sum()
+    }
+    /// The agent's row of the proficiency matrix (empty when out of range).
+    #[inline]
+    fn proficiency_row(&self) -> &'a [u8] {
+        let k = self.table.skill_columns.len();
+        let start = self.index * k;
+        self.table.proficiency.get(start..start + k).unwrap_or(&[])
+    }
+    #[inline]
+    fn level_in(row: &[u8], column: Option<usize>) -> u8 {
+        column.and_then(|c| row.get(c).copied()).unwrap_or(0)
     }
     /// Idle time in ms.
     pub fn idle_ms(&self) -> u64 {
@@ -491,5 +547,21 @@ mod tests {
         assert_eq!(a.load(Channel::Chat), 2);
         assert!(b.qualifies(&[SkillReq { skill: SkillId(9), level: 8 }]));
         assert!(!a.qualifies(&[SkillReq { skill: SkillId(9), level: 1 }]));
+        // Resolved once per call, the same answers (a skill nobody has is 0).
+        for requirements in [
+            vec![SkillReq { skill: SkillId(9), level: 8 }],
+            vec![SkillReq { skill: SkillId(9), level: 1 }, SkillReq { skill: SkillId(7), level: 2 }],
+            vec![SkillReq { skill: SkillId(3), level: 0 }, SkillReq { skill: SkillId(7), level: 5 }],
+            vec![SkillReq { skill: SkillId(3), level: 1 }],
+            vec![],
+        ] {
+            let resolved = table.resolve(&requirements);
+            assert_eq!(resolved.len(), requirements.len());
+            for agent in [a, b] {
+                assert_eq!(agent.meets(&resolved), agent.qualifies(&requirements), "{requirements:?}");
+                let sum: u32 = requirements.iter().map(|r| u32::from(agent.proficiency(r.skill))).sum();
+                assert_eq!(agent.proficiency_sum(&resolved), sum, "{requirements:?}");
+            }
+        }
     }
 }

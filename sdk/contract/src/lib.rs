@@ -13,6 +13,8 @@
 //! - [`batch`]: the wire shapes (struct-of-arrays item batches, candidate
 //!   tables) and the [`Item`] / [`Candidate`] views a rule reads.
 //! - [`names`]: interned name tables for skills, queues and attribute keys.
+//! - [`capability`]: what a component may declare beyond the canonical ABI
+//!   (the argument arena), in a custom section the host reads at load.
 //! - [`hook`]: the one [`Hook`] enum (`prioritise`, `escalate`, `match-agents`).
 //! - [`named`]: items and agents described by names, and the batches and
 //!   candidate tables built from them.
@@ -31,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod capability;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod hook;
@@ -39,7 +42,7 @@ pub mod named;
 pub mod names;
 pub mod types;
 
-pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem};
+pub use batch::{Candidate, CandidateTable, Item, ItemBatch, ItemRow, NewCandidate, NewItem, ResolvedSkills};
 pub use hook::Hook;
 pub use names::{Catalog, NameTable};
 pub use types::*;

@@ -19,7 +19,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote};
-use switchyard_contract::Hook;
+use switchyard_contract::{Hook, capability};
 use syn::spanned::Spanned;
 use syn::{ImplItem, ItemImpl};
 
@@ -162,6 +162,14 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
     // interface module still references the component-type section, which keeps
     // it linked.
     let skip: Vec<&str> = HOOKS.iter().map(|h| h.name()).collect();
+    // The custom section declaring the argument arena (see the SDK's `arena`
+    // module), spelled as literals: a `link_section` and a static's
+    // initializer must be.
+    // One capability token per line (sections of the same name concatenate).
+    let abi_section = capability::ABI_SECTION;
+    let token = [capability::ARG_ARENA, b"\n"].concat();
+    let arena_len = token.len();
+    let arena_bytes = proc_macro2::Literal::byte_string(&token);
     let exports = hooks.iter().map(|hook| {
         let export_name = format!("{PACKAGE}/{}@{VERSION}#{}", hook.interface(), hook.name());
         let post_name = format!("cabi_post_{export_name}");
@@ -216,6 +224,25 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
             /// The author's rules, built once per instance.
             static RULES: super::__SwitchyardRules = <super::__SwitchyardRules as ::core::default::Default>::default();
         }
+
+        /// The exports' `realloc` (wit-component uses `cabi_export_realloc` for
+        /// export arguments only): the SDK's per-call argument arena.
+        #[unsafe(export_name = "cabi_export_realloc")]
+        unsafe extern "C" fn __switchyard_export_realloc(
+            old_ptr: *mut u8,
+            old_len: usize,
+            align: usize,
+            new_len: usize,
+        ) -> *mut u8 {
+            // SAFETY: called by the host as the canonical ABI's `realloc`.
+            unsafe { ::switchyard_sdk::__private::export_realloc(old_ptr, old_len, align, new_len) }
+        }
+
+        /// Tells the host that the export `realloc` is the argument arena, so it
+        /// may put all of a call's lists in one allocation (`ARG_ARENA`).
+        #[unsafe(link_section = #abi_section)]
+        #[used]
+        static __SWITCHYARD_ABI: [u8; #arena_len] = *#arena_bytes;
 
         #(#exports)*
     }

@@ -36,8 +36,8 @@ use wasmtime::component::{ComponentType, InstancePre, Lower};
 use wasmtime::{Store, ValRaw};
 
 use super::{
-    BatchArg, CanonicalAbiInfo, EscalationsAnswer, InstanceType, InterfaceType, LowerContext, PrioritiesAnswer, Rows,
-    Skills, TableArg,
+    BatchArg, CanonicalAbiInfo, ComponentNamedList, EscalationsAnswer, InstanceType, InterfaceType, ListAlloc,
+    LowerContext, MatchArgs, PrioritiesAnswer,
 };
 use super::{ITEM_ROW, SKILL_REQ};
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
@@ -377,34 +377,104 @@ unsafe impl<T: Lower<Lower = [ValRaw; 2]>> Lower for Spy<'_, T> {
     }
 }
 
-/// An `item-batch` whose row and skill lists are spied on.
-macro_rules! spied_batch {
-    ($name:ident, $rows:ty, $skills:ty) => {
-        #[derive(ComponentType, Lower)]
-        #[component(record)]
-        struct $name<'a> {
-            #[component(name = "now-ms")]
-            now_ms: u64,
-            rows: Spy<'a, $rows>,
-            skills: Spy<'a, $skills>,
-            #[component(name = "attr-keys")]
-            attr_keys: &'a [u32],
-            #[component(name = "attr-value-ends")]
-            attr_value_ends: &'a [u32],
-            #[component(name = "attr-values")]
-            attr_values: &'a str,
-        }
-    };
+/// An `item-batch` whose row and skill lists, lowered by the generated
+/// bindings' types, are spied on.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct GeneratedSpied<'a> {
+    #[component(name = "now-ms")]
+    now_ms: u64,
+    rows: Spy<'a, &'a [wit::ItemRow]>,
+    skills: Spy<'a, &'a [wit::SkillReq]>,
+    #[component(name = "attr-keys")]
+    attr_keys: &'a [u32],
+    #[component(name = "attr-value-ends")]
+    attr_value_ends: &'a [u32],
+    #[component(name = "attr-values")]
+    attr_values: &'a str,
 }
 
-spied_batch!(FastSpied, Rows<'a>, Skills<'a>);
-spied_batch!(GeneratedSpied, &'a [wit::ItemRow], &'a [wit::SkillReq]);
+/// The fast path's arguments (a [`BatchArg`] or [`MatchArgs`]), whose row and
+/// skill lists are read back from the plugin's memory once lowered: the
+/// batch's (pointer, length) pairs of `rows` and `skills` are its first two
+/// lists, after `now-ms`, in the flat and in the in-memory form alike.
+struct FastSpied<'s, T> {
+    inner: T,
+    seen: &'s Seen,
+}
+
+impl<T> FastSpied<'_, T> {
+    fn record<U>(&self, cx: &mut LowerContext<'_, U>, rows: (u32, u32), skills: (u32, u32)) -> wasmtime::Result<()> {
+        *self.seen.rows_at.lock().unwrap() = rows;
+        *self.seen.skills_at.lock().unwrap() = skills;
+        for ((ptr, len), elem, seen) in
+            [(rows, ITEM_ROW.size, &self.seen.rows), (skills, SKILL_REQ.size, &self.seen.skills)]
+        {
+            let (ptr, bytes) = (ptr as usize, len as usize * elem);
+            let memory = cx.as_slice_mut();
+            let written =
+                memory.get(ptr..ptr + bytes).ok_or_else(|| wasmtime::format_err!("spied list out of bounds"))?;
+            *seen.lock().unwrap() = written.to_vec();
+        }
+        Ok(())
+    }
+}
+
+// SAFETY: exactly `T`'s lowered form, ABI and type check.
+unsafe impl<T: ComponentType> ComponentType for FastSpied<'_, T> {
+    type Lower = T::Lower;
+    const ABI: CanonicalAbiInfo = T::ABI;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        T::typecheck(ty, types)
+    }
+}
+
+// SAFETY: as `T`'s.
+unsafe impl<T: ComponentNamedList> ComponentNamedList for FastSpied<'_, T> {}
+
+// SAFETY: lowering is `T`'s; afterwards only reads guest memory, bounds-checked.
+unsafe impl<T: Lower> Lower for FastSpied<'_, T> {
+    fn linear_lower_to_flat<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        ty: InterfaceType,
+        dst: &mut MaybeUninit<T::Lower>,
+    ) -> wasmtime::Result<()> {
+        self.inner.linear_lower_to_flat(cx, ty, dst)?;
+        // SAFETY: `inner` initialised its flat values: `now-ms`, then pairs
+        // (every `T` here lowers to `ValRaw`s only).
+        let flat = unsafe {
+            std::slice::from_raw_parts(
+                dst.as_ptr().cast::<ValRaw>(),
+                std::mem::size_of::<T::Lower>() / std::mem::size_of::<ValRaw>(),
+            )
+        };
+        let pair = |i: usize| (flat[i].get_u32(), flat[i + 1].get_u32());
+        self.record(cx, pair(1), pair(3))
+    }
+
+    fn linear_lower_to_memory<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        ty: InterfaceType,
+        offset: usize,
+    ) -> wasmtime::Result<()> {
+        self.inner.linear_lower_to_memory(cx, ty, offset)?;
+        let mut word = |at: usize| u32::from_le_bytes(*cx.get::<4>(offset + at));
+        let (rows, skills) = ((word(8), word(12)), (word(16), word(20)));
+        self.record(cx, rows, skills)
+    }
+}
 
 /// The bytes of each list as the fast path and as wasmtime lowered them.
 #[derive(Default)]
 struct Seen {
     rows: Mutex<Vec<u8>>,
     skills: Mutex<Vec<u8>>,
+    /// Where the fast path put them: (pointer, length).
+    rows_at: Mutex<(u32, u32)>,
+    skills_at: Mutex<(u32, u32)>,
 }
 
 /// Field bytes only: padding set to zero.
@@ -533,45 +603,47 @@ prop_compose! {
 // The properties
 // ---------------------------------------------------------------------------
 
+/// The list allocations the fast path may use with `flavour`: one block per
+/// call only for the plugin that declares the argument arena (`echo-sdk`,
+/// through the SDK); `echo-abi` (wit-bindgen) frees each list itself.
+fn allocs(flavour: Flavour) -> &'static [ListAlloc] {
+    match flavour {
+        Flavour::Abi => &[ListAlloc::EachList],
+        Flavour::Sdk => &[ListAlloc::EachList, ListAlloc::OneBlock],
+    }
+}
+
+/// The bytes a spied call saw of `rows` and `skills`, and where they were.
+fn check_one_block(what: &str, alloc: ListAlloc, seen: &Seen) {
+    if alloc != ListAlloc::OneBlock {
+        return;
+    }
+    // In one block the skills follow the rows directly (both are 8- and
+    // 4-aligned, and 64-byte rows end 8-aligned).
+    let (rows, skills) = (*seen.rows_at.lock().unwrap(), *seen.skills_at.lock().unwrap());
+    let rows_end = rows.0 as usize + rows.1 as usize * ITEM_ROW.size;
+    assert_eq!(skills.0 as usize, rows_end, "{what}: the skills do not follow the rows in one block");
+}
+
 /// `prioritise`: the fast path's answer (lifted by `PrioritiesAnswer`)
 /// equals the generated bindings', it echoes the batch, and both paths put the
-/// same bytes into the plugin.
+/// same bytes into the plugin; with each list allocation `flavour` accepts.
 fn prioritise_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestCaseError> {
     let (mut store, instance) = instance(flavour);
     let f = func(&mut store, &instance, contract::PRIORITISER, "prioritise");
 
-    let fast = f.typed::<(BatchArg<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
-    let (PrioritiesAnswer(fast_answer),) = fast.call(&mut store, (BatchArg::of(batch),)).unwrap();
-
     let guest = prioritiser::GuestIndices::new(&echo(flavour).pre).unwrap().load(&mut store, &instance).unwrap();
     let generated: Vec<Priority> =
         guest.call_prioritise(&mut store, &wit_batch(batch)).unwrap().into_iter().map(sdk_priority).collect();
-
-    prop_assert_eq!(&fast_answer, &generated, "{:?}: fast path and generated bindings disagree", flavour);
     prop_assert_eq!(
-        &fast_answer,
+        &generated,
         &expected_priorities(flavour, batch),
-        "{:?}: the plugin did not see what was sent",
+        "{:?}: the plugin did not see what the generated bindings sent",
         flavour
     );
-
-    // The bytes, spied on in the flat (register) parameter form.
-    let (fast_seen, generated_seen) = (Seen::default(), Seen::default());
-    let spied = f.typed::<(FastSpied<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
-    let (PrioritiesAnswer(spied_answer),) = spied
-        .call(
-            &mut store,
-            (FastSpied {
-                now_ms: batch.now_ms,
-                rows: Spy { inner: Rows(&batch.rows), elem: ITEM_ROW.size, seen: &fast_seen.rows },
-                skills: Spy { inner: Skills(&batch.skills), elem: SKILL_REQ.size, seen: &fast_seen.skills },
-                attr_keys: &batch.attr_keys,
-                attr_value_ends: &batch.attr_value_ends,
-                attr_values: &batch.attr_values,
-            },),
-        )
-        .unwrap();
-    prop_assert_eq!(&spied_answer, &fast_answer);
+    // The bytes the generated bindings put there, spied on in the flat
+    // (register) parameter form.
+    let generated_seen = Seen::default();
     let wit = wit_batch(batch);
     let spied = f.typed::<(GeneratedSpied<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
     let (PrioritiesAnswer(spied_answer),) = spied
@@ -587,68 +659,79 @@ fn prioritise_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestC
             },),
         )
         .unwrap();
-    prop_assert_eq!(&spied_answer, &fast_answer);
-    assert_same_bytes("prioritise", &fast_seen, &generated_seen);
+    prop_assert_eq!(&spied_answer, &generated);
+
+    for &alloc in allocs(flavour) {
+        let fast = f.typed::<(BatchArg<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
+        let (PrioritiesAnswer(fast_answer),) = fast.call(&mut store, (BatchArg::of(batch, alloc),)).unwrap();
+        prop_assert_eq!(
+            &fast_answer,
+            &generated,
+            "{:?} {:?}: fast path and generated bindings disagree",
+            flavour,
+            alloc
+        );
+
+        let fast_seen = Seen::default();
+        let spied = f.typed::<(FastSpied<'_, BatchArg<'_>>,), (PrioritiesAnswer,)>(&store).unwrap();
+        let (PrioritiesAnswer(spied_answer),) =
+            spied.call(&mut store, (FastSpied { inner: BatchArg::of(batch, alloc), seen: &fast_seen },)).unwrap();
+        prop_assert_eq!(&spied_answer, &fast_answer);
+        assert_same_bytes(&format!("prioritise {alloc:?}"), &fast_seen, &generated_seen);
+        check_one_block(&format!("prioritise {alloc:?}"), alloc, &fast_seen);
+    }
     Ok(())
 }
 
-/// `escalate`: the batch lowered by the fast path and by the generated
-/// bindings gets the same answer, and it echoes the batch.
+/// `escalate`: the batch lowered by the fast path (each list allocation
+/// `flavour` accepts) and by the generated bindings gets the same answer, and
+/// it echoes the batch.
 fn escalate_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestCaseError> {
     let (mut store, instance) = instance(flavour);
     let f = func(&mut store, &instance, contract::ESCALATOR, "escalate");
-    let fast = f.typed::<(BatchArg<'_>,), (Vec<wit::Escalation>,)>(&store).unwrap();
-    let (fast_answer,) = fast.call(&mut store, (BatchArg::of(batch),)).unwrap();
     let guest = escalator::GuestIndices::new(&echo(flavour).pre).unwrap().load(&mut store, &instance).unwrap();
     let generated = guest.call_escalate(&mut store, &wit_batch(batch)).unwrap();
     // The generated types have no `PartialEq`; their `Debug` shows every value.
-    let (fast_answer, generated) = (format!("{fast_answer:?}"), format!("{generated:?}"));
-    prop_assert_eq!(&fast_answer, &generated, "{:?}: fast path and generated bindings disagree", flavour);
+    let generated = format!("{generated:?}");
     let want = format!("{:?}", expected_escalations(flavour, batch));
-    prop_assert_eq!(&fast_answer, &want, "{:?}: the plugin did not see what was sent", flavour);
+    prop_assert_eq!(&generated, &want, "{:?}: the plugin did not see what was sent", flavour);
+    for &alloc in allocs(flavour) {
+        let fast = f.typed::<(BatchArg<'_>,), (Vec<wit::Escalation>,)>(&store).unwrap();
+        let (fast_answer,) = fast.call(&mut store, (BatchArg::of(batch, alloc),)).unwrap();
+        let fast_answer = format!("{fast_answer:?}");
+        prop_assert_eq!(
+            &fast_answer,
+            &generated,
+            "{:?} {:?}: fast path and generated bindings disagree",
+            flavour,
+            alloc
+        );
 
-    // The answer lifted by hand (`EscalationsAnswer`, what the runtime uses)
-    // is the generated lift's, moved into the SDK's types.
-    let lifted = f.typed::<(BatchArg<'_>,), (EscalationsAnswer,)>(&store).unwrap();
-    let (EscalationsAnswer(lifted),) = lifted.call(&mut store, (BatchArg::of(batch),)).unwrap();
-    let want: Vec<Escalation> = expected_escalations(flavour, batch).into_iter().map(sdk_escalation).collect();
-    prop_assert_eq!(&lifted, &want, "{:?}: the hand-written lift disagrees with the generated one", flavour);
+        // The answer lifted by hand (`EscalationsAnswer`, what the runtime uses)
+        // is the generated lift's, moved into the SDK's types.
+        let lifted = f.typed::<(BatchArg<'_>,), (EscalationsAnswer,)>(&store).unwrap();
+        let (EscalationsAnswer(lifted),) = lifted.call(&mut store, (BatchArg::of(batch, alloc),)).unwrap();
+        let want: Vec<Escalation> = expected_escalations(flavour, batch).into_iter().map(sdk_escalation).collect();
+        prop_assert_eq!(&lifted, &want, "{:?}: the hand-written lift disagrees with the generated one", flavour);
+    }
     Ok(())
 }
 
 /// `match-agents`: its 23 flat parameters go through memory; the item and
-/// table lowered both ways get the same scores, the scores digest every column
-/// sent, and the row and skill bytes are the same.
+/// table lowered both ways (the fast path with each list allocation `flavour`
+/// accepts) get the same scores, the scores digest every column sent, and the
+/// row and skill bytes are the same.
 fn match_both_ways(flavour: Flavour, item: &ItemBatch, table: &CandidateTable) -> Result<(), TestCaseError> {
     let (mut store, instance) = instance(flavour);
     let f = func(&mut store, &instance, contract::MATCHER, "match-agents");
-    let fast = f.typed::<(BatchArg<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
-    let (fast_answer,) = fast.call(&mut store, (BatchArg::of(item), TableArg::of(table))).unwrap();
     let guest = matcher::GuestIndices::new(&echo(flavour).pre).unwrap().load(&mut store, &instance).unwrap();
     let generated = guest.call_match_agents(&mut store, &wit_batch(item), &wit_table(table)).unwrap();
-    prop_assert_eq!(
-        match_bits(&fast_answer),
-        match_bits(&generated),
-        "{:?}: fast path and generated bindings disagree",
-        flavour
-    );
     let want = expected_match(flavour, item, table);
-    prop_assert_eq!(match_bits(&fast_answer), match_bits(&want), "{:?}: the plugin did not see what was sent", flavour);
+    prop_assert_eq!(match_bits(&generated), match_bits(&want), "{:?}: the plugin did not see what was sent", flavour);
 
-    let (fast_seen, generated_seen) = (Seen::default(), Seen::default());
-    let spied = f.typed::<(FastSpied<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
-    let fast_batch = FastSpied {
-        now_ms: item.now_ms,
-        rows: Spy { inner: Rows(&item.rows), elem: ITEM_ROW.size, seen: &fast_seen.rows },
-        skills: Spy { inner: Skills(&item.skills), elem: SKILL_REQ.size, seen: &fast_seen.skills },
-        attr_keys: &item.attr_keys,
-        attr_value_ends: &item.attr_value_ends,
-        attr_values: &item.attr_values,
-    };
-    let (spied_answer,) = spied.call(&mut store, (fast_batch, TableArg::of(table))).unwrap();
-    prop_assert_eq!(match_bits(&spied_answer), match_bits(&fast_answer));
+    let generated_seen = Seen::default();
     let wit = wit_batch(item);
-    let spied = f.typed::<(GeneratedSpied<'_>, TableArg<'_>), (wit::MatchResult,)>(&store).unwrap();
+    let spied = f.typed::<(GeneratedSpied<'_>, wit::CandidateTable), (wit::MatchResult,)>(&store).unwrap();
     let generated_batch = GeneratedSpied {
         now_ms: wit.now_ms,
         rows: Spy { inner: &wit.rows, elem: ITEM_ROW.size, seen: &generated_seen.rows },
@@ -657,10 +740,50 @@ fn match_both_ways(flavour: Flavour, item: &ItemBatch, table: &CandidateTable) -
         attr_value_ends: &wit.attr_value_ends,
         attr_values: &wit.attr_values,
     };
-    let (spied_answer,) = spied.call(&mut store, (generated_batch, TableArg::of(table))).unwrap();
-    prop_assert_eq!(match_bits(&spied_answer), match_bits(&fast_answer));
-    assert_same_bytes("match-agents", &fast_seen, &generated_seen);
+    let (spied_answer,) = spied.call(&mut store, (generated_batch, wit_table(table))).unwrap();
+    prop_assert_eq!(match_bits(&spied_answer), match_bits(&generated));
+
+    for &alloc in allocs(flavour) {
+        let fast = f.typed::<MatchArgs<'_>, (wit::MatchResult,)>(&store).unwrap();
+        let (fast_answer,) = fast.call(&mut store, MatchArgs::of(item, table, alloc)).unwrap();
+        prop_assert_eq!(
+            match_bits(&fast_answer),
+            match_bits(&generated),
+            "{:?} {:?}: fast path and generated bindings disagree",
+            flavour,
+            alloc
+        );
+        let fast_seen = Seen::default();
+        let spied = f.typed::<FastSpied<'_, MatchArgs<'_>>, (wit::MatchResult,)>(&store).unwrap();
+        let (spied_answer,) =
+            spied.call(&mut store, FastSpied { inner: MatchArgs::of(item, table, alloc), seen: &fast_seen }).unwrap();
+        prop_assert_eq!(match_bits(&spied_answer), match_bits(&fast_answer));
+        assert_same_bytes(&format!("match-agents {alloc:?}"), &fast_seen, &generated_seen);
+        check_one_block(&format!("match-agents {alloc:?}"), alloc, &fast_seen);
+    }
     Ok(())
+}
+
+/// Which components declare the argument arena: every plugin built with the
+/// SDK (its export macro emits the section), and none built otherwise.
+#[test]
+fn sdk_plugins_and_only_they_declare_the_argument_arena() {
+    use switchyard_plugin_artifacts as artifacts;
+    for (path, sdk) in [
+        (artifacts::ECHO_SDK, true),
+        (artifacts::TECH_SUPPORT, true),
+        (artifacts::BILLING, true),
+        (artifacts::CLAIMS, true),
+        (artifacts::KEEPS_ARGS, true),
+        (artifacts::ECHO_ABI, false),
+        (artifacts::HOSTILE_GARBAGE, false),
+    ] {
+        let bytes = std::fs::read(path).unwrap();
+        let want = if sdk { ListAlloc::OneBlock } else { ListAlloc::EachList };
+        assert_eq!(ListAlloc::for_component(&bytes), want, "{path}");
+    }
+    // Bytes that are not a component declare nothing.
+    assert_eq!(ListAlloc::for_component(b"not wasm"), ListAlloc::EachList);
 }
 
 proptest! {
