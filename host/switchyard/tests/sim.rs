@@ -295,6 +295,8 @@ fn traffic_the_scenario_cannot_replay_is_refused() {
         priority: 0,
         tier: Default::default(),
         customer: None,
+        case: None,
+        value: 0.0,
         due_in_ms: None,
         handle_ms: None,
         answered_after_ms: None,

@@ -757,6 +757,7 @@ fn record_traffic(
                 tier: item.tier,
                 customer: item.customer.clone(),
                 case: item.case.clone(),
+                value: item.value,
                 due_in_ms: item.due_in_ms,
             });
         }

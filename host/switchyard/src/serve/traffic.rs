@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! {"t":"arrival","at":…,"item":7,"department":"billing","queue":"billing-general","channel":"voice",
-//!  "skills":{…},"attributes":{…},"priority":0,"tier":"gold","customer":"c-1","case":null,"due_in_ms":null}
+//!  "skills":{…},"attributes":{…},"priority":0,"tier":"gold","customer":"c-1","case":"case-4","value":120.5,"due_in_ms":null}
 //! {"t":"answered","at":…,"item":7}                      first accepted offer
 //! {"t":"abandoned","at":…,"item":7}                     withdrawn before an answer
 //! {"t":"completed","at":…,"item":7,"handle_ms":…,"resolved":true}  work, after-work excluded
@@ -72,6 +72,11 @@ const WAIT_WRITTEN: Duration = Duration::from_secs(1);
 /// How often the writer looks at segment age and retention when idle.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 
+/// Whether a value is 0 (left out of a line).
+pub(crate) fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
+
 /// One line of the traffic log. See the module docs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "kebab-case", deny_unknown_fields)]
@@ -106,6 +111,9 @@ pub enum Line {
         /// Case.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         case: Option<String>,
+        /// Money at stake.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        value: f64,
         /// Due time after intake, ms.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         due_in_ms: Option<u64>,
@@ -760,6 +768,8 @@ fn join(
             priority,
             tier,
             customer,
+            case,
+            value,
             due_in_ms,
             ..
         } => {
@@ -777,6 +787,8 @@ fn join(
                 priority,
                 tier,
                 customer,
+                case,
+                value,
                 due_in_ms,
                 handle_ms: None,
                 answered_after_ms: None,
@@ -907,8 +919,17 @@ mod tests {
             tier: Tier::default(),
             customer: None,
             case: None,
+            value: 0.0,
             due_in_ms: None,
         }
+    }
+
+    fn with_case(mut line: Line) -> Line {
+        if let Line::Arrival { case, value, .. } = &mut line {
+            *case = Some("case-4".into());
+            *value = 120.5;
+        }
+        line
     }
 
     fn write_lines(path: &Path, lines: &[Line], tail: &str) {
@@ -936,7 +957,7 @@ mod tests {
                 wrap_up_ms: 0,
                 presence: Presence::Available,
             },
-            arrival(1000, 1),
+            with_case(arrival(1000, 1)),
             arrival(1500, 2),
             Line::Answered { at: 1200, item: 1 },
             Line::Abandoned { at: 9000, item: 2 },
@@ -964,6 +985,7 @@ mod tests {
             (first.at_ms, first.answered_after_ms, first.handle_ms, first.resolved),
             (0, Some(200), Some(3800), Some(false))
         );
+        assert_eq!((first.case.as_deref(), first.value), (Some("case-4"), 120.5), "case and value are exported");
         let handoff = first.handoff.as_deref().unwrap();
         assert_eq!((handoff.queue.as_str(), handoff.handle_ms, handoff.completed), ("claims", Some(1000), true));
         assert_eq!((second.at_ms, second.abandoned_after_ms, second.answered_after_ms), (500, Some(7500), None));

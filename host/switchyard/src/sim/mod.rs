@@ -505,6 +505,8 @@ impl Sim<'_> {
                     priority: new.priority,
                     tier: new.tier,
                     customer: new.customer.clone(),
+                    case: new.case.clone(),
+                    value: new.value,
                     due_in_ms: new.due_in_ms,
                     handle_ms: Some(handle_ms),
                     answered_after_ms: None,
@@ -592,9 +594,9 @@ impl Sim<'_> {
             attributes: arrival.attributes.into_iter().collect(),
             priority: arrival.priority,
             tier: arrival.tier,
-            value: 0.0,
+            value: arrival.value,
             customer: arrival.customer,
-            case: None,
+            case: arrival.case,
             due_in_ms: arrival.due_in_ms,
         };
         self.create(new, stream.unwrap_or(u32::MAX), None, handle_ms, patience_ms, Some(index));

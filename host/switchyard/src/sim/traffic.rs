@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! {"at_ms":1200,"department":"billing","queue":"billing-general","channel":"voice","tier":"gold",
-//!  "customer":"c-17","handle_ms":184000,"answered_after_ms":12000,"resolved":true}
+//!  "customer":"c-17","case":"case-4","value":120.5,"handle_ms":184000,"answered_after_ms":12000,"resolved":true}
 //! ```
 //!
 //! An arrival is a new contact (a call-back is one too). What the recording
@@ -54,6 +54,12 @@ pub struct Arrival {
     /// Customer (repeat contacts and cases follow it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
+    /// Case it belongs to (the case timeline follows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
+    /// Money at stake.
+    #[serde(default, skip_serializing_if = "crate::serve::traffic::is_zero")]
+    pub value: f64,
     /// Due time after arrival, ms (back office).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_in_ms: Option<u64>,
@@ -161,6 +167,8 @@ mod tests {
             priority: 0,
             tier: Tier::Gold,
             customer: Some("c-1".into()),
+            case: Some("case-9".into()),
+            value: 120.5,
             due_in_ms: None,
             handle_ms: Some(180_000),
             answered_after_ms: Some(12_000),
