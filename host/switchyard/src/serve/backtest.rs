@@ -8,7 +8,7 @@
 //! lowest CPU priority (nice 19 on Linux: it gets only what routing leaves),
 //! never under the state lock (the lock is taken once, briefly, to read which
 //! generations are active and in shadow), cancellable, and stopped at
-//! [`WALL_CLOCK_CAP`]. Plugins are loaded from the journal's blobs into a
+//! `WALL_CLOCK_CAP`. Plugins are loaded from the journal's blobs into a
 //! runtime of the backtest's own, so the daemon's instance pools and
 //! statistics are not touched.
 //!
@@ -18,7 +18,7 @@
 //! exactly when it was, all the window if it never changed); handle times of
 //! items never completed in the window from the mean of the completed ones of
 //! the same queue and channel (exponential), or 300 s if there were none.
-//! The run goes on [`DRAIN_S`] past the window's end (which is now) with the
+//! The run goes on `DRAIN_S` past the window's end (which is now) with the
 //! agents then available, so the window's last arrivals are served rather
 //! than cut off.
 //! Agents in the simulator accept offers at once; the daemon's take time, so

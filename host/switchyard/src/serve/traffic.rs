@@ -31,7 +31,7 @@
 //! under its lock (no serialisation, no I/O there); one writer thread
 //! serialises and writes them in batches, one `write` per batch. A request that
 //! produced lines waits, after the journal's sync and with the lock released,
-//! until the writer has handed its lines to the OS ([`TrafficLog::wait_written`]),
+//! until the writer has handed its lines to the OS (`TrafficLog::wait_written`),
 //! so a SIGKILL loses no acknowledged arrival — only a power cut can lose what
 //! the page cache held. If the writer falls behind (the channel is full, a
 //! write fails, a wait times out) lines are dropped or lost, counted in
