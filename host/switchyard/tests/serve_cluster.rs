@@ -497,3 +497,57 @@ fn a_standby_that_fell_behind_a_compaction_rebuilds_from_the_snapshot() {
     let (_, queue) = standby.client(Some(SUPERVISOR)).get("/v1/queues/claims");
     assert_eq!(queue["live"]["waiting"], 350, "{queue}");
 }
+
+/// Scenario: an item is offered to an agent who never answers, and the
+/// leader is SIGKILLed with the offer outstanding. The new leader's timers
+/// come from the replayed state: the offer times out on schedule and the item
+/// goes to the other agent; at no time is it on two desktops.
+#[test]
+fn an_offer_outstanding_at_the_crash_times_out_on_the_new_leader() {
+    let Some(server) = PgServer::start("cluster-offer") else { return };
+    let url = server.database("offer");
+    let text = |node: &str| node_config(&url, node, None).replacen("offer_timeout_s = 30", "offer_timeout_s = 3", 1);
+    let mut first = Daemon::start(&fresh_dir("offer-a"), Some(&text("a")));
+    assert!(first.wait_leader(Duration::from_secs(30)));
+    let second = Daemon::start(&fresh_dir("offer-b"), Some(&text("b")));
+    assert!(wait_role(&second.base, "standby", Duration::from_secs(30)));
+    let admin = first.client(Some(ADMIN));
+    for agent in ["ann", "bob"] {
+        assert_eq!(admin.put(&format!("/v1/agents/{agent}"), &json!({ "skills": { "billing": 5 } })).0, 201);
+    }
+    // Only ann is available when the item comes: the offer is hers.
+    let ann = first.agent_client("ann");
+    assert_eq!(ann.post("/v1/agents/ann/state", &json!({ "state": "available" })).0, 200);
+    let (status, item) = first
+        .client(Some(INTEGRATION))
+        .post("/v1/items", &json!({ "department": "billing", "queue": "billing-general" }));
+    assert_eq!((status, item["status"].as_str()), (201, Some("offered")), "{item}");
+    let id = item["id"].as_u64().unwrap();
+    let bob = first.agent_client("bob");
+    assert_eq!(bob.post("/v1/agents/bob/state", &json!({ "state": "available" })).0, 200);
+
+    let offered_at = Instant::now();
+    first.kill();
+    assert!(wait_role(&second.base, "leader", Duration::from_secs(5)), "the standby took over");
+    // The offer is still ann's on the new leader, until it times out (3 s
+    // after it was made); then bob gets the item. Never both.
+    let supervisor = second.client(Some(SUPERVISOR));
+    let holds = |agent: &str| {
+        let (_, desk) = supervisor.get(&format!("/v1/agents/{agent}/desktop"));
+        desk["items"].as_array().is_some_and(|items| items.iter().any(|i| i["id"] == id))
+    };
+    assert!(holds("ann") && !holds("bob"), "the offer survived the takeover");
+    let moved = loop {
+        let (ann_holds, bob_holds) = (holds("ann"), holds("bob"));
+        assert!(!(ann_holds && bob_holds), "item {id} on two desktops");
+        if bob_holds {
+            break offered_at.elapsed();
+        }
+        assert!(offered_at.elapsed() < Duration::from_secs(30), "the offer never timed out on the new leader");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("the offer made before the crash moved to bob {:.1} s after it was made", moved.as_secs_f64());
+    assert!(moved >= Duration::from_millis(2500), "it moved after its timeout, not at the takeover: {moved:?}");
+    let metrics = Client::detached(None).at(&second.base).get_text("/metrics").1;
+    assert!(metrics.contains("outcome=\"timed-out\""), "the timeout is counted");
+}
