@@ -109,6 +109,9 @@ pub(crate) enum Refusal {
     Conflict(String),
     /// 500/503: the journal failed; nothing was applied.
     Internal(String),
+    /// 503: the journal stopped taking writes earlier (that failure was
+    /// logged once, when it happened); nothing was applied.
+    Stopped(String),
 }
 
 impl From<switchyard_core::Error> for Refusal {
@@ -204,7 +207,7 @@ impl Core {
         // Nothing is applied once the journal has failed: the state in memory
         // must not run further ahead of the disk.
         if let Some(why) = self.journal.failure() {
-            return Err(Refusal::Internal(why));
+            return Err(Refusal::Stopped(why));
         }
         let at_ms = self.now();
         self.tape.record();

@@ -465,7 +465,7 @@ async fn serve(options: ServeOptions) -> Result<()> {
                     // requests' (or alone), outside the lock.
                     ticked
                         .and_then(|()| core::settle(&state.core, pending))
-                        .and_then(|_| state.journal.flush().map_err(core::Refusal::Internal))?;
+                        .and_then(|_| state.journal.flush().map_err(core::Refusal::Stopped))?;
                     let snapshot_due = core::lock(&state.core).snapshot_due();
                     if snapshot_due {
                         take_snapshot(&state, "records").map_err(core::Refusal::Internal)?;
@@ -473,8 +473,11 @@ async fn serve(options: ServeOptions) -> Result<()> {
                     Ok::<(), core::Refusal>(())
                 })
                 .await;
-                if let Ok(Err(e)) = result {
-                    tracing::error!(error = ?e, "tick failed");
+                match result {
+                    // Logged once, when the journal failed.
+                    Ok(Err(core::Refusal::Stopped(_))) => {}
+                    Ok(Err(e)) => tracing::error!(error = ?e, "tick failed"),
+                    _ => {}
                 }
             }
         })

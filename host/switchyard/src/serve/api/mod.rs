@@ -125,6 +125,12 @@ impl From<Refusal> for ApiError {
                 tracing::error!(error = %m, "request failed inside the daemon");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m)
             }
+            // Every request after a failed commit (a deposed leader's, a full
+            // disk's) would log the same error again.
+            Refusal::Stopped(m) => {
+                tracing::debug!(error = %m, "request refused: the journal takes no more writes");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m)
+            }
         }
     }
 }
