@@ -37,18 +37,6 @@ fn readiness(base: &str) -> (u16, Value) {
     Client::detached(None).at(base).try_send("get", "/readyz", None).unwrap_or((0, Value::Null))
 }
 
-/// Wait until `base` answers `/readyz` with `role`.
-fn wait_role(base: &str, role: &str, within: Duration) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if readiness(base).1["role"] == role {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 /// How a write ended for the client.
 #[derive(Debug)]
 enum Sent {
@@ -118,7 +106,7 @@ fn a_standby_takes_over_within_five_seconds_and_nothing_acknowledged_is_lost() {
     assert!(first.wait_leader(Duration::from_secs(30)), "the first node leads");
     let others = [start_node("cluster-n2", &url, "n2", None), start_node("cluster-n3", &url, "n3", None)];
     for node in &others {
-        assert!(wait_role(&node.base, "standby", Duration::from_secs(30)), "{} stands by", node.base);
+        assert!(node.wait_role("standby", Duration::from_secs(30)), "{} stands by", node.base);
     }
     let nodes: Vec<String> = [&first].into_iter().chain(others.iter()).map(|d| d.base.clone()).collect();
 
@@ -374,7 +362,7 @@ fn a_deposed_leader_cannot_write_and_rejoins_as_a_standby() {
     let old = start_node("deposed-a", &url, "a", Some(3000));
     assert!(old.wait_leader(Duration::from_secs(30)));
     let new = start_node("deposed-b", &url, "b", Some(100));
-    assert!(wait_role(&new.base, "standby", Duration::from_secs(30)));
+    assert!(new.wait_role("standby", Duration::from_secs(30)));
     let gateway = old.client(Some(INTEGRATION));
     let item =
         |reference: &str| json!({ "department": "claims", "queue": "claims", "attributes": { "ref": reference } });
@@ -393,7 +381,7 @@ fn a_deposed_leader_cannot_write_and_rejoins_as_a_standby() {
         .unwrap();
     assert_eq!(cut, 1, "the old leader's lease connection was found");
     let cut_at = Instant::now();
-    assert!(wait_role(&new.base, "leader", Duration::from_secs(5)), "the standby took over within 5 s");
+    assert!(new.wait_role("leader", Duration::from_secs(5)), "the standby took over within 5 s");
     // Write to the old leader until it says it is a standby: each write was
     // either refused or is on the new leader.
     let mut acknowledged = Vec::new();
@@ -468,7 +456,7 @@ fn a_standby_that_fell_behind_a_compaction_rebuilds_from_the_snapshot() {
     let leader = Daemon::start(&fresh_dir("lagging-a"), Some(&every_100("a")));
     assert!(leader.wait_leader(Duration::from_secs(30)));
     let standby = Daemon::start(&fresh_dir("lagging-b"), Some(&every_100("b")));
-    assert!(wait_role(&standby.base, "standby", Duration::from_secs(30)));
+    assert!(standby.wait_role("standby", Duration::from_secs(30)));
     let signal = |name: &str| {
         let status = std::process::Command::new("kill").args([name, &standby.pid().to_string()]).status().unwrap();
         assert!(status.success(), "kill {name}");
@@ -517,7 +505,7 @@ fn an_offer_outstanding_at_the_crash_times_out_on_the_new_leader() {
     let mut first = Daemon::start(&fresh_dir("offer-a"), Some(&text("a")));
     assert!(first.wait_leader(Duration::from_secs(30)));
     let second = Daemon::start(&fresh_dir("offer-b"), Some(&text("b")));
-    assert!(wait_role(&second.base, "standby", Duration::from_secs(30)));
+    assert!(second.wait_role("standby", Duration::from_secs(30)));
     let admin = first.client(Some(ADMIN));
     for agent in ["ann", "bob"] {
         assert_eq!(admin.put(&format!("/v1/agents/{agent}"), &json!({ "skills": { "billing": 5 } })).0, 201);
@@ -535,7 +523,7 @@ fn an_offer_outstanding_at_the_crash_times_out_on_the_new_leader() {
 
     let offered_at = Instant::now();
     first.kill();
-    assert!(wait_role(&second.base, "leader", Duration::from_secs(5)), "the standby took over");
+    assert!(second.wait_role("leader", Duration::from_secs(5)), "the standby took over");
     // The offer is still ann's on the new leader, until it times out (3 s
     // after it was made); then bob gets the item. Never both.
     let supervisor = second.client(Some(SUPERVISOR));

@@ -116,9 +116,9 @@ impl NodeStatus {
         self.role.store(role as u8, Ordering::Release);
     }
 
-    /// The leader's address, as last read from the store ("" if unknown).
-    pub(crate) fn leader(&self) -> String {
-        self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The leader's address, as last read from the store (none: not known yet).
+    pub(crate) fn leader(&self) -> Option<String> {
+        Some(self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()).filter(|a| !a.is_empty())
     }
 
     fn set_leader(&self, address: String) {

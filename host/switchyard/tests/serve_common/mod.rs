@@ -156,10 +156,16 @@ impl Daemon {
     /// Wait (up to `within`) until `/readyz` says this node leads its
     /// cluster (at once for a node of its own); false if it never did.
     pub fn wait_leader(&self, within: Duration) -> bool {
+        self.wait_role("leader", within)
+    }
+
+    /// Wait (up to `within`) until `/readyz` gives this node `role`
+    /// (`leader` or, in a cluster, `standby`); false if it never did.
+    pub fn wait_role(&self, role: &str, within: Duration) -> bool {
         let started = std::time::Instant::now();
         while started.elapsed() < within {
-            let (status, ready) = self.client(None).get("/readyz");
-            if status == 200 && ready["role"] == "leader" {
+            let (_, ready) = self.client(None).try_send("get", "/readyz", None).unwrap_or_default();
+            if ready["role"] == role {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));

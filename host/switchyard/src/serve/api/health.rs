@@ -16,14 +16,13 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Reply {
     // A cluster's standby is not ready for a load balancer: it takes no
     // writes. It says who leads, and how far behind it follows.
     if state.node.clustered && state.node.role() == crate::serve::cluster::Role::Standby {
-        let leader = state.node.leader();
         return ok(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({
                 "status": "standby",
                 "role": "standby",
                 "node": state.node.node,
-                "leader": (!leader.is_empty()).then_some(leader),
+                "leader": state.node.leader(),
                 "behind_records": state.node.behind(),
             }),
         );

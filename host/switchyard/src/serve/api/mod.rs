@@ -432,7 +432,7 @@ async fn cluster_gate(
     headers.insert("x-switchyard-role", HeaderValue::from_static(role.name()));
     if role == super::cluster::Role::Standby {
         headers.insert("x-switchyard-behind", HeaderValue::from(state.node.behind()));
-        if let Ok(leader) = HeaderValue::from_str(&state.node.leader()) {
+        if let Some(leader) = state.node.leader().and_then(|a| HeaderValue::from_str(&a).ok()) {
             headers.insert("x-switchyard-leader", leader);
         }
     }
@@ -453,16 +453,16 @@ fn standby_refusal(state: &Shared) -> Response {
         "error": format!(
             "node `{}` is a standby and takes no writes; send the request to the leader{}",
             state.node.node,
-            if leader.is_empty() { " (none yet: retry shortly)".to_owned() } else { format!(" at {leader}") }
+            leader.as_ref().map_or_else(|| " (none yet: retry shortly)".to_owned(), |a| format!(" at {a}"))
         ),
         "role": "standby",
-        "leader": (!leader.is_empty()).then_some(&leader),
+        "leader": leader,
     });
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     headers.insert("x-switchyard-role", HeaderValue::from_static("standby"));
-    if let Ok(leader) = HeaderValue::from_str(&leader) {
+    if let Some(leader) = leader.and_then(|a| HeaderValue::from_str(&a).ok()) {
         headers.insert("x-switchyard-leader", leader);
     }
     response
