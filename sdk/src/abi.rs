@@ -4,8 +4,8 @@
 //! This module owns the component side of the hook calls: lifting the
 //! `item-batch` and `candidate-table` the host lowered into this instance's
 //! memory, lowering the answers (`list<priority>`, `list<escalation>`,
-//! `match-result`) straight into their canonical layout, and the post-return
-//! functions that free those answers. The export symbols themselves are emitted
+//! `match-result`) straight into their canonical layout, and freeing each answer
+//! when the next call begins ([`release_answer`]). The export symbols themselves are emitted
 //! by `#[switchyard_sdk::rules]` (they must be generic over the author's type) and
 //! forward here through `crate::wasm`, which supplies the per-instance context.
 //!
@@ -31,7 +31,14 @@
 //! - **Lowering.** Each answer is written into a buffer allocated once, in the
 //!   canonical layout, while the rule runs item by item; strings (reasons,
 //!   alerts) and answer lists are handed over as boxed slices (capacity = length),
-//!   so post-return can free them from the (pointer, length) pairs alone.
+//!   so they can be freed from the (pointer, length) pairs alone.
+//! - **No post-return.** The canonical ABI lets an export name a post-return
+//!   function the host calls once it has read the answer; the glue exports
+//!   none. An answer stays in place until the next call into the instance,
+//!   whose first step frees it ([`release_answer`]): the same frees, one entry
+//!   into the instance fewer per call (issue 19: the host's fixed cost of an
+//!   entry is what keeps a small call's ratio to native up). What is held in
+//!   between is one answer per idle instance.
 //!
 //! Layouts are written with `P = size_of::<*const u8>()` like wit-bindgen's, so
 //! the same code runs (and is tested) natively; on wasm32 `P = 4` and they are
@@ -82,8 +89,8 @@ struct RetArea(UnsafeCell<[MaybeUninit<u8>; 3 * P]>);
 thread_local! {
     // One per instance (a component instance is single-threaded; on wasm32 this
     // is a plain static). The component model never re-enters an instance, and a
-    // call's post-return runs before the next call starts, so one area serves all
-    // three hooks.
+    // call's answer is released before the next call writes one, so one area
+    // serves all three hooks.
     static RET_AREA: RetArea = const { RetArea(UnsafeCell::new([MaybeUninit::uninit(); 3 * P])) };
 }
 
@@ -91,6 +98,35 @@ fn ret_area() -> *mut u8 {
     // The pointer stays valid after `with` returns: the thread-local lives as long
     // as the thread (the instance), and it is only accessed through raw pointers.
     RET_AREA.with(|area| area.0.get().cast::<u8>())
+}
+
+/// Frees the answer a hook left in the return area (see [`release_answer`]).
+type Release = unsafe fn(*mut u8);
+
+thread_local! {
+    // How to free the answer the last call left in the return area for the host
+    // to read; `None` once it has been freed (or before the first call).
+    static ANSWER_LEFT: std::cell::Cell<Option<Release>> = const { std::cell::Cell::new(None) };
+}
+
+/// Free the answer the previous call left for the host, which has read it by
+/// now: the component model never enters an instance again before the host has
+/// lifted the last call's results. Every hook calls this first, in place of a
+/// post-return export.
+pub(crate) fn release_answer() {
+    if let Some(release) = ANSWER_LEFT.take() {
+        // SAFETY: `release` is the function matching the answer in the return
+        // area (set by `leave_answer`), and taking it out of the slot makes this
+        // the one time it runs for that answer.
+        unsafe { release(ret_area()) }
+    }
+}
+
+/// The return area, with `release` recorded as how to free the answer about to
+/// be written in it.
+fn leave_answer(release: Release) -> *mut u8 {
+    ANSWER_LEFT.set(Some(release));
+    ret_area()
 }
 
 /// Adopt a list argument of `call` as a `Vec<T>` whose buffer is in the
@@ -202,9 +238,9 @@ unsafe fn lift_batch(call: &Call, flat: FlatBatch) -> Lent<'_, ItemBatch> {
 
 /// Run a per-item rule over the batch and lower its answers into one list of
 /// `size`-byte records: `write(item, record)` writes one and says whether it
-/// handed over memory post-return must free. The return area holds the list's
+/// handed over memory `release` must free. The return area holds the list's
 /// (pointer, length) — what the host reads — and, in its third word, how many
-/// records own memory, so post-return skips the walk when none do.
+/// records own memory, so `release` skips the walk when none do.
 ///
 /// # Safety
 /// As [`prioritise`]; `write` must write exactly one record of `size` bytes
@@ -213,6 +249,7 @@ unsafe fn answer_each(
     flat: FlatBatch,
     size: usize,
     align: usize,
+    release: Release,
     mut write: impl FnMut(crate::batch::Item<'_>, *mut u8) -> bool,
 ) -> *mut u8 {
     let call = Call::begin();
@@ -228,7 +265,7 @@ unsafe fn answer_each(
         // above with the record's alignment.
         owning += usize::from(write(item, unsafe { out.add(i * size) }));
     }
-    let ret = ret_area();
+    let ret = leave_answer(release);
     // SAFETY: the return area holds `3 * P` bytes aligned to 8.
     unsafe {
         write_list(ret, out, n);
@@ -273,14 +310,14 @@ unsafe fn free_list(ptr: *mut u8, len: usize, size: usize, align: usize) {
 
 thread_local! {
     // The capacities of the strings a call's answer handed over, in the order
-    // they were written; post-return frees each with its own and clears the
+    // they were written; the answer's release frees each with its own and clears the
     // list, which keeps its allocation for the next call (one instance, one
     // thread: see `RET_AREA`).
     static HANDED_OVER: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Hand a string's bytes over as (pointer, length), keeping its capacity for
-/// post-return ([`free_handed_over`]). Shrinking it to its length instead
+/// the answer's release ([`free_handed_over`]). Shrinking it to its length instead
 /// (`into_boxed_slice`) cost a `realloc` per reason in the guest's allocator.
 fn leak_bytes(s: String) -> (*mut u8, usize) {
     let mut s = std::mem::ManuallyDrop::new(s);
@@ -423,23 +460,25 @@ unsafe fn write_escalation(base: *mut u8, e: Escalation, actions: *mut u8) {
 /// # Safety
 /// Only as the body of the `prioritiser#prioritise` export: the arguments are the
 /// flattened `item-batch` of one call, lowered by the host through this
-/// instance's export `realloc`. The returned area stays valid until
-/// [`post_prioritise`] runs.
+/// instance's export `realloc`. The returned area stays valid until the next
+/// call begins ([`release_answer`]).
 pub unsafe fn prioritise<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *mut u8 {
+    release_answer();
     ctx.begin_call();
     // SAFETY: forwarded from the caller; `write_priority` writes one record.
     unsafe {
-        answer_each(flat, PRIORITY_SIZE, PRIORITY_ALIGN, |item, record| {
+        answer_each(flat, PRIORITY_SIZE, PRIORITY_ALIGN, release_priorities, |item, record| {
             write_priority(record, rules.prioritise(ctx, item))
         })
     }
 }
 
-/// Post-return of `prioritise`: free the answer list and its reason strings.
+/// Free what `prioritise` left in the return area: the answer list and its
+/// reason strings.
 ///
 /// # Safety
-/// Only as `cabi_post_…#prioritise`, with the pointer `prioritise` returned.
-pub unsafe fn post_prioritise(ret: *mut u8) {
+/// Only through [`release_answer`], with the return area `prioritise` filled.
+unsafe fn release_priorities(ret: *mut u8) {
     // SAFETY: `ret` is the return area `prioritise` filled: the list it
     // allocated, whose records it wrote (reason discriminant @8+P, and when 1,
     // the string from `leak_bytes` @8+2P); each is freed once.
@@ -465,8 +504,9 @@ pub unsafe fn post_prioritise(ret: *mut u8) {
 /// spread). The return area's third word holds the arena's length in actions.
 ///
 /// # Safety
-/// As [`prioritise`], for the `escalator#escalate` export and [`post_escalate`].
+/// As [`prioritise`], for the `escalator#escalate` export.
 pub unsafe fn escalate<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *mut u8 {
+    release_answer();
     ctx.begin_call();
     let call = Call::begin();
     let answers: Vec<Escalation> = {
@@ -490,7 +530,7 @@ pub unsafe fn escalate<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *
         unsafe { write_escalation(out.add(i * ESCALATION_SIZE), e, arena.add(next * ACTION_SIZE)) };
         next += k;
     }
-    let ret = ret_area();
+    let ret = leave_answer(release_escalations);
     // SAFETY: the return area holds `3 * P` bytes aligned to 8.
     unsafe {
         write_list(ret, out, n);
@@ -499,12 +539,12 @@ pub unsafe fn escalate<R: Rules>(rules: &R, ctx: &Context, flat: FlatBatch) -> *
     ret
 }
 
-/// Post-return of `escalate`: free the alert messages, the action arena and the
-/// answer list.
+/// Free what `escalate` left in the return area: the alert messages, the action
+/// arena and the answer list.
 ///
 /// # Safety
-/// Only as `cabi_post_…#escalate`, with the pointer `escalate` returned.
-pub unsafe fn post_escalate(ret: *mut u8) {
+/// Only through [`release_answer`], with the return area `escalate` filled.
+unsafe fn release_escalations(ret: *mut u8) {
     // SAFETY: `ret` is the return area `escalate` filled: the answer list of `n`
     // records, and in its third word the arena's length; the arena starts at
     // item 0's action list. Every alert string was handed over by
@@ -533,8 +573,9 @@ pub unsafe fn post_escalate(ret: *mut u8) {
 /// of `MATCH_PARAMS_SIZE` bytes (alignment 8) the host allocated through this
 /// instance's export `realloc` and filled with the flattened `item-batch` and
 /// `candidate-table`. It is freed with the call's arguments (see `crate::arena`). The returned
-/// area stays valid until [`post_match_agents`] runs.
+/// area stays valid until the next call begins ([`release_answer`]).
 pub unsafe fn match_agents<R: Rules>(rules: &R, ctx: &Context, params: *mut u8) -> *mut u8 {
+    release_answer();
     if params.is_null() || !params.cast::<u64>().is_aligned() {
         panic!("switchyard: the host passed a misaligned parameter area ({params:p})");
     }
@@ -566,7 +607,7 @@ pub unsafe fn match_agents<R: Rules>(rules: &R, ctx: &Context, params: *mut u8) 
     };
     let result = crate::rules::match_one(rules, ctx, &item, &table);
     // `item` and `table` borrow `call`, which frees them when it drops (below).
-    let ret = ret_area();
+    let ret = leave_answer(release_match);
     let (disc, (ptr, len)) = match result {
         MatchResult::Scores(scores) => (0u8, leak_vec(scores)),
         MatchResult::Ranked(ranked) => (1u8, leak_vec(ranked)),
@@ -579,11 +620,11 @@ pub unsafe fn match_agents<R: Rules>(rules: &R, ctx: &Context, params: *mut u8) 
     ret
 }
 
-/// Post-return of `match-agents`: free the scores or ranking.
+/// Free what `match_agents` left in the return area: the scores or ranking.
 ///
 /// # Safety
-/// Only as `cabi_post_…#match-agents`, with the pointer `match_agents` returned.
-pub unsafe fn post_match_agents(ret: *mut u8) {
+/// Only through [`release_answer`], with the return area `match_agents` filled.
+unsafe fn release_match(ret: *mut u8) {
     // SAFETY: `ret` is the return area `match_agents` filled; both cases hold a
     // boxed slice of 4-byte elements (`f32` / `u32`), freed once.
     unsafe {
@@ -620,7 +661,7 @@ mod tests {
     //! through the export `realloc` (the argument arena), one each or all in
     //! one block, or with the global allocator (a host ignoring
     //! `cabi_export_realloc`); answers read back from the return area in the
-    //! canonical layout, then post-return.
+    //! canonical layout, then released as the next call would.
     use super::*;
     use crate::batch::{Item, NewCandidate, NewItem};
     use crate::context::TestHost;
@@ -780,12 +821,11 @@ mod tests {
                     .collect()
             };
             assert_eq!(got, want);
-            // Post-return walks the answers only when some own a reason string.
+            // The release walks the answers only when some own a reason string.
             let with_reason = want.iter().filter(|p| p.reason.is_some()).count();
             // SAFETY: the third word of the return area, written by `prioritise`.
             assert_eq!(unsafe { ret.add(2 * P).cast::<usize>().read() }, with_reason);
-            // SAFETY: `ret` is what `prioritise` returned.
-            unsafe { post_prioritise(ret) };
+            release_answer();
         }
     }
 
@@ -799,12 +839,12 @@ mod tests {
         let want = crate::rules::escalate_batch(&Echo, &ctx(), &batch);
         // A prioritise call first leaves its own count in the shared return area:
         // escalate must write its own (every escalation owns its action list),
-        // or post-return would skip freeing them.
+        // or its release would skip freeing them.
         new_call();
         let [pr, ps, pk, pe, pv] = flat(&batch);
         // SAFETY: the lists were allocated as the host does, for this call;
-        // answered and freed at once.
-        unsafe { post_prioritise(prioritise(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [pr, ps, pk, pe, pv] })) };
+        // the answer is released when `escalate` begins.
+        unsafe { prioritise(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [pr, ps, pk, pe, pv] }) };
         new_call();
         let [r, s, k, e, v] = flat(&batch);
         // SAFETY: as above.
@@ -845,8 +885,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(got, want);
-        // SAFETY: `ret` is what `escalate` returned.
-        unsafe { post_escalate(ret) };
+        release_answer();
     }
 
     #[test]
@@ -871,8 +910,8 @@ mod tests {
                     assert_eq!(k, 0);
                     assert!(actions.cast::<usize>().is_aligned());
                 }
-                post_escalate(ret);
             }
+            release_answer();
         }
     }
 
@@ -922,8 +961,32 @@ mod tests {
             }
         };
         assert_eq!(got, want);
-        // SAFETY: `ret` is what `match_agents` returned.
-        unsafe { post_match_agents(ret) };
+        release_answer();
+    }
+
+    #[test]
+    fn an_answer_is_released_once_when_the_next_call_begins() {
+        let batch = batch(3);
+        new_call();
+        let [r, s, k, e, v] = flat(&batch);
+        // SAFETY: the lists were allocated as the host does, for this call.
+        let ret = unsafe { prioritise(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [r, s, k, e, v] }) };
+        // Still there for the host to read after the call returned.
+        assert!(ANSWER_LEFT.get().is_some());
+        // SAFETY: the list `prioritise` left in the return area.
+        assert_eq!(unsafe { read_list(ret).1 }, 3);
+        // The next call frees it first, then leaves its own.
+        new_call();
+        let [r, s, k, e, v] = flat(&batch);
+        // SAFETY: as above.
+        unsafe { escalate(&Echo, &ctx(), FlatBatch { now_ms: 1_000, lists: [r, s, k, e, v] }) };
+        assert!(ANSWER_LEFT.get().is_some());
+        // Released once: a second release has nothing left to free (a double
+        // free would abort the test process).
+        release_answer();
+        assert!(ANSWER_LEFT.get().is_none());
+        release_answer();
+        assert!(HANDED_OVER.with(|caps| caps.borrow().is_empty()));
     }
 
     #[test]

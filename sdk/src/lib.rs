@@ -51,7 +51,6 @@ pub use switchyard_contract::CONTRACT_VERSION;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::abi::FlatBatch;
-    pub use crate::abi::{post_escalate, post_match_agents, post_prioritise};
     pub use crate::arena::export_realloc;
     pub use crate::wasm::{bindings, export_escalate, export_match, export_prioritise};
     pub use wit_bindgen;

@@ -1,7 +1,7 @@
 //! The component side of the contract: bindings for the `host` imports (and the
 //! conversions to them), the per-instance [`Context`], and the hook bodies the
 //! export glue emitted by `#[switchyard_sdk::rules]` calls. The hooks' canonical
-//! ABI (lifting batches in place, lowering answers, post-return) lives in
+//! ABI (lifting batches in place, lowering answers, releasing them) lives in
 //! `crate::abi`. Nothing here is for plugin authors.
 
 use crate::abi::FlatBatch;

@@ -6,9 +6,10 @@
 //! hooks written in the block: a hidden module that runs `wit_bindgen::generate!`
 //! on a world exporting those hook interfaces (reusing the SDK's bindings for the
 //! shared types and host imports) with the hook functions themselves skipped, and
-//! hand-written canonical-ABI exports (`<interface>#<function>` and its
-//! `cabi_post_…`) that forward to the SDK's `abi` module, which uses the host's
-//! lists in place instead of wit-bindgen's element-by-element shims. Plugin
+//! hand-written canonical-ABI exports (`<interface>#<function>`, with no
+//! post-return: the SDK frees an answer when the next call begins) that forward
+//! to the SDK's `abi` module, which uses the host's lists in place instead of
+//! wit-bindgen's element-by-element shims. Plugin
 //! authors never see wit-bindgen; mistakes in the impl are compile errors
 //! pointing at their code.
 //!
@@ -172,12 +173,11 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
     let arena_bytes = proc_macro2::Literal::byte_string(&token);
     let exports = hooks.iter().map(|hook| {
         let export_name = format!("{PACKAGE}/{}@{VERSION}#{}", hook.interface(), hook.name());
-        let post_name = format!("cabi_post_{export_name}");
         let export_fn = format_ident!("__switchyard_export_{}", hook.method());
-        let post_fn = format_ident!("__switchyard_post_{}", hook.method());
-        // The SDK's body for the export and for its post-return (in `__private`).
+        // The SDK's body for the export (in `__private`). No post-return is
+        // exported: the SDK frees the answer when the next call begins, which
+        // saves the host one entry into the instance per call.
         let sdk_export = format_ident!("export_{}", hook.key());
-        let sdk_post = format_ident!("post_{}", hook.method());
         let (params, args) = if matches!(hook, Hook::Match) {
             // 23 flat parameters > MAX_FLAT_PARAMS: one pointer to them in memory.
             (quote! { params: *mut u8 }, quote! { params })
@@ -198,13 +198,6 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
                 // SAFETY: this is the export the host calls with the flattened
                 // arguments of the hook, lowered into this instance's memory.
                 RULES.with(|rules| unsafe { ::switchyard_sdk::__private::#sdk_export(rules, #args) })
-            }
-
-            #[unsafe(export_name = #post_name)]
-            unsafe extern "C" fn #post_fn(ret: *mut u8) {
-                // SAFETY: the host passes back the pointer the export returned,
-                // once, after lifting the answer.
-                unsafe { ::switchyard_sdk::__private::#sdk_post(ret) }
             }
         }
     });
@@ -314,8 +307,9 @@ mod tests {
         // Hand-written exports replace wit-bindgen's shims for the hooks written.
         assert!(out.contains("skip : [\"prioritise\" , \"escalate\" , \"match-agents\"]"), "{out}");
         assert!(out.contains("\"switchyard:routing/prioritiser@0.1.0#prioritise\""), "{out}");
-        assert!(out.contains("\"cabi_post_switchyard:routing/escalator@0.1.0#escalate\""), "{out}");
-        assert!(!out.contains("post_match_agents"), "{out}");
+        assert!(out.contains("\"switchyard:routing/escalator@0.1.0#escalate\""), "{out}");
+        // No post-return: the SDK frees an answer when the next call begins.
+        assert!(!out.contains("cabi_post"), "{out}");
         assert!(out.contains("type __SwitchyardRules = Claims"), "{out}");
     }
 }
