@@ -22,9 +22,14 @@
 //! - [`testing`]: the native test harness (fixture runs with feature `fixtures`;
 //!   enable it for a plugin's tests only, as a dev-dependency, so the component
 //!   build compiles neither serde nor TOML).
+//! - The component's global allocator (feature `allocator`, on by default):
+//!   small blocks recycled per size class in front of wasi-libc's `dlmalloc`,
+//!   as glibc's per-thread cache does natively. A plugin with its own
+//!   `#[global_allocator]` turns it off with `default-features = false`.
 #![deny(missing_docs)]
 
 mod abi;
+mod alloc;
 mod arena;
 pub mod context;
 pub mod rules;
