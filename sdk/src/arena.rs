@@ -28,6 +28,14 @@
 //!   plugins built with an older SDK) get one allocation per list, as the
 //!   canonical ABI has it.
 //!
+//! - The host may also take a call's block from the arena itself, with no
+//!   entry into the instance: the arena's first four fields are a descriptor
+//!   (block, capacity, used, asked) whose address `cabi_export_realloc` gives
+//!   on a describe request, and the host bumps `used` exactly as
+//!   [`Arena::alloc`] would (`ARENA_LEASE` in the same section). Nothing
+//!   changes on this side: a leased block is inside `used`, so it is owned and
+//!   lent like one handed out by `realloc`.
+//!
 //! A list the arena did not hand out (a host or toolchain that ignores
 //! `cabi_export_realloc`) is moved into it and its own block freed
 //! ([`Call::take`]), so the glue stays correct either way.
@@ -42,6 +50,8 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 
+use switchyard_contract::capability::DESCRIBE_ARENA;
+
 /// The arena's block alignment: every list element of the contract is at most
 /// 8-aligned; a request for more is still served (aligned within the block, or
 /// by a spill block of its own).
@@ -51,18 +61,30 @@ const BLOCK_ALIGN: usize = 8;
 /// agents with three skill columns is ≈3 KiB) fits without spilling.
 const FIRST_BLOCK: usize = 4 << 10;
 
+/// The first four fields are the descriptor the host may lease from
+/// (`switchyard_contract::capability::ARENA_LEASE`): on wasm32, four
+/// little-endian `u32` words at the arena's address, in this order.
+#[repr(C)]
 struct Arena {
     /// The block, `cap` bytes aligned to [`BLOCK_ALIGN`] (null before the first use).
     base: *mut u8,
     cap: usize,
     /// Bytes of the block handed out this call.
     used: usize,
-    /// Blocks of their own for requests that did not fit, freed at reset.
-    spills: Vec<(*mut u8, Layout)>,
     /// What this call asked for in all, alignment slack included: the size of
     /// the next block when it spilled.
     asked: usize,
+    /// Blocks of their own for requests that did not fit, freed at reset.
+    spills: Vec<(*mut u8, Layout)>,
 }
+
+// The descriptor's layout on wasm32, where the host reads it.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(Arena, base) == 0 && offset_of!(Arena, cap) == 4);
+    assert!(offset_of!(Arena, used) == 8 && offset_of!(Arena, asked) == 12);
+};
 
 thread_local! {
     static ARENA: UnsafeCell<Arena> = const {
@@ -157,6 +179,10 @@ fn layout(size: usize, align: usize) -> Layout {
 /// `old_ptr` is null or an arena allocation of at least `old_len` bytes made
 /// this call; `align` is a power of two.
 pub unsafe fn export_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
+    if old_ptr.is_null() && old_len == DESCRIBE_ARENA as usize && align == 1 && new_len == 0 {
+        // The host asks where the arena's descriptor is, to lease from it.
+        return with_arena(|arena| std::ptr::from_mut(arena).cast());
+    }
     let ptr = with_arena(|arena| arena.alloc(new_len, align));
     if !old_ptr.is_null() && old_len > 0 && new_len > 0 {
         // SAFETY: the caller vouches for `old_len` bytes at `old_ptr`; the new
@@ -264,6 +290,36 @@ mod tests {
         let again = realloc(8, 40);
         assert!(call.owns(again, 40));
         with_arena(|arena| assert!(arena.spills.is_empty() && arena.cap >= FIRST_BLOCK));
+        drop(call);
+    }
+
+    #[test]
+    fn the_describe_request_gives_the_descriptor_the_host_leases_from() {
+        // SAFETY: the describe request of `ARENA_LEASE`.
+        let at = unsafe { export_realloc(std::ptr::null_mut(), DESCRIBE_ARENA as usize, 1, 0) };
+        assert_eq!(at, with_arena(|arena| std::ptr::from_mut(arena).cast::<u8>()));
+        // A first call makes the block; in the next, a lease as the host takes
+        // it (bump `used`, add to `asked`, read through the descriptor's
+        // address) is owned by the call like a `realloc`.
+        drop(Call::begin());
+        realloc(8, 64);
+        drop(Call::begin());
+        let call = Call::begin();
+        let params = realloc(8, 96);
+        // SAFETY: `at` is the arena, whose first four fields are the descriptor.
+        let leased = unsafe {
+            let words = at.cast::<usize>();
+            let (base, cap, used) = (words.read() as *mut u8, words.add(1).read(), words.add(2).read());
+            let start = (base as usize + used).next_multiple_of(8) - base as usize;
+            assert!(start + 200 <= cap, "the block holds the lease");
+            words.add(2).write(start + 200);
+            words.add(3).write(words.add(3).read() + 200 + 7);
+            base.add(start)
+        };
+        assert!(call.owns(params, 96) && call.owns(leased, 200));
+        // The arena hands out what follows the lease, not the lease again.
+        let next = realloc(1, 8);
+        assert!(next as usize >= leased as usize + 200);
         drop(call);
     }
 

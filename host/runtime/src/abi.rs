@@ -24,7 +24,11 @@
 //! ([`ListAlloc::OneBlock`]), each at its alignment. Every other component
 //! gets one allocation per list ([`ListAlloc::EachList`]), as the canonical
 //! ABI has it — a wit-bindgen guest frees each list, and freeing a pointer
-//! into the middle of a block would corrupt its heap.
+//! into the middle of a block would corrupt its heap. An SDK component also
+//! lets the host take that block from its arena without calling in at all
+//! ([`ListAlloc::Leased`], [`ArenaLease`]): a `prioritise` call then enters the
+//! plugin once, and `match-agents` twice (wasmtime allocates its parameter
+//! block through `realloc`).
 //!
 //! **Layouts.** The offsets and sizes of `item-row`, `skill-req`, `priority`
 //! and `escalation` come from `switchyard-contract` (`sdk/contract`, its `layout` module), which
@@ -54,13 +58,14 @@
 //!   `MAX_FLAT_PARAMS` = 16) still passes its arguments through memory;
 //! - that `TypedFunc::new_unchecked` (in `plugin.rs`) is still sound after the
 //!   once-per-instance `Func::typed` check, and that calls still run
-//!   post-return themselves;
+//!   post-return themselves (SDK components export none);
 //! - that `ComponentNamedList` (implemented by [`MatchArgs`]) is still only a
 //!   marker whose `typecheck` the tuple's answers for;
 //! - then run `cargo test -p switchyard-runtime --lib abi` (the conformance
 //!   property tests) and the `ratios` benchmark (the reason this module exists).
 
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use switchyard_contract::{
     CandidateTable, Escalation, EscalationAction, ItemBatch, ItemRow, Priority, QueueId, SkillId, SkillReq,
@@ -72,7 +77,12 @@ use wasmtime::component::{ComponentNamedList, ComponentType, Lift, Lower};
 
 use crate::contract::wit;
 
+use switchyard_contract::capability::DESCRIBE_ARENA;
 use switchyard_contract::layout::{ESCALATION, ITEM_ROW, PRIORITY, SKILL_REQ};
+
+/// Alignment of a call's block of lists: the largest of the lists' (8:
+/// `item-row`, `u64`).
+const BLOCK_ALIGN: usize = 8;
 
 /// Size of an `item-row` in the canonical ABI.
 const ROW_SIZE: usize = ITEM_ROW.size;
@@ -95,8 +105,8 @@ const _: () = {
 };
 
 /// How a call's list arguments are allocated in the plugin's memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListAlloc {
+#[derive(Debug, Clone, Copy)]
+pub enum ListAlloc<'a> {
     /// One `realloc` per list, as the canonical ABI has it: what every
     /// component accepts (the guest owns and frees each list).
     EachList,
@@ -106,11 +116,28 @@ pub enum ListAlloc {
     /// entry into the plugin's `realloc` costs a call into wasm; `match-agents`
     /// made eleven for its lists.
     OneBlock,
+    /// As [`ListAlloc::OneBlock`], the block taken from the plugin's arena by
+    /// the host itself when it fits ([`ArenaLease`]): no entry into the plugin
+    /// for it. For components that also declare the lease.
+    Leased(&'a ArenaLease),
 }
 
-impl ListAlloc {
-    /// What a component accepts, from its bytes ([`declares_arg_arena`]).
-    pub fn for_component(bytes: &[u8]) -> ListAlloc {
+impl PartialEq for ListAlloc<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ListAlloc::EachList, ListAlloc::EachList) | (ListAlloc::OneBlock, ListAlloc::OneBlock) => true,
+            (ListAlloc::Leased(a), ListAlloc::Leased(b)) => std::ptr::eq(*a, *b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ListAlloc<'_> {}
+
+impl ListAlloc<'static> {
+    /// What a component accepts, from its bytes ([`declares_arg_arena`]); the
+    /// lease ([`declares_arena_lease`]) comes with a plugin's own [`ArenaLease`].
+    pub fn for_component(bytes: &[u8]) -> ListAlloc<'static> {
         if declares_arg_arena(bytes) { ListAlloc::OneBlock } else { ListAlloc::EachList }
     }
 }
@@ -121,11 +148,23 @@ impl ListAlloc {
 /// emits it together with the arena itself (`cabi_export_realloc`). A component
 /// that declares it falsely can only corrupt its own memory.
 pub fn declares_arg_arena(bytes: &[u8]) -> bool {
-    use switchyard_contract::capability::{ABI_SECTION, ARG_ARENA};
+    declares(bytes, switchyard_contract::capability::ARG_ARENA)
+}
+
+/// Whether the component declares, besides the argument arena, that the host
+/// may lease a call's block from it (`ARENA_LEASE`, see [`ArenaLease`]).
+pub fn declares_arena_lease(bytes: &[u8]) -> bool {
+    declares_arg_arena(bytes) && declares(bytes, switchyard_contract::capability::ARENA_LEASE)
+}
+
+/// Whether a `switchyard:abi` custom section of the component holds `token` on
+/// a line of its own.
+fn declares(bytes: &[u8], token: &[u8]) -> bool {
+    use switchyard_contract::capability::ABI_SECTION;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         match payload {
             Ok(wasmparser::Payload::CustomSection(section)) if section.name() == ABI_SECTION => {
-                if section.data().split(|&b| b == b'\n').any(|token| token == ARG_ARENA) {
+                if section.data().split(|&b| b == b'\n').any(|line| line == token) {
                     return true;
                 }
             }
@@ -137,6 +176,88 @@ pub fn declares_arg_arena(bytes: &[u8]) -> bool {
     false
 }
 
+/// A loaded plugin's lease on its instances' argument arenas
+/// (`switchyard_contract::capability::ARENA_LEASE`): where the arena's
+/// descriptor lies in the plugin's memory — the same address in every instance
+/// of a component, asked once with the describe request — and how many calls
+/// it served.
+///
+/// To lower a call's lists the host reads the descriptor (block, capacity,
+/// used, asked) and, when the block has room, writes the lists after what the
+/// call already took and advances `used` and `asked` as the arena's own
+/// `realloc` would; the guest then owns and lends them exactly as if it had
+/// handed them out. When they do not fit (the first call of an instance has no
+/// block yet) the host calls `realloc`, which spills and sizes the next block.
+/// The values come from the plugin's memory and are trusted for nothing but
+/// where to write in it: every access is bounds-checked.
+#[derive(Debug, Default)]
+pub struct ArenaLease {
+    /// The descriptor's address; 0 until the plugin has been asked.
+    descriptor: AtomicU32,
+    /// Calls whose lists were leased (a diagnostic: not a locked increment).
+    leased: AtomicU64,
+}
+
+impl ArenaLease {
+    /// A lease whose descriptor has not been asked for yet.
+    pub const fn new() -> ArenaLease {
+        ArenaLease { descriptor: AtomicU32::new(0), leased: AtomicU64::new(0) }
+    }
+
+    /// How many calls had their lists leased rather than allocated by `realloc`.
+    pub fn leased_calls(&self) -> u64 {
+        self.leased.load(Ordering::Relaxed)
+    }
+
+    /// Take `size` bytes aligned to [`BLOCK_ALIGN`] from the arena of the
+    /// instance `cx` lowers into: their address, or `None` when they do not
+    /// fit (the caller then calls `realloc`).
+    fn take<U>(&self, cx: &mut LowerContext<'_, U>, size: usize) -> wasmtime::Result<Option<usize>> {
+        if size == 0 {
+            // Nothing to take: an aligned dangling pointer, as the arena's
+            // `realloc` answers a request for no bytes.
+            self.count();
+            return Ok(Some(BLOCK_ALIGN));
+        }
+        let mut at = self.descriptor.load(Ordering::Relaxed) as usize;
+        if at == 0 {
+            at = cx.realloc(0, DESCRIBE_ARENA as usize, 1, 0)?;
+            if at == 0 || !at.is_multiple_of(4) {
+                wasmtime::bail!("the plugin declares the arena lease but described its arena at {at}");
+            }
+            self.descriptor.store(at as u32, Ordering::Relaxed);
+        }
+        let Some(words) = cx.as_slice_mut().get_mut(at..).and_then(|m| m.first_chunk_mut::<16>()) else {
+            wasmtime::bail!("the plugin's arena descriptor at {at} lies beyond its memory");
+        };
+        let word = |words: &[u8; 16], i: usize| {
+            u32::from_le_bytes([words[4 * i], words[4 * i + 1], words[4 * i + 2], words[4 * i + 3]]) as usize
+        };
+        let (base, cap, used, asked) = (word(words, 0), word(words, 1), word(words, 2), word(words, 3));
+        if base == 0 {
+            return Ok(None);
+        }
+        // As the arena's `alloc`: round `base + used` up, take `size` if it fits.
+        let start = (base + used).next_multiple_of(BLOCK_ALIGN) - base;
+        let end = start + size;
+        if end > cap {
+            return Ok(None);
+        }
+        let asked = asked.saturating_add(size + BLOCK_ALIGN - 1).min(u32::MAX as usize);
+        // `end <= cap`, a `u32`.
+        words[8..12].copy_from_slice(&(end as u32).to_le_bytes());
+        words[12..16].copy_from_slice(&(asked as u32).to_le_bytes());
+        self.count();
+        Ok(Some(base + start))
+    }
+
+    /// One more call leased: a load and a store, not a locked increment (this
+    /// is on every call; concurrent calls may lose a count).
+    fn count(&self) {
+        self.leased.store(self.leased.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
 /// An `item-batch` argument borrowed from the SDK's [`ItemBatch`], lowered by
 /// hand: every list's canonical-ABI bytes written in one pass into the
 /// guest's memory ([`lower_lists`]). Type-checked as the contract's
@@ -144,12 +265,12 @@ pub fn declares_arg_arena(bytes: &[u8]) -> bool {
 #[derive(Clone, Copy)]
 pub struct BatchArg<'a> {
     batch: &'a ItemBatch,
-    alloc: ListAlloc,
+    alloc: ListAlloc<'a>,
 }
 
 impl<'a> BatchArg<'a> {
     /// Borrow `batch` for one call, its lists allocated as `alloc` says.
-    pub fn of(batch: &'a ItemBatch, alloc: ListAlloc) -> Self {
+    pub fn of(batch: &'a ItemBatch, alloc: ListAlloc<'a>) -> Self {
         BatchArg { batch, alloc }
     }
 
@@ -240,7 +361,7 @@ pub struct MatchArgs<'a> {
 
 impl<'a> MatchArgs<'a> {
     /// Borrow `item` and `table` for one call, their lists allocated as `alloc` says.
-    pub fn of(item: &'a ItemBatch, table: &'a CandidateTable, alloc: ListAlloc) -> Self {
+    pub fn of(item: &'a ItemBatch, table: &'a CandidateTable, alloc: ListAlloc<'a>) -> Self {
         MatchArgs { item: BatchArg::of(item, alloc), table }
     }
 
@@ -399,13 +520,14 @@ impl ListArg<'_> {
 /// The longest string wasmtime lowers (`MAX_STRING_BYTE_LENGTH` there).
 const MAX_STRING_BYTES: usize = (1 << 31) - 1;
 
-/// Allocate `lists` in the guest — one `realloc` each, or one for all with
-/// [`ListAlloc::OneBlock`] — write their elements there, and return each
+/// Allocate `lists` in the guest — one `realloc` each, one for all with
+/// [`ListAlloc::OneBlock`], or one block leased with no call at all
+/// ([`ListAlloc::Leased`]) — write their elements there, and return each
 /// list's (pointer, length).
 fn lower_lists<U, const N: usize>(
     cx: &mut LowerContext<'_, U>,
     lists: [ListArg<'_>; N],
-    alloc: ListAlloc,
+    alloc: ListAlloc<'_>,
 ) -> wasmtime::Result<[(u32, u32); N]> {
     let too_large = || wasmtime::format_err!("list too large to lower");
     let utf8 = matches!(cx.options().string_encoding, StringEncoding::Utf8);
@@ -434,7 +556,7 @@ fn lower_lists<U, const N: usize>(
                 *pair = (ptr as u32, len as u32);
             }
         }
-        ListAlloc::OneBlock => {
+        ListAlloc::OneBlock | ListAlloc::Leased(_) => {
             if !utf8 {
                 wasmtime::bail!("the plugin declares the argument arena but does not take UTF-8 strings");
             }
@@ -449,8 +571,16 @@ fn lower_lists<U, const N: usize>(
             if end > MAX_STRING_BYTES {
                 return Err(too_large());
             }
-            // The block's alignment is the largest of the lists' (8: `item-row`, `u64`).
-            let base = cx.realloc(0, 0, 8, end)?;
+            // Leased from the arena when it has room (no entry into the
+            // plugin), else one `realloc`; aligned to the largest of the lists'.
+            let leased = match alloc {
+                ListAlloc::Leased(lease) => lease.take(cx, end)?,
+                _ => None,
+            };
+            let base = match leased {
+                Some(base) => base,
+                None => cx.realloc(0, 0, BLOCK_ALIGN as u32, end)?,
+            };
             let block = guest_slice(cx, base, end)?;
             for ((list, &at), pair) in lists.into_iter().zip(&at).zip(&mut pairs) {
                 let (len, size, _) = list.shape();
@@ -462,7 +592,7 @@ fn lower_lists<U, const N: usize>(
     Ok(pairs)
 }
 
-/// `bytes` bytes at `ptr` of the guest's memory, where `realloc` put them.
+/// `bytes` bytes at `ptr` of the guest's memory, where `realloc` (or the lease) put them.
 fn guest_slice<'m, U>(cx: &'m mut LowerContext<'_, U>, ptr: usize, bytes: usize) -> wasmtime::Result<&'m mut [u8]> {
     cx.as_slice_mut()
         .get_mut(ptr..)

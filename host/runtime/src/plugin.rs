@@ -25,7 +25,9 @@ use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Pr
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{Store, Trap};
 
-use crate::abi::{BatchArg, EscalationsAnswer, ListAlloc, MatchArgs, PrioritiesAnswer};
+use crate::abi::{
+    ArenaLease, BatchArg, EscalationsAnswer, ListAlloc, MatchArgs, PrioritiesAnswer, declares_arena_lease,
+};
 
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
 use crate::contract::{self, AnswerError, KnownIds};
@@ -153,7 +155,10 @@ pub struct Plugin {
     indices: HookIndices,
     /// How its argument lists are allocated: in one block per call when the
     /// component declares the SDK's argument arena, else one per list.
-    alloc: ListAlloc,
+    alloc: ListAlloc<'static>,
+    /// The lease on its instances' arenas, when it declares one: then the
+    /// block is taken by the host with no call into the plugin.
+    lease: Option<ArenaLease>,
     spec: StoreSpec,
     pool: Mutex<Vec<Live>>,
     stats: StatsCell,
@@ -277,6 +282,7 @@ impl Plugin {
             pre,
             indices,
             alloc: ListAlloc::for_component(bytes),
+            lease: declares_arena_lease(bytes).then(ArenaLease::new),
             spec: StoreSpec {
                 plugin: Arc::from(spec.name),
                 config: Arc::new(spec.config.values.clone()),
@@ -504,6 +510,22 @@ impl Plugin {
         }
     }
 
+    /// How this call's argument lists are allocated.
+    fn list_alloc(&self) -> ListAlloc<'_> {
+        match &self.lease {
+            Some(lease) => ListAlloc::Leased(lease),
+            None => self.alloc,
+        }
+    }
+
+    /// How many calls had their argument lists leased from the plugin's arena
+    /// (no entry into the plugin for them; the `switchyard:arena-lease` capability
+    /// of `switchyard_contract::capability`). Always 0 for a
+    /// plugin that does not declare the lease (Python, JavaScript, older SDKs).
+    pub fn leased_calls(&self) -> u64 {
+        self.lease.as_ref().map_or(0, ArenaLease::leased_calls)
+    }
+
     fn known_ids(&self) -> KnownIds {
         match self.spec.catalog.read() {
             Ok(catalog) => KnownIds::of(&catalog),
@@ -520,7 +542,7 @@ impl Plugin {
         let (answer, live) = self.call(hook, items.now_ms, |live| match live.prioritiser {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { PrioritiseFn::new_unchecked(func) }
-                .call(&mut live.store, (BatchArg::of(items, self.alloc),))
+                .call(&mut live.store, (BatchArg::of(items, self.list_alloc()),))
                 .map(|(PrioritiesAnswer(answer),)| answer),
             None => Err(wasmtime::format_err!("prioritiser missing from instance")),
         })?;
@@ -539,7 +561,7 @@ impl Plugin {
         let (answer, live) = self.call(hook, items.now_ms, |live| match live.escalator {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { EscalateFn::new_unchecked(func) }
-                .call(&mut live.store, (BatchArg::of(items, self.alloc),))
+                .call(&mut live.store, (BatchArg::of(items, self.list_alloc()),))
                 .map(|(EscalationsAnswer(answer),)| answer),
             None => Err(wasmtime::format_err!("escalator missing from instance")),
         })?;
@@ -559,7 +581,7 @@ impl Plugin {
         let (answer, live) = self.call(hook, item.now_ms, |live| match live.matcher {
             // SAFETY: type-checked against this signature in `instantiate`.
             Some(func) => unsafe { MatchFn::new_unchecked(func) }
-                .call(&mut live.store, MatchArgs::of(item, candidates, self.alloc))
+                .call(&mut live.store, MatchArgs::of(item, candidates, self.list_alloc()))
                 .map(|(answer,)| answer),
             None => Err(wasmtime::format_err!("matcher missing from instance")),
         })?;

@@ -128,8 +128,9 @@ fn match_only_plugin_is_accepted_and_other_hooks_use_built_in_rules() {
 /// A rule that keeps copies of its arguments (an owned string of each item's
 /// attributes, a clone of the candidate table) sees them intact on the next
 /// call, after the SDK's argument arena — reset when a call ends, and declared
-/// to the host, which then lowers each call's lists in one block — has served
-/// that call's arguments from the same memory.
+/// to the host, which then lowers each call's lists in one block leased from
+/// the arena without calling in — has served that call's arguments from the
+/// same memory.
 #[test]
 fn a_rule_that_keeps_its_arguments_sees_them_intact() {
     let runtime = runtime();
@@ -190,6 +191,10 @@ fn a_rule_that_keeps_its_arguments_sees_them_intact() {
             assert_eq!(*score, want, "round {round}, candidate {i}");
         }
     }
+    // Every call after the instance's first found room in its arena: the host
+    // leased the lists (11 rounds of two calls, and round 0's match).
+    let plugin = runtime.current("general").unwrap();
+    assert!(plugin.leased_calls() >= 22, "{} calls leased", plugin.leased_calls());
 }
 
 fn load_error(runtime: &Runtime, path: &str) -> Error {

@@ -168,7 +168,7 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
     // initializer must be.
     // One capability token per line (sections of the same name concatenate).
     let abi_section = capability::ABI_SECTION;
-    let token = [capability::ARG_ARENA, b"\n"].concat();
+    let token = [capability::ARG_ARENA, b"\n", capability::ARENA_LEASE, b"\n"].concat();
     let arena_len = token.len();
     let arena_bytes = proc_macro2::Literal::byte_string(&token);
     let exports = hooks.iter().map(|hook| {
@@ -232,7 +232,8 @@ fn glue(hooks: &[&'static Hook]) -> TokenStream2 {
         }
 
         /// Tells the host that the export `realloc` is the argument arena, so it
-        /// may put all of a call's lists in one allocation (`ARG_ARENA`).
+        /// may put all of a call's lists in one allocation (`ARG_ARENA`), and
+        /// take that allocation from the arena itself (`ARENA_LEASE`).
         #[unsafe(link_section = #abi_section)]
         #[used]
         static __SWITCHYARD_ABI: [u8; #arena_len] = *#arena_bytes;

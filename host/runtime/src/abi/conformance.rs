@@ -36,8 +36,8 @@ use wasmtime::component::{ComponentType, InstancePre, Lower};
 use wasmtime::{Store, ValRaw};
 
 use super::{
-    BatchArg, CanonicalAbiInfo, ComponentNamedList, EscalationsAnswer, InstanceType, InterfaceType, ListAlloc,
-    LowerContext, MatchArgs, PrioritiesAnswer,
+    ArenaLease, BatchArg, CanonicalAbiInfo, ComponentNamedList, EscalationsAnswer, InstanceType, InterfaceType,
+    ListAlloc, LowerContext, MatchArgs, PrioritiesAnswer, declares_arena_lease,
 };
 use super::{ITEM_ROW, SKILL_REQ};
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
@@ -605,17 +605,37 @@ prop_compose! {
 
 /// The list allocations the fast path may use with `flavour`: one block per
 /// call only for the plugin that declares the argument arena (`echo-sdk`,
-/// through the SDK); `echo-abi` (wit-bindgen) frees each list itself.
-fn allocs(flavour: Flavour) -> &'static [ListAlloc] {
+/// through the SDK), and leased from its arena (a fresh lease each time, so
+/// the describe request is made too); `echo-abi` (wit-bindgen) frees each list
+/// itself.
+fn allocs(flavour: Flavour) -> Vec<ListAlloc<'static>> {
     match flavour {
-        Flavour::Abi => &[ListAlloc::EachList],
-        Flavour::Sdk => &[ListAlloc::EachList, ListAlloc::OneBlock],
+        Flavour::Abi => vec![ListAlloc::EachList],
+        Flavour::Sdk => {
+            vec![ListAlloc::EachList, ListAlloc::OneBlock, ListAlloc::Leased(Box::leak(Box::new(ArenaLease::new())))]
+        }
+    }
+}
+
+/// Calls whose lists `alloc` leased so far (0 unless it leases).
+fn leased(alloc: ListAlloc<'_>) -> u64 {
+    match alloc {
+        ListAlloc::Leased(lease) => lease.leased_calls(),
+        _ => 0,
+    }
+}
+
+/// A leasing call took its lists from the arena: the instance had a block
+/// already (the generated bindings' call before it made one).
+fn check_leased(what: &str, alloc: ListAlloc<'_>, before: u64) {
+    if matches!(alloc, ListAlloc::Leased(_)) {
+        assert_eq!(leased(alloc), before + 1, "{what}: the lists were allocated by `realloc`, not leased");
     }
 }
 
 /// The bytes a spied call saw of `rows` and `skills`, and where they were.
-fn check_one_block(what: &str, alloc: ListAlloc, seen: &Seen) {
-    if alloc != ListAlloc::OneBlock {
+fn check_one_block(what: &str, alloc: ListAlloc<'_>, seen: &Seen) {
+    if alloc == ListAlloc::EachList {
         return;
     }
     // In one block the skills follow the rows directly (both are 8- and
@@ -661,9 +681,11 @@ fn prioritise_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestC
         .unwrap();
     prop_assert_eq!(&spied_answer, &generated);
 
-    for &alloc in allocs(flavour) {
+    for alloc in allocs(flavour) {
         let fast = f.typed::<(BatchArg<'_>,), (PrioritiesAnswer,)>(&store).unwrap();
+        let before = leased(alloc);
         let (PrioritiesAnswer(fast_answer),) = fast.call(&mut store, (BatchArg::of(batch, alloc),)).unwrap();
+        check_leased(&format!("prioritise {alloc:?}"), alloc, before);
         prop_assert_eq!(
             &fast_answer,
             &generated,
@@ -695,9 +717,11 @@ fn escalate_both_ways(flavour: Flavour, batch: &ItemBatch) -> Result<(), TestCas
     let generated = format!("{generated:?}");
     let want = format!("{:?}", expected_escalations(flavour, batch));
     prop_assert_eq!(&generated, &want, "{:?}: the plugin did not see what was sent", flavour);
-    for &alloc in allocs(flavour) {
+    for alloc in allocs(flavour) {
         let fast = f.typed::<(BatchArg<'_>,), (Vec<wit::Escalation>,)>(&store).unwrap();
+        let before = leased(alloc);
         let (fast_answer,) = fast.call(&mut store, (BatchArg::of(batch, alloc),)).unwrap();
+        check_leased(&format!("escalate {alloc:?}"), alloc, before);
         let fast_answer = format!("{fast_answer:?}");
         prop_assert_eq!(
             &fast_answer,
@@ -743,9 +767,11 @@ fn match_both_ways(flavour: Flavour, item: &ItemBatch, table: &CandidateTable) -
     let (spied_answer,) = spied.call(&mut store, (generated_batch, wit_table(table))).unwrap();
     prop_assert_eq!(match_bits(&spied_answer), match_bits(&generated));
 
-    for &alloc in allocs(flavour) {
+    for alloc in allocs(flavour) {
         let fast = f.typed::<MatchArgs<'_>, (wit::MatchResult,)>(&store).unwrap();
+        let before = leased(alloc);
         let (fast_answer,) = fast.call(&mut store, MatchArgs::of(item, table, alloc)).unwrap();
+        check_leased(&format!("match-agents {alloc:?}"), alloc, before);
         prop_assert_eq!(
             match_bits(&fast_answer),
             match_bits(&generated),
@@ -781,9 +807,11 @@ fn sdk_plugins_and_only_they_declare_the_argument_arena() {
         let bytes = std::fs::read(path).unwrap();
         let want = if sdk { ListAlloc::OneBlock } else { ListAlloc::EachList };
         assert_eq!(ListAlloc::for_component(&bytes), want, "{path}");
+        assert_eq!(declares_arena_lease(&bytes), sdk, "{path}: the arena lease");
     }
     // Bytes that are not a component declare nothing.
     assert_eq!(ListAlloc::for_component(b"not wasm"), ListAlloc::EachList);
+    assert!(!declares_arena_lease(b"not wasm"));
 }
 
 proptest! {
