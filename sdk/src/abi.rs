@@ -46,7 +46,7 @@
 //! `prioritise` / `escalate` take `now-ms` and five (pointer, length) pairs and
 //! return a pointer to a return area holding the answer list's (pointer, length);
 //! `match-agents` has 23 flat parameters, so it takes one pointer to them laid out
-//! in memory (allocated by the host through the export `realloc`, like the lists) and
+//! in memory (in the argument arena, like the lists: see `crate::arena`) and
 //! returns a pointer to the `match-result` (discriminant @0, list @P/@2P).
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};

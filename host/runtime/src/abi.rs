@@ -26,9 +26,11 @@
 //! ABI has it — a wit-bindgen guest frees each list, and freeing a pointer
 //! into the middle of a block would corrupt its heap. An SDK component also
 //! lets the host take that block from its arena without calling in at all
-//! ([`ListAlloc::Leased`], [`ArenaLease`]): a `prioritise` call then enters the
-//! plugin once, and `match-agents` twice (wasmtime allocates its parameter
-//! block through `realloc`).
+//! ([`ListAlloc::Leased`], [`ArenaLease`]): a hook call then enters the
+//! plugin once, for the call itself. `match-agents`' parameter block (its 23
+//! flat parameters go through memory) is laid out at the head of the same
+//! block: [`MatchArgs`] lowers to the one pointer the core function takes, so
+//! wasmtime does not allocate the block with a `realloc` of its own.
 //!
 //! **Layouts.** The offsets and sizes of `item-row`, `skill-req`, `priority`
 //! and `escalation` come from `switchyard-contract` (`sdk/contract`, its `layout` module), which
@@ -55,7 +57,10 @@
 //!   implement by hand;
 //! - that a list still lowers to a (pointer, length) pair of `ValRaw::i64` /
 //!   `get_u32`, and that `match-agents` (23 flat parameters, above
-//!   `MAX_FLAT_PARAMS` = 16) still passes its arguments through memory;
+//!   `MAX_FLAT_PARAMS` = 16) still passes its arguments through memory, as
+//!   the one pointer a parameter list whose `Lower` is `[ValRaw; 1]` gives
+//!   (`TypedFunc::lower_args` lowers such a list with `linear_lower_to_flat`
+//!   and hands the values to the core function as they are);
 //! - that `TypedFunc::new_unchecked` (in `plugin.rs`) is still sound after the
 //!   once-per-instance `Func::typed` check, and that calls still run
 //!   post-return themselves (SDK components export none);
@@ -330,7 +335,7 @@ unsafe impl Lower for BatchArg<'_> {
         _ty: InterfaceType,
         dst: &mut MaybeUninit<Self::Lower>,
     ) -> wasmtime::Result<()> {
-        let pairs = lower_lists(cx, self.lists(), self.alloc)?;
+        let (pairs, _) = lower_lists(cx, self.lists(), self.alloc, 0)?;
         let mut flat = [ValRaw::i64(self.batch.now_ms as i64); 1 + 2 * BATCH_LISTS];
         flat_pairs(&mut flat[1..], &pairs);
         dst.write(flat);
@@ -343,7 +348,7 @@ unsafe impl Lower for BatchArg<'_> {
         _ty: InterfaceType,
         offset: usize,
     ) -> wasmtime::Result<()> {
-        let pairs = lower_lists(cx, self.lists(), self.alloc)?;
+        let (pairs, _) = lower_lists(cx, self.lists(), self.alloc, 0)?;
         write_record(cx, offset, Some(self.batch.now_ms), &pairs)
     }
 }
@@ -380,10 +385,25 @@ const _: () = assert!(
         == MATCH_TABLE_AT + <wit::CandidateTable as ComponentType>::SIZE32
 );
 
-// SAFETY: lowered form and ABI of the tuple `(item-batch, candidate-table)`
-// (23 flat values), and `typecheck` accepts exactly what the tuple accepts.
+/// The parameter block of `match-agents` in memory: size and alignment.
+const MATCH_PARAMS_SIZE: usize = <(wit::ItemBatch, wit::CandidateTable) as ComponentType>::SIZE32;
+const _: () = assert!(
+    <(wit::ItemBatch, wit::CandidateTable) as ComponentType>::ALIGN32 as usize == BLOCK_ALIGN
+        && MATCH_PARAMS_SIZE.is_multiple_of(BLOCK_ALIGN)
+);
+
+// SAFETY: the ABI of the tuple `(item-batch, candidate-table)`, and
+// `typecheck` accepts exactly what the tuple accepts. Its lowered form is the
+// one the core function takes: the tuple has 23 flat values, more than
+// `MAX_FLAT_PARAMS` (16), so the canonical ABI passes ONE pointer to them in
+// memory. Declaring that pointer as the lowered form makes wasmtime call
+// `linear_lower_to_flat`, where the parameter block is allocated together with
+// the lists (leased, with no entry into the plugin) instead of by a `realloc`
+// of wasmtime's own before them (`lower_heap_args`). `MatchArgs` is only ever
+// a parameter list, never a value inside another type, so no other lowering
+// sees this form.
 unsafe impl ComponentType for MatchArgs<'_> {
-    type Lower = [ValRaw; 1 + 2 * (BATCH_LISTS + TABLE_LISTS)];
+    type Lower = [ValRaw; 1];
     const ABI: CanonicalAbiInfo = <(wit::ItemBatch, wit::CandidateTable) as ComponentType>::ABI;
 
     fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
@@ -403,12 +423,12 @@ unsafe impl Lower for MatchArgs<'_> {
         _ty: InterfaceType,
         dst: &mut MaybeUninit<Self::Lower>,
     ) -> wasmtime::Result<()> {
-        // wasmtime passes more than 16 flat parameters through memory, so this
-        // form is not used for a call; it is the same lowering all the same.
-        let pairs = lower_lists(cx, self.lists(), self.item.alloc)?;
-        let mut flat = [ValRaw::i64(self.item.batch.now_ms as i64); 1 + 2 * (BATCH_LISTS + TABLE_LISTS)];
-        flat_pairs(&mut flat[1..], &pairs);
-        dst.write(flat);
+        // The parameter block first in the lists' block (or a `realloc` of its
+        // own, one per list), then the pointer to it as the one flat parameter.
+        let (pairs, params) = lower_lists(cx, self.lists(), self.item.alloc, MATCH_PARAMS_SIZE)?;
+        self.write_params(cx, params, &pairs)?;
+        // A 64-bit value, as wasmtime writes pointers (see `ValRaw`).
+        dst.write([ValRaw::i64(params as i64)]);
         Ok(())
     }
 
@@ -418,10 +438,24 @@ unsafe impl Lower for MatchArgs<'_> {
         _ty: InterfaceType,
         offset: usize,
     ) -> wasmtime::Result<()> {
-        let pairs = lower_lists(cx, self.lists(), self.item.alloc)?;
+        // Not used for a call (the lowered form is the pointer, above); the
+        // tuple's in-memory form all the same.
+        let (pairs, _) = lower_lists(cx, self.lists(), self.item.alloc, 0)?;
+        self.write_params(cx, offset, &pairs)
+    }
+}
+
+impl MatchArgs<'_> {
+    /// The tuple's in-memory form at `at`: the batch's record, then the table's.
+    fn write_params<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        at: usize,
+        pairs: &[(u32, u32); BATCH_LISTS + TABLE_LISTS],
+    ) -> wasmtime::Result<()> {
         let (batch, table) = pairs.split_at(BATCH_LISTS);
-        write_record(cx, offset, Some(self.item.batch.now_ms), batch)?;
-        write_record(cx, offset + MATCH_TABLE_AT, None, table)
+        write_record(cx, at, Some(self.item.batch.now_ms), batch)?;
+        write_record(cx, at + MATCH_TABLE_AT, None, table)
     }
 }
 
@@ -523,17 +557,26 @@ const MAX_STRING_BYTES: usize = (1 << 31) - 1;
 /// Allocate `lists` in the guest — one `realloc` each, one for all with
 /// [`ListAlloc::OneBlock`], or one block leased with no call at all
 /// ([`ListAlloc::Leased`]) — write their elements there, and return each
-/// list's (pointer, length).
+/// list's (pointer, length). With `head > 0` (a multiple of [`BLOCK_ALIGN`])
+/// it also allocates that many bytes for a parameter block — at the start of
+/// the one block, or by a `realloc` of its own before the lists — and returns
+/// their address (0 when `head` is 0).
 fn lower_lists<U, const N: usize>(
     cx: &mut LowerContext<'_, U>,
     lists: [ListArg<'_>; N],
     alloc: ListAlloc<'_>,
-) -> wasmtime::Result<[(u32, u32); N]> {
+    head: usize,
+) -> wasmtime::Result<([(u32, u32); N], usize)> {
     let too_large = || wasmtime::format_err!("list too large to lower");
     let utf8 = matches!(cx.options().string_encoding, StringEncoding::Utf8);
     let mut pairs = [(0u32, 0u32); N];
+    let mut head_at = 0;
     match alloc {
         ListAlloc::EachList => {
+            if head > 0 {
+                // First, as wasmtime's own lowering allocates a parameter block.
+                head_at = cx.realloc(0, 0, BLOCK_ALIGN as u32, head)?;
+            }
             for (list, pair) in lists.into_iter().zip(&mut pairs) {
                 if let ListArg::Str(s) = list
                     && !utf8
@@ -560,9 +603,10 @@ fn lower_lists<U, const N: usize>(
             if !utf8 {
                 wasmtime::bail!("the plugin declares the argument arena but does not take UTF-8 strings");
             }
-            // Lay the lists out one after the other, each at its alignment.
+            // Lay the lists out one after the other after the head, each at
+            // its alignment.
             let mut at = [0usize; N];
-            let mut end = 0usize;
+            let mut end = head;
             for (list, at) in lists.iter().zip(&mut at) {
                 let (len, size, align) = list.shape();
                 *at = end.next_multiple_of(align);
@@ -587,9 +631,12 @@ fn lower_lists<U, const N: usize>(
                 list.write(&mut block[at..at + len * size]);
                 *pair = ((base + at) as u32, len as u32);
             }
+            if head > 0 {
+                head_at = base;
+            }
         }
     }
-    Ok(pairs)
+    Ok((pairs, head_at))
 }
 
 /// `bytes` bytes at `ptr` of the guest's memory, where `realloc` (or the lease) put them.

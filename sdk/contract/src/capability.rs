@@ -31,8 +31,8 @@ pub const ARG_ARENA: &[u8] = b"switchyard:arg-arena@1";
 /// adds `size + align - 1` to `asked`; otherwise it calls `realloc`. The
 /// descriptor's address is fixed for the component (a static in its memory),
 /// so the host asks once per loaded plugin. Each `realloc` is an entry into
-/// the instance; with the lease a `prioritise` or `escalate` call makes none
-/// and `match-agents` one (its parameter block, which wasmtime allocates).
+/// the instance; with the lease a hook call makes none (the host puts
+/// `match-agents`' parameter block at the head of the same block).
 pub const ARENA_LEASE: &[u8] = b"switchyard:arena-lease@1";
 
 /// The old length of the describe request of [`ARENA_LEASE`] ("SYAL").

@@ -450,6 +450,13 @@ unsafe impl<T: Lower> Lower for FastSpied<'_, T> {
                 std::mem::size_of::<T::Lower>() / std::mem::size_of::<ValRaw>(),
             )
         };
+        if let [params] = flat {
+            // `MatchArgs`: the one flat value points to the parameters in memory.
+            let offset = params.get_u32() as usize;
+            let mut word = |at: usize| u32::from_le_bytes(*cx.get::<4>(offset + at));
+            let (rows, skills) = ((word(8), word(12)), (word(16), word(20)));
+            return self.record(cx, rows, skills);
+        }
         let pair = |i: usize| (flat[i].get_u32(), flat[i + 1].get_u32());
         self.record(cx, pair(1), pair(3))
     }
