@@ -17,7 +17,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -160,7 +162,7 @@ pub struct Plugin {
     /// block is taken by the host with no call into the plugin.
     lease: Option<ArenaLease>,
     spec: StoreSpec,
-    pool: Mutex<Vec<Live>>,
+    pool: ArrayQueue<Live>,
     stats: StatsCell,
     breaker: Breaker,
 }
@@ -290,7 +292,7 @@ impl Plugin {
                 limits: spec.limits.clone(),
                 wasi: spec.config.wasi.clone(),
             },
-            pool: Mutex::new(Vec::new()),
+            pool: ArrayQueue::new(MAX_IDLE),
             stats: StatsCell::default(),
             breaker: Breaker::new(spec.breaker),
             sandbox,
@@ -402,7 +404,7 @@ impl Plugin {
     }
 
     fn checkout(&self, hook: &'static str) -> Result<Live> {
-        if let Some(live) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+        if let Some(live) = self.pool.pop() {
             return Ok(live);
         }
         self.instantiate().map_err(|e| {
@@ -418,10 +420,8 @@ impl Plugin {
     }
 
     fn checkin(&self, live: Live) {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < MAX_IDLE {
-            pool.push(live);
-        }
+        // A full pool (`MAX_IDLE` idle already) drops this one.
+        let _ = self.pool.push(live);
     }
 
     /// Run `f` on a ready instance with the call's deadline, fuel and decision
