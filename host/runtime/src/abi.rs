@@ -181,6 +181,25 @@ fn declares(bytes: &[u8], token: &[u8]) -> bool {
     false
 }
 
+/// The plugin's memory could not take a call's arguments: where its `realloc`
+/// or its arena lease put them lies outside it, or the lease was described
+/// wrongly. Only a plugin that broke its own memory (or lies about its
+/// arena) gets this; the runtime reports it as that plugin's failure.
+#[derive(Debug)]
+pub(crate) struct ArgumentsRefused(String);
+
+impl std::fmt::Display for ArgumentsRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgumentsRefused {}
+
+fn refused(message: String) -> wasmtime::Error {
+    wasmtime::Error::new(ArgumentsRefused(message))
+}
+
 /// A loaded plugin's lease on its instances' argument arenas
 /// (`switchyard_contract::capability::ARENA_LEASE`): where the arena's
 /// descriptor lies in the plugin's memory — the same address in every instance
@@ -228,12 +247,12 @@ impl ArenaLease {
         if at == 0 {
             at = cx.realloc(0, DESCRIBE_ARENA as usize, 1, 0)?;
             if at == 0 || !at.is_multiple_of(4) {
-                wasmtime::bail!("the plugin declares the arena lease but described its arena at {at}");
+                return Err(refused(format!("it declares the arena lease but described its arena at {at}")));
             }
             self.descriptor.store(at as u32, Ordering::Relaxed);
         }
         let Some(words) = cx.as_slice_mut().get_mut(at..).and_then(|m| m.first_chunk_mut::<16>()) else {
-            wasmtime::bail!("the plugin's arena descriptor at {at} lies beyond its memory");
+            return Err(refused(format!("its arena descriptor at {at} lies beyond its memory")));
         };
         let word = |words: &[u8; 16], i: usize| {
             u32::from_le_bytes([words[4 * i], words[4 * i + 1], words[4 * i + 2], words[4 * i + 3]]) as usize
@@ -641,10 +660,9 @@ fn lower_lists<U, const N: usize>(
 
 /// `bytes` bytes at `ptr` of the guest's memory, where `realloc` (or the lease) put them.
 fn guest_slice<'m, U>(cx: &'m mut LowerContext<'_, U>, ptr: usize, bytes: usize) -> wasmtime::Result<&'m mut [u8]> {
-    cx.as_slice_mut()
-        .get_mut(ptr..)
-        .and_then(|m| m.get_mut(..bytes))
-        .ok_or_else(|| wasmtime::format_err!("the plugin's realloc returned memory out of bounds"))
+    cx.as_slice_mut().get_mut(ptr..).and_then(|m| m.get_mut(..bytes)).ok_or_else(|| {
+        refused(format!("{bytes} bytes at {ptr:#x} (from its realloc or its arena lease) lie beyond its memory"))
+    })
 }
 
 /// A primitive a column holds: its little-endian bytes are its canonical form.

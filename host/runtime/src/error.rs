@@ -101,7 +101,8 @@ pub enum Error {
         limit: String,
     },
     /// A plugin answered, but the answer breaks the contract (wrong length, NaN
-    /// score, unknown queue or skill, index out of range).
+    /// score, unknown queue or skill, index out of range); or the call could not
+    /// be made the contract's way (its memory could not take the arguments).
     #[error("plugin `{plugin}` gave an invalid answer in {hook}: {reason}")]
     InvalidAnswer {
         /// Plugin name.

@@ -18,17 +18,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-
-use crossbeam_queue::ArrayQueue;
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::ArrayQueue;
 use serde::{Deserialize, Serialize};
 use switchyard_contract::{CandidateTable, Escalation, ItemBatch, MatchResult, Priority};
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{Store, Trap};
 
 use crate::abi::{
-    ArenaLease, BatchArg, EscalationsAnswer, ListAlloc, MatchArgs, PrioritiesAnswer, declares_arena_lease,
+    ArenaLease, ArgumentsRefused, BatchArg, EscalationsAnswer, ListAlloc, MatchArgs, PrioritiesAnswer,
+    declares_arena_lease,
 };
 
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
@@ -465,6 +465,15 @@ impl Plugin {
         // a trap, reported with the import it called.
         if let Some(blocked) = error.downcast_ref::<Blocked>() {
             return Error::PluginTrap { plugin, hook, reason: blocked.to_string() };
+        }
+        // Its memory could not take the arguments: it broke its own memory or
+        // lied about its arena. Nothing was written outside it.
+        if let Some(refused) = error.downcast_ref::<ArgumentsRefused>() {
+            return Error::InvalidAnswer {
+                plugin,
+                hook,
+                reason: format!("its memory could not take the call's arguments: {refused}"),
+            };
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {

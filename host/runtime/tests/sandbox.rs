@@ -197,6 +197,46 @@ fn a_rule_that_keeps_its_arguments_sees_them_intact() {
     assert!(plugin.leased_calls() >= 22, "{} calls leased", plugin.leased_calls());
 }
 
+/// A plugin that corrupts its own argument arena — the descriptor the host
+/// leases a call's block from — fails its next call as its own failure: the
+/// host writes nothing outside the plugin's memory, the built-in rule decides,
+/// the instance is thrown away, and the call after that, on a fresh instance,
+/// is the plugin's again.
+#[test]
+fn hostile_arena_corrupting_its_lease_fails_its_next_call_only() {
+    let runtime = runtime();
+    register(&runtime, "hostile", artifacts::HOSTILE_ARENA, DepartmentConfig::new());
+    let rules = runtime.rules("hostile");
+    let plugin_answer =
+        |items: &ItemBatch| -> Vec<Priority> { items.iter().map(|item| Priority::new(item.priority() + 1)).collect() };
+
+    // The call that corrupts the arena is answered by the plugin all the same.
+    let corrupting = batch(1, 666);
+    let first = rules.prioritise(&corrupting);
+    assert!(matches!(first.source, RuleSource::Plugin { .. }), "{:?}", first.source);
+    assert_eq!(first.value, plugin_answer(&corrupting));
+
+    // The next one finds the block beyond the plugin's memory.
+    let items = batch(3, 5);
+    let second = rules.prioritise(&items);
+    assert_eq!(second.value, vec![Priority::new(5), Priority::new(1), Priority::new(1)], "built-in answer");
+    let reason = fallback_reason(&second.source);
+    assert!(
+        reason.starts_with("plugin `hostile_arena` gave an invalid answer in prioritise: its memory could not take the call's arguments:")
+            && reason.contains("beyond its memory"),
+        "{reason}"
+    );
+
+    // A fresh instance answers again.
+    let third = rules.prioritise(&items);
+    assert!(matches!(third.source, RuleSource::Plugin { .. }), "{:?}", third.source);
+    assert_eq!(third.value, plugin_answer(&items));
+
+    let stats = runtime.stats("hostile").unwrap();
+    assert_eq!((stats.calls.prioritise, stats.failures.invalid_answer, stats.failures.total()), (3, 1, 1), "{stats:?}");
+    assert_eq!(stats.instances_created, 2, "the corrupted instance was replaced once");
+}
+
 fn load_error(runtime: &Runtime, path: &str) -> Error {
     runtime.register_file("general", path, DepartmentConfig::new()).expect_err("must be refused at load")
 }
@@ -979,6 +1019,7 @@ mod every_hostile_plugin_has_a_test {
         pub(super) use super::super::{
             a_refused_plugin_does_not_replace_the_active_one as hostile_wrong_world,
             blocking_wasi_sleep_violated as hostile_block, deadline_violated as hostile_slow,
+            hostile_arena_corrupting_its_lease_fails_its_next_call_only as hostile_arena,
             hostile_garbage_answers_are_refused_with_the_broken_rule as hostile_garbage,
             hostile_huge_output_is_refused_as_too_large as hostile_huge_output,
             hostile_loop_is_interrupted_at_the_deadline as hostile_loop,
