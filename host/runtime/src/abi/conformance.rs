@@ -404,6 +404,13 @@ struct FastSpied<'s, T> {
 }
 
 impl<T> FastSpied<'_, T> {
+    /// Record the rows and skills of an `item-batch` lowered in memory at `offset`.
+    fn record_in_memory<U>(&self, cx: &mut LowerContext<'_, U>, offset: usize) -> wasmtime::Result<()> {
+        let mut word = |at: usize| u32::from_le_bytes(*cx.get::<4>(offset + at));
+        let (rows, skills) = ((word(8), word(12)), (word(16), word(20)));
+        self.record(cx, rows, skills)
+    }
+
     fn record<U>(&self, cx: &mut LowerContext<'_, U>, rows: (u32, u32), skills: (u32, u32)) -> wasmtime::Result<()> {
         *self.seen.rows_at.lock().unwrap() = rows;
         *self.seen.skills_at.lock().unwrap() = skills;
@@ -452,10 +459,7 @@ unsafe impl<T: Lower> Lower for FastSpied<'_, T> {
         };
         if let [params] = flat {
             // `MatchArgs`: the one flat value points to the parameters in memory.
-            let offset = params.get_u32() as usize;
-            let mut word = |at: usize| u32::from_le_bytes(*cx.get::<4>(offset + at));
-            let (rows, skills) = ((word(8), word(12)), (word(16), word(20)));
-            return self.record(cx, rows, skills);
+            return self.record_in_memory(cx, params.get_u32() as usize);
         }
         let pair = |i: usize| (flat[i].get_u32(), flat[i + 1].get_u32());
         self.record(cx, pair(1), pair(3))
@@ -468,9 +472,7 @@ unsafe impl<T: Lower> Lower for FastSpied<'_, T> {
         offset: usize,
     ) -> wasmtime::Result<()> {
         self.inner.linear_lower_to_memory(cx, ty, offset)?;
-        let mut word = |at: usize| u32::from_le_bytes(*cx.get::<4>(offset + at));
-        let (rows, skills) = ((word(8), word(12)), (word(16), word(20)));
-        self.record(cx, rows, skills)
+        self.record_in_memory(cx, offset)
     }
 }
 
