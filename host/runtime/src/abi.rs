@@ -20,7 +20,7 @@
 //! component built with the SDK declares that its export `realloc` is a
 //! per-call arena that never frees one list on its own
 //! (`switchyard_contract::capability`, read at load by
-//! [`declares_arg_arena`]); for it the lists of a call go into ONE allocation
+//! [`Declared`]); for it the lists of a call go into ONE allocation
 //! ([`ListAlloc::OneBlock`]), each at its alignment. Every other component
 //! gets one allocation per list ([`ListAlloc::EachList`]), as the canonical
 //! ABI has it — a wit-bindgen guest frees each list, and freeing a pointer
@@ -117,7 +117,7 @@ pub enum ListAlloc<'a> {
     EachList,
     /// One `realloc` for all of a call's lists, each at its alignment inside
     /// the block: only for components that declare the argument arena
-    /// ([`declares_arg_arena`]), which never free a list on its own. Every
+    /// ([`Declared::arg_arena`]), which never free a list on its own. Every
     /// entry into the plugin's `realloc` costs a call into wasm; `match-agents`
     /// made eleven for its lists.
     OneBlock,
@@ -139,46 +139,48 @@ impl PartialEq for ListAlloc<'_> {
 
 impl Eq for ListAlloc<'_> {}
 
-impl ListAlloc<'static> {
-    /// What a component accepts, from its bytes ([`declares_arg_arena`]); the
-    /// lease ([`declares_arena_lease`]) comes with a plugin's own [`ArenaLease`].
-    pub fn for_component(bytes: &[u8]) -> ListAlloc<'static> {
-        if declares_arg_arena(bytes) { ListAlloc::OneBlock } else { ListAlloc::EachList }
-    }
+/// What a component declares it accepts of the host beyond the canonical ABI:
+/// the tokens of its `switchyard_contract::capability::ABI_SECTION` custom
+/// sections (in any of its core modules), each on a line of its own, read in
+/// one pass over its bytes at load. The SDK's export macro emits them together
+/// with the arena itself (`cabi_export_realloc`). A component that declares
+/// them falsely can only corrupt its own memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Declared {
+    /// `ARG_ARENA`: its export `realloc` is a per-call arena that never frees
+    /// one list on its own, so a call's lists may share one block.
+    pub arg_arena: bool,
+    /// `ARENA_LEASE`, with the arena: the host may take that block from the
+    /// arena itself ([`ArenaLease`]).
+    pub arena_lease: bool,
 }
 
-/// Whether the component declares the argument arena: a custom section
-/// `switchyard_contract::capability::ABI_SECTION` (in any of its core modules)
-/// holding the token `ARG_ARENA` on a line of its own. The SDK's export macro
-/// emits it together with the arena itself (`cabi_export_realloc`). A component
-/// that declares it falsely can only corrupt its own memory.
-pub fn declares_arg_arena(bytes: &[u8]) -> bool {
-    declares(bytes, switchyard_contract::capability::ARG_ARENA)
-}
-
-/// Whether the component declares, besides the argument arena, that the host
-/// may lease a call's block from it (`ARENA_LEASE`, see [`ArenaLease`]).
-pub fn declares_arena_lease(bytes: &[u8]) -> bool {
-    declares_arg_arena(bytes) && declares(bytes, switchyard_contract::capability::ARENA_LEASE)
-}
-
-/// Whether a `switchyard:abi` custom section of the component holds `token` on
-/// a line of its own.
-fn declares(bytes: &[u8], token: &[u8]) -> bool {
-    use switchyard_contract::capability::ABI_SECTION;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(wasmparser::Payload::CustomSection(section)) if section.name() == ABI_SECTION => {
-                if section.data().split(|&b| b == b'\n').any(|line| line == token) {
-                    return true;
+impl Declared {
+    /// What `bytes` declare; nothing for bytes that do not parse (compiling
+    /// them will say why).
+    pub fn of(bytes: &[u8]) -> Declared {
+        use switchyard_contract::capability::{ABI_SECTION, ARENA_LEASE, ARG_ARENA};
+        let (mut arg_arena, mut arena_lease) = (false, false);
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            match payload {
+                Ok(wasmparser::Payload::CustomSection(section)) if section.name() == ABI_SECTION => {
+                    for line in section.data().split(|&b| b == b'\n') {
+                        arg_arena |= line == ARG_ARENA;
+                        arena_lease |= line == ARENA_LEASE;
+                    }
                 }
+                Ok(_) => {}
+                Err(_) => return Declared::default(),
             }
-            Ok(_) => {}
-            // Not parseable: compiling it will say why; assume nothing.
-            Err(_) => return false,
         }
+        Declared { arg_arena, arena_lease: arg_arena && arena_lease }
     }
-    false
+
+    /// How a call's lists are allocated without the lease: in one block with
+    /// the argument arena, else one per list.
+    pub fn list_alloc(self) -> ListAlloc<'static> {
+        if self.arg_arena { ListAlloc::OneBlock } else { ListAlloc::EachList }
+    }
 }
 
 /// The plugin's memory could not take a call's arguments: where its `realloc`
@@ -501,7 +503,7 @@ fn write_record<U>(
     let record = offset
         .checked_add(size)
         .and_then(|end| memory.get_mut(offset..end))
-        .ok_or_else(|| wasmtime::format_err!("parameters out of the plugin's memory"))?;
+        .ok_or_else(|| refused(format!("its parameter block at {offset:#x} lies beyond its memory")))?;
     if let Some(now_ms) = now_ms {
         record[..8].copy_from_slice(&now_ms.to_le_bytes());
     }

@@ -27,8 +27,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, Ty
 use wasmtime::{Store, Trap};
 
 use crate::abi::{
-    ArenaLease, ArgumentsRefused, BatchArg, EscalationsAnswer, ListAlloc, MatchArgs, PrioritiesAnswer,
-    declares_arena_lease,
+    ArenaLease, ArgumentsRefused, BatchArg, Declared, EscalationsAnswer, ListAlloc, MatchArgs, PrioritiesAnswer,
 };
 
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
@@ -267,6 +266,8 @@ impl Plugin {
             )));
         }
 
+        // What it accepts beyond the canonical ABI (one pass over its bytes).
+        let declared = Declared::of(bytes);
         let plugin = Plugin {
             name: Arc::from(spec.name),
             department: spec.department.to_owned(),
@@ -283,8 +284,8 @@ impl Plugin {
             },
             pre,
             indices,
-            alloc: ListAlloc::for_component(bytes),
-            lease: declares_arena_lease(bytes).then(ArenaLease::new),
+            alloc: declared.list_alloc(),
+            lease: declared.arena_lease.then(ArenaLease::new),
             spec: StoreSpec {
                 plugin: Arc::from(spec.name),
                 config: Arc::new(spec.config.values.clone()),

@@ -36,8 +36,8 @@ use wasmtime::component::{ComponentType, InstancePre, Lower};
 use wasmtime::{Store, ValRaw};
 
 use super::{
-    ArenaLease, BatchArg, CanonicalAbiInfo, ComponentNamedList, EscalationsAnswer, InstanceType, InterfaceType,
-    ListAlloc, LowerContext, MatchArgs, PrioritiesAnswer, declares_arena_lease,
+    ArenaLease, BatchArg, CanonicalAbiInfo, ComponentNamedList, Declared, EscalationsAnswer, InstanceType,
+    InterfaceType, ListAlloc, LowerContext, MatchArgs, PrioritiesAnswer,
 };
 use super::{ITEM_ROW, SKILL_REQ};
 use crate::contract::bindings::exports::switchyard::routing::{escalator, matcher, prioritiser};
@@ -815,12 +815,12 @@ fn sdk_plugins_and_only_they_declare_the_argument_arena() {
     ] {
         let bytes = std::fs::read(path).unwrap();
         let want = if sdk { ListAlloc::OneBlock } else { ListAlloc::EachList };
-        assert_eq!(ListAlloc::for_component(&bytes), want, "{path}");
-        assert_eq!(declares_arena_lease(&bytes), sdk, "{path}: the arena lease");
+        let declared = Declared::of(&bytes);
+        assert_eq!(declared.list_alloc(), want, "{path}");
+        assert_eq!(declared.arena_lease, sdk, "{path}: the arena lease");
     }
     // Bytes that are not a component declare nothing.
-    assert_eq!(ListAlloc::for_component(b"not wasm"), ListAlloc::EachList);
-    assert!(!declares_arena_lease(b"not wasm"));
+    assert_eq!(Declared::of(b"not wasm"), Declared::default());
 }
 
 proptest! {
